@@ -1,0 +1,1 @@
+"""Pieces every stage shares: errors, typed configuration, run directories, tool processes, metrics."""

@@ -1,0 +1,1 @@
+"""Cartesian GP over gate netlists, on DEAP, with a compiled bit-parallel evaluator."""

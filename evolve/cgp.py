@@ -1,0 +1,125 @@
+"""Cartesian GP on DEAP: the individual, its fitness, and the toolbox's ``mutate``/``evaluate``/``select``.
+
+The genome is a :class:`~evolve.netlist.Netlist` with spare (inactive) gates interleaved, so that
+``add`` mutations have somewhere to put new logic. The search is a (1+lambda) evolution strategy with
+neutral drift: the best child replaces the parent when it is at least as fit.
+
+Fitness is lexicographic, both minimised: (WCE excess over the current limit, cost). The excess is
+zero for every feasible circuit, so among feasible circuits only the cost counts; it is non-zero
+only while a WCE schedule tightens the limit below what the parent achieves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from deap import base, tools
+
+from evolve import kernels
+from evolve.evaluator import Evaluator
+from evolve.netlist import FUNCS, Netlist
+
+# Operator weights: gene, output, add, delete, merge.
+DEFAULT_OPS = (0.70, 0.03, 0.07, 0.15, 0.05)
+NOT_SIMULATED = float("inf")
+
+
+class Fitness(base.Fitness):
+    """(WCE excess over the limit, cost): both minimised, compared lexicographically."""
+
+    weights = (-1.0, -1.0)
+
+
+class Individual:
+    """A genome (gate netlist) with its DEAP fitness and what the evaluator found."""
+
+    __slots__ = ("act", "buf", "depth", "fitness", "net", "order", "wce")
+
+    def __init__(self, net: Netlist):
+        self.net = net
+        self.fitness = Fitness()
+        self.wce = -1
+        self.depth = 0
+        self.act: np.ndarray | None = None
+        self.order: np.ndarray | None = None
+        self.buf = 0
+
+    @property
+    def cost(self) -> float:
+        return self.fitness.values[1]
+
+    def clone(self) -> Individual:
+        other = Individual(self.net.copy())
+        other.fitness.values = self.fitness.values
+        other.wce, other.depth, other.act = self.wce, self.depth, self.act
+        return other
+
+
+def with_spares(net: Netlist, spare: float, rng: np.random.Generator) -> Netlist:
+    """The netlist with ``round(spare * gates)`` inactive gates inserted at random positions.
+
+    A spare gate reads addresses before it (so it is valid if activated later) and nothing reads it.
+    """
+    n_spare = round(spare * net.n_gates)
+    if n_spare <= 0:
+        return net.copy()
+    total = net.n_gates + n_spare
+    is_spare = np.zeros(total, dtype=bool)
+    is_spare[rng.choice(total, size=n_spare, replace=False)] = True
+    remap = np.arange(net.n_addr, dtype=np.int32)
+    real = np.flatnonzero(~is_spare)
+    remap[net.first:] = net.first + real
+    func = np.empty(total, dtype=np.int8)
+    in0 = np.empty(total, dtype=np.int32)
+    in1 = np.empty(total, dtype=np.int32)
+    func[real] = net.func
+    in0[real] = remap[net.in0]
+    in1[real] = remap[net.in1]
+    for k in np.flatnonzero(is_spare):
+        a = net.first + k
+        func[k] = rng.integers(0, len(FUNCS) - 1)
+        in0[k] = rng.integers(0, a)
+        in1[k] = rng.integers(0, a)
+    out = remap[net.out]
+    grown = Netlist(net.wa, net.wb, net.signed, func, in0, in1, out)
+    grown.check()
+    return grown
+
+
+@dataclass
+class Context:
+    """What ``evaluate`` needs besides the individual: one per island process."""
+
+    evaluator: Evaluator
+    weights: np.ndarray  # cost per function code
+    max_depth: int
+    limit: int = 0
+
+    def mutate(self, ind: Individual, parent: Individual, rng: np.random.Generator, cum: np.ndarray) -> int:
+        n = ind.net
+        return int(kernels.mutate(n.func, n.in0, n.in1, n.out, n.first, parent.act, rng, cum, len(FUNCS)))
+
+    def evaluate(self, ind: Individual, parent: Individual, dirty: np.ndarray) -> tuple[float, float]:
+        """Fitness of a child relative to ``parent`` (whose values fill the evaluator's cache)."""
+        n, p, ev = ind.net, parent.net, self.evaluator
+        parent_excess = parent.fitness.values[0]
+        feasible_parent = parent_excess == 0
+        cap = parent.cost if feasible_parent else np.inf
+        stop = self.limit if feasible_parent else -1
+        wce, cost, depth, act, order = kernels.assess(
+            n.func, n.in0, n.in1, n.out, p.func, p.in0, p.in1, n.first, self.weights, self.max_depth, cap,
+            ev.valid, dirty, ev.store, ev.n_chunks, ev.n_addr, ind.buf, ev.ex, ev.nb, ev.signed,
+            stop if stop >= 0 else (1 << 62))
+        ind.act, ind.order, ind.depth = act, order, depth
+        if wce < 0:  # not simulated: too costly or too deep, so it cannot replace the parent
+            ind.wce = -1
+            return (NOT_SIMULATED, cost)
+        ind.wce = int(wce)
+        return (float(max(0, wce - self.limit)), cost)
+
+
+def select(parent: Individual, offspring: list[Individual]) -> Individual:
+    """(1+lambda) with neutral drift: the best child if it is at least as fit as the parent."""
+    (best,) = tools.selBest(offspring, 1)
+    return best if best.fitness >= parent.fitness else parent

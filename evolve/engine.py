@@ -1,0 +1,375 @@
+"""The evolution loop: islands of (1+lambda) Cartesian GP, run in parallel, checkpointed, resumable.
+
+Each island is a (1+lambda) ES with its own random stream. Islands run *epochs* of a fixed number of
+generations through ``toolbox.map`` (a process pool when more than one job is used); between epochs
+the best circuit migrates, progress is shown, the WCE schedule advances and, every so often, a
+checkpoint is written. Because epochs are counted in generations, not seconds, a run is a
+deterministic function of its seed: a time budget only decides after how many epochs it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import signal
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from deap import base, tools
+
+from core.errors import ConfigError
+from evolve import cgp, kernels
+from evolve.evaluator import Evaluator
+from evolve.netlist import Netlist
+
+CHECKPOINT_FORMAT = "axflow-evolve-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything an island process needs to evaluate circuits; the same for every island."""
+
+    wa: int
+    wb: int
+    signed: bool
+    n_addr: int
+    weights: tuple[float, ...]  # cost per gate function code
+    max_depth: int
+    offspring: int
+    ops: tuple[float, ...]
+    samples: int
+    sample_seed: int
+
+
+@dataclass
+class Island:
+    """One island's state between epochs (picklable: it crosses process boundaries)."""
+
+    net: Netlist
+    rng_state: dict
+    fitness: tuple[float, float] = (0.0, 0.0)
+    wce: int = 0
+    best: Netlist | None = None  # lowest-cost circuit within the final limit
+    best_cost: float = math.inf
+    best_wce: int = 0
+    evaluations: int = 0
+    candidates: int = 0
+    accepted: int = 0
+    op_counts: list[int] = field(default_factory=lambda: [0] * kernels.N_OPS)
+
+
+@dataclass(frozen=True)
+class EpochJob:
+    island: Island
+    generations: int
+    limit: int  # WCE limit during this epoch
+    final_limit: int  # the run's EPS limit: what the archive accepts
+
+
+# -------------------------------------------------------------------------- worker side
+_WORKER: cgp.Context | None = None
+_WORKER_PROBLEM: Problem | None = None
+
+
+def init_worker(problem: Problem, ignore_sigint: bool = True) -> None:
+    """Build the process's evaluator once (a pool initializer); Ctrl-C is handled by the parent."""
+    global _WORKER, _WORKER_PROBLEM
+    if ignore_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _WORKER_PROBLEM == problem and _WORKER is not None:
+        return
+    ev = Evaluator(problem.wa, problem.wb, problem.signed, problem.n_addr, children=problem.offspring,
+                   samples=problem.samples, seed=problem.sample_seed)
+    _WORKER = cgp.Context(ev, np.array(problem.weights, dtype=np.float64), problem.max_depth)
+    _WORKER_PROBLEM = problem
+
+
+def run_epoch(job: EpochJob) -> Island:
+    """Run one island for ``job.generations`` generations; returns its new state."""
+    ctx, problem = _WORKER, _WORKER_PROBLEM
+    assert ctx is not None and problem is not None, "init_worker was not called"
+    isl = job.island
+    ev = ctx.evaluator
+    ctx.limit = job.limit
+    cum = np.cumsum(np.array(problem.ops, dtype=np.float64))
+    rng = np.random.default_rng()
+    rng.bit_generator.state = isl.rng_state
+
+    parent = cgp.Individual(isl.net.copy())
+    wce, act = ev.load_parent(parent.net)
+    parent.act, parent.wce = act, wce
+    cost = float(kernels.gate_cost(parent.net.func, act, ctx.weights))
+    parent.fitness.values = (float(max(0, wce - job.limit)), cost)
+    dirties = [np.zeros(ev.n_addr, dtype=np.bool_) for _ in range(problem.offspring)]
+    best, best_cost, best_wce = isl.best, isl.best_cost, isl.best_wce
+    if wce <= job.final_limit and cost < best_cost:
+        best, best_cost, best_wce = parent.net.copy(), cost, wce
+    evaluations = candidates = accepted = 0
+    op_counts = list(isl.op_counts)
+    for _ in range(job.generations):
+        offspring = []
+        for i in range(problem.offspring):
+            child = parent.clone()
+            child.buf = i + 1
+            op = ctx.mutate(child, parent, rng, cum)
+            if op >= 0:
+                op_counts[op] += 1
+            child.fitness.values = ctx.evaluate(child, parent, dirties[i])
+            evaluations += child.wce >= 0
+            offspring.append(child)
+        candidates += len(offspring)
+        chosen = cgp.select(parent, offspring)
+        if chosen is not parent:
+            ev.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)
+            parent = chosen
+            accepted += 1
+            if parent.wce <= job.final_limit and parent.cost < best_cost:
+                best, best_cost, best_wce = parent.net.copy(), parent.cost, parent.wce
+    return Island(net=parent.net, rng_state=rng.bit_generator.state, fitness=parent.fitness.values,
+                  wce=parent.wce, best=best, best_cost=best_cost, best_wce=best_wce,
+                  evaluations=isl.evaluations + evaluations, candidates=isl.candidates + candidates,
+                  accepted=isl.accepted + accepted, op_counts=op_counts)
+
+
+# -------------------------------------------------------------------------- driver side
+@dataclass
+class Schedule:
+    """The WCE limit over generations: EPS, or CircuitsDNA's exponential approach from EPS_START."""
+
+    norm: int
+    eps: float
+    eps_start: float | None = None
+    tau: float = 20000.0
+
+    def limit(self, generation: int) -> int:
+        eps = self.eps
+        if self.eps_start is not None and self.eps_start > self.eps:
+            eps = self.eps + (self.eps_start - self.eps) * math.exp(-generation / self.tau)
+        return math.floor(eps * self.norm + 1e-9)
+
+
+@dataclass
+class State:
+    """The whole search: what a checkpoint holds."""
+
+    islands: list[Island]
+    generation: int = 0
+    epoch: int = 0
+    elapsed: float = 0.0
+    logbook: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    state: State
+    best: Netlist
+    best_cost: float
+    best_wce: int
+    interrupted: bool
+    stop_reason: str
+
+
+def new_state(seed_net: Netlist, problem: Problem, islands: int, seed: int, limit: int, weights: np.ndarray,
+              final_limit: int) -> State:
+    root = np.random.SeedSequence(seed)
+    states = []
+    cost = float(kernels.gate_cost(seed_net.func, seed_net.active(), weights))
+    for child_seq in root.spawn(islands):
+        rng = np.random.default_rng(child_seq)
+        states.append(Island(net=seed_net.copy(), rng_state=rng.bit_generator.state,
+                             fitness=(0.0, cost), wce=0, best=seed_net.copy(), best_cost=cost, best_wce=0))
+    return State(states)
+
+
+def make_toolbox(problem: Problem, jobs: int) -> tuple[base.Toolbox, Callable[[], None]]:
+    """A DEAP toolbox whose ``map`` runs island epochs, in a pool of ``jobs`` processes when > 1."""
+    toolbox = base.Toolbox()
+    if jobs > 1:
+        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        pool = ctx.Pool(jobs, initializer=init_worker, initargs=(problem,))
+        toolbox.register("map", pool.map)
+
+        def close() -> None:
+            pool.terminate()
+            pool.join()
+    else:
+        init_worker(problem, ignore_sigint=False)
+        toolbox.register("map", lambda f, xs: list(map(f, xs)))
+
+        def close() -> None:
+            return None
+    toolbox.register("epoch", run_epoch)
+    return toolbox, close
+
+
+def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epoch_generations: int,
+           budget: float | None, generations: int | None, migrate_every: int,
+           checkpoint: Callable[[State], None], checkpoint_every: float,
+           progress: Callable[[State, dict], None]) -> Outcome:
+    """Run epochs until the budget or generation count is reached, or Ctrl-C.
+
+    A Ctrl-C keeps the state of the last completed epoch, writes a checkpoint and returns normally
+    with ``interrupted`` set.
+    """
+    final_limit = schedule.limit(10**12)
+    toolbox, close = make_toolbox(problem, min(jobs, len(state.islands)))
+    session_start = time.monotonic()
+    last_ckpt = session_start
+    last_epoch_time = 0.0
+    interrupted = False
+    stop_reason = ""
+    try:
+        while True:
+            if generations is not None and state.generation >= generations:
+                stop_reason = f"{generations} generations"
+                break
+            spent = time.monotonic() - session_start
+            if budget is not None and spent + last_epoch_time > budget:
+                stop_reason = f"budget of {budget:g} s"
+                break
+            gens = epoch_generations if generations is None else min(epoch_generations,
+                                                                     generations - state.generation)
+            limit = schedule.limit(state.generation)
+            t0 = time.monotonic()
+            try:
+                results = toolbox.map(toolbox.epoch, [EpochJob(isl, gens, limit, final_limit)
+                                                      for isl in state.islands])
+            except KeyboardInterrupt:
+                interrupted = True
+                stop_reason = "interrupted"
+                break
+            dt = time.monotonic() - t0
+            last_epoch_time = dt
+            before = sum(i.evaluations for i in state.islands)
+            state.islands = list(results)
+            state.generation += gens
+            state.epoch += 1
+            state.elapsed += dt
+            if migrate_every > 0 and state.epoch % migrate_every == 0:
+                _migrate(state.islands)
+            record = _record(state, limit, final_limit, (sum(i.evaluations for i in state.islands) - before) / dt)
+            state.logbook.append(record)
+            progress(state, record)
+            if time.monotonic() - last_ckpt >= checkpoint_every:
+                checkpoint(state)
+                last_ckpt = time.monotonic()
+    finally:
+        close()
+    checkpoint(state)
+    best, cost, wce = best_of(state)
+    return Outcome(state, best, cost, wce, interrupted, stop_reason)
+
+
+def _migrate(islands: list[Island]) -> None:
+    """Every island whose parent is worse than the best parent takes a copy of it."""
+    best = min(islands, key=lambda i: i.fitness)
+    for isl in islands:
+        if isl.fitness > best.fitness:
+            isl.net, isl.fitness, isl.wce = best.net.copy(), best.fitness, best.wce
+
+
+def best_of(state: State) -> tuple[Netlist, float, int]:
+    """The lowest-cost circuit within the final limit found by any island (the seed at worst)."""
+    isl = min((i for i in state.islands if i.best is not None), key=lambda i: (i.best_cost, i.best_wce))
+    assert isl.best is not None
+    return isl.best, isl.best_cost, isl.best_wce
+
+
+def _record(state: State, limit: int, final_limit: int, rate: float) -> dict:
+    parent = min(state.islands, key=lambda i: i.fitness)
+    best = min(state.islands, key=lambda i: i.best_cost)
+    return {
+        "generation": state.generation, "epoch": state.epoch, "elapsed_s": round(state.elapsed, 3),
+        "limit": limit, "final_limit": final_limit, "parent_cost": parent.fitness[1], "parent_wce": parent.wce,
+        "best_cost": best.best_cost, "best_wce": best.best_wce,
+        "evaluations": sum(i.evaluations for i in state.islands),
+        "candidates": sum(i.candidates for i in state.islands),
+        "accepted": sum(i.accepted for i in state.islands),
+        "evals_per_s": round(rate, 1),
+    }
+
+
+def logbook(state: State) -> tools.Logbook:
+    book = tools.Logbook()
+    for rec in state.logbook:
+        book.record(**rec)
+    return book
+
+
+# -------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, state: State, fingerprint: dict[str, Any]) -> None:
+    """Write the state as an .npz of arrays plus JSON metadata (no pickle: loading runs no code)."""
+    arrays: dict[str, np.ndarray] = {}
+    meta_islands = []
+    for i, isl in enumerate(state.islands):
+        for name, net in (("net", isl.net), ("best", isl.best)):
+            if net is None:
+                continue
+            for part in ("func", "in0", "in1", "out"):
+                arrays[f"i{i}_{name}_{part}"] = getattr(net, part)
+        meta_islands.append({
+            "rng_state": isl.rng_state, "fitness": list(isl.fitness), "wce": isl.wce,
+            "has_best": isl.best is not None, "best_cost": isl.best_cost, "best_wce": isl.best_wce,
+            "evaluations": isl.evaluations, "candidates": isl.candidates, "accepted": isl.accepted,
+            "op_counts": isl.op_counts,
+        })
+    ref = state.islands[0].net
+    meta = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": fingerprint,
+        "generation": state.generation, "epoch": state.epoch, "elapsed": state.elapsed,
+        "logbook": state.logbook, "islands": meta_islands, "shape": [ref.wa, ref.wb, ref.signed],
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
+    """Read a checkpoint; a corrupt one or one from a different run is a one-line error."""
+    if not path.is_file():
+        raise ConfigError(f"no checkpoint at {path}: nothing to resume")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            arrays = {k: data[k] for k in data.files if k != "meta"}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"checkpoint {path} is corrupt ({type(exc).__name__}): delete it or use "
+                          "--overwrite to start again") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path} is not an axflow evolution checkpoint")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        raise ConfigError(f"checkpoint {path} has version {meta.get('version')}; this axflow reads version "
+                          f"{CHECKPOINT_VERSION}")
+    theirs = meta.get("fingerprint", {})
+    for key in sorted(set(fingerprint) | set(theirs)):
+        if theirs.get(key) != fingerprint.get(key):
+            raise ConfigError(f"checkpoint {path} belongs to a different run: {key.upper()} is "
+                              f"{theirs.get(key)!r} there, {fingerprint.get(key)!r} here")
+    wa, wb, is_signed = meta["shape"]
+    try:
+        islands = []
+        for i, m in enumerate(meta["islands"]):
+            def net(name: str, i: int = i) -> Netlist:
+                n = Netlist(wa, wb, bool(is_signed), *(arrays[f"i{i}_{name}_{p}"]
+                                                        for p in ("func", "in0", "in1", "out")))
+                n.check()
+                return n
+
+            islands.append(Island(
+                net=net("net"), rng_state=m["rng_state"], fitness=tuple(m["fitness"]), wce=m["wce"],
+                best=net("best") if m["has_best"] else None, best_cost=m["best_cost"], best_wce=m["best_wce"],
+                evaluations=m["evaluations"], candidates=m["candidates"], accepted=m["accepted"],
+                op_counts=list(m["op_counts"])))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc})") from None
+    return State(islands, generation=meta["generation"], epoch=meta["epoch"], elapsed=meta["elapsed"],
+                 logbook=meta["logbook"])

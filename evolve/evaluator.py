@@ -1,0 +1,178 @@
+"""The evaluator: simulate netlists on every input vector (or a sample) and measure their error.
+
+Exhaustive up to 16 input bits in total (65,536 vectors for 8x8); above that a seeded random
+sample of vectors, and the WCE found is then a lower bound. Vectors are packed 64 to a machine word
+and simulated by the compiled kernels in :mod:`evolve.kernels`. The expected products come from
+:mod:`verify.golden`, the one source of expected values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evolve import kernels
+from evolve.netlist import Netlist
+from verify import golden
+
+EXHAUSTIVE_MAX_BITS = 16
+DEFAULT_SAMPLES = 1 << 16
+CHUNK_WORDS = 64
+NO_LIMIT = 1 << 62
+
+
+def _planes(values: np.ndarray, nbits: int, n_chunks: int, ch: int) -> np.ndarray:
+    """Bit planes of integer ``values`` (two's complement in ``nbits``): shape (n_chunks, nbits, ch)."""
+    v = np.asarray(values, dtype=np.int64)
+    out = np.empty((nbits, n_chunks * ch), dtype=np.uint64)
+    for k in range(nbits):
+        bits = ((v >> k) & 1).astype(np.uint8)
+        out[k] = np.packbits(bits, bitorder="little").view("<u8")
+    return np.ascontiguousarray(out.reshape(nbits, n_chunks, ch).transpose(1, 0, 2))
+
+
+@dataclass
+class Errors:
+    """Error metrics of a netlist against the exact table, all from one simulation."""
+
+    wce: int
+    mae: float
+    mse: float
+    er: float
+    mred: float
+    bias: float
+    smape: float
+    n: int  # normalisation N
+    sampled: bool
+
+    def as_report(self) -> dict[str, float | int | bool]:
+        return {
+            "wce": self.wce, "wce_pct": 100.0 * self.wce / self.n, "wce_is_bound": self.sampled,
+            "mae": self.mae, "mae_pct": 100.0 * self.mae / self.n, "er": 100.0 * self.er,
+            "mred": 100.0 * self.mred, "bias": self.bias, "nmed": 100.0 * self.mae / self.n,
+            "smape": 100.0 * self.smape, "mse": self.mse,
+        }
+
+
+def errors_of(y: np.ndarray, p: np.ndarray, n: int, sampled: bool) -> Errors:
+    """Metrics of outputs ``y`` against exact products ``p`` (both int64 values)."""
+    d = y - p
+    ad = np.abs(d)
+    nz = p != 0
+    denom = np.abs(y) + np.abs(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        smape = np.where(denom > 0, ad / np.where(denom > 0, denom, 1), 0.0)
+        mred = float(np.mean(ad[nz] / np.abs(p[nz]))) if nz.any() else 0.0
+    return Errors(wce=int(ad.max()), mae=float(ad.mean()), mse=float(np.mean(d.astype(np.float64) ** 2)),
+                  er=float(np.mean(d != 0)), mred=mred, bias=float(d.mean()), smape=float(smape.mean()),
+                  n=n, sampled=sampled)
+
+
+class Evaluator:
+    """Exhaustive (or sampled) bit-parallel evaluation of netlists of one shape.
+
+    The evaluator owns a cache of every address's bit planes for the current *parent*; children
+    are simulated incrementally against it (:meth:`check_child`) and an accepted child is folded
+    in with :meth:`commit`.
+    """
+
+    def __init__(self, wa: int, wb: int, is_signed: bool, n_addr: int, *, children: int = 1,
+                 samples: int = DEFAULT_SAMPLES, seed: int = 0, chunk_words: int = CHUNK_WORDS):
+        self.wa, self.wb, self.signed = wa, wb, is_signed
+        self.nb = wa + wb
+        self.nbc = self.nb + 2
+        self.first = 2 + wa + wb
+        self.n_addr = n_addr
+        self.norm = golden.norm(wa, wb, is_signed)
+        if wa + wb <= EXHAUSTIVE_MAX_BITS:
+            self.sampled = False
+            vectors = np.arange(1 << (wa + wb), dtype=np.int64)
+        else:
+            self.sampled = True
+            rng = np.random.default_rng(seed)
+            vectors = rng.integers(0, 1 << (wa + wb), size=samples, dtype=np.int64)
+        self.vectors = vectors
+        self.n_vectors = len(vectors)
+        a_codes, b_codes = golden.vector_codes(wa, wb, vectors)
+        self.exact = golden.values(wa, is_signed)[a_codes] * golden.values(wb, is_signed)[b_codes]
+
+        words = -(-self.n_vectors // 64)
+        self.ch = ch = min(chunk_words, words)
+        self.n_chunks = n_chunks = -(-words // ch)
+        pad = n_chunks * ch * 64 - self.n_vectors
+        # padding lanes repeat vector 0: they never change a maximum
+        a_pad = np.concatenate([a_codes, np.repeat(a_codes[:1], pad)])
+        b_pad = np.concatenate([b_codes, np.repeat(b_codes[:1], pad)])
+        self.exact_padded = np.concatenate([self.exact, np.repeat(self.exact[:1], pad)])
+        self.children = children
+        self.store = np.zeros(((1 + children) * n_chunks * n_addr, ch), dtype=np.uint64)
+        parent = self.store[:n_chunks * n_addr].reshape(n_chunks, n_addr, ch)
+        parent[:, 1, :] = kernels.ALL
+        parent[:, 2:2 + wa, :] = _planes(a_pad, wa, n_chunks, ch)
+        parent[:, 2 + wa:self.first, :] = _planes(b_pad, wb, n_chunks, ch)
+        self.ex = self._offset(self.exact_padded)
+        self.valid = np.zeros(n_addr, dtype=np.bool_)
+        self.valid[:self.first] = True
+        self._no_dirty = np.zeros(n_addr, dtype=np.bool_)
+
+    def _offset(self, values: np.ndarray) -> np.ndarray:
+        """Planes of values in ``nbc``-bit offset binary (two's complement with the sign bit flipped)."""
+        planes = _planes(values, self.nbc, self.n_chunks, self.ch)
+        planes[:, self.nbc - 1, :] = ~planes[:, self.nbc - 1, :]
+        return planes
+
+    # -------------------------------------------------------------- parent
+    def load_parent(self, net: Netlist) -> tuple[int, np.ndarray]:
+        """Simulate ``net`` from scratch into the parent cache; returns its exact WCE and active mask."""
+        act = kernels.active_mask(net.func, net.in0, net.in1, net.out, net.first)
+        kernels.simulate_full(net.func, net.in0, net.in1, act, net.first, self.store, self.n_chunks,
+                              self.n_addr)
+        self.valid[:] = False
+        self.valid[:self.first] = True
+        self.valid[self.first:][act] = True
+        order = np.flatnonzero(act).astype(np.int32)
+        wce = kernels.evaluate(net.func, net.in0, net.in1, net.out, net.first, order, self._no_dirty,
+                               self.store, self.n_chunks, self.n_addr, 0, self.ex, self.nb, self.signed,
+                               NO_LIMIT)
+        return int(wce), act
+
+    # -------------------------------------------------------------- children
+    def check_child(self, child: Netlist, changed: np.ndarray, act: np.ndarray, buf: int,
+                    dirty: np.ndarray, stop_above: int = -1) -> tuple[int, np.ndarray]:
+        """Simulate ``child`` incrementally against the parent cache, into scratch buffer ``buf``.
+
+        ``changed[k]``: gate k's genes differ from the parent's. Returns (wce, order): the WCE is
+        exact unless it exceeds ``stop_above`` (>= 0), where simulation stops early and a partial
+        maximum above the limit comes back. ``order`` (the active gates) and ``dirty`` are what
+        :meth:`commit` needs.
+        """
+        order = kernels.mark_dirty(child.func, child.in0, child.in1, child.first, act, changed, self.valid,
+                                   dirty)
+        result = kernels.evaluate(child.func, child.in0, child.in1, child.out, child.first, order, dirty,
+                                  self.store, self.n_chunks, self.n_addr, buf, self.ex, self.nb, self.signed,
+                                  stop_above if stop_above >= 0 else NO_LIMIT)
+        return int(result), order
+
+    def commit(self, order: np.ndarray, dirty: np.ndarray, buf: int, act: np.ndarray) -> None:
+        """Make the child simulated into buffer ``buf`` the parent of the cache."""
+        kernels.commit(order, self.first, dirty, self.store, self.n_chunks, self.n_addr, buf)
+        self.valid[self.first:] = act
+
+    # -------------------------------------------------------------- whole netlists
+    def outputs(self, net: Netlist) -> np.ndarray:
+        """Output values (decoded, int64) of ``net`` on the evaluator's vectors; leaves the cache alone."""
+        st = self.store[:self.n_chunks * self.n_addr].copy()
+        act = kernels.active_mask(net.func, net.in0, net.in1, net.out, net.first)
+        kernels.simulate_full(net.func, net.in0, net.in1, act, net.first, st, self.n_chunks, self.n_addr)
+        codes = kernels.output_codes(net.out, st, self.n_chunks, self.n_addr, self.nb, self.n_vectors)
+        return golden.decode(codes, self.nb, self.signed)
+
+    def errors(self, net: Netlist) -> Errors:
+        return errors_of(self.outputs(net), self.exact, self.norm, self.sampled)
+
+    def lut(self, net: Netlist) -> np.ndarray:
+        """The product table ``lut[a_code, b_code]`` (int32); exhaustive evaluators only."""
+        if self.sampled:
+            raise ValueError("a product table needs exhaustive evaluation")
+        return self.outputs(net).reshape(1 << self.wa, 1 << self.wb).astype(np.int32)

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""axflow: an open flow for approximate arithmetic hardware.
+
+One subcommand per stage. Each stage's ``cli`` module declares its options and runs it; only this
+file turns the project's exceptions into exit codes, so a user mistake is one line on stderr and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from core.errors import FlowError, ToolError
+
+# name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "rtl": ("rtl_gen.cli", "generate an exact multiplier as Verilog (Amaranth)"),
+    "evolve": ("evolve.cli", "evolve an approximate multiplier under a worst-case-error limit, "
+                             "then verify and characterise it"),
+    "sweep": ("evolve.sweep", "evolve over a grid of EPS values and plot cost and error against EPS"),
+    "verify": ("verify.cli", "re-verify a run directory: simulate its shipped Verilog against its tables"),
+    "ppa": ("ppa.cli", "area, delay and power of a Verilog design on a technology"),
+    "bench": ("evolve.bench", "benchmarks: evaluation speed and search quality, side by side"),
+}
+
+
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flow.py", description=__doc__.splitlines()[0],
+        epilog="Run 'flow.py COMMAND --help' for a command's options.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(argv)
+    try:
+        return int(importlib.import_module(COMMANDS[args.command][0]).main(args) or 0)
+    except FlowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if isinstance(err, ToolError) and os.environ.get("AXFLOW_VERBOSE"):
+            print(err.details(), file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Power, performance and area: Yosys for synthesis and mapping, OpenSTA for timing and power."""

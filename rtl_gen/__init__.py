@@ -1,0 +1,1 @@
+"""RTL generators (Amaranth components) and their Verilog output."""

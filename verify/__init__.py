@@ -1,0 +1,1 @@
+"""Verification: goldenbrick tables, simulation of shipped Verilog, formal equivalence."""
