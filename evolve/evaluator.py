@@ -78,14 +78,20 @@ class Evaluator:
     """
 
     def __init__(self, wa: int, wb: int, is_signed: bool, n_addr: int, *, children: int = 1,
-                 samples: int = DEFAULT_SAMPLES, seed: int = 0, chunk_words: int = CHUNK_WORDS):
+                 samples: int = DEFAULT_SAMPLES, seed: int = 0, chunk_words: int = CHUNK_WORDS,
+                 vectors: np.ndarray | None = None):
+        """Vectors: all of them up to 16 input bits, else ``samples`` drawn with ``seed``; or exactly
+        the ``vectors`` given (numbered ``(a << wb) | b``)."""
         self.wa, self.wb, self.signed = wa, wb, is_signed
         self.nb = wa + wb
         self.nbc = self.nb + 2
         self.first = 2 + wa + wb
         self.n_addr = n_addr
         self.norm = golden.norm(wa, wb, is_signed)
-        if wa + wb <= EXHAUSTIVE_MAX_BITS:
+        if vectors is not None:
+            vectors = np.asarray(vectors, dtype=np.int64)
+            self.sampled = len(np.unique(vectors)) < (1 << (wa + wb))
+        elif wa + wb <= EXHAUSTIVE_MAX_BITS:
             self.sampled = False
             vectors = np.arange(1 << (wa + wb), dtype=np.int64)
         else:

@@ -60,6 +60,31 @@ write_verilog -noattr {_q(out_verilog)}
     return run(run_dir, script, step=step)
 
 
+def read_gates(run_dir: RunDir, source: Path, out_json: Path, out_verilog: Path, *,
+               step: str = "read_seed") -> str:
+    """Read a user's gate-level Verilog as fine-grained gate cells without optimising it; returns its top.
+
+    Nothing is simplified, so a combinational loop or an undriven output survives for the netlist
+    reader to report.
+    """
+    script = f"""read_verilog -sv {_q(source)}
+hierarchy -auto-top
+proc
+flatten
+techmap
+opt_clean
+write_json {_q(out_json)}
+write_verilog -noattr {_q(out_verilog)}
+"""
+    run(run_dir, script, step=step)
+    data = json.loads(out_json.read_text())
+    tops = [name for name, mod in data.get("modules", {}).items() if str(mod.get("attributes", {}).get("top", "0"))
+            .strip("0") != ""]
+    if len(tops) != 1:
+        raise ConfigError(f"{source} must define exactly one top module, not {len(tops)}")
+    return tops[0]
+
+
 @dataclass(frozen=True)
 class Mapped:
     """A design mapped onto a technology's cells."""

@@ -1,0 +1,489 @@
+"""The ``evolve`` job: exact RTL -> gate seed -> evolution -> export -> verification -> PPA -> reports.
+
+Steps, each with a numbered log in ``runs/<design>/<tag>/logs``:
+
+1. RTL of the exact multiplier (Amaranth) and its synthesis to generic gates (Yosys): the seed.
+2. Formal equivalence of the RTL and the seed.
+3. The exact multiplier synthesised straight from its RTL onto the technology: the reference of every ratio.
+4. Evolution (Cartesian GP, :mod:`evolve.engine`) under the hard WCE limit, minimising area.
+5. Export of the best circuit: ``approx.v`` (generic gates), ``approx_<tech>.v`` (cells), ``lut.npy``/``lut.csv``.
+6. Verification by simulation of the shipped Verilog (cocotb + Icarus): exact RTL, seed, exact mapped,
+   evolved and evolved mapped, each against its expected table; formal equivalence of the evolved
+   netlist and its mapped cells.
+7. Delay and power (OpenSTA) of the exact and the evolved mapped netlists, with switching activity
+   measured from a gate-level simulation under the operand distribution.
+8. ``report.json``, ``report.md``, ``evolution.csv``, ``evolution.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import config as cfgmod
+from core import tools
+from core.config import check_range, option
+from core.errors import ConfigError, VerificationError, must
+from core.run import RunDir, git_revision
+from evolve import cgp, engine
+from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator
+from evolve.netlist import FUNCS, Netlist
+from ppa import activity, sta, yosys
+from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
+from verify import formal, golden, sim
+
+ROOT = Path(__file__).resolve().parent.parent
+LUT_MAX_BITS = 20  # a product table of 2**20 entries is 4 MB; wider designs ship no lut.npy
+VERIFY_SAMPLES = 1 << 16
+# Settings that define the search: a checkpoint only resumes a run with the same values.
+FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
+               "migrate", "spare", "samples", "allow_slower", "seed_netlist_sha256")
+RESUMABLE = ("budget", "generations", "jobs", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    """Settings of one evolution run."""
+
+    eps: float = option(0.005, help="WCE limit as a fraction of N (N = 2^(wa+wb-2) signed, 2^(wa+wb) unsigned)")
+    bits: int = option(8, help="operand width of a (and of b unless --bits-b is given)")
+    bits_b: int | None = option(None, help="operand width of b (default: --bits)")
+    signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
+    seed: int = option(1, help="random seed: a run is a deterministic function of it")
+    budget: float = option(600.0, unit="s", help="wall-clock time for evolution; 0 for none (then set --generations)")
+    generations: int | None = option(None, help="stop after this many generations")
+    tech: str = option("osu018", help="technology: built-in name, Liberty file, directory or TOML description")
+    cost: str = option("area", choices=("area", "transistors"),
+                       help="objective: cell area of the active gates, or CircuitsDNA transistor counts")
+    eps_start: float | None = option(None, help="start of a WCE schedule decaying exponentially to EPS")
+    eps_tau: float = option(20000.0, unit="generations", help="time constant of the WCE schedule")
+    allow_slower: bool = option(False, help="let the result be deeper (slower) than the exact seed")
+    offspring: int = option(4, help="children per generation (the lambda of the (1+lambda) ES)")
+    islands: int = option(2, help="independent (1+lambda) populations; the best migrates between them")
+    jobs: int = option(2, help="processes evaluating islands in parallel")
+    epoch: int = option(1000, unit="generations", help="generations between migration, progress and checkpoints")
+    migrate: int = option(10, unit="epochs", help="epochs between migrations of the best circuit")
+    spare: float = option(0.1, help="inactive gates added to the seed, as a fraction of its gates")
+    samples: int = option(65536, help="input vectors sampled when wa+wb > 16 (the WCE is then a lower bound)")
+    seed_netlist: Path | None = option(None, help="start from this gate-level Verilog instead of the "
+                                       "synthesised exact multiplier (ports a, b, y)")
+    operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
+                           "(value,count or value,count_a,count_b)")
+    power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
+    clock_period: float = option(10.0, unit="ns", help="clock period at which power is reported")
+    checkpoint_every: float = option(60.0, unit="s", help="seconds between checkpoints")
+    tag: str | None = option(None, help="run name under runs/<design>/ (default: eps<EPS>-seed<SEED>)")
+    run_dir: Path | None = option(None, help="run directory (default: runs/<design>/<tag>)")
+    overwrite: bool = option(False, help="replace an existing run directory")
+    resume: bool = option(False, help="continue the run in the run directory from its checkpoint")
+
+    def __post_init__(self) -> None:
+        check_range("EPS", self.eps, 0.0, 1.0, lo_open=True, hi_open=True)
+        for name in ("bits", "bits_b"):
+            w = getattr(self, name)
+            if w is not None and not MIN_WIDTH <= w <= MAX_WIDTH:
+                raise must(name.upper(), f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", w)
+        if self.budget < 0:
+            raise must("BUDGET", ">= 0 seconds", self.budget)
+        if self.budget == 0 and self.generations is None:
+            raise ConfigError("BUDGET is 0 (no time limit), so GENERATIONS must be given")
+        if self.generations is not None and self.generations < 1:
+            raise must("GENERATIONS", ">= 1", self.generations)
+        if self.eps_start is not None:
+            check_range("EPS_START", self.eps_start, self.eps, 1.0, hi_open=True)
+        if self.eps_tau <= 0:
+            raise must("EPS_TAU", "> 0 generations", self.eps_tau)
+        for name, lo in (("offspring", 1), ("islands", 1), ("jobs", 1), ("epoch", 1), ("power_vectors", 10),
+                         ("samples", 1024)):
+            if getattr(self, name) < lo:
+                raise must(name.upper(), f">= {lo}", getattr(self, name))
+        if self.migrate < 0:
+            raise must("MIGRATE", ">= 0 epochs (0: never)", self.migrate)
+        check_range("SPARE", self.spare, 0.0, 10.0)
+        if self.clock_period <= 0:
+            raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
+        if self.checkpoint_every <= 0:
+            raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
+        if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):
+            raise must("TAG", "a directory name without '/'", self.tag)
+        if self.overwrite and self.resume:
+            raise ConfigError("OVERWRITE and RESUME cannot both be set")
+
+    @property
+    def wa(self) -> int:
+        return self.bits
+
+    @property
+    def wb(self) -> int:
+        return self.bits if self.bits_b is None else self.bits_b
+
+    @property
+    def design(self) -> str:
+        return design_name(self.wa, self.wb, self.signed)
+
+    @property
+    def default_tag(self) -> str:
+        return self.tag or f"eps{self.eps:g}-seed{self.seed}"
+
+    def directory(self) -> Path:
+        return self.run_dir or ROOT / "runs" / self.design / self.default_tag
+
+
+@dataclass
+class Context:
+    """What the steps share."""
+
+    cfg: EvolveConfig
+    run: RunDir
+    tech: Any
+    weights: np.ndarray
+    limit: int
+    norm: int
+
+
+# ------------------------------------------------------------------------------------------ entry
+def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the whole job; returns the report (also written to report.json).
+
+    ``given``: the options the user gave explicitly (used by ``--resume`` to detect a changed run).
+    """
+    import tech as techmod
+
+    path = cfg.directory()
+    if cfg.resume:
+        cfg = _resumed_config(cfg, path, given or {})
+    t = techmod.load(cfg.tech)
+    for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
+        tool.require()
+    probs = None
+    if cfg.operands != "uniform":
+        probs = activity.read_histogram(Path(cfg.operands), cfg.wa, cfg.wb, cfg.signed)
+    if cfg.seed_netlist is not None and not cfg.seed_netlist.is_file():
+        raise ConfigError(f"seed netlist {cfg.seed_netlist} does not exist")
+
+    run_dir = RunDir.create(path, overwrite=cfg.overwrite, resume=cfg.resume)
+    weights = np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float)
+    ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
+                  golden.norm(cfg.wa, cfg.wb, cfg.signed))
+    started = time.time()
+    seed_net = _rtl_and_seed(ctx)
+    _write_config(ctx)
+    outcome = _evolve(ctx, seed_net, progress)
+    report = _finish(ctx, seed_net, outcome, probs, started)
+    if not report["verification"]["passed"]:
+        raise VerificationError(f"verification failed: {report['verification']['failed'][0]} "
+                                f"(see {run_dir.path / 'report.md'})")
+    return report
+
+
+def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> EvolveConfig:
+    stored_path = path / "config.json"
+    if not stored_path.is_file():
+        raise ConfigError(f"{path} holds no config.json, so it cannot be resumed")
+    stored = json.loads(stored_path.read_text())["settings"]
+    for key, value in given.items():
+        if key in RESUMABLE or key in ("resume", "run_dir", "tag"):
+            continue
+        if key in stored and cfgmod.to_dict(replace(cfg))[key] != stored[key]:
+            raise ConfigError(f"--resume continues the run as configured: {key.upper()} is {stored[key]!r} in "
+                              f"{stored_path}, not {cfgmod.to_dict(cfg)[key]!r}")
+    merged = {**stored, **{k: cfgmod.to_dict(cfg)[k] for k in RESUMABLE if k in given},
+              "resume": True, "overwrite": False, "run_dir": str(path)}
+    return cfgmod.from_dict(EvolveConfig, {k: v for k, v in merged.items() if v is not None},
+                            source=str(stored_path))
+
+
+def _write_config(ctx: Context) -> None:
+    cfg = ctx.cfg
+    ctx.run.write_json("config.json", {
+        "command": "evolve",
+        "settings": cfgmod.to_dict(cfg),
+        "design": cfg.design, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
+        "wce_limit": ctx.limit, "norm": ctx.norm,
+        "technology": ctx.tech.describe(),
+        "tools": tools.versions() | {"python": sys.version.split()[0], **_py_versions()},
+        "git_revision": git_revision(ROOT),
+    })
+
+
+def _py_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("amaranth", "cocotb", "deap", "numba", "numpy")}
+
+
+# ------------------------------------------------------------------------------------------ steps
+def _rtl_and_seed(ctx: Context) -> Netlist:
+    cfg, run = ctx.cfg, ctx.run
+    rtl = run.path / f"{cfg.design}.v"
+    rtl.write_text(to_verilog(Multiplier(cfg.wa, cfg.wb, signed_=cfg.signed), cfg.design), encoding="utf-8")
+    seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
+    if cfg.seed_netlist is None:
+        yosys.synth_generic(run, [rtl], cfg.design, seed_json, seed_v)
+        top, source = cfg.design, "the synthesised seed"
+    else:
+        top = yosys.read_gates(run, cfg.seed_netlist, seed_json, seed_v)
+        source = f"seed netlist {cfg.seed_netlist}"
+    data = json.loads(seed_json.read_text())
+    return Netlist.from_yosys_json(data, top if cfg.seed_netlist is None else top, cfg.wa, cfg.wb, cfg.signed,
+                                   source=source)
+
+
+def _fingerprint(ctx: Context) -> dict[str, Any]:
+    cfg = cfgmod.to_dict(ctx.cfg)
+    cfg["design"] = ctx.cfg.design
+    cfg["seed_netlist_sha256"] = (hashlib.sha256(ctx.cfg.seed_netlist.read_bytes()).hexdigest()
+                                  if ctx.cfg.seed_netlist else None)
+    return {k: cfg[k] for k in FINGERPRINT}
+
+
+def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outcome:
+    cfg = ctx.cfg
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
+    genome = cgp.with_spares(seed_net, cfg.spare, rng)
+    seed_depth = seed_net.depth()
+    problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, genome.n_addr, tuple(ctx.weights),
+                             (1 << 30) if cfg.allow_slower else seed_depth, cfg.offspring, cgp.DEFAULT_OPS,
+                             cfg.samples, cfg.seed)
+    # the seed must meet the limit itself: it is where the search starts
+    ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr, samples=cfg.samples, seed=cfg.seed)
+    seed_wce, _ = ev.load_parent(seed_net)
+    if seed_wce > ctx.limit:
+        raise ConfigError(f"the seed netlist has a worst-case error of {seed_wce}, above the limit "
+                          f"{ctx.limit} = floor(EPS x N): start from an exact or more accurate netlist")
+    ckpt = ctx.run.path / "checkpoint.npz"
+    fingerprint = _fingerprint(ctx)
+    schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
+    if cfg.resume:
+        state = engine.load_checkpoint(ckpt, fingerprint)
+        if state.islands[0].net.n_addr != genome.n_addr:
+            raise ConfigError(f"checkpoint {ckpt} belongs to a different seed netlist")
+    else:
+        state = engine.new_state(genome, problem, cfg.islands, cfg.seed, ctx.limit, ctx.weights, ctx.limit)
+    bar = _Progress(cfg, ctx.limit, enabled=show_progress)
+    try:
+        outcome = engine.evolve(
+            state, problem, schedule, jobs=cfg.jobs, epoch_generations=cfg.epoch,
+            budget=cfg.budget if cfg.budget > 0 else None, generations=cfg.generations, migrate_every=cfg.migrate,
+            checkpoint=lambda s: engine.save_checkpoint(ckpt, s, fingerprint), checkpoint_every=cfg.checkpoint_every,
+            progress=bar.update)
+    finally:
+        bar.close()
+    return outcome
+
+
+class _Progress:
+    """A tqdm bar over the budget (or generations): generation, best cost, its WCE, evaluations/s."""
+
+    def __init__(self, cfg: EvolveConfig, limit: int, enabled: bool):
+        from tqdm import tqdm
+
+        self.by_time = cfg.generations is None
+        total = cfg.budget if self.by_time else cfg.generations
+        self.bar = tqdm(total=total, unit="s" if self.by_time else "gen", disable=not enabled or None,
+                        dynamic_ncols=True, desc=f"{cfg.design} eps={cfg.eps:g}")
+        self.start = time.monotonic()
+        self.cost_name = "area" if cfg.cost == "area" else "transistors"
+
+    def update(self, state: engine.State, rec: dict) -> None:
+        done = time.monotonic() - self.start if self.by_time else state.generation
+        self.bar.n = min(done, self.bar.total) if self.bar.total else done
+        self.bar.set_postfix({"gen": rec["generation"], self.cost_name: f"{rec['best_cost']:.6g}",
+                              "wce": rec["best_wce"], "limit": rec["limit"],
+                              "evals/s": f"{rec['evals_per_s']:.0f}"}, refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# ------------------------------------------------------------------------------------------ finish
+def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any, started: float) -> dict:
+    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    best = outcome.best.compact()
+    module = f"{cfg.design}_ax_{best.digest()}"
+    header = (f"{module}: approximate {cfg.wa}x{cfg.wb} {'signed' if cfg.signed else 'unsigned'} multiplier, "
+              f"generated by axflow\nEPS={cfg.eps:g} (WCE limit {ctx.limit}), seed {cfg.seed}, "
+              f"{outcome.state.generation} generations\nports: a[{cfg.wa - 1}:0], b[{cfg.wb - 1}:0], "
+              f"y[{cfg.wa + cfg.wb - 1}:0] = a*b approximately; latency 0 (combinational)")
+    approx_v = run.write_text("approx.v", best.to_verilog(module, header))
+    run.write_text("approx.blif", best.to_blif(module))
+    run.write_json("approx.json", best.to_json())
+    rtl = run.path / f"{cfg.design}.v"
+
+    # the evolution model's view of the result, and the exact reference on the same vectors
+    ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr, samples=cfg.samples, seed=cfg.seed)
+    errors = ev.errors(best)
+    if errors.wce > ctx.limit:  # the archive only keeps feasible circuits: this is a bug, not a user error
+        raise VerificationError(f"the evolved circuit has WCE {errors.wce} above the limit {ctx.limit}")
+    lut = None
+    if cfg.wa + cfg.wb <= LUT_MAX_BITS:
+        full = ev if not ev.sampled else Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
+                                                   vectors=np.arange(1 << (cfg.wa + cfg.wb)))
+        lut = full.outputs(best).reshape(1 << cfg.wa, 1 << cfg.wb).astype(np.int32)
+        np.save(run.path / "lut.npy", lut)
+        _write_lut_csv(run.path / "lut.csv", lut, cfg.wa, cfg.wb, cfg.signed)
+
+    # mapping onto the technology, exact (straight from RTL) and evolved
+    exact_map = yosys.map_to_cells(run, [rtl], cfg.design, t, run.path / f"exact_{t.name}.v", step="map_exact")
+    approx_map = yosys.map_to_cells(run, [approx_v], module, t, run.path / f"approx_{t.name}.v",
+                                    step="map_approx")
+
+    verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut)
+    ppa = _ppa(ctx, exact_map, approx_map, module, best, lut, probs)
+
+    seed_tr = seed_net.cost({f: float(t.transistors(f)) for f in FUNCS})
+    best_tr = best.cost({f: float(t.transistors(f)) for f in FUNCS})
+    state = outcome.state
+    evaluations = sum(i.evaluations for i in state.islands)
+    candidates = sum(i.candidates for i in state.islands)
+    ops = np.sum([i.op_counts for i in state.islands], axis=0)
+    report: dict[str, Any] = {
+        "design": cfg.design, "module": module, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
+        "eps": cfg.eps, "norm": ctx.norm, "wce_limit": ctx.limit, "tech": t.name, "cost_objective": cfg.cost,
+        **errors.as_report(),
+        "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
+        "gate_area": best.cost({f: t.gate_area(f) for f in FUNCS}),
+        "transistors": int(best_tr), "transistor_ratio": best_tr / seed_tr,
+        "cells": approx_map.n_cells, "gates": best.n_gates, "depth": best.depth(),
+        **ppa["approx"],
+        "delay_ratio": ppa["approx"]["delay_ns"] / ppa["exact"]["delay_ns"],
+        "power_ratio": ppa["approx"]["power_w"] / ppa["exact"]["power_w"],
+        "clock_period_ns": cfg.clock_period,
+        "exact": {"area": exact_map.area, "cells": exact_map.n_cells, "transistors": int(seed_tr),
+                  "gates": seed_net.n_gates, "depth": seed_net.depth(), **ppa["exact"]},
+        "verification": verification,
+        "generations": state.generation, "evaluations": evaluations, "candidates": candidates,
+        "evals_per_s": evaluations / state.elapsed if state.elapsed else 0.0,
+        "runtime_s": state.elapsed, "total_runtime_s": time.time() - started,
+        "islands": cfg.islands, "interrupted": outcome.interrupted, "stop_reason": outcome.stop_reason,
+        "operators": {name: int(n) for name, n in zip(("gene", "output", "add", "delete", "merge"), ops)},
+        "operands": cfg.operands, "power_vectors": cfg.power_vectors,
+        "lut": "lut.npy" if lut is not None else None,
+    }
+    from evolve import report as rep
+
+    run.write_json("report.json", report)
+    rep.write_evolution_csv(run.path / "evolution.csv", state.logbook)
+    rep.plot_evolution(run.path / "evolution.png", state.logbook, report)
+    run.write_text("report.md", rep.markdown(report))
+    return report
+
+
+def _write_lut_csv(path: Path, lut: np.ndarray, wa: int, wb: int, is_signed: bool) -> None:
+    va, vb = golden.values(wa, is_signed), golden.values(wb, is_signed)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "y"])
+        for i in range(lut.shape[0]):
+            w.writerows(zip([int(va[i])] * lut.shape[1], vb.tolist(), lut[i].tolist()))
+    tmp.replace(path)
+
+
+def _vectors(ctx: Context) -> tuple[np.ndarray, np.ndarray, bool]:
+    cfg = ctx.cfg
+    if cfg.wa + cfg.wb <= EXHAUSTIVE_MAX_BITS:
+        a, b = golden.vector_codes(cfg.wa, cfg.wb)
+        return a, b, False
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xBE7C]))
+    v = rng.integers(0, 1 << (cfg.wa + cfg.wb), size=VERIFY_SAMPLES, dtype=np.int64)
+    a, b = golden.vector_codes(cfg.wa, cfg.wb, v)
+    return a, b, True
+
+
+def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: str, approx_v: Path,
+            exact_map: yosys.Mapped, approx_map: yosys.Mapped, lut: np.ndarray | None) -> dict[str, Any]:
+    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    nb = cfg.wa + cfg.wb
+    a, b, sampled = _vectors(ctx)
+    exact_codes = golden.encode(golden.values(cfg.wa, cfg.signed)[a] * golden.values(cfg.wb, cfg.signed)[b], nb)
+    if lut is not None:
+        model_codes = golden.encode(lut[a, b].astype(np.int64), nb)
+    else:
+        model_codes = golden.encode(Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
+                                              vectors=(a << cfg.wb) | b).outputs(best), nb)
+    vec_dir = run.path / "sim_build"
+    vec_dir.mkdir(exist_ok=True)
+    np.savez(vec_dir / "exact_vectors.npz", a=a, b=b, expected=exact_codes)
+    np.savez(vec_dir / "approx_vectors.npz", a=a, b=b, expected=model_codes)
+    benches = [
+        ("exact_rtl", [rtl], cfg.design, "exact", 0),
+        ("seed_gates", [run.path / "seed.v"], None, "exact", 0 if cfg.seed_netlist is None else ctx.limit),
+        ("exact_mapped", [exact_map.verilog, *t.verilog], cfg.design, "exact", 0),
+        ("approx_gates", [approx_v], module, "approx", ctx.limit),
+        ("approx_mapped", [approx_map.verilog, *t.verilog], module, "approx", ctx.limit),
+    ]
+    results: dict[str, Any] = {}
+    for name, sources, top, table, wce_limit in benches:
+        if name == "seed_gates" and cfg.seed_netlist is not None:
+            continue  # a user's seed is checked through the evolution model, not against the exact table
+        res = sim.run_bench(run, name=name, sources=sources, toplevel=top or cfg.design,
+                            test_module="verify.tb_multiplier", seed=cfg.seed,
+                            config={"vectors": str(vec_dir / f"{table}_vectors.npz"), "wa": cfg.wa, "wb": cfg.wb,
+                                    "signed": cfg.signed, "wce_limit": wce_limit,
+                                    "out": str(vec_dir / f"{name}_out.npy")})
+        results[name] = {**res.as_report(), "expected": "goldenbrick" if table == "exact" else "evolution model",
+                         "sources": [s.name for s in sources]}
+    if cfg.seed_netlist is None:
+        eq = formal.equivalent(run, [rtl], cfg.design, [run.path / "seed.v"], cfg.design, step="formal_seed")
+        results["formal_rtl_vs_seed"] = eq.as_report()
+    eq2 = formal.equivalent(run, [approx_v], module, [approx_map.verilog], module, step="formal_mapping",
+                            gate_liberty=t.liberty)
+    results["formal_approx_vs_mapped"] = eq2.as_report()
+    failed = [name for name, r in results.items() if not (r.get("passed") or r.get("proven"))]
+    return {"passed": not failed, "failed": failed, "vectors": len(a), "exhaustive": not sampled,
+            "benches": results}
+
+
+def _ppa(ctx: Context, exact_map: yosys.Mapped, approx_map: yosys.Mapped, module: str, best: Netlist,
+         lut: np.ndarray | None, probs: Any) -> dict[str, dict[str, float]]:
+    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
+    a, b = activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
+    nb = cfg.wa + cfg.wb
+    period_ps = int(round(cfg.clock_period * 1000))
+    out = {}
+    exact_codes = golden.encode(golden.values(cfg.wa, cfg.signed)[a] * golden.values(cfg.wb, cfg.signed)[b], nb)
+    if lut is not None:
+        model_codes = golden.encode(lut[a, b].astype(np.int64), nb)
+    else:
+        model_codes = golden.encode(Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
+                                              vectors=(a << cfg.wb) | b).outputs(best), nb)
+    for name, mapped, top, codes in (("exact", exact_map, cfg.design, exact_codes),
+                                     ("approx", approx_map, module, model_codes)):
+        bench_dir = run.path / "sim_build" / f"power_{name}"
+        bench_dir.mkdir(parents=True, exist_ok=True)
+        vcd = bench_dir / "activity.vcd"
+        wrapper = bench_dir / "vcd_top.v"
+        wrapper.write_text(activity.vcd_wrapper(top, cfg.wa, cfg.wb, vcd), encoding="utf-8")
+        np.savez(bench_dir / "power_vectors.npz", a=a, b=b, expected=codes)
+        res = sim.run_bench(run, name=f"power_{name}", sources=[wrapper, mapped.verilog, *t.verilog],
+                            toplevel="axf_vcd_top", test_module="verify.tb_multiplier", seed=cfg.seed,
+                            config={"vectors": str(bench_dir / "power_vectors.npz"), "wa": cfg.wa, "wb": cfg.wb,
+                                    "signed": cfg.signed, "wce_limit": None, "period_ps": period_ps,
+                                    "out": str(bench_dir / "power_out.npy")},
+                            build_args=("-gspecify",), vcd=True)
+        if not res.passed:
+            raise VerificationError(f"timing simulation of the {name} netlist at {cfg.clock_period:g} ns does not "
+                                    f"reproduce its table: {res.messages[0] if res.messages else 'see log'}")
+        act = activity.measure(vcd, "axf_vcd_top.dut", cfg.power_vectors, period_ps)
+        ports = {k: v for k, v in act.items() if k.startswith(("a[", "b["))}
+        r = sta.analyse(run, mapped.verilog, top, t, clock_period_ns=cfg.clock_period, activity=act,
+                        input_activity=ports, step=f"sta_{name}")
+        vcd.unlink()  # large; the per-net activity it gave is kept in activity.json
+        (bench_dir / "activity.json").write_text(json.dumps(act), encoding="utf-8")
+        out[name] = {"delay_ns": r.delay_ns, "power_w": r.power_w, "power_dynamic_w": r.power_dynamic_w,
+                     "power_leakage_w": r.power_leakage_w, "power_vectorless_w": r.power_vectorless_w,
+                     "energy_pj": r.energy_pj}
+        if not math.isfinite(r.power_w or math.nan):
+            raise VerificationError(f"OpenSTA reported no power for the {name} netlist")
+    return out

@@ -1,0 +1,113 @@
+"""Human-readable views of an evolution run: report.md, evolution.csv and evolution.png.
+
+Every figure comes from ``report.json`` (itself measured by the flow); units and directions come
+from the metric registry in :mod:`core.metrics`.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from core import metrics
+
+ERROR_KEYS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape")
+COST_KEYS = ("area", "area_ratio", "transistors", "transistor_ratio", "cells", "gates", "depth", "delay_ns",
+             "delay_ratio", "power_w", "power_ratio", "energy_pj")
+SEARCH_KEYS = ("generations", "evaluations", "evals_per_s", "runtime_s")
+
+
+def write_evolution_csv(path: Path, logbook: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        if logbook:
+            w = csv.DictWriter(f, fieldnames=list(logbook[0]))
+            w.writeheader()
+            w.writerows(logbook)
+    tmp.replace(path)
+
+
+def plot_evolution(path: Path, logbook: list[dict[str, Any]], report: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if logbook:
+        gens = [r["generation"] for r in logbook]
+        ax.plot(gens, [r["best_cost"] for r in logbook], label=f"best {report['cost_objective']}", color="C0")
+        ax.plot(gens, [r["parent_cost"] for r in logbook], label="parent", color="C0", alpha=0.35, lw=0.8)
+        ax2 = ax.twinx()
+        ax2.plot(gens, [r["limit"] for r in logbook], color="C3", ls="--", lw=1, label="WCE limit")
+        ax2.plot(gens, [r["best_wce"] for r in logbook], color="C3", lw=0.8, alpha=0.6, label="WCE of best")
+        ax2.set_ylabel("worst-case error")
+        ax2.set_ylim(bottom=0)
+        lines = ax.get_lines() + ax2.get_lines()
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=8)
+    unit = "um^2 of gates" if report["cost_objective"] == "area" else "transistors"
+    ax.set_xlabel("generation")
+    ax.set_ylabel(f"cost ({unit})")
+    ax.set_title(f"{report['design']} EPS={report['eps']:g} on {report['tech']}: area ratio "
+                 f"{report['area_ratio']:.3f}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _row(key: str, value: Any, exact: Any = None) -> str:
+    m = metrics.get(key)
+    unit = f" {m.unit}" if m.unit else ""
+    ex = f" | {m.fmt(exact)}{unit}" if exact is not None else " | "
+    return f"| {key} | {m.fmt(value)}{unit}{ex} | {m.description.replace('|', chr(92) + '|')} |"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    ex = r["exact"]
+    v = r["verification"]
+    lines = [
+        f"# {r['module']}",
+        "",
+        f"Approximate {r['wa']}x{r['wb']} {'signed' if r['signed'] else 'unsigned'} multiplier evolved by axflow "
+        f"under EPS = {r['eps']:g} (WCE limit {r['wce_limit']} = floor(EPS x N), N = {r['norm']}) on "
+        f"{r['tech']}, minimising {r['cost_objective']}.",
+        "",
+        f"**Verification: {'PASSED' if v['passed'] else 'FAILED: ' + ', '.join(v['failed'])}** "
+        f"({v['vectors']:,} vectors, {'exhaustive' if v['exhaustive'] else 'random sample'}).",
+        "",
+    ]
+    if r.get("interrupted"):
+        lines += ["**The evolution was interrupted**: this is the best circuit found so far; "
+                  "continue it with `--resume`.", ""]
+    lines += ["## Error", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
+    lines += [_row(k, r[k]) for k in ERROR_KEYS]
+    if r.get("wce_is_bound"):
+        lines += ["", "Inputs were sampled: the WCE is a lower bound."]
+    lines += ["", "## Cost (evolved | exact, same flow)", "", "| metric | evolved | exact | meaning |",
+              "| --- | --- | --- | --- |"]
+    exact_of = {"area": ex["area"], "transistors": ex["transistors"], "cells": ex["cells"], "gates": ex["gates"],
+                "depth": ex["depth"], "delay_ns": ex["delay_ns"], "power_w": ex["power_w"],
+                "energy_pj": ex["energy_pj"]}
+    lines += [_row(k, r[k], exact_of.get(k)) for k in COST_KEYS]
+    lines += ["", f"Power at a {r['clock_period_ns']:g} ns clock with switching activity measured from a timing "
+              f"simulation of {r['power_vectors']:,} operand pairs ({r['operands']}); OpenSTA's vectorless "
+              f"estimate from the same input activities: {r['power_vectorless_w']:.4g} W "
+              f"(exact {ex['power_vectorless_w']:.4g} W).", ""]
+    lines += ["## Verification", "", "| check | result | vectors | mismatches | WCE | expected |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for name, b in v["benches"].items():
+        if "proven" in b:
+            lines.append(f"| {name} | {'proven' if b['proven'] else 'NOT PROVEN'} | formal | | | {b['method']} |")
+        else:
+            lines.append(f"| {name} | {'pass' if b['passed'] else 'FAIL'} | {b.get('vectors', '-')} | "
+                         f"{b.get('mismatches', '-')} | {b.get('wce', '-')} | {b['expected']} |")
+    lines += ["", "## Search", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
+    lines += [_row(k, r[k]) for k in SEARCH_KEYS]
+    lines += ["", f"Stopped by: {r['stop_reason']}. Mutations applied: "
+              + ", ".join(f"{k} {n:,}" for k, n in r["operators"].items()) + ".", "",
+              "Files: `approx.v` (generic gates), `approx_" + r["tech"] + ".v` (cells), "
+              + ("`lut.npy` / `lut.csv` (product table), " if r.get("lut") else "")
+              + "`evolution.csv`, `evolution.png`, `config.json`, `COMMANDS`, `logs/`.", ""]
+    return "\n".join(lines)

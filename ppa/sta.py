@@ -1,0 +1,140 @@
+"""OpenSTA: critical-path delay and total power of a mapped netlist.
+
+Exposes :func:`available`, :func:`version` and :func:`run`, plus :func:`analyse`.
+
+Power uses switching activity *measured* per net (from the VCD of a gate-level simulation, see
+:mod:`ppa.activity`). The Debian OpenSTA (2019) cannot read a VCD, and it re-derives the activity of
+every internal pin by probabilistic propagation from the primary inputs, overwriting activities set
+on internal pins (``set_power_activity -pins`` also has a Tcl bug there). Propagation assumes
+independent inputs, which reconvergent fan-out in a multiplier violates. So the flow asks OpenSTA
+for each instance's power at unit activity (``set_power_activity -global -activity 1``: one
+transition per clock period on every pin), whose dynamic part is linear in the activity, and scales it
+by the measured activity of the net the instance drives:
+
+    P = sum_i  alpha_i * (P_internal,i + P_switching,i)|alpha=1  +  P_leakage,i
+
+OpenSTA's own vectorless estimate (measured activities on the input ports, ``set_power_activity
+-input_ports``, propagated by OpenSTA) is reported next to it as ``power_vectorless_w``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import tools
+from core.errors import ConfigError, ToolError
+from core.run import RunDir
+from tech import Technology
+
+_UNITS = {"1ps": 1e-3, "10ps": 1e-2, "100ps": 0.1, "1ns": 1.0, "10ns": 10.0, "1us": 1e3}
+
+
+def available() -> bool:
+    return tools.STA.available()
+
+
+def version() -> str:
+    return tools.STA.version()
+
+
+def run(run_dir: RunDir, script: str, *, step: str) -> Path:
+    """Run an OpenSTA Tcl script (kept next to the logs); returns the log path."""
+    exe = tools.STA.require()
+    path = run_dir.logs / f"{step}.tcl"
+    path.write_text(script, encoding="utf-8")
+    return run_dir.run("OpenSTA", [exe, "-no_splash", "-exit", str(path.resolve())], step=step)
+
+
+@dataclass(frozen=True)
+class StaResult:
+    delay_ns: float
+    clock_period_ns: float
+    power_w: float | None = None
+    power_dynamic_w: float | None = None
+    power_leakage_w: float | None = None
+    power_vectorless_w: float | None = None
+    instances: dict[str, tuple[str, float, float, float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def energy_pj(self) -> float | None:
+        """Energy per operation: one operation per clock period."""
+        return None if self.power_w is None else self.power_w * self.clock_period_ns * 1e3
+
+
+def _tcl_word(text: str) -> str:
+    if not re.fullmatch(r"[\w./+-]+", text):
+        raise ConfigError(f"{text!r} cannot be passed to OpenSTA (use a path without spaces or quotes)")
+    return text
+
+
+def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock_period_ns: float,
+            activity: dict[str, tuple[float, float]] | None = None,
+            input_activity: dict[str, tuple[float, float]] | None = None,
+            input_transition_ns: float = 0.1, step: str = "sta") -> StaResult:
+    """Delay of the longest path and, with measured ``activity`` (net -> (toggles per clock period,
+    duty)), the total power at ``clock_period_ns``."""
+    scale = _UNITS.get(tech.time_unit.replace(" ", "").lower())
+    if scale is None:
+        raise ConfigError(f"Liberty time_unit {tech.time_unit!r} is not supported (choices: {', '.join(_UNITS)})")
+    period = clock_period_ns / scale
+    lines = [
+        f"read_liberty {_tcl_word(str(tech.liberty))}",
+        f"read_verilog {_tcl_word(str(Path(netlist).resolve()))}",
+        f"link_design {_tcl_word(top)}",
+        f"create_clock -name vclk -period {period}",
+        "set_input_delay 0 -clock vclk [all_inputs]",
+        "set_output_delay 0 -clock vclk [all_outputs]",
+        f"set_load {tech.default_load} [all_outputs]",
+        f"set_input_transition {input_transition_ns / scale} [all_inputs]",
+        "set axf_paths [find_timing_paths -path_delay max -group_count 1]",
+        "if {[llength $axf_paths]} { puts \"AXF_DELAY [[lindex $axf_paths 0] data_arrival_time]\" } "
+        "else { puts \"AXF_DELAY 0\" }",
+    ]
+    if activity is not None:
+        for port, (act, duty) in sorted((input_activity or {}).items()):
+            lines.append(f"set_power_activity -input_ports [get_ports {{{port}}}] -activity {act:.6g} "
+                         f"-duty {min(max(duty, 0.0), 1.0):.6g}")
+        lines += [
+            "puts \"AXF_VECTORLESS [lindex [sta::design_power [sta::cmd_corner]] 3]\"",
+            "set_power_activity -global -activity 1.0 -duty 0.5",
+            "foreach inst [get_cells *] {",
+            "  set out {}",
+            "  foreach pin [get_pins -of_objects $inst] {",
+            "    if {[get_property $pin direction] == \"output\"} {",
+            "      set net [get_nets -of_objects $pin]",
+            "      if {$net != {}} { set out [get_full_name $net] }",
+            "    }",
+            "  }",
+            "  set p [sta::instance_power $inst [sta::cmd_corner]]",
+            "  puts \"AXF_INST [get_full_name $inst] $out [lindex $p 0] [lindex $p 1] [lindex $p 2]\"",
+            "}",
+        ]
+    log = run(run_dir, "\n".join(lines) + "\n", step=step)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    m = re.search(r"^AXF_DELAY (\S+)$", text, re.M)
+    if not m:
+        raise ToolError("OpenSTA", 0, log, text.splitlines()[-10:])
+    delay_ns = float(m.group(1)) * 1e9
+    if activity is None:
+        return StaResult(delay_ns, clock_period_ns)
+    instances: dict[str, tuple[str, float, float, float]] = {}
+    dynamic = leakage = 0.0
+    unmatched = []
+    for inst, net, internal, switching, leak in re.findall(
+            r"^AXF_INST (\S+) (\S*) (\S+) (\S+) (\S+)$", text, re.M):
+        i, s, lk = float(internal), float(switching), float(leak)
+        instances[inst] = (net, i, s, lk)
+        if net and net not in activity:
+            unmatched.append(net)
+        alpha = activity.get(net, (0.0, 0.0))[0] if net else 0.0
+        dynamic += alpha * (i + s)
+        leakage += lk
+    if unmatched:
+        raise ConfigError(f"no switching activity was measured for net {unmatched[0]} "
+                          f"({len(unmatched)} nets unmatched between the VCD and the netlist)")
+    vl = re.search(r"^AXF_VECTORLESS (\S+)$", text, re.M)
+    vectorless = float(vl.group(1)) if vl else math.nan
+    return StaResult(delay_ns, clock_period_ns, dynamic + leakage, dynamic, leakage, vectorless, instances)
