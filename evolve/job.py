@@ -190,7 +190,7 @@ def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> Evo
     if not stored_path.is_file():
         raise ConfigError(f"{path} holds no config.json, so it cannot be resumed")
     stored = json.loads(stored_path.read_text())["settings"]
-    for key, value in given.items():
+    for key in given:
         if key in RESUMABLE or key in ("resume", "run_dir", "tag"):
             continue
         if key in stored and cfgmod.to_dict(replace(cfg))[key] != stored[key]:
@@ -234,7 +234,7 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
         top = yosys.read_gates(run, cfg.seed_netlist, seed_json, seed_v)
         source = f"seed netlist {cfg.seed_netlist}"
     data = json.loads(seed_json.read_text())
-    return Netlist.from_yosys_json(data, top if cfg.seed_netlist is None else top, cfg.wa, cfg.wb, cfg.signed,
+    return Netlist.from_yosys_json(data, top, cfg.wa, cfg.wb, cfg.signed,
                                    source=source)
 
 
@@ -450,7 +450,7 @@ def _ppa(ctx: Context, exact_map: yosys.Mapped, approx_map: yosys.Mapped, module
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
     a, b = activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
     nb = cfg.wa + cfg.wb
-    period_ps = int(round(cfg.clock_period * 1000))
+    period_ps = round(cfg.clock_period * 1000)
     out = {}
     exact_codes = golden.encode(golden.values(cfg.wa, cfg.signed)[a] * golden.values(cfg.wb, cfg.signed)[b], nb)
     if lut is not None:
