@@ -20,8 +20,8 @@ from evolve import kernels
 from evolve.evaluator import Evaluator
 from evolve.netlist import FUNCS, Netlist
 
-# Operator weights: gene, output, add, delete, merge.
-DEFAULT_OPS = (0.70, 0.03, 0.07, 0.15, 0.05)
+# Operator weights, in the order of kernels.OP_NAMES: gene, output, add, delete, merge, const.
+DEFAULT_OPS = (0.60, 0.03, 0.07, 0.20, 0.03, 0.07)
 NOT_SIMULATED = float("inf")
 
 

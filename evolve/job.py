@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -34,16 +34,17 @@ from core import tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision
-from evolve import cgp, engine
-from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator
+from evolve import cgp, engine, kernels
+from evolve.evaluator import Evaluator
 from evolve.netlist import FUNCS, Netlist
-from ppa import activity, sta, yosys
+from ppa import activity, characterise, yosys
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
-from verify import formal, golden, sim
+from verify import formal, golden
+from verify import multiplier as vecs
+from verify.multiplier import Shape
 
 ROOT = Path(__file__).resolve().parent.parent
 LUT_MAX_BITS = 20  # a product table of 2**20 entries is 4 MB; wider designs ship no lut.npy
-VERIFY_SAMPLES = 1 << 16
 # Settings that define the search: a checkpoint only resumes a run with the same values.
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
                "migrate", "spare", "samples", "allow_slower", "seed_netlist_sha256")
@@ -175,9 +176,14 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
     ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
                   golden.norm(cfg.wa, cfg.wb, cfg.signed))
     started = time.time()
-    seed_net = _rtl_and_seed(ctx)
-    _write_config(ctx)
-    outcome = _evolve(ctx, seed_net, progress)
+    try:
+        seed_net = _rtl_and_seed(ctx)
+        _write_config(ctx)
+        outcome = _evolve(ctx, seed_net, progress)
+    except ConfigError:
+        if not cfg.resume:  # a run that never started leaves nothing behind
+            shutil.rmtree(run_dir.path, ignore_errors=True)
+        raise
     report = _finish(ctx, seed_net, outcome, probs, started)
     if not report["verification"]["passed"]:
         raise VerificationError(f"verification failed: {report['verification']['failed'][0]} "
@@ -365,7 +371,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "evals_per_s": evaluations / state.elapsed if state.elapsed else 0.0,
         "runtime_s": state.elapsed, "total_runtime_s": time.time() - started,
         "islands": cfg.islands, "interrupted": outcome.interrupted, "stop_reason": outcome.stop_reason,
-        "operators": {name: int(n) for name, n in zip(("gene", "output", "add", "delete", "merge"), ops)},
+        "operators": {name: int(n) for name, n in zip(kernels.OP_NAMES, ops)},
         "operands": cfg.operands, "power_vectors": cfg.power_vectors,
         "lut": "lut.npy" if lut is not None else None,
     }
@@ -389,50 +395,25 @@ def _write_lut_csv(path: Path, lut: np.ndarray, wa: int, wb: int, is_signed: boo
     tmp.replace(path)
 
 
-def _vectors(ctx: Context) -> tuple[np.ndarray, np.ndarray, bool]:
-    cfg = ctx.cfg
-    if cfg.wa + cfg.wb <= EXHAUSTIVE_MAX_BITS:
-        a, b = golden.vector_codes(cfg.wa, cfg.wb)
-        return a, b, False
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xBE7C]))
-    v = rng.integers(0, 1 << (cfg.wa + cfg.wb), size=VERIFY_SAMPLES, dtype=np.int64)
-    a, b = golden.vector_codes(cfg.wa, cfg.wb, v)
-    return a, b, True
-
-
 def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: str, approx_v: Path,
             exact_map: yosys.Mapped, approx_map: yosys.Mapped, lut: np.ndarray | None) -> dict[str, Any]:
     cfg, run, t = ctx.cfg, ctx.run, ctx.tech
-    nb = cfg.wa + cfg.wb
-    a, b, sampled = _vectors(ctx)
-    exact_codes = golden.encode(golden.values(cfg.wa, cfg.signed)[a] * golden.values(cfg.wb, cfg.signed)[b], nb)
-    if lut is not None:
-        model_codes = golden.encode(lut[a, b].astype(np.int64), nb)
-    else:
-        model_codes = golden.encode(Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
-                                              vectors=(a << cfg.wb) | b).outputs(best), nb)
-    vec_dir = run.path / "sim_build"
-    vec_dir.mkdir(exist_ok=True)
-    np.savez(vec_dir / "exact_vectors.npz", a=a, b=b, expected=exact_codes)
-    np.savez(vec_dir / "approx_vectors.npz", a=a, b=b, expected=model_codes)
-    benches = [
-        ("exact_rtl", [rtl], cfg.design, "exact", 0),
-        ("seed_gates", [run.path / "seed.v"], None, "exact", 0 if cfg.seed_netlist is None else ctx.limit),
-        ("exact_mapped", [exact_map.verilog, *t.verilog], cfg.design, "exact", 0),
-        ("approx_gates", [approx_v], module, "approx", ctx.limit),
-        ("approx_mapped", [approx_map.verilog, *t.verilog], module, "approx", ctx.limit),
-    ]
+    shape = Shape(cfg.wa, cfg.wb, cfg.signed)
+    a, b, sampled = vecs.vectors(shape, cfg.seed)
+    exact_codes = shape.exact_codes(a, b)
+    model_codes = _model_codes(shape, best, lut, a, b)
+    checks = [("exact_rtl", [rtl], cfg.design, exact_codes, 0),
+              ("seed_gates", [run.path / "seed.v"], cfg.design, exact_codes, 0),
+              ("exact_mapped", [exact_map.verilog, *t.verilog], cfg.design, exact_codes, 0),
+              ("approx_gates", [approx_v], module, model_codes, ctx.limit),
+              ("approx_mapped", [approx_map.verilog, *t.verilog], module, model_codes, ctx.limit)]
     results: dict[str, Any] = {}
-    for name, sources, top, table, wce_limit in benches:
+    for name, sources, top, expected, wce_limit in checks:
         if name == "seed_gates" and cfg.seed_netlist is not None:
-            continue  # a user's seed is checked through the evolution model, not against the exact table
-        res = sim.run_bench(run, name=name, sources=sources, toplevel=top or cfg.design,
-                            test_module="verify.tb_multiplier", seed=cfg.seed,
-                            config={"vectors": str(vec_dir / f"{table}_vectors.npz"), "wa": cfg.wa, "wb": cfg.wb,
-                                    "signed": cfg.signed, "wce_limit": wce_limit,
-                                    "out": str(vec_dir / f"{name}_out.npy")})
-        results[name] = {**res.as_report(), "expected": "goldenbrick" if table == "exact" else "evolution model",
-                         "sources": [s.name for s in sources]}
+            continue  # a user's seed need not be exact; the evolution model measured its error
+        res = vecs.simulate(run, name, sources, top, shape, a, b, expected, wce_limit=wce_limit, seed=cfg.seed)
+        results[name] = {**res.as_report(), "sources": [s.name for s in sources],
+                         "expected": "goldenbrick" if expected is exact_codes else "evolution model"}
     if cfg.seed_netlist is None:
         eq = formal.equivalent(run, [rtl], cfg.design, [run.path / "seed.v"], cfg.design, step="formal_seed")
         results["formal_rtl_vs_seed"] = eq.as_report()
@@ -444,46 +425,21 @@ def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: s
             "benches": results}
 
 
+def _model_codes(shape: Shape, best: Netlist, lut: np.ndarray | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The evolution model's product codes for operand codes ``a``, ``b``."""
+    if lut is not None:
+        return golden.encode(lut[a, b].astype(np.int64), shape.nb)
+    ev = Evaluator(shape.wa, shape.wb, shape.signed, best.n_addr, vectors=(a << shape.wb) | b)
+    return golden.encode(ev.outputs(best), shape.nb)
+
+
 def _ppa(ctx: Context, exact_map: yosys.Mapped, approx_map: yosys.Mapped, module: str, best: Netlist,
-         lut: np.ndarray | None, probs: Any) -> dict[str, dict[str, float]]:
-    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+         lut: np.ndarray | None, probs: Any) -> dict[str, dict[str, float | None]]:
+    cfg = ctx.cfg
+    shape = Shape(cfg.wa, cfg.wb, cfg.signed)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
     a, b = activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
-    nb = cfg.wa + cfg.wb
-    period_ps = round(cfg.clock_period * 1000)
-    out = {}
-    exact_codes = golden.encode(golden.values(cfg.wa, cfg.signed)[a] * golden.values(cfg.wb, cfg.signed)[b], nb)
-    if lut is not None:
-        model_codes = golden.encode(lut[a, b].astype(np.int64), nb)
-    else:
-        model_codes = golden.encode(Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
-                                              vectors=(a << cfg.wb) | b).outputs(best), nb)
-    for name, mapped, top, codes in (("exact", exact_map, cfg.design, exact_codes),
-                                     ("approx", approx_map, module, model_codes)):
-        bench_dir = run.path / "sim_build" / f"power_{name}"
-        bench_dir.mkdir(parents=True, exist_ok=True)
-        vcd = bench_dir / "activity.vcd"
-        wrapper = bench_dir / "vcd_top.v"
-        wrapper.write_text(activity.vcd_wrapper(top, cfg.wa, cfg.wb, vcd), encoding="utf-8")
-        np.savez(bench_dir / "power_vectors.npz", a=a, b=b, expected=codes)
-        res = sim.run_bench(run, name=f"power_{name}", sources=[wrapper, mapped.verilog, *t.verilog],
-                            toplevel="axf_vcd_top", test_module="verify.tb_multiplier", seed=cfg.seed,
-                            config={"vectors": str(bench_dir / "power_vectors.npz"), "wa": cfg.wa, "wb": cfg.wb,
-                                    "signed": cfg.signed, "wce_limit": None, "period_ps": period_ps,
-                                    "out": str(bench_dir / "power_out.npy")},
-                            build_args=("-gspecify",), vcd=True)
-        if not res.passed:
-            raise VerificationError(f"timing simulation of the {name} netlist at {cfg.clock_period:g} ns does not "
-                                    f"reproduce its table: {res.messages[0] if res.messages else 'see log'}")
-        act = activity.measure(vcd, "axf_vcd_top.dut", cfg.power_vectors, period_ps)
-        ports = {k: v for k, v in act.items() if k.startswith(("a[", "b["))}
-        r = sta.analyse(run, mapped.verilog, top, t, clock_period_ns=cfg.clock_period, activity=act,
-                        input_activity=ports, step=f"sta_{name}")
-        vcd.unlink()  # large; the per-net activity it gave is kept in activity.json
-        (bench_dir / "activity.json").write_text(json.dumps(act), encoding="utf-8")
-        out[name] = {"delay_ns": r.delay_ns, "power_w": r.power_w, "power_dynamic_w": r.power_dynamic_w,
-                     "power_leakage_w": r.power_leakage_w, "power_vectorless_w": r.power_vectorless_w,
-                     "energy_pj": r.energy_pj}
-        if not math.isfinite(r.power_w or math.nan):
-            raise VerificationError(f"OpenSTA reported no power for the {name} netlist")
-    return out
+    return {name: characterise.delay_and_power(ctx.run, name, mapped, top, ctx.tech, shape, a, b, codes,
+                                               clock_period_ns=cfg.clock_period, seed=cfg.seed)
+            for name, mapped, top, codes in (("exact", exact_map, cfg.design, shape.exact_codes(a, b)),
+                                             ("approx", approx_map, module, _model_codes(shape, best, lut, a, b)))}

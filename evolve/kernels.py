@@ -67,9 +67,21 @@ def merge_equivalent(func, in0, in1, out, first):
     constant input reduce to a wire, a constant or a NOT. References are redirected to the
     representative; the merged gates become inactive.
     """
+    return _simplify(func, in0, in1, out, first, True)
+
+
+@njit(cache=True)
+def fold_constants(func, in0, in1, out, first):
+    """The cheap part of :func:`merge_equivalent`: fold g(x, x) and gates with constant inputs."""
+    return _simplify(func, in0, in1, out, first, False)
+
+
+@njit(cache=True)
+def _simplify(func, in0, in1, out, first, strash):
     n = func.shape[0]
     rep = np.arange(first + n).astype(np.int32)
     seen = dict()
+    seen[np.int64(-1)] = np.int64(-1)
     removed = 0
     act = active_mask(func, in0, in1, out, first)
     for k in range(n):
@@ -143,6 +155,8 @@ def merge_equivalent(func, in0, in1, out, first):
         if alias >= 0:
             rep[me] = alias
             removed += 1
+            continue
+        if not strash:
             continue
         key = (np.int64(f) * (first + n) + (a if f != NOT else in0[k])) * (first + n) + (b if f != NOT else 0)
         if key in seen:
@@ -360,9 +374,13 @@ def output_codes(out, st, n_chunks, n_addr, nb, n_vectors):
 #   ADD     route an active connection through an inactive gate (activating it)
 #   DELETE  bypass an active gate: its readers take one of its inputs instead
 #   MERGE   merge structurally equivalent gates and fold trivial ones (function unchanged)
+#   CONST   tie an active gate's readers to constant 0 or 1 (a stuck-at: truncation, in effect)
+# After every operator, gates left with constant or identical inputs are folded away, so that the
+# cost of the child counts only logic that does something.
 
-OP_GENE, OP_OUTPUT, OP_ADD, OP_DELETE, OP_MERGE = 0, 1, 2, 3, 4
-N_OPS = 5
+OP_GENE, OP_OUTPUT, OP_ADD, OP_DELETE, OP_MERGE, OP_CONST = 0, 1, 2, 3, 4, 5
+N_OPS = 6
+OP_NAMES = ("gene", "output", "add", "delete", "merge", "const")
 
 
 @njit(cache=True)
@@ -444,12 +462,15 @@ def mutate(func, in0, in1, out, first, act, rng, cum, n_funcs):
             else:
                 out[j - n] = m
             return op
-        elif op == OP_DELETE:
+        elif op == OP_DELETE or op == OP_CONST:
             k = rng.integers(0, n)
             if not act[k]:
                 continue
             a = first + k
-            r = in0[k] if (func[k] == NOT or rng.integers(0, 2) == 0) else in1[k]
+            if op == OP_CONST:
+                r = rng.integers(0, 2)
+            else:
+                r = in0[k] if (func[k] == NOT or rng.integers(0, 2) == 0) else in1[k]
             for q in range(k + 1, n):
                 if in0[q] == a:
                     in0[q] = r
@@ -458,6 +479,7 @@ def mutate(func, in0, in1, out, first, act, rng, cum, n_funcs):
             for q in range(n_out):
                 if out[q] == a:
                     out[q] = r
+            fold_constants(func, in0, in1, out, first)
             return op
         else:
             if merge_equivalent(func, in0, in1, out, first) > 0:

@@ -26,7 +26,7 @@ def design_name(wa: int, wb: int, is_signed: bool) -> str:
 def check_widths(wa: int, wb: int) -> None:
     for name, w in (("WA", wa), ("WB", wb)):
         if isinstance(w, bool) or not isinstance(w, int) or not MIN_WIDTH <= w <= MAX_WIDTH:
-            raise must(f"{name} (operand width)", f"an integer in {MIN_WIDTH}..{MAX_WIDTH}", w)
+            raise must(name, f"an integer in {MIN_WIDTH}..{MAX_WIDTH}", w)
 
 
 class Multiplier(wiring.Component):

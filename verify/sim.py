@@ -127,6 +127,11 @@ def run_bench(run_dir: RunDir, *, name: str, sources: list[Path], toplevel: str,
         except RuntimeError as exc:
             if not xml.is_file():
                 raise ToolError("vvp (cocotb)", _code(exc), test_log, tail(test_log)) from None
+        except SystemExit as exc:
+            # Under pytest the runner exits when a bench fails; the JUnit XML below says how.
+            if not xml.is_file():
+                raise ToolError("vvp (cocotb)", exc.code if isinstance(exc.code, int) else 1, test_log,
+                                tail(test_log)) from None
     finally:
         runner.log.removeHandler(handler)
     if not xml.is_file():

@@ -1,0 +1,46 @@
+"""Delay and power of a mapped multiplier under an operand distribution.
+
+The mapped netlist is simulated with its cells' delays for ``n`` operand pairs, one per clock period;
+the simulation must reproduce the expected products (a timing check at that clock), and its VCD
+gives the switching activity of every net, which OpenSTA turns into power (see :mod:`ppa.sta`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import VerificationError
+from core.run import RunDir
+from ppa import activity, sta
+from ppa.yosys import Mapped
+from tech import Technology
+from verify.multiplier import Shape, simulate
+
+
+def delay_and_power(run: RunDir, name: str, mapped: Mapped, top: str, tech: Technology, shape: Shape,
+                    a: np.ndarray, b: np.ndarray, expected: np.ndarray, *, clock_period_ns: float,
+                    seed: int) -> dict[str, float | None]:
+    period_ps = round(clock_period_ns * 1000)
+    bench = f"power_{name}"
+    vcd = run.path / "sim_build" / bench / "activity.vcd"
+    vcd.parent.mkdir(parents=True, exist_ok=True)
+    res = simulate(run, bench, [mapped.verilog, *tech.verilog], top, shape, a, b, expected, wce_limit=None,
+                   seed=seed, period_ps=period_ps, vcd=vcd, timing=True)
+    if not res.passed:
+        raise VerificationError(f"timing simulation of the {name} netlist at {clock_period_ns:g} ns does not "
+                                f"reproduce its table: {res.messages[0] if res.messages else res.log}")
+    act = activity.measure(vcd, "axf_vcd_top.dut", len(a), period_ps)
+    ports = {k: v for k, v in act.items() if k.startswith(("a[", "b["))}
+    r = sta.analyse(run, mapped.verilog, top, tech, clock_period_ns=clock_period_ns, activity=act,
+                    input_activity=ports, step=f"sta_{name}")
+    vcd.unlink()  # large; the per-net activity it gave is kept
+    Path(vcd.parent / "activity.json").write_text(json.dumps(act), encoding="utf-8")
+    if r.power_w is None or not math.isfinite(r.power_w):
+        raise VerificationError(f"OpenSTA reported no power for the {name} netlist")
+    return {"delay_ns": r.delay_ns, "power_w": r.power_w, "power_dynamic_w": r.power_dynamic_w,
+            "power_leakage_w": r.power_leakage_w, "power_vectorless_w": r.power_vectorless_w,
+            "energy_pj": r.energy_pj}

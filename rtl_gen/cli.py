@@ -1,0 +1,36 @@
+"""``flow.py rtl``: an exact multiplier as Verilog."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import config
+from core.config import option
+from rtl_gen.multiplier import Multiplier, check_widths, design_name, to_verilog
+
+
+@dataclass(frozen=True)
+class RtlConfig:
+    wa: int = option(8, help="width of operand a")
+    wb: int | None = option(None, help="width of operand b (default: WA)")
+    signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
+    out: Path | None = option(None, help="output file (default: <design>.v in the current directory)")
+
+    def __post_init__(self) -> None:
+        check_widths(self.wa, self.wa if self.wb is None else self.wb)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    config.add_arguments(parser, RtlConfig)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config.from_namespace(RtlConfig, args)
+    wb = cfg.wa if cfg.wb is None else cfg.wb
+    name = design_name(cfg.wa, wb, cfg.signed)
+    out = cfg.out or Path(f"{name}.v")
+    out.write_text(to_verilog(Multiplier(cfg.wa, wb, signed_=cfg.signed), name), encoding="utf-8")
+    print(out)
+    return 0
