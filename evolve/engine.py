@@ -341,9 +341,9 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             arrays = {k: data[k] for k in data.files if k != "meta"}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"checkpoint {path} is corrupt ({type(exc).__name__}): delete it or use "
-                          "--overwrite to start again") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError):
+        raise ConfigError(f"checkpoint {path} is corrupt or truncated: delete it or use --overwrite to "
+                          "start again") from None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path} is not an axflow evolution checkpoint")
     if meta.get("version") != CHECKPOINT_VERSION:
@@ -369,7 +369,8 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
                 best=net("best") if m["has_best"] else None, best_cost=m["best_cost"], best_wce=m["best_wce"],
                 evaluations=m["evaluations"], candidates=m["candidates"], accepted=m["accepted"],
                 op_counts=list(m["op_counts"])))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc})") from None
+    except (KeyError, ValueError, TypeError):
+        raise ConfigError(f"checkpoint {path} is corrupt or truncated: delete it or use --overwrite to "
+                          "start again") from None
     return State(islands, generation=meta["generation"], epoch=meta["epoch"], elapsed=meta["elapsed"],
                  logbook=meta["logbook"])
