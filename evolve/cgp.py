@@ -26,9 +26,13 @@ NOT_SIMULATED = float("inf")
 
 
 class Fitness(base.Fitness):
-    """(WCE excess over the limit, cost): both minimised, compared lexicographically."""
+    """(WCE excess over the limit, cost, WCE): minimised, compared lexicographically.
 
-    weights = (-1.0, -1.0)
+    The last term only breaks ties of cost: among equally cheap circuits the more accurate one wins,
+    which moves neutral drift away from the limit and frees error budget for the next saving.
+    """
+
+    weights = (-1.0, -1.0, -1.0)
 
 
 class Individual:
@@ -95,6 +99,7 @@ class Context:
     weights: np.ndarray  # cost per function code
     max_depth: int
     limit: int = 0
+    tiebreak: bool = True
 
     def mutate(self, ind: Individual, parent: Individual, rng: np.random.Generator, cum: np.ndarray) -> int:
         n = ind.net
@@ -114,9 +119,9 @@ class Context:
         ind.act, ind.order, ind.depth = act, order, depth
         if wce < 0:  # not simulated: too costly or too deep, so it cannot replace the parent
             ind.wce = -1
-            return (NOT_SIMULATED, cost)
+            return (NOT_SIMULATED, cost, NOT_SIMULATED)
         ind.wce = int(wce)
-        return (float(max(0, wce - self.limit)), cost)
+        return (float(max(0, wce - self.limit)), cost, float(wce) if self.tiebreak else 0.0)
 
 
 def select(parent: Individual, offspring: list[Individual]) -> Individual:

@@ -47,6 +47,7 @@ class Problem:
     ops: tuple[float, ...]
     samples: int
     sample_seed: int
+    tiebreak: bool = True
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Island:
 
     net: Netlist
     rng_state: dict
-    fitness: tuple[float, float] = (0.0, 0.0)
+    fitness: tuple[float, ...] = (0.0, 0.0, 0.0)
     wce: int = 0
     best: Netlist | None = None  # lowest-cost circuit within the final limit
     best_cost: float = math.inf
@@ -88,7 +89,8 @@ def init_worker(problem: Problem, ignore_sigint: bool = True) -> None:
         return
     ev = Evaluator(problem.wa, problem.wb, problem.signed, problem.n_addr, children=problem.offspring,
                    samples=problem.samples, seed=problem.sample_seed)
-    _WORKER = cgp.Context(ev, np.array(problem.weights, dtype=np.float64), problem.max_depth)
+    _WORKER = cgp.Context(ev, np.array(problem.weights, dtype=np.float64), problem.max_depth,
+                          tiebreak=problem.tiebreak)
     _WORKER_PROBLEM = problem
 
 
@@ -107,7 +109,7 @@ def run_epoch(job: EpochJob) -> Island:
     wce, act = ev.load_parent(parent.net)
     parent.act, parent.wce = act, wce
     cost = float(kernels.gate_cost(parent.net.func, act, ctx.weights))
-    parent.fitness.values = (float(max(0, wce - job.limit)), cost)
+    parent.fitness.values = (float(max(0, wce - job.limit)), cost, float(wce) if problem.tiebreak else 0.0)
     dirties = [np.zeros(ev.n_addr, dtype=np.bool_) for _ in range(problem.offspring)]
     best, best_cost, best_wce = isl.best, isl.best_cost, isl.best_wce
     if wce <= job.final_limit and cost < best_cost:
@@ -185,7 +187,7 @@ def new_state(seed_net: Netlist, problem: Problem, islands: int, seed: int, limi
     for child_seq in root.spawn(islands):
         rng = np.random.default_rng(child_seq)
         states.append(Island(net=seed_net.copy(), rng_state=rng.bit_generator.state,
-                             fitness=(0.0, cost), wce=0, best=seed_net.copy(), best_cost=cost, best_wce=0))
+                             fitness=(0.0, cost, 0.0), wce=0, best=seed_net.copy(), best_cost=cost, best_wce=0))
     return State(states)
 
 

@@ -37,7 +37,7 @@ from core.run import RunDir, git_revision
 from evolve import cgp, engine, kernels
 from evolve.evaluator import Evaluator
 from evolve.netlist import FUNCS, Netlist
-from ppa import activity, characterise, yosys
+from ppa import activity, characterise, sta, yosys
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
 from verify import formal, golden
 from verify import multiplier as vecs
@@ -188,6 +188,11 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
     if not report["verification"]["passed"]:
         raise VerificationError(f"verification failed: {report['verification']['failed'][0]} "
                                 f"(see {run_dir.path / 'report.md'})")
+    if not report["timing"]["met"]:
+        raise VerificationError(f"the evolved multiplier is slower than the exact one "
+                                f"({report['timing']['approx_delay_ns']:.4g} ns > "
+                                f"{report['timing']['exact_delay_ns']:.4g} ns) even when mapped for speed; "
+                                f"use --allow-slower to accept it (see {run_dir.path / 'report.md'})")
     return report
 
 
@@ -340,8 +345,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
 
     # mapping onto the technology, exact (straight from RTL) and evolved
     exact_map = yosys.map_to_cells(run, [rtl], cfg.design, t, run.path / f"exact_{t.name}.v", step="map_exact")
-    approx_map = yosys.map_to_cells(run, [approx_v], module, t, run.path / f"approx_{t.name}.v",
-                                    step="map_approx")
+    approx_map, timing = _map_in_time(ctx, approx_v, module, exact_map)
 
     verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut)
     ppa = _ppa(ctx, exact_map, approx_map, module, best, lut, probs)
@@ -366,7 +370,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "clock_period_ns": cfg.clock_period,
         "exact": {"area": exact_map.area, "cells": exact_map.n_cells, "transistors": int(seed_tr),
                   "gates": seed_net.n_gates, "depth": seed_net.depth(), **ppa["exact"]},
-        "verification": verification,
+        "verification": verification, "timing": timing,
         "generations": state.generation, "evaluations": evaluations, "candidates": candidates,
         "evals_per_s": evaluations / state.elapsed if state.elapsed else 0.0,
         "runtime_s": state.elapsed, "total_runtime_s": time.time() - started,
@@ -393,6 +397,44 @@ def _write_lut_csv(path: Path, lut: np.ndarray, wa: int, wb: int, is_signed: boo
         for i in range(lut.shape[0]):
             w.writerows(zip([int(va[i])] * lut.shape[1], vb.tolist(), lut[i].tolist()))
     tmp.replace(path)
+
+
+def _map_in_time(ctx: Context, approx_v: Path, module: str, exact_map: yosys.Mapped
+                 ) -> tuple[yosys.Mapped, dict[str, Any]]:
+    """Map the evolved netlist; unless slower results are allowed, make it no slower than the exact one.
+
+    Evolution keeps the logic depth within the seed's, but ABC's mapping can still land a little
+    slower under OpenSTA. Then it is mapped again for ABC delay targets at and below the exact delay
+    (with the same load and drive as OpenSTA, so ABC may also size gates) and the smallest mapping that
+    OpenSTA finds no slower is kept; the report says what was done.
+    """
+    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    out = run.path / f"approx_{t.name}.v"
+    exact_ns = sta.analyse(run, exact_map.verilog, cfg.design, t, clock_period_ns=cfg.clock_period,
+                           step="sta_delay_exact").delay_ns
+    mapped = yosys.map_to_cells(run, [approx_v], module, t, out, step="map_approx")
+    delay = sta.analyse(run, out, module, t, clock_period_ns=cfg.clock_period, step="sta_delay_approx").delay_ns
+    timing: dict[str, Any] = {"exact_delay_ns": exact_ns, "approx_delay_ns": delay, "required": not cfg.allow_slower,
+                              "abc_delay_target_ps": None}
+    if not cfg.allow_slower and delay > exact_ns:
+        best: tuple[float, int, float] | None = None
+        for factor in (1.0, 0.95, 0.9, 0.85, 0.8, 0.7):
+            target = int(exact_ns * factor * 1000)
+            trial = run.path / f"approx_{t.name}_D{target}.v"
+            m = yosys.map_to_cells(run, [approx_v], module, t, trial, step="map_approx_timed",
+                                   delay_target_ps=target)
+            d = sta.analyse(run, trial, module, t, clock_period_ns=cfg.clock_period, step="sta_delay_timed").delay_ns
+            if d <= exact_ns and (best is None or m.area < best[0]):
+                best = (m.area, target, d)
+        if best is not None:
+            _, target, delay = best
+            mapped = yosys.map_to_cells(run, [approx_v], module, t, out, step="map_approx_timed",
+                                        delay_target_ps=target)
+            timing.update(approx_delay_ns=delay, abc_delay_target_ps=target)
+        for trial in run.path.glob(f"approx_{t.name}_D*"):
+            trial.unlink()
+    timing["met"] = cfg.allow_slower or delay <= exact_ns
+    return mapped, timing
 
 
 def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: str, approx_v: Path,

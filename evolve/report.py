@@ -91,6 +91,13 @@ def markdown(r: dict[str, Any]) -> str:
                 "depth": ex["depth"], "delay_ns": ex["delay_ns"], "power_w": ex["power_w"],
                 "energy_pj": ex["energy_pj"]}
     lines += [_row(k, r[k], exact_of.get(k)) for k in COST_KEYS]
+    tm = r["timing"]
+    if tm["abc_delay_target_ps"]:
+        lines += ["", f"Mapped with an ABC delay target of {tm['abc_delay_target_ps']} ps so that it is no slower "
+                  f"than the exact multiplier ({tm['approx_delay_ns']:.4g} ns vs {tm['exact_delay_ns']:.4g} ns): "
+                  f"timing {'met' if tm['met'] else 'NOT MET'}."]
+    elif tm["required"] and not tm["met"]:
+        lines += ["", "**Slower than the exact multiplier.**"]
     lines += ["", f"Power at a {r['clock_period_ns']:g} ns clock with switching activity measured from a timing "
               f"simulation of {r['power_vectors']:,} operand pairs ({r['operands']}); OpenSTA's vectorless "
               f"estimate from the same input activities: {r['power_vectorless_w']:.4g} W "

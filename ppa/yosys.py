@@ -99,16 +99,26 @@ class Mapped:
 
 
 def map_to_cells(run_dir: RunDir, sources: list[Path], top: str, tech: Technology, out_verilog: Path,
-                 *, step: str = "map") -> Mapped:
-    """Synthesise and map onto the technology with ABC; area = cell counts x Liberty areas."""
+                 *, step: str = "map", delay_target_ps: int | None = None) -> Mapped:
+    """Synthesise and map onto the technology with ABC; area = cell counts x Liberty areas.
+
+    ``delay_target_ps``: map for this delay instead, with ABC told the output load and input drive
+    OpenSTA uses (``abc -constr``, which also lets it buffer and size gates), trading area for speed.
+    """
     reads = "\n".join(f"read_verilog -sv {_q(s)}" for s in sources)
     stat_json = run_dir.path / f"{out_verilog.stem}.stat.json"
     lib = _q(tech.liberty)
+    timed = ""
+    if delay_target_ps:
+        constr = run_dir.path / f"{out_verilog.stem}.constr"
+        constr.write_text(f"set_driving_cell {tech.gates['NOT'].cell}\nset_load {tech.default_load}\n",
+                          encoding="utf-8")
+        timed = f" -constr {_q(constr)} -D {delay_target_ps}"
     script = f"""read_liberty -lib {lib}
 {reads}
 hierarchy -check -top {top}
 synth -flatten -top {top}
-abc -liberty {lib}
+abc -liberty {lib}{timed}
 opt_clean -purge
 check -assert
 tee -q -o {_q(stat_json)} stat -json
