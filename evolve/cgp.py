@@ -105,7 +105,7 @@ class Context:
         n = ind.net
         return int(kernels.mutate(n.func, n.in0, n.in1, n.out, n.first, parent.act, rng, cum, len(FUNCS)))
 
-    def evaluate(self, ind: Individual, parent: Individual, dirty: np.ndarray) -> tuple[float, float]:
+    def evaluate(self, ind: Individual, parent: Individual, dirty: np.ndarray) -> tuple[float, float, float]:
         """Fitness of a child relative to ``parent`` (whose values fill the evaluator's cache)."""
         n, p, ev = ind.net, parent.net, self.evaluator
         parent_excess = parent.fitness.values[0]

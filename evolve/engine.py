@@ -55,7 +55,7 @@ class Island:
     """One island's state between epochs (picklable: it crosses process boundaries)."""
 
     net: Netlist
-    rng_state: dict
+    rng_state: dict[str, Any]
     fitness: tuple[float, ...] = (0.0, 0.0, 0.0)
     wce: int = 0
     best: Netlist | None = None  # lowest-cost circuit within the final limit
@@ -130,12 +130,13 @@ def run_epoch(job: EpochJob) -> Island:
         candidates += len(offspring)
         chosen = cgp.select(parent, offspring)
         if chosen is not parent:
+            assert chosen.order is not None and chosen.act is not None
             ev.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)
             parent = chosen
             accepted += 1
             if parent.wce <= job.final_limit and parent.cost < best_cost:
                 best, best_cost, best_wce = parent.net.copy(), parent.cost, parent.wce
-    return Island(net=parent.net, rng_state=rng.bit_generator.state, fitness=parent.fitness.values,
+    return Island(net=parent.net, rng_state=dict(rng.bit_generator.state), fitness=parent.fitness.values,
                   wce=parent.wce, best=best, best_cost=best_cost, best_wce=best_wce,
                   evaluations=isl.evaluations + evaluations, candidates=isl.candidates + candidates,
                   accepted=isl.accepted + accepted, op_counts=op_counts)
@@ -179,15 +180,16 @@ class Outcome:
     stop_reason: str
 
 
-def new_state(seed_net: Netlist, problem: Problem, islands: int, seed: int, limit: int, weights: np.ndarray,
-              final_limit: int) -> State:
+def new_state(seed_net: Netlist, islands: int, seed: int, weights: np.ndarray, wce: int) -> State:
+    """Every island starts from ``seed_net`` (feasible, with worst-case error ``wce``) with its own random
+    stream spawned from ``seed``."""
     root = np.random.SeedSequence(seed)
     states = []
     cost = float(kernels.gate_cost(seed_net.func, seed_net.active(), weights))
     for child_seq in root.spawn(islands):
         rng = np.random.default_rng(child_seq)
-        states.append(Island(net=seed_net.copy(), rng_state=rng.bit_generator.state,
-                             fitness=(0.0, cost, 0.0), wce=0, best=seed_net.copy(), best_cost=cost, best_wce=0))
+        states.append(Island(net=seed_net.copy(), rng_state=dict(rng.bit_generator.state), fitness=(0.0, cost, float(wce)),
+                             wce=wce, best=seed_net.copy(), best_cost=cost, best_wce=wce))
     return State(states)
 
 
@@ -331,7 +333,7 @@ def save_checkpoint(path: Path, state: State, fingerprint: dict[str, Any]) -> No
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    np.savez_compressed(tmp, allow_pickle=False, **arrays)
     os.replace(tmp, path)
 
 

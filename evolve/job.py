@@ -34,7 +34,7 @@ from core import tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision
-from evolve import cgp, engine, kernels
+from evolve import cgp, descent, engine, kernels
 from evolve.evaluator import Evaluator
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LUT_MAX_BITS = 20  # a product table of 2**20 entries is 4 MB; wider designs ship no lut.npy
 # Settings that define the search: a checkpoint only resumes a run with the same values.
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
-               "migrate", "spare", "samples", "allow_slower", "seed_netlist_sha256")
+               "migrate", "spare", "samples", "allow_slower", "descent", "seed_netlist_sha256")
 RESUMABLE = ("budget", "generations", "jobs", "checkpoint_every")
 
 
@@ -68,6 +68,7 @@ class EvolveConfig:
     eps_start: float | None = option(None, help="start of a WCE schedule decaying exponentially to EPS")
     eps_tau: float = option(20000.0, unit="generations", help="time constant of the WCE schedule")
     allow_slower: bool = option(False, help="let the result be deeper (slower) than the exact seed")
+    descent: bool = option(True, help="start the GP from a steepest-descent simplification of the seed")
     offspring: int = option(4, help="children per generation (the lambda of the (1+lambda) ES)")
     islands: int = option(2, help="independent (1+lambda) populations; the best migrates between them")
     jobs: int = option(2, help="processes evaluating islands in parallel")
@@ -259,27 +260,35 @@ def _fingerprint(ctx: Context) -> dict[str, Any]:
 
 def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outcome:
     cfg = ctx.cfg
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
-    genome = cgp.with_spares(seed_net, cfg.spare, rng)
     seed_depth = seed_net.depth()
-    problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, genome.n_addr, tuple(ctx.weights),
-                             (1 << 30) if cfg.allow_slower else seed_depth, cfg.offspring, cgp.DEFAULT_OPS,
-                             cfg.samples, cfg.seed)
-    # the seed must meet the limit itself: it is where the search starts
-    ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr, samples=cfg.samples, seed=cfg.seed)
-    seed_wce, _ = ev.load_parent(seed_net)
-    if seed_wce > ctx.limit:
-        raise ConfigError(f"the seed netlist has a worst-case error of {seed_wce}, above the limit "
-                          f"{ctx.limit} = floor(EPS x N): start from an exact or more accurate netlist")
+    max_depth = (1 << 30) if cfg.allow_slower else seed_depth
+    n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
+    problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
+                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed)
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
     schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
     if cfg.resume:
         state = engine.load_checkpoint(ckpt, fingerprint)
-        if state.islands[0].net.n_addr != genome.n_addr:
+        if state.islands[0].net.n_addr != n_addr:
             raise ConfigError(f"checkpoint {ckpt} belongs to a different seed netlist")
     else:
-        state = engine.new_state(genome, problem, cfg.islands, cfg.seed, ctx.limit, ctx.weights, ctx.limit)
+        # the seed must meet the limit itself: it is where the search starts
+        ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr, samples=cfg.samples, seed=cfg.seed)
+        seed_wce, _ = ev.load_parent(seed_net)
+        if seed_wce > ctx.limit:
+            raise ConfigError(f"the seed netlist has a worst-case error of {seed_wce}, above the limit "
+                              f"{ctx.limit} = floor(EPS x N): start from an exact or more accurate netlist")
+        start, start_wce = seed_net, seed_wce
+        if cfg.descent:
+            t0 = time.monotonic()
+            d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth)
+            start, start_wce = d.net, d.wce
+            ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
+                                                "wce": d.wce, "runtime_s": time.monotonic() - t0})
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
+        genome = cgp.with_spares(start, cfg.spare, rng)
+        state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce)
     bar = _Progress(cfg, ctx.limit, enabled=show_progress)
     try:
         outcome = engine.evolve(
@@ -375,6 +384,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "evals_per_s": evaluations / state.elapsed if state.elapsed else 0.0,
         "runtime_s": state.elapsed, "total_runtime_s": time.time() - started,
         "islands": cfg.islands, "interrupted": outcome.interrupted, "stop_reason": outcome.stop_reason,
+        "descent": (json.loads((run.path / "descent.json").read_text())
+                    if (run.path / "descent.json").is_file() else None),
         "operators": {name: int(n) for name, n in zip(kernels.OP_NAMES, ops)},
         "operands": cfg.operands, "power_vectors": cfg.power_vectors,
         "lut": "lut.npy" if lut is not None else None,
@@ -476,7 +487,7 @@ def _model_codes(shape: Shape, best: Netlist, lut: np.ndarray | None, a: np.ndar
 
 
 def _ppa(ctx: Context, exact_map: yosys.Mapped, approx_map: yosys.Mapped, module: str, best: Netlist,
-         lut: np.ndarray | None, probs: Any) -> dict[str, dict[str, float | None]]:
+         lut: np.ndarray | None, probs: Any) -> dict[str, dict[str, float]]:
     cfg = ctx.cfg
     shape = Shape(cfg.wa, cfg.wb, cfg.signed)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))

@@ -308,7 +308,9 @@ class Netlist:
             raise ConfigError(f"{source} has a combinational loop through net "
                               f"{net_names.get(gates[stuck][0], gates[stuck][0])}")
 
-        func, in0, in1 = [], [], []
+        func: list[int] = []
+        in0: list[int] = []
+        in1: list[int] = []
         first = 2 + wa + wb
         for i in order:
             y, f, ins = gates[i]

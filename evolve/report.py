@@ -45,7 +45,7 @@ def plot_evolution(path: Path, logbook: list[dict[str, Any]], report: dict[str, 
         ax2.set_ylabel("worst-case error")
         ax2.set_ylim(bottom=0)
         lines = ax.get_lines() + ax2.get_lines()
-        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=8)
+        ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper right", fontsize=8)
     unit = "um^2 of gates" if report["cost_objective"] == "area" else "transistors"
     ax.set_xlabel("generation")
     ax.set_ylabel(f"cost ({unit})")
@@ -112,6 +112,10 @@ def markdown(r: dict[str, Any]) -> str:
                          f"{b.get('mismatches', '-')} | {b.get('wce', '-')} | {b['expected']} |")
     lines += ["", "## Search", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
     lines += [_row(k, r[k]) for k in SEARCH_KEYS]
+    if r.get("descent"):
+        d = r["descent"]
+        lines += ["", f"Steepest descent before the GP: {d['steps']} simplifications, {d['evaluations']:,} "
+                  f"evaluations, {d['runtime_s']:.1f} s, to a cost of {d['cost']:.6g} (WCE {d['wce']})."]
     lines += ["", f"Stopped by: {r['stop_reason']}. Mutations applied: "
               + ", ".join(f"{k} {n:,}" for k, n in r["operators"].items()) + ".", "",
               "Files: `approx.v` (generic gates), `approx_" + r["tech"] + ".v` (cells), "

@@ -23,7 +23,7 @@ from verify.multiplier import Shape, simulate
 
 def delay_and_power(run: RunDir, name: str, mapped: Mapped, top: str, tech: Technology, shape: Shape,
                     a: np.ndarray, b: np.ndarray, expected: np.ndarray, *, clock_period_ns: float,
-                    seed: int) -> dict[str, float | None]:
+                    seed: int) -> dict[str, float]:
     period_ps = round(clock_period_ns * 1000)
     bench = f"power_{name}"
     vcd = run.path / "sim_build" / bench / "activity.vcd"
@@ -41,6 +41,6 @@ def delay_and_power(run: RunDir, name: str, mapped: Mapped, top: str, tech: Tech
     Path(vcd.parent / "activity.json").write_text(json.dumps(act), encoding="utf-8")
     if r.power_w is None or not math.isfinite(r.power_w):
         raise VerificationError(f"OpenSTA reported no power for the {name} netlist")
-    return {"delay_ns": r.delay_ns, "power_w": r.power_w, "power_dynamic_w": r.power_dynamic_w,
-            "power_leakage_w": r.power_leakage_w, "power_vectorless_w": r.power_vectorless_w,
-            "energy_pj": r.energy_pj}
+    return {"delay_ns": r.delay_ns, "power_w": r.power_w, "power_dynamic_w": float(r.power_dynamic_w or 0.0),
+            "power_leakage_w": float(r.power_leakage_w or 0.0),
+            "power_vectorless_w": float(r.power_vectorless_w or math.nan), "energy_pj": float(r.energy_pj or 0.0)}

@@ -165,7 +165,7 @@ def _build(name: str, lib_path: Path, models: tuple[Path, ...], pinned: dict[str
         out = cell.outputs[0]
         ins = [p.name for p in cell.inputs]
         try:
-            tt = liberty.truth_table(out.function, ins)
+            tt = liberty.truth_table(out.function or "", ins)
         except ValueError:
             continue
         if not ins:

@@ -42,7 +42,7 @@ async def vectors(dut):
             unknown += 1
     np.save(cfg["out"], got)
     bad = np.flatnonzero(got != expected)
-    summary = {"vectors": n, "mismatches": len(bad), "unknown": unknown}
+    summary: dict[str, int | None] = {"vectors": n, "mismatches": len(bad), "unknown": unknown}
     wce = None
     if cfg.get("wce_limit") is not None:
         ok = got >= 0

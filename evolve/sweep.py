@@ -1,0 +1,155 @@
+"""``flow.py sweep``: evolve over a grid of EPS values, then plot cost and error against EPS.
+
+Each EPS is an ordinary evolve run in ``<out>/eps<EPS>-seed<SEED>/``; a finished one is reused and an
+interrupted one resumed, so a sweep can be stopped and started again. The roll-up is
+``sweep.json``, ``sweep.csv``, ``sweep.md`` and two figures in the style of CircuitsDNA's figures 6 and 7:
+``cost_vs_eps.png`` (area, transistor and power ratios) and ``error_vs_eps.png`` (WCE, MAE, error rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import config
+from core.config import option
+from core.errors import ConfigError, must
+from core.run import write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = ("eps", "wce_limit", "wce", "wce_pct", "mae_pct", "er", "mred", "area", "area_ratio", "transistors",
+           "transistor_ratio", "power_w", "power_ratio", "delay_ratio", "generations", "evaluations", "verified")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    eps: tuple[float, ...] = option((0.001, 0.002, 0.005, 0.01, 0.02, 0.05), help="EPS values")
+    bits: int = option(8, help="operand width of a (and of b unless --bits-b is given)")
+    bits_b: int | None = option(None, help="operand width of b (default: --bits)")
+    signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
+    seed: int = option(1, help="random seed of every run")
+    budget: float = option(600.0, unit="s", help="evolution time per EPS; 0 for none (then set --generations)")
+    generations: int | None = option(None, help="generations per EPS")
+    tech: str = option("osu018", help="technology")
+    cost: str = option("area", choices=("area", "transistors"), help="objective")
+    jobs: int = option(2, help="processes per run")
+    out: Path | None = option(None, help="sweep directory (default: runs/<design>/sweep-seed<SEED>)")
+    overwrite: bool = option(False, help="redo runs that already finished")
+
+    def __post_init__(self) -> None:
+        if not self.eps:
+            raise ConfigError("EPS needs at least one value")
+        for e in self.eps:
+            if not 0 < e < 1:
+                raise must("EPS", "in (0, 1)", e)
+        if len(set(self.eps)) != len(self.eps):
+            raise ConfigError(f"EPS values must be distinct, not {' '.join(map(str, self.eps))}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    config.add_arguments(parser, SweepConfig)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    from evolve.job import EvolveConfig
+
+    cfg = config.from_namespace(SweepConfig, args)
+    settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
+                "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
+                "jobs": cfg.jobs}
+    runs = [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
+            for e in sorted(cfg.eps)]  # every setting checked before anything runs
+    out = cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}"
+    rows = [_one(run_cfg, out, cfg.overwrite, not args.quiet) for run_cfg in runs]
+    write_json(out / "sweep.json", {"settings": config.to_dict(cfg), "runs": rows})
+    with open(out / "sweep.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows({k: r.get(k) for k in COLUMNS} for r in rows)
+    (out / "sweep.md").write_text(_markdown(rows, runs[0].design, cfg), encoding="utf-8")
+    _plots(out, rows, runs[0].design, cfg.tech)
+    for r in rows:
+        print(f"EPS {r['eps']:<6g} WCE {r['wce']:>6} (limit {r['wce_limit']:>6})  area {r['area_ratio']:.4f}  "
+              f"transistors {r['transistor_ratio']:.4f}  power {r['power_ratio']:.4f}  "
+              f"{'verified' if r['verified'] else 'NOT VERIFIED'}")
+    print(out / "sweep.md")
+    return 0 if all(r["verified"] for r in rows) else 5
+
+
+def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from evolve import job
+
+    run_dir = out / f"eps{cfg.eps:g}-seed{cfg.seed}"
+    report = run_dir / "report.json"
+    if report.is_file() and not overwrite:
+        r = json.loads(report.read_text())
+        if not r.get("interrupted"):
+            return _row(r, run_dir)
+    resume = (run_dir / "checkpoint.npz").is_file() and not overwrite
+    cfg = replace(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite and run_dir.exists())
+    r = job.run(cfg, given={"budget": cfg.budget, "generations": cfg.generations} if resume else None,
+                progress=progress)
+    return _row(r, run_dir)
+
+
+def _row(r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    return {**{k: r.get(k) for k in COLUMNS if k != "verified"}, "verified": r["verification"]["passed"],
+            "run_dir": str(run_dir)}
+
+
+def _markdown(rows: list[dict[str, Any]], design: str, cfg: SweepConfig) -> str:
+    head = ("| EPS | WCE limit | WCE | WCE % | MAE % | ER % | area ratio | transistor ratio | power ratio | "
+            "delay ratio | verified |")
+    lines = [f"# {design}: cost and error against EPS on {cfg.tech}", "",
+             f"Seed {cfg.seed}, {cfg.budget:g} s of evolution per EPS" if cfg.generations is None
+             else f"Seed {cfg.seed}, {cfg.generations} generations per EPS", "", head,
+             "|" + " --- |" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(f"| {r['eps']:g} | {r['wce_limit']} | {r['wce']} | {r['wce_pct']:.4f} | {r['mae_pct']:.4f} | "
+                     f"{r['er']:.2f} | {r['area_ratio']:.4f} | {r['transistor_ratio']:.4f} | {r['power_ratio']:.4f} | "
+                     f"{r['delay_ratio']:.4f} | {'yes' if r['verified'] else 'NO'} |")
+    lines += ["", "![cost](cost_vs_eps.png) ![error](error_vs_eps.png)", ""]
+    return "\n".join(lines)
+
+
+def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eps = [100 * r["eps"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")):
+        ax.plot(eps, [r[key] for r in rows], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("EPS (WCE limit, % of N)")
+    ax.set_ylabel("ratio to the exact multiplier")
+    ax.set_title(f"{design} on {tech}: cost against EPS")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "cost_vs_eps.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("wce_pct", "WCE"), ("mae_pct", "MAE"), ("mred", "MRED")):
+        ax.plot(eps, [r[key] for r in rows], marker="o", label=f"{label} %")
+    ax.plot(eps, eps, ls="--", color="grey", lw=1, label="limit")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("EPS (WCE limit, % of N)")
+    ax.set_ylabel("error, %")
+    ax.set_title(f"{design} on {tech}: error against EPS")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "error_vs_eps.png", dpi=120)
+    plt.close(fig)
