@@ -142,10 +142,11 @@ def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "configuratio
     for name, raw in data.items():
         f = known[name]
         kwargs[name] = _convert(name.upper(), f.type, raw, f.metadata.get("choices"))
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{source}: {exc}") from None
+    missing = [f.name for f in known.values()
+               if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{missing[0].upper()} must be given ({_flag(known[missing[0]])})")
+    return cls(**kwargs)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -124,7 +124,17 @@ class Context:
         return (float(max(0, wce - self.limit)), cost, float(wce) if self.tiebreak else 0.0)
 
 
-def select(parent: Individual, offspring: list[Individual]) -> Individual:
-    """(1+lambda) with neutral drift: the best child if it is at least as fit as the parent."""
+def select(parent: Individual, offspring: list[Individual], uphill: float = 0.0) -> Individual:
+    """(1+lambda) with neutral drift: the best child if it is at least as fit as the parent.
+
+    ``uphill`` > 0 also lets a feasible child replace a feasible parent when it costs at most that much
+    more (threshold accepting), so that the search can leave a local optimum; the run keeps the best
+    circuit it has seen separately.
+    """
     (best,) = tools.selBest(offspring, 1)
-    return best if best.fitness >= parent.fitness else parent
+    if best.fitness >= parent.fitness:
+        return best
+    if uphill > 0 and parent.fitness.values[0] == 0 and best.fitness.values[0] == 0 \
+            and best.fitness.values[1] <= parent.fitness.values[1] + uphill:
+        return best
+    return parent

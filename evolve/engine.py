@@ -48,6 +48,8 @@ class Problem:
     samples: int
     sample_seed: int
     tiebreak: bool = True
+    uphill: float = 0.0  # cost a child may add and still replace a feasible parent
+    mutations: int = 1  # most phenotypic mutations per child (uniform in 1..mutations)
 
 
 @dataclass
@@ -121,14 +123,15 @@ def run_epoch(job: EpochJob) -> Island:
         for i in range(problem.offspring):
             child = parent.clone()
             child.buf = i + 1
-            op = ctx.mutate(child, parent, rng, cum)
-            if op >= 0:
-                op_counts[op] += 1
+            for _ in range(1 if problem.mutations <= 1 else int(rng.integers(1, problem.mutations + 1))):
+                op = ctx.mutate(child, parent, rng, cum)
+                if op >= 0:
+                    op_counts[op] += 1
             child.fitness.values = ctx.evaluate(child, parent, dirties[i])
             evaluations += child.wce >= 0
             offspring.append(child)
         candidates += len(offspring)
-        chosen = cgp.select(parent, offspring)
+        chosen = cgp.select(parent, offspring, problem.uphill)
         if chosen is not parent:
             assert chosen.order is not None and chosen.act is not None
             ev.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)

@@ -1,0 +1,145 @@
+"""``flow.py ppa``: characterise any multiplier given as Verilog, with the flow that characterises evolved ones.
+
+The design (ports ``a``, ``b``, ``y``) is simulated on every input pair (a random sample above 16 input
+bits) to measure its error against the goldenbrick table, mapped onto the technology, timed and
+powered like an evolved circuit, and compared with the exact multiplier synthesised by the same flow.
+Typical use: put a multiplier from a library (EvoApproxLib, say) next to axflow's on your technology.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import config
+from core.config import option
+from core.errors import ConfigError, must
+from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class PpaConfig:
+    verilog: Path = option(help="Verilog of the multiplier (ports a, b, y)")
+    top: str = option(help="its top module")
+    bits: int = option(8, help="operand width of a (and of b unless --bits-b is given)")
+    bits_b: int | None = option(None, help="operand width of b (default: --bits)")
+    signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
+    tech: str = option("osu018", help="technology")
+    clock_period: float = option(10.0, unit="ns", help="clock period at which power is reported")
+    power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
+    operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV")
+    seed: int = option(1, help="random seed (operand streams, sampled vectors)")
+    run_dir: Path | None = option(None, help="run directory (default: runs/<top>/ppa-<tech>)")
+    overwrite: bool = option(False, help="replace an existing run directory")
+
+    def __post_init__(self) -> None:
+        for name in ("bits", "bits_b"):
+            w = getattr(self, name)
+            if w is not None and not MIN_WIDTH <= w <= MAX_WIDTH:
+                raise must(name.upper(), f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", w)
+        if not self.verilog.is_file():
+            raise ConfigError(f"VERILOG {self.verilog} does not exist")
+        if self.clock_period <= 0:
+            raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
+        if self.power_vectors < 10:
+            raise must("POWER_VECTORS", ">= 10", self.power_vectors)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    config.add_arguments(parser, PpaConfig)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config.from_namespace(PpaConfig, args)
+    r = characterise(cfg)
+    print(f"{cfg.top}: WCE {r['wce']} ({r['wce_pct']:.4g} %), area {r['area']:.6g} ({r['area_ratio']:.4f} of exact), "
+          f"delay {r['delay_ns']:.4g} ns, power {r['power_w']:.4g} W ({r['power_ratio']:.4f} of exact); "
+          f"{r['run_dir']}/report.md")
+    return 0
+
+
+def characterise(cfg: PpaConfig) -> dict[str, Any]:
+    import tech as techmod
+    from core import tools
+    from core.run import RunDir
+    from evolve.evaluator import errors_of
+    from ppa import activity, yosys
+    from ppa import characterise as ch
+    from rtl_gen.multiplier import Multiplier, design_name, to_verilog
+    from verify import golden
+    from verify.multiplier import Shape, simulate, simulated_codes, vectors
+
+    wb = cfg.bits if cfg.bits_b is None else cfg.bits_b
+    shape = Shape(cfg.bits, wb, cfg.signed)
+    t = techmod.load(cfg.tech)
+    for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
+        tool.require()
+    probs = None if cfg.operands == "uniform" else activity.read_histogram(Path(cfg.operands), shape.wa, wb,
+                                                                            cfg.signed)
+    run = RunDir.create(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite)
+    exact_name = design_name(shape.wa, wb, cfg.signed)
+    rtl = run.path / f"{exact_name}.v"
+    rtl.write_text(to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name), encoding="utf-8")
+    source = run.path / cfg.verilog.name
+    source.write_bytes(cfg.verilog.read_bytes())
+
+    # error: simulate the design and compare with the goldenbrick table
+    a, b, sampled = vectors(shape, cfg.seed)
+    exact_codes = shape.exact_codes(a, b)
+    res = simulate(run, "errors", [source], cfg.top, shape, a, b, exact_codes, wce_limit=None, seed=cfg.seed)
+    got = simulated_codes(run, "errors")
+    if (got < 0).any():
+        raise ConfigError(f"{cfg.top} drives X or Z on y for {(got < 0).sum()} input pairs")
+    y = golden.decode(got, shape.nb, cfg.signed)
+    exact = golden.decode(exact_codes, shape.nb, cfg.signed)
+    errors = errors_of(y, exact, golden.norm(shape.wa, wb, cfg.signed), sampled)
+
+    exact_map = yosys.map_to_cells(run, [rtl], exact_name, t, run.path / f"exact_{t.name}.v", step="map_exact")
+    mapped = yosys.map_to_cells(run, [source], cfg.top, t, run.path / f"{cfg.top}_{t.name}.v", step="map")
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
+    pa, pb = activity.operand_stream(shape.wa, wb, cfg.power_vectors, rng, probs)
+    lookup = {int(v): int(c) for v, c in zip((a << wb) | b, got)}
+    design_codes = np.array([lookup[int(v)] for v in (pa << wb) | pb]) if not sampled else None
+    if design_codes is None:  # a sampled design: simulate the power stream's own products
+        simulate(run, "power_stream", [source], cfg.top, shape, pa, pb, shape.exact_codes(pa, pb), wce_limit=None,
+                 seed=cfg.seed)
+        design_codes = simulated_codes(run, "power_stream")
+    kw = {"clock_period_ns": cfg.clock_period, "seed": cfg.seed}
+    pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb), **kw)
+    pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes, **kw)
+    report = {
+        "design": cfg.top, "wa": shape.wa, "wb": wb, "signed": cfg.signed, "tech": t.name,
+        "run_dir": str(run.path), **errors.as_report(), "verification_vectors": len(a),
+        "area": mapped.area, "area_ratio": mapped.area / exact_map.area, "cells": mapped.n_cells, **pd,
+        "delay_ratio": pd["delay_ns"] / pe["delay_ns"], "power_ratio": pd["power_w"] / pe["power_w"],
+        "clock_period_ns": cfg.clock_period, "operands": cfg.operands,
+        "exact": {"area": exact_map.area, "cells": exact_map.n_cells, **pe},
+        "simulation": res.as_report(),
+    }
+    run.write_json("report.json", report)
+    run.write_text("report.md", _markdown(report))
+    return report
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    from core import metrics
+
+    ex = r["exact"]
+    rows = [f"# {r['design']} on {r['tech']}", "",
+            f"{r['wa']}x{r['wb']} {'signed' if r['signed'] else 'unsigned'} multiplier characterised by axflow; "
+            f"errors from simulation of {r['verification_vectors']:,} input pairs against the goldenbrick table.", "",
+            "| metric | value | exact | meaning |", "| --- | --- | --- | --- |"]
+    for key in ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "area", "area_ratio", "cells",
+                "delay_ns", "delay_ratio", "power_w", "power_ratio", "energy_pj"):
+        m = metrics.get(key)
+        unit = f" {m.unit}" if m.unit else ""
+        exact = f"{m.fmt(ex[key])}{unit}" if key in ex else ""
+        rows.append(f"| {key} | {m.fmt(r[key])}{unit} | {exact} | {m.description.replace('|', chr(92) + '|')} |")
+    rows += ["", f"Power at a {r['clock_period_ns']:g} ns clock, operands {r['operands']}.", ""]
+    return "\n".join(rows)
