@@ -110,9 +110,10 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         simulate(run, "power_stream", [source], cfg.top, shape, pa, pb, shape.exact_codes(pa, pb), wce_limit=None,
                  seed=cfg.seed)
         design_codes = simulated_codes(run, "power_stream")
-    kw = {"clock_period_ns": cfg.clock_period, "seed": cfg.seed}
-    pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb), **kw)
-    pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes, **kw)
+    pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
+                            clock_period_ns=cfg.clock_period, seed=cfg.seed)
+    pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes,
+                            clock_period_ns=cfg.clock_period, seed=cfg.seed)
     report = {
         "design": cfg.top, "wa": shape.wa, "wb": wb, "signed": cfg.signed, "tech": t.name,
         "run_dir": str(run.path), **errors.as_report(), "verification_vectors": len(a),
