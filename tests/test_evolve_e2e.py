@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need_tools
 
+from conftest import need_tools
 from verify import golden
 
 ROOT = Path(__file__).resolve().parent.parent

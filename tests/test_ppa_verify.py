@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 import pytest
-from conftest import need_tools
 
 import tech
+from conftest import need_tools
 from core.errors import ConfigError
 from core.run import RunDir
 from evolve.netlist import Netlist
