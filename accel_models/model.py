@@ -118,8 +118,8 @@ class Accelerator:
             per_group = sparsity.k_eff(mask, layer, hw.cols, hw.block, hw.dataflow)
             kept = sparsity.kept_weights(mask, layer, hw.block)
             tally: dict[tuple[tuple[int, ...], int], int] = {}
-            for ke, kw in zip(per_group, kept):
-                tally[(ke, kw)] = tally.get((ke, kw), 0) + 1
+            for k_group, kw in zip(per_group, kept):
+                tally[(k_group, kw)] = tally.get((k_group, kw), 0) + 1
             groups = [(ke, count, kw) for (ke, kw), count in tally.items()]
             density = sum(kept) / layer.weights
             bitmap = sparsity.bitmap_bytes(mask)
@@ -235,8 +235,9 @@ class _Acc:
 
     def perf(self, layer: Layer, split: str, hw: Hardware, density: float) -> LayerPerf:
         util = self.macs / (self.total * hw.pods * hw.rows * hw.cols)
+        s, d = self.sram, self.dram
         return LayerPerf(layer, split, self.total, self.compute, self.total - self.compute, util, tuple(self.busy),
-                         self.macs, *self.sram, *self.dram, weight_density=density)
+                         self.macs, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], weight_density=density)
 
 
 def _ss_perf(layer: Layer, split: str, hw: Hardware, results: list, busy: list[int], reduce: int, reps: int,

@@ -124,7 +124,7 @@ def k_eff(mask: np.ndarray, layer: Layer, cols: int, block: int, dataflow: str) 
     k = layer.k
     row_len = np.full(mask.shape[1], block)
     row_len[-1] = k - (mask.shape[1] - 1) * block
-    out = []
+    out: list[tuple[int, ...]] = []
     for g in range(mask.shape[0]):
         if dataflow == "is":
             out.append((int(row_len[mask[g].any(axis=1)].sum()),))
