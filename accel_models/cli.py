@@ -227,14 +227,15 @@ def layer_rows(result: Result) -> list[dict[str, Any]]:
         layer = perf.layer
         row: dict[str, Any] = {
             "layer": layer.name, "kind": layer.kind, "groups": layer.groups, "m": layer.m, "k": layer.k,
-            "n": layer.n, "macs": perf.macs, "split": perf.split, "cycles": perf.cycles,
+            "n": layer.n, "macs": perf.macs, "split": perf.split, "folds": perf.folds, "cycles": perf.cycles,
             "compute_cycles": perf.compute_cycles, "stall_cycles": perf.stall_cycles,
             "utilization": round(perf.utilization, 6), "time_us": perf.cycles * ev.clock_ns * 1e-3,
+            "pod_busy_cycles": ";".join(str(b) for b in perf.pod_busy),
             "sram_a_reads_words": perf.sram_a_reads, "sram_b_reads_words": perf.sram_b_reads,
             "sram_c_reads_words": perf.sram_c_reads, "sram_c_writes_words": perf.sram_c_writes,
             "dram_a_bytes": perf.dram_a_bytes, "dram_b_bytes": perf.dram_b_bytes,
             "dram_c_write_bytes": perf.dram_c_write_bytes, "dram_c_read_bytes": perf.dram_c_read_bytes,
-            "energy_dram_pj": e.dram_pj, "energy_sram_pj": e.sram_pj, "energy_compute_pj": e.compute_pj,
+            "n_m_words": perf.dram_bytes, "energy_dram_pj": e.dram_pj, "energy_sram_pj": e.sram_pj, "energy_compute_pj": e.compute_pj,
             "energy_total_pj": e.total_pj, "multiplier": _mult_label(result.assignment[layer.name]),
             "weight_density": round(perf.weight_density, 6),
         }

@@ -142,6 +142,12 @@ def matmul(name: str, m: int, k: int, n: int, groups: int = 1) -> Layer:
     return Layer(name, "matmul", m, k, n, groups)
 
 
+def scalesim_out(size: int, filt: int, stride: int) -> int:
+    """SCALE-Sim's output size, ``ceil((size - filt + stride) / stride)`` (PyTorch: floor, one less when
+    ``(size - filt) % stride != 0``)."""
+    return -(-(size - filt + stride) // stride)
+
+
 def scalesim_conv(name: str, ifmap_h: int, ifmap_w: int, filt_h: int, filt_w: int, channels: int,
                   filters: int, stride_h: int, stride_w: int, groups: int = 1) -> Layer:
     """A layer given as a SCALE-Sim convolution row (padding already in the ifmap size).
@@ -155,6 +161,5 @@ def scalesim_conv(name: str, ifmap_h: int, ifmap_w: int, filt_h: int, filt_w: in
         _positive(f"{what} of layer {name}", v)
     if filt_h > ifmap_h or filt_w > ifmap_w:
         raise ConfigError(f"layer {name}: filter {filt_h}x{filt_w} is larger than the ifmap {ifmap_h}x{ifmap_w}")
-    oh = -(-(ifmap_h - filt_h + stride_h) // stride_h)
-    ow = -(-(ifmap_w - filt_w + stride_w) // stride_w)
+    oh, ow = scalesim_out(ifmap_h, filt_h, stride_h), scalesim_out(ifmap_w, filt_w, stride_w)
     return Layer(name, "conv", oh * ow, filt_h * filt_w * channels, filters, groups, None, row)

@@ -75,6 +75,7 @@ class LayerPerf:
     mapping_eff: float | None = None  # SCALE-Sim's mapping efficiency (%), scalesim model only
     compute_util: float | None = None  # SCALE-Sim's compute utilisation (%), scalesim model only
     weight_density: float = 1.0  # kept weight blocks (by weight count), 1 when dense
+    folds: int = 0  # array tiles (rtl) or SCALE-Sim folds run, over all pods and groups
     c_word_bytes: int = 4  # bytes of one SRAM C access (accumulator or, for SCALE-Sim, a word)
 
     @property
@@ -213,7 +214,7 @@ class _Acc:
 
     def __init__(self, pods: int):
         self.busy = [0] * pods
-        self.compute = self.total = self.macs = 0
+        self.compute = self.total = self.macs = self.tiles = 0
         self.sram = [0, 0, 0, 0]
         self.dram = [0, 0, 0, 0]
 
@@ -221,6 +222,7 @@ class _Acc:
         self.compute += count * compute
         self.total += count * total
         self.macs += count * run.macs
+        self.tiles += count * sum(p.tiles for p in run.pods)
         for i, p in enumerate(t.pods):
             self.busy[i] += count * p.busy
         for w in run.pods:
@@ -237,7 +239,8 @@ class _Acc:
         util = self.macs / (self.total * hw.pods * hw.rows * hw.cols)
         s, d = self.sram, self.dram
         return LayerPerf(layer, split, self.total, self.compute, self.total - self.compute, util, tuple(self.busy),
-                         self.macs, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], weight_density=density)
+                         self.macs, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], weight_density=density,
+                         folds=self.tiles)
 
 
 def _ss_perf(layer: Layer, split: str, hw: Hardware, results: list, busy: list[int], reduce: int, reps: int,
@@ -255,7 +258,8 @@ def _ss_perf(layer: Layer, split: str, hw: Hardware, results: list, busy: list[i
                      tuple(reps * b for b in busy), reps * macs_one, reps * sums[0], reps * sums[1], 0,
                      reps * sums[2], reps * sums[3], reps * sums[4], reps * sums[5], 0,
                      mapping_eff=first.mapping_eff if hw.pods == 1 else None,
-                     compute_util=first.compute_util if hw.pods == 1 else None, c_word_bytes=1)
+                     compute_util=first.compute_util if hw.pods == 1 else None, c_word_bytes=1,
+                     folds=reps * sum(r.folds for r, _ in results))
 
 
 # --- energy per assignment ----------------------------------------------------------------------

@@ -30,6 +30,17 @@ class _Mult:
         return self.lut[a, b].astype(np.int64)
 
 
+def _feed(n: int, value) -> tuple[np.ndarray, np.ndarray]:
+    """Values and valid bits of ``n`` feeder lanes; ``value(i)`` is None for an invalid lane."""
+    vals = np.zeros(n, dtype=np.int64)
+    valid = np.zeros(n, dtype=bool)
+    for i in range(n):
+        v = value(i)
+        if v is not None:
+            vals[i], valid[i] = v, True
+    return vals, valid
+
+
 class _Pod:
     """One pod: an R x C array, its tile sequencer and its C bank."""
 
@@ -101,13 +112,9 @@ class _Pod:
                 old = 0 if first else self.bank[m0 + i, n]
                 self.bank[m0 + i, n] = (old + self.p[R - 1, c]) & self.mask
                 self.written[m0 + i, n] = True
-        # skewed feed at the left edge
-        feed = np.zeros(R, dtype=np.int64)
-        fv = np.zeros(R, dtype=bool)
-        for r in range(R):
-            i, k = t - r, k0 + r
-            if 0 <= i < m and k < self.A.shape[1]:
-                feed[r], fv[r] = self.A[m0 + i, k], True
+        # skewed feed at the left edge: row r gets A[m0 + t - r][k0 + r]
+        K = self.A.shape[1]
+        feed, fv = _feed(R, lambda r: self.A[m0 + t - r, k0 + r] if 0 <= t - r < m and k0 + r < K else None)
         a_in = np.concatenate([feed[:, None], self.a[:, :-1]], axis=1)
         av_in = np.concatenate([fv[:, None], self.av[:, :-1]], axis=1)
         p_in = np.concatenate([np.zeros((1, C), dtype=np.int64), self.p[:-1]], axis=0)
@@ -129,18 +136,9 @@ class _Pod:
         R, C = self.R, self.C
         t = self.count
         M, N = self.A.shape[0], self.B.shape[1]
-        fa = np.zeros(R, dtype=np.int64)
-        fav = np.zeros(R, dtype=bool)
-        for r in range(R):
-            j = t - r
-            if 0 <= j < k and m0 + r < M:
-                fa[r], fav[r] = self.A[m0 + r, k0 + j], True
-        fb = np.zeros(C, dtype=np.int64)
-        fbv = np.zeros(C, dtype=bool)
-        for c in range(C):
-            j = t - c
-            if 0 <= j < k and n0 + c < N:
-                fb[c], fbv[c] = self.B[k0 + j, n0 + c], True
+        # row r gets A[m0 + r][k0 + t - r], column c gets B[k0 + t - c][n0 + c]
+        fa, fav = _feed(R, lambda r: self.A[m0 + r, k0 + t - r] if 0 <= t - r < k and m0 + r < M else None)
+        fb, fbv = _feed(C, lambda c: self.B[k0 + t - c, n0 + c] if 0 <= t - c < k and n0 + c < N else None)
         a_in = np.concatenate([fa[:, None], self.a[:, :-1]], axis=1)
         av_in = np.concatenate([fav[:, None], self.av[:, :-1]], axis=1)
         b_in = np.concatenate([fb[None, :], self.b[:-1]], axis=0)

@@ -28,12 +28,11 @@ floating-point operations in the same order, so they compare equal to SCALE-Sim'
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from accel_models.layers import Layer
+from accel_models.layers import Layer, scalesim_out
 from core.errors import ConfigError, must
 
 DATAFLOWS = ("ws", "os", "is")
@@ -63,6 +62,10 @@ class ScaleSimConfig:
             raise must("BANDWIDTH", "a positive integer (words per cycle)", self.bandwidth)
 
 
+REPORTED = ("total_cycles", "stall_cycles", "overall_util", "mapping_eff", "compute_util", "ifmap_sram_reads",
+            "filter_sram_reads", "ofmap_sram_writes", "ifmap_dram_reads", "filter_dram_reads", "ofmap_dram_writes")
+
+
 @dataclass(frozen=True)
 class ScaleSimLayer:
     """The figures SCALE-Sim's COMPUTE_REPORT and DETAILED_ACCESS_REPORT give for one layer."""
@@ -78,9 +81,11 @@ class ScaleSimLayer:
     ifmap_dram_reads: int
     filter_dram_reads: int
     ofmap_dram_writes: int
+    folds: int = 0  # not a SCALE-Sim report column
 
     def as_dict(self) -> dict[str, float | int]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """The figures SCALE-Sim reports, by the names ``tests/data/scalesim_v2_grid.json`` uses."""
+        return {k: getattr(self, k) for k in REPORTED}
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,11 @@ class _Geom:
 
     @property
     def ofmap_h(self) -> int:
-        return math.ceil((self.ifmap_h - self.filt_h + self.stride_h) / self.stride_h)
+        return scalesim_out(self.ifmap_h, self.filt_h, self.stride_h)
 
     @property
     def ofmap_w(self) -> int:
-        return math.ceil((self.ifmap_w - self.filt_w + self.stride_w) / self.stride_w)
+        return scalesim_out(self.ifmap_w, self.filt_w, self.stride_w)
 
     @property
     def m(self) -> int:
@@ -156,7 +161,7 @@ def simulate_row(row: tuple[int, ...], cfg: ScaleSimConfig) -> ScaleSimLayer:
     num_compute = M * N * K
     overall = (num_compute * 100) / (total * R * C)
     return ScaleSimLayer(total, stalls, overall, mapping * 100, compute * 100, if_reads, fi_reads, of_writes,
-                         int(sim[2]), int(sim[3]), int(sim[4]))
+                         int(sim[2]), int(sim[3]), int(sim[4]), row_fold * col_fold)
 
 
 def simulate_layer(layer: Layer, cfg: ScaleSimConfig) -> ScaleSimLayer:
