@@ -138,8 +138,12 @@ class Result:
     wall_s: float
 
 
-def evaluate(cfg: AccelConfig, *, progress: bool = False) -> Result:
-    """Run the models for ``cfg`` without writing anything (validation first, then the work)."""
+def evaluate(cfg: AccelConfig, *, progress: bool = False, layers: list | None = None,
+             multipliers: tuple[str, ...] = ()) -> Result:
+    """Run the models for ``cfg`` without writing anything (validation first, then the work).
+
+    ``layers`` replaces the network ``cfg.net`` names (a caller that has its own model); ``multipliers``
+    are run directories an assignment may use later (they must be known before energy is evaluated)."""
     import numpy as np
 
     from accel_models import assign, networks, sparsity
@@ -148,7 +152,9 @@ def evaluate(cfg: AccelConfig, *, progress: bool = False) -> Result:
     from accel_models.model import Accelerator, Evaluation, Hardware
 
     weights = None
-    if networks.is_torch_spec(cfg.net):
+    if layers is not None:
+        net_name = "custom"
+    elif networks.is_torch_spec(cfg.net):
         from accel_models import torch_extract
 
         if cfg.input_shape is None:
@@ -180,6 +186,8 @@ def evaluate(cfg: AccelConfig, *, progress: bool = False) -> Result:
     params = EnergyParams(cfg.dram_pj_per_byte, cfg.sram_pj_per_byte, cfg.access_words, cfg.acc_ratio,
                           cfg.reg_ratio, cfg.pe_other_area_um2)
     lib = Library()
+    for mult in multipliers:
+        lib.get(str(mult))
     array = load_array(cfg.array_run) if cfg.array_run is not None else None
     if array is not None and array.mult != "exact":
         lib.get(array.mult)
@@ -236,7 +244,7 @@ def layer_rows(result: Result) -> list[dict[str, Any]]:
             "dram_a_bytes": perf.dram_a_bytes, "dram_b_bytes": perf.dram_b_bytes,
             "dram_c_write_bytes": perf.dram_c_write_bytes, "dram_c_read_bytes": perf.dram_c_read_bytes,
             "n_m_words": perf.dram_bytes, "energy_dram_pj": e.dram_pj, "energy_sram_pj": e.sram_pj, "energy_compute_pj": e.compute_pj,
-            "energy_total_pj": e.total_pj, "multiplier": _mult_label(result.assignment[layer.name]),
+            "energy_total_pj": e.total_pj, "energy_mult_pj": e.mult_pj, "multiplier": _mult_label(result.assignment[layer.name]),
             "weight_density": round(perf.weight_density, 6),
         }
         if scalesim:
@@ -273,6 +281,7 @@ def report(result: Result) -> dict[str, Any]:
         "energy_total_pj": total, "energy_dram_pj": sum(e.dram_pj for e in energies),
         "energy_sram_pj": sum(e.sram_pj for e in energies),
         "energy_compute_pj": sum(e.compute_pj for e in energies),
+        "energy_mult_pj": sum(e.mult_pj for e in energies),
         "energy_exact_pj": exact_energy, "energy_ratio": total / exact_energy if exact_energy else None,
         "n_m_words": dram, "access_words": ev.access_words, "e_access_pj": ev.e_access,
         "p_pod": ev.power.source, "energy_sources": list(ev.lib.sources),
@@ -302,7 +311,7 @@ def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     ]
     for key in ("cycles", "compute_cycles", "stall_cycles", "time_s", "macs", "utilization", "dram_bytes",
                 "sram_bytes", "energy_total_pj", "energy_dram_pj", "energy_sram_pj", "energy_compute_pj",
-                "energy_ratio"):
+                "energy_mult_pj", "energy_ratio"):
         m = metric(key)
         lines.append(f"| {key} | {m.fmt(rep[key])} | {m.unit} |")
     lines += ["", f"Splits chosen: {', '.join(f'{k}: {v}' for k, v in rep['splits'].items())}.",

@@ -176,6 +176,7 @@ class Library:
     mults: dict[str, Multiplier] = field(default_factory=dict)
     clock_ns: float | None = None
     sources: list[str] = field(default_factory=list)
+    frozen: bool = False  # set once an evaluation depends on the exact reference
 
     def __post_init__(self) -> None:
         if "exact" not in self.mults:
@@ -189,6 +190,9 @@ class Library:
             return self.mults[key]
         run = load_multiplier(run_dir)
         if self.mults["exact"].area is None:
+            if self.frozen:
+                raise ConfigError(f"multiplier run {key} was not known when the evaluation was built, which "
+                                  "used the default exact multiplier; give every run directory up front")
             # the first measured run defines the exact reference (same technology, same flow)
             self.mults["exact"] = run.exact
             self.sources = [s for s in self.sources if not s.startswith("exact multiplier: default")]

@@ -273,6 +273,7 @@ class LayerEnergy:
     dram_pj: float
     sram_pj: float
     compute_pj: float
+    mult_pj: float  # the multipliers' share of compute_pj
 
     @property
     def total_pj(self) -> float:
@@ -289,6 +290,7 @@ class Evaluation:
         self.lib = lib
         self.params = params
         self.array = array
+        lib.frozen = True  # the exact reference (and so P_pod) is fixed from here on
         self.power: PodPower = pod_power(hw.rows, hw.cols, hw.pods, hw.dataflow, lib, params, array)
         access = params.access_words or hw.rows
         self.access_words = access
@@ -320,4 +322,9 @@ class Evaluation:
 
     def layer_energy(self, assignment: Mapping[str, LayerMults]) -> list[LayerEnergy]:
         compute = self.compute_pj(assignment)
-        return [LayerEnergy(float(d), float(s), float(c)) for d, s, c in zip(self.dram_pj, self.sram_pj, compute)]
+        exact = (("exact", 1.0),)
+        pes = self.hw.rows * self.hw.cols
+        mult = [self.pod_cycles[i] * pes * self.layer_mult_pj(assignment.get(n, exact))
+                for i, n in enumerate(self.names)]
+        return [LayerEnergy(float(d), float(s), float(c), float(m))
+                for d, s, c, m in zip(self.dram_pj, self.sram_pj, compute, mult)]

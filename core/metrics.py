@@ -74,6 +74,7 @@ _METRICS = [
     Metric("energy_dram_pj", "pJ", "lower", "ceil(N_m / R) x E_M (XAI-Gen)"),
     Metric("energy_sram_pj", "pJ", "lower", "on-chip buffer accesses x energy per byte"),
     Metric("energy_compute_pj", "pJ", "lower", "sum over pods of busy cycles x T x P_pod (XAI-Gen)"),
+    Metric("energy_mult_pj", "pJ", "lower", "the multipliers' share of the compute energy"),
     Metric("energy_ratio", "", "lower", "energy / energy of the same network with exact multipliers"),
     # the search itself
     Metric("generations", "", "", "generations run"),

@@ -242,3 +242,31 @@ def test_hawx_costs(tmp_path):
     assert h["temporal"]["vectors"] == sorted(["exact", run])
     assert h["temporal"]["area_um2"] == pytest.approx(16 * (5000 + base) + 16 * (15000 + base))
     assert h["temporal"]["cycles"] == 2048 // 16 + 256 // 16 + 256 // 16
+
+
+# --- the interface of the DNN search ------------------------------------------------------------
+
+def test_api_evaluator_from_a_run_config(tmp_path):
+    from accel_models.api import Evaluator, load_config
+
+    run = str(mult_run(tmp_path))
+    conf = tmp_path / "config.json"
+    conf.write_text(__import__("json").dumps({"net": "lenet5", "array": "8x8", "pods": 2, "git_revision": "x",
+                                               "assign": None}), encoding="utf-8")
+    ev = Evaluator(conf, multipliers=(run,))
+    exact = ev.evaluate({})
+    approx = ev.evaluate({"*": run})
+    assert approx[0] < exact[0] and approx[1] == exact[1]
+    assert ev.multiplier(run).area == 9000.0
+    with pytest.raises(ConfigError, match=r"has unknown key 'arrays' \(valid keys: "):
+        load_config({"arrays": "8x8"})
+    late = Evaluator({"net": "lenet5", "array": "8x8"})
+    with pytest.raises(ConfigError, match=r"was not known when the evaluation was built"):
+        late.evaluate({"*": str(mult_run(tmp_path, name="late"))})
+
+
+def test_api_evaluator_takes_the_callers_layers():
+    from accel_models.api import Evaluator
+
+    ev = Evaluator({"array": "4x4"}, layers=[fc("head", 16, 4)])
+    assert [p.layer.name for p in ev.evaluation.perfs] == ["head"]
