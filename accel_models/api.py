@@ -63,9 +63,11 @@ class Evaluator:
         self.layers = result.layers
         self.evaluation = result.evaluation
         self.lib = result.evaluation.lib
+        self._resolved: dict[str, str] = {}
 
     def shares(self, assignment: Mapping[str, Any]) -> dict[str, LayerMults]:
-        return assign.parse(dict(assignment), self.layers, self.lib, default=self.config.mult)
+        return assign.parse(dict(assignment), self.layers, self.lib, default=self.config.mult,
+                            resolved=self._resolved)
 
     def evaluate(self, assignment: Mapping[str, Any]) -> tuple[float, float]:
         """(energy in pJ, time in s) of one inference under ``assignment``."""

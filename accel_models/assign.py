@@ -40,7 +40,7 @@ from accel_models.model import LayerMults
 from core.errors import ConfigError
 
 
-def _resolve(value: Any, where: str, base: Path | None) -> str:
+def _resolve_path(value: Any, where: str, base: Path | None) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: a multiplier must be \"exact\" or a run directory, not {value!r}")
     if value == "exact":
@@ -59,8 +59,22 @@ def _shares(names: list[str]) -> LayerMults:
 
 
 def parse(data: Any, layers: list[Layer], lib: Library, *, default: str = "exact",
-          base: Path | None = None, source: str = "assignment") -> dict[str, LayerMults]:
-    """Check an assignment against the network and the PPA reports; return each layer's multiplier shares."""
+          base: Path | None = None, source: str = "assignment",
+          resolved: dict[str, str] | None = None) -> dict[str, LayerMults]:
+    """Check an assignment against the network and the PPA reports; return each layer's multiplier shares.
+
+    ``resolved`` caches how multiplier names map to run directories across calls (a search that
+    evaluates thousands of assignments resolves each path once)."""
+    cache: dict[str, str] = {} if resolved is None else resolved
+
+    def _resolve(value: Any, where: str, base: Path | None) -> str:
+        if isinstance(value, str) and value in cache:
+            return cache[value]
+        out = _resolve_path(value, where, base)
+        lib.get(out)
+        cache[value] = out
+        return out
+
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a JSON object mapping layer names to multipliers")
     by_name = {layer.name: layer for layer in layers}
@@ -69,14 +83,14 @@ def parse(data: Any, layers: list[Layer], lib: Library, *, default: str = "exact
         shown = ", ".join(list(by_name)[:8]) + (", ..." if len(by_name) > 8 else "")
         raise ConfigError(f"{source} names layer {unknown[0]!r}, which the network lacks (layers: {shown})")
     fallback = _resolve(data.get("*", default), f"{source} '*'", base)
-    lib.get(fallback)
     out: dict[str, LayerMults] = {}
     for layer in layers:
         entry = data.get(layer.name, fallback)
         where = f"{source} layer {layer.name}"
         if isinstance(entry, str):
-            names = [_resolve(entry, where, base)]
-        elif isinstance(entry, list):
+            out[layer.name] = ((_resolve(entry, where, base), 1.0),)
+            continue
+        if isinstance(entry, list):
             if len(entry) != layer.filters:
                 raise ConfigError(f"{where} lists {len(entry)} filters, the layer has {layer.filters}")
             names = [_resolve(v, where, base) for v in entry]
@@ -104,8 +118,6 @@ def parse(data: Any, layers: list[Layer], lib: Library, *, default: str = "exact
                 raise ConfigError(f"{where}: filters must be a list or an object of index -> multiplier")
         else:
             raise ConfigError(f"{where}: expected a multiplier, a list per filter or an object, not {entry!r}")
-        for n in set(names):
-            lib.get(n)
         out[layer.name] = _shares(names)
     return out
 
