@@ -14,16 +14,16 @@ directory, else from the JSON file's directory). Filters of a layer are its outp
 groups; with a per-filter assignment the PE columns that hold a filter use its multiplier, so a layer's
 multiplier energy is the filter-weighted mean (each filter occupies one column for the same time).
 
-HAWX costs (hardware-aware search of approximate DNNs) for the same assignment:
+HAWX costs (hardware-aware search of approximate DNNs) for the same assignment, from per-block base
+power and area; a block is ``pes x simd`` multiply-accumulate lanes:
 
-* **spatial**: every layer has its own block of ``lanes`` multiply-accumulate lanes (PEs x SIMD width),
-  split among the layer's multipliers in proportion to its filters; area is the sum over blocks, a
-  layer takes ``ceil(macs / lanes)`` cycles and the layer pipeline's interval is the slowest layer;
-* **temporal**: one compute vector of ``simd`` lanes per distinct multiplier, shared by all layers in
-  time; area is one vector per multiplier used, time the sum over layers and multipliers of
-  ``ceil(macs / simd)``.
+* **spatial**: every layer has a block of its own, its lanes split among the layer's multipliers in
+  proportion to its filters; area is the sum over layers, a layer takes ``ceil(macs / lanes)`` cycles
+  and the layer pipeline's interval is its slowest layer;
+* **temporal**: one block (compute vector) per distinct multiplier, shared by all layers in time; area
+  is one block per multiplier used, time the sum over layers and multipliers of ``ceil(macs / lanes)``.
 
-Per lane, area and energy are the multiplier's measured figures plus the per-block base of the PE's
+Per lane, area and energy are the multiplier's measured figures plus the base of the PE's
 non-multiplier logic (``energy.py``: accumulator and registers).
 """
 
@@ -138,8 +138,9 @@ def uniform(layers: list[Layer], lib: Library, mult: str) -> dict[str, LayerMult
 
 
 def hawx(layers: list[Layer], assignment: Mapping[str, LayerMults], lib: Library, params: EnergyParams,
-         lanes: int, simd: int) -> dict[str, Any]:
+         pes: int, simd: int) -> dict[str, Any]:
     """Spatial and temporal accelerator costs of an assignment (see the module docstring)."""
+    lanes = pes * simd
     e_base = (params.acc_ratio + params.reg_ratio) * lib.exact.energy_pj
     a_base = params.pe_other_area_um2
     used: dict[str, float] = {}
@@ -158,16 +159,17 @@ def hawx(layers: list[Layer], assignment: Mapping[str, LayerMults], lib: Library
             energy += layer.macs * share * (m.energy_pj + e_base)
             if area_sp is not None:
                 area_sp = None if m.area is None else area_sp + lanes * share * (m.area + a_base)
-            temporal_cycles += -(-round(layer.macs * share) // simd)
+            temporal_cycles += -(-round(layer.macs * share) // lanes)
             used[name] = used.get(name, 0.0) + layer.macs * share
     area_t: float | None = 0.0
     for name in used:
         m = lib.get(name)
-        area_t = None if (area_t is None or m.area is None) else area_t + simd * (m.area + a_base)
+        area_t = None if (area_t is None or m.area is None) else area_t + lanes * (m.area + a_base)
     return {
+        "pes": pes, "simd": simd,
         "spatial": {"lanes_per_layer": lanes, "area_um2": area_sp, "latency_cycles": latency,
                     "interval_cycles": interval, "energy_pj": energy},
-        "temporal": {"vector_width": simd, "vectors": sorted(used), "area_um2": area_t,
+        "temporal": {"lanes_per_vector": lanes, "vectors": sorted(used), "area_um2": area_t,
                      "cycles": temporal_cycles, "energy_pj": energy},
         "mac_share": {name: v / sum(used.values()) for name, v in sorted(used.items())},
     }

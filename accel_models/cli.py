@@ -66,8 +66,8 @@ class AccelConfig:
     weights: Path | None = option(None, help=".npz of layer weights (PyTorch layout)")  # noqa: RUF009
     masks: Path | None = option(None, help=".npz of per-layer block masks (True = kept)")  # noqa: RUF009
     seed: int = option(1, help="seed of random masks")
-    hawx_lanes: int = option(256, help="HAWX spatial cost: MAC lanes (PEs x SIMD) per layer block")
-    hawx_simd: int = option(16, help="HAWX temporal cost: lanes of one shared compute vector")
+    hawx_pes: int = option(16, help="HAWX costs: PEs of one block (a layer's block, or a shared vector)")
+    hawx_simd: int = option(16, help="HAWX costs: SIMD width of one PE")
     tag: str | None = option(None, help="run name under runs/accel/ (default: from the settings)")
     run_dir: Path | None = option(None, help="run directory (default: runs/accel/<tag>)")  # noqa: RUF009
     overwrite: bool = option(False, help="replace an existing run directory")
@@ -76,7 +76,7 @@ class AccelConfig:
         if not re.fullmatch(r"\d+x\d+", self.array) or 0 in self.dims:
             raise must("ARRAY", "ROWSxCOLS with positive sizes, e.g. 128x128", self.array)
         for name in ("batch", "seq_len", "pods", "ifmap_kb", "filter_kb", "ofmap_kb", "sparsity_block",
-                     "hawx_lanes", "hawx_simd"):
+                     "hawx_pes", "hawx_simd"):
             if getattr(self, name) < 1:
                 raise must(name.upper(), "a positive integer", getattr(self, name))
         if self.dram_bw < 0:
@@ -198,7 +198,7 @@ def evaluate(cfg: AccelConfig, *, progress: bool = False, layers: list | None = 
     start = time.perf_counter()
     perfs = Accelerator(hw).prepare(layers, masks, progress=progress)
     evaluation = Evaluation(hw, perfs, lib, params, array, cfg.clock_ns)
-    hawx = assign.hawx(layers, assignment, lib, params, cfg.hawx_lanes, cfg.hawx_simd)
+    hawx = assign.hawx(layers, assignment, lib, params, cfg.hawx_pes, cfg.hawx_simd)
     wall = time.perf_counter() - start
     return Result(cfg, net_name, layers, perfs, evaluation, assignment, masks, method, hawx, wall)
 
@@ -328,7 +328,7 @@ def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
               f"- spatial ({sp['lanes_per_layer']} lanes per layer): area {area(sp['area_um2'])}, latency "
               f"{sp['latency_cycles']:,} cycles, interval {sp['interval_cycles']:,} cycles, "
               f"energy {sp['energy_pj']:.6g} pJ",
-              f"- temporal ({tp['vector_width']} lanes per vector, {len(tp['vectors'])} vector(s)): area "
+              f"- temporal ({tp['lanes_per_vector']} lanes per vector, {len(tp['vectors'])} vector(s)): area "
               f"{area(tp['area_um2'])}, {tp['cycles']:,} cycles, energy {tp['energy_pj']:.6g} pJ", ""]
     if rep["sparsity"]:
         s = rep["sparsity"]

@@ -6,7 +6,8 @@ Per layer (XAI-Gen, Eq. for the multi-pod TPU-v4-like accelerator)::
 
 ``N_m`` is the layer's DRAM traffic in words, ``R`` the words one DRAM access delivers (by default the
 pod's row count, one word per array row, as in XAI-Gen's notation; ``--access-words``), ``E_M`` the
-energy of one such access, ``cl`` the cycles a pod is busy on the layer (idle pods are clock-gated),
+energy of one such access, ``cl`` the cycles a pod is busy on the layer, the cycles it waits for DRAM
+included (it stays clocked; a pod without work is clock-gated),
 ``T`` the clock period and ``P_pod`` the pod's power. SRAM accesses are reported as a third component.
 
 ``P_pod`` comes from, in this order:

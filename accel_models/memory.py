@@ -17,7 +17,10 @@ C          one panel of partial sums (m x C acc words) fits:        written once
            reads and writes the partial sums (acc width)
 =========  ======================================================  =========================================
 
-Outputs go to DRAM in ``word_bytes`` (requantised), partial sums in ``psum_bytes``. With a split over K
+The RTL streams all of a pod's M rows through every ws tile, so a panel of partial sums (m x C
+accumulator words) spills when it exceeds the ofmap SRAM; an M-blocked schedule would avoid that, but it
+is not the schedule of the RTL this model describes. Outputs go to DRAM in ``word_bytes`` (requantised),
+partial sums in ``psum_bytes``. With a split over K
 the partial results stay on chip for REDUCE when they fit, else they make one round trip to DRAM.
 
 Stalls: the SRAMs are double-buffered and the pods share ``dram_bw`` bytes per cycle equally. A pod

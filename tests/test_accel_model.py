@@ -234,14 +234,17 @@ def test_hawx_costs(tmp_path):
     lib.get(run)
     params = EnergyParams()
     asg = {"a": ((run, 1.0),), "b": (("exact", 0.5), (run, 0.5))}
-    h = assign.hawx(layers, asg, lib, params, lanes=64, simd=16)
+    h = assign.hawx(layers, asg, lib, params, pes=4, simd=16)
     base = params.pe_other_area_um2
     assert h["spatial"]["area_um2"] == pytest.approx(64 * (5000 + base) + 64 * (0.5 * (15000 + base)
                                                                             + 0.5 * (5000 + base)))
     assert h["spatial"]["latency_cycles"] == 2048 // 64 + 512 // 64
+    assert h["spatial"]["interval_cycles"] == 2048 // 64
     assert h["temporal"]["vectors"] == sorted(["exact", run])
-    assert h["temporal"]["area_um2"] == pytest.approx(16 * (5000 + base) + 16 * (15000 + base))
-    assert h["temporal"]["cycles"] == 2048 // 16 + 256 // 16 + 256 // 16
+    assert h["temporal"]["area_um2"] == pytest.approx(64 * (5000 + base) + 64 * (15000 + base))
+    assert h["temporal"]["cycles"] == 2048 // 64 + 256 // 64 + 256 // 64
+    e_base = 1.5 * lib.exact.energy_pj
+    assert h["spatial"]["energy_pj"] == pytest.approx((2048 + 256) * (2.0 + e_base) + 256 * (4.0 + e_base))
 
 
 # --- the interface of the DNN search ------------------------------------------------------------
