@@ -19,7 +19,8 @@ RUNS = DATA["runs"]
 def _id(run: dict) -> str:
     c = run["config"]
     mode = f"bw{c['bandwidth']}" if c["bandwidth"] else "calc"
-    return f"{c['dataflow']}-{c['rows']}x{c['cols']}-{c['ifmap_kb']}kB-{mode}-{c['topology']}"
+    suite = "" if c["suite"] == "grid" else f"-{c['suite']}"
+    return f"{c['dataflow']}-{c['rows']}x{c['cols']}-{c['ifmap_kb']}kB-{mode}-{c['topology']}{suite}"
 
 
 def test_grid_covers_what_the_issue_asks():
@@ -28,6 +29,7 @@ def test_grid_covers_what_the_issue_asks():
     assert {r["config"]["dataflow"] for r in RUNS} == {"ws", "os", "is"}
     assert {r["config"]["topology"] for r in RUNS} == {"conv", "gemm"}
     assert any(r["config"]["bandwidth"] for r in RUNS)
+    assert {r["config"]["suite"] for r in RUNS} == {"grid", "resnet18"}
     assert set(DATA["fields"]) == set(REPORTED)
     # the grid is not trivial: stalls, flushed read buffers and partial folds all occur
     figures = [lay["scalesim"] for r in RUNS for lay in r["layers"]]
