@@ -20,7 +20,7 @@ JOBS    ?= 2
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
                --seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(if $(TAG),--tag $(TAG)) $(ARGS)
 
-.PHONY: all evolve sweep test test-all bench lint deps venv clean help
+.PHONY: all evolve sweep test test-all bench lint deps venv clean help accel
 
 all: help
 
@@ -30,6 +30,7 @@ help:
 	@echo "make test               the test suite (slow tests: make test-all)"
 	@echo "make bench              evaluation-speed and quality benchmarks"
 	@echo "make lint               ruff and mypy"
+	@echo "make accel NET=resnet18 ARRAY=128x128 PODS=4   time/traffic/energy on a systolic accelerator"
 
 evolve: venv
 	$(PY) flow.py evolve $(EVOLVE_FLAGS)
@@ -50,6 +51,20 @@ bench: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+# ---- accelerator models (accel_models/, issue 4): `python flow.py accel --help` lists every option ----
+NET         ?= resnet18
+ARRAY       ?= 128x128
+PODS        ?= 4
+DATAFLOW    ?= ws
+CYCLE_MODEL ?= rtl
+ASSIGN      ?=
+SPARSITY    ?= 0
+
+accel: venv
+	$(PY) flow.py accel --net $(NET) --array $(ARRAY) --pods $(PODS) --dataflow $(DATAFLOW) \
+		--cycle-model $(CYCLE_MODEL) --sparsity $(SPARSITY) $(if $(ASSIGN),--assign $(ASSIGN)) $(ARGS)
+# ---- end of accelerator models ----
 
 # System packages: installed only when something is missing.
 deps:

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("evolve.sweep", "evolve over a grid of EPS values and plot cost and error against EPS"),
     "verify": ("verify.cli", "re-verify a run directory: simulate its shipped Verilog against its tables"),
     "ppa": ("ppa.cli", "area, delay and power of a Verilog design on a technology"),
+    "accel": ("accel_models.cli", "time, traffic and energy of a network on a (multi-pod) systolic accelerator "
+                                  "with a multiplier assignment"),
     "bench": ("evolve.bench", "benchmarks: evaluation speed and search quality, side by side"),
 }
 

@@ -60,6 +60,22 @@ _METRICS = [
     Metric("power_dynamic_w", "W", "lower", "switching plus internal power"),
     Metric("power_leakage_w", "W", "lower", "leakage power"),
     Metric("energy_pj", "pJ", "lower", "energy per operation: power x clock period"),
+    # accelerator models (accel_models/)
+    Metric("cycles", "cycles", "lower", "clock cycles, bandwidth stalls included"),
+    Metric("compute_cycles", "cycles", "lower", "cycles of the cycle model alone (rtl: the RTL's start-to-done "
+           "count)"),
+    Metric("stall_cycles", "cycles", "lower", "cycles spent waiting for DRAM"),
+    Metric("utilization", "", "higher", "MACs / (cycles x pods x rows x cols)"),
+    Metric("time_s", "s", "lower", "cycles x clock period"),
+    Metric("macs", "", "", "multiply-accumulates executed"),
+    Metric("dram_bytes", "B", "lower", "bytes moved between DRAM and the on-chip buffers"),
+    Metric("sram_bytes", "B", "lower", "bytes read and written in the on-chip buffers"),
+    Metric("energy_total_pj", "pJ", "lower", "energy of one inference: DRAM + SRAM + compute"),
+    Metric("energy_dram_pj", "pJ", "lower", "ceil(N_m / R) x E_M (XAI-Gen)"),
+    Metric("energy_sram_pj", "pJ", "lower", "on-chip buffer accesses x energy per byte"),
+    Metric("energy_compute_pj", "pJ", "lower", "sum over pods of busy cycles x T x P_pod (XAI-Gen)"),
+    Metric("energy_mult_pj", "pJ", "lower", "the multipliers' share of the compute energy"),
+    Metric("energy_ratio", "", "lower", "energy / energy of the same network with exact multipliers"),
     # the search itself
     Metric("generations", "", "", "generations run"),
     Metric("evaluations", "", "", "candidate circuits simulated exhaustively"),
