@@ -49,9 +49,9 @@ class AccelConfig:
     clock_ns: float | None = option(None, help="clock period (default: from the PPA runs, else 10)", unit="ns")
     mult: str = option("exact", help="multiplier of every layer the assignment does not name: exact or a "
                        "multiplier run directory")
-    assign: Path | None = option(None, help="assignment JSON: {\"layer\": \"RUN_DIR or exact\"}, a list "  # noqa: RUF009
+    assign: Path | None = option(None, help="assignment JSON: {\"layer\": \"RUN_DIR or exact\"}, a list "
                                  "per filter")
-    array_run: Path | None = option(None, help="array run directory (issue 5) giving P_pod")  # noqa: RUF009
+    array_run: Path | None = option(None, help="array run directory (issue 5) giving P_pod")
     dram_pj_per_byte: float = option(160.0, help="DRAM energy (Horowitz ISSCC 2014)", unit="pJ/B")
     sram_pj_per_byte: float = option(2.5, help="SRAM energy (Horowitz ISSCC 2014, 32 KB)", unit="pJ/B")
     access_words: int | None = option(None, help="words per DRAM access, XAI-Gen's R (default: array rows)")
@@ -63,13 +63,13 @@ class AccelConfig:
     sparsity_method: str = option("auto", help="which blocks are zeroed: lowest l1/l2 norm or variance (needs "
                                   "weights), random, or auto (l2 with weights, else random)",
                                   choices=("auto", "l1", "l2", "var", "random"))
-    weights: Path | None = option(None, help=".npz of layer weights (PyTorch layout)")  # noqa: RUF009
-    masks: Path | None = option(None, help=".npz of per-layer block masks (True = kept)")  # noqa: RUF009
+    weights: Path | None = option(None, help=".npz of layer weights (PyTorch layout)")
+    masks: Path | None = option(None, help=".npz of per-layer block masks (True = kept)")
     seed: int = option(1, help="seed of random masks")
     hawx_pes: int = option(16, help="HAWX costs: PEs of one block (a layer's block, or a shared vector)")
     hawx_simd: int = option(16, help="HAWX costs: SIMD width of one PE")
     tag: str | None = option(None, help="run name under runs/accel/ (default: from the settings)")
-    run_dir: Path | None = option(None, help="run directory (default: runs/accel/<tag>)")  # noqa: RUF009
+    run_dir: Path | None = option(None, help="run directory (default: runs/accel/<tag>)")
     overwrite: bool = option(False, help="replace an existing run directory")
 
     def __post_init__(self) -> None:

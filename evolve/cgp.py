@@ -100,6 +100,7 @@ class Context:
     max_depth: int
     limit: int = 0
     tiebreak: bool = True
+    uphill: float = 0.0
 
     def mutate(self, ind: Individual, parent: Individual, rng: np.random.Generator, cum: np.ndarray) -> int:
         n = ind.net
@@ -110,7 +111,7 @@ class Context:
         n, p, ev = ind.net, parent.net, self.evaluator
         parent_excess = parent.fitness.values[0]
         feasible_parent = parent_excess == 0
-        cap = parent.cost if feasible_parent else np.inf
+        cap = parent.cost + self.uphill if feasible_parent else np.inf
         stop = self.limit if feasible_parent else -1
         wce, cost, depth, act, order = kernels.assess(
             n.func, n.in0, n.in1, n.out, p.func, p.in0, p.in1, n.first, self.weights, self.max_depth, cap,

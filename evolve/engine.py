@@ -14,6 +14,7 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -92,7 +93,7 @@ def init_worker(problem: Problem, ignore_sigint: bool = True) -> None:
     ev = Evaluator(problem.wa, problem.wb, problem.signed, problem.n_addr, children=problem.offspring,
                    samples=problem.samples, seed=problem.sample_seed)
     _WORKER = cgp.Context(ev, np.array(problem.weights, dtype=np.float64), problem.max_depth,
-                          tiebreak=problem.tiebreak)
+                          tiebreak=problem.tiebreak, uphill=problem.uphill)
     _WORKER_PROBLEM = problem
 
 
@@ -223,18 +224,22 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
            progress: Callable[[State, dict], None]) -> Outcome:
     """Run epochs until the budget or generation count is reached, or Ctrl-C.
 
-    A Ctrl-C keeps the state of the last completed epoch, writes a checkpoint and returns normally
-    with ``interrupted`` set.
+    The first Ctrl-C asks the loop to stop at the end of the epoch under way (a fraction of a second),
+    so the state stays whole: it is checkpointed and the outcome comes back with ``interrupted`` set.
+    A second Ctrl-C interrupts at once.
     """
     final_limit = schedule.limit(10**12)
     toolbox, close = make_toolbox(problem, min(jobs, len(state.islands)))
     session_start = time.monotonic()
     last_ckpt = session_start
     last_epoch_time = 0.0
-    interrupted = False
     stop_reason = ""
+    stop = _StopRequest()
     try:
         while True:
+            if stop.requested:
+                stop_reason = "interrupted"
+                break
             if generations is not None and state.generation >= generations:
                 stop_reason = f"{generations} generations"
                 break
@@ -246,13 +251,8 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
                                                                      generations - state.generation)
             limit = schedule.limit(state.generation)
             t0 = time.monotonic()
-            try:
-                results = toolbox.map(toolbox.epoch, [EpochJob(isl, gens, limit, final_limit)
-                                                      for isl in state.islands])
-            except KeyboardInterrupt:
-                interrupted = True
-                stop_reason = "interrupted"
-                break
+            results = toolbox.map(toolbox.epoch, [EpochJob(isl, gens, limit, final_limit)
+                                                  for isl in state.islands])
             dt = time.monotonic() - t0
             last_epoch_time = dt
             before = sum(i.evaluations for i in state.islands)
@@ -269,10 +269,30 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
                 checkpoint(state)
                 last_ckpt = time.monotonic()
     finally:
+        stop.restore()
         close()
     checkpoint(state)
     best, cost, wce = best_of(state)
-    return Outcome(state, best, cost, wce, interrupted, stop_reason)
+    return Outcome(state, best, cost, wce, stop_reason == "interrupted", stop_reason)
+
+
+class _StopRequest:
+    """While alive, the first SIGINT only sets ``requested``; the second raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _migrate(islands: list[Island]) -> None:
