@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("evolve.sweep", "evolve over a grid of EPS values and plot cost and error against EPS"),
     "verify": ("verify.cli", "re-verify a run directory: simulate its shipped Verilog against its tables"),
     "ppa": ("ppa.cli", "area, delay and power of a Verilog design on a technology"),
+    "dnn": ("dnn.cli", "assign approximate multipliers to a network's layers under an accuracy budget "
+                       "(LUT-exact INT8 inference, sensitivity, search, fine-tuning)"),
     "bench": ("evolve.bench", "benchmarks: evaluation speed and search quality, side by side"),
 }
 

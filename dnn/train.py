@@ -75,7 +75,7 @@ def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, ge
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         if progress:
             progress(f"{what} epoch {epoch + 1}/{epochs}: loss {total / n:.4f}")
 

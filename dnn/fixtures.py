@@ -1,0 +1,73 @@
+"""Reference multipliers built from their definition, for tests, benchmarks and demonstrations.
+
+``broken_array(k)``: a signed 8x8 array multiplier (Baugh-Wooley partial products) whose partial
+products in columns below ``k`` are left out (the broken-array multiplier of Mahdiani et al. with a
+vertical break line), so its error table has rank at most ``k``. ``lut_error(seed, spread)``: the exact
+product plus independent random errors per entry, the worst case for LUT inference (full-rank error).
+:func:`write_run` writes such a table as a multiplier run directory of the documented shape (``lut.npy``,
+``lut.csv``, ``report.json``) with the costs the caller measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from verify import golden
+
+
+def _bits(v: np.ndarray, i: int) -> np.ndarray:
+    return (v >> i) & 1
+
+
+def broken_array(k: int) -> np.ndarray:
+    """Products of a signed 8x8 Baugh-Wooley array without the partial products of columns < k."""
+    codes = np.arange(256, dtype=np.int64)
+    a, b = codes[:, None], codes[None, :]
+    total = np.zeros((256, 256), dtype=np.int64)
+    for i in range(8):
+        for j in range(8):
+            if i + j < k:
+                continue
+            sign = -1 if (i == 7) != (j == 7) else 1
+            total += sign * (_bits(a, i) * _bits(b, j)) << (i + j)
+    return total
+
+
+def lut_error(seed: int, spread: int) -> np.ndarray:
+    """Exact products plus uniform random errors in [-spread, spread] (zero for a zero operand)."""
+    rng = np.random.default_rng(seed)
+    t = golden.table(8, 8, True)
+    err = rng.integers(-spread, spread + 1, size=t.shape)
+    err[0, :] = 0
+    err[:, 0] = 0
+    return t + err
+
+
+def metrics(lut: np.ndarray) -> dict[str, Any]:
+    exact = golden.table(8, 8, True)
+    e = lut.astype(np.int64) - exact
+    n = golden.norm(8, 8, True)
+    return {"wce": int(np.abs(e).max()), "wce_pct": 100 * float(np.abs(e).max()) / n,
+            "mae": float(np.abs(e).mean()), "mae_pct": 100 * float(np.abs(e).mean()) / n,
+            "er": 100 * float((e != 0).mean()), "bias": float(e.mean())}
+
+
+def write_run(path: Path, lut: np.ndarray, costs: dict[str, Any], design: str = "mul8s") -> Path:
+    """A multiplier run directory: lut.npy (int32), lut.csv (a,b,y by value) and report.json."""
+    path.mkdir(parents=True, exist_ok=True)
+    np.save(path / "lut.npy", lut.astype(np.int32))
+    vals = golden.values(8, True)
+    with open(path / "lut.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "y"])
+        for ca in range(256):
+            for cb in range(256):
+                w.writerow([int(vals[ca]), int(vals[cb]), int(lut[ca, cb])])
+    report = {"design": design, "wa": 8, "wb": 8, "signed": True, **metrics(lut), **costs}
+    (path / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return path
