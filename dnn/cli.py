@@ -130,7 +130,7 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     say = (lambda _m: None) if quiet else _say
     candidates = mults.load_all(list(conf.mults))
     if len(candidates) < 2:
-        raise ConfigError("MULTS must name at least one approximate multiplier besides exact")
+        raise ConfigError(mults.NO_MULTS)
     cost_model: costs.CostModel = (costs.AccelCost(conf.accel, candidates) if conf.accel
                                    else costs.MultiplierCost(candidates))
     # cheapest (most aggressive) first after exact: the order the search methods rely on

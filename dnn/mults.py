@@ -36,6 +36,7 @@ BITS = 8  # the quantisation width
 W_MAX = (1 << (BITS - 1)) - 1  # weights are symmetric: -127 .. 127
 N_WCODES = 2 * W_MAX + 1
 EXACT = "exact"
+NO_MULTS = "MULTS must name at least one approximate multiplier run directory (exact is always a candidate)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,9 +144,9 @@ def load(spec: str | Path) -> Multiplier:
         raw = np.load(lut_path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{lut_path} is not a readable .npy array: {exc}") from None
-    lut = check_lut(raw, str(lut_path))
     if raw.dtype != np.int32:
         raise ConfigError(f"{lut_path} must have dtype int32, not {raw.dtype}")
+    lut = check_lut(raw, str(lut_path))
     name = f"{report['design']}/{path.name}" if report.get("design") else path.name
     return Multiplier(str(name), lut, bool(signed), path.resolve(), report)
 
@@ -153,7 +154,7 @@ def load(spec: str | Path) -> Multiplier:
 def load_all(specs: list[str] | tuple[str, ...]) -> list[Multiplier]:
     """The candidate multipliers, ``exact`` first; all must share signedness."""
     if not specs:
-        raise ConfigError("MULTS must name at least one multiplier run directory")
+        raise ConfigError(NO_MULTS)
     loaded = [load(s) for s in specs if str(s) != EXACT]
     signs = {m.signed for m in loaded}
     if len(signs) > 1:
