@@ -42,6 +42,16 @@ def _best_of(fns: list[Any], reps: int) -> list[float]:
     return best
 
 
+def _forward(model: Any, x: Any, mode: str) -> Any:
+    from dnn import qnn
+
+    def go() -> None:
+        qnn.set_mode(model, mode)
+        model(x)
+
+    return go
+
+
 def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
     import torch
 
@@ -72,15 +82,8 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
                     qnn.set_mode(model, "lut", backend="reference")
                     same = torch.equal(fast, model(x[:2]))
 
-                    def run_fp32() -> None:
-                        qnn.set_mode(model, "float")
-                        model(x)
-
-                    def run_lut() -> None:
-                        qnn.set_mode(model, "lut")
-                        model(x)
-
-                    t_fp32, t_lut = _best_of([run_fp32, run_lut], 1 if quick else 5)
+                    t_fp32, t_lut = _best_of([_forward(model, x, "float"), _forward(model, x, "lut")],
+                                             1 if quick else 5)
                 ranks = sorted({layer._prep[1].plan.rank for _, layer in qnn.qlayers(model)})
                 kind_used = sorted({layer._prep[1].plan.kind for _, layer in qnn.qlayers(model)})
                 rows.append(_row(f"dnn.lut_inference.{net}.{kind}", 1e3 * t_lut, "ms", 1e3 * t_fp32,
@@ -99,8 +102,8 @@ def _mult_dirs() -> list[str]:
 
 
 def search(quick: bool = False) -> list[dict[str, Any]]:
-    from dnn import cli
     from core import config as cfg
+    from dnn import cli
 
     dirs = _mult_dirs()
     if not dirs:
