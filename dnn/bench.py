@@ -8,8 +8,9 @@
 ``search``     LeNet-5 on MNIST: multiplier-energy reduction at <= 1 % accuracy loss found by XAI-Gen's
                and HAWX's searches and the evaluations each needed, next to exhaustive search; with the
                multiplier runs in ``AXFLOW_DNN_MULTS`` (space-separated run directories) when set, else
-               with the runs under ``runs/mul8s/`` that have a ``lut.npy``. Skipped (one row saying so)
-               when there are none.
+               with the runs under ``runs/mul8s/`` that have a ``lut.npy``, else with broken-array
+               multipliers (k = 4..7) characterised here by Yosys and OpenSTA on OSU018. Not run in
+               quick mode.
 """
 
 from __future__ import annotations
@@ -105,20 +106,29 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     from core import config as cfg
     from dnn import cli
 
-    dirs = _mult_dirs()
-    if not dirs:
-        return [_row("dnn.search.lenet5_mnist", float("nan"), "x", None,
-                     "skipped: no multiplier runs (set AXFLOW_DNN_MULTS or run make sweep)")]
+    if quick:
+        return [_row("dnn.search.lenet5_mnist", float("nan"), "x", None, "not run in quick mode")]
     with tempfile.TemporaryDirectory() as tmp:
+        dirs = _mult_dirs()
+        source = "multiplier runs"
+        if not dirs:
+            from dnn import fixtures
+
+            dirs = [str(p) for p in fixtures.characterise(Path(tmp) / "mults", (4, 5, 6, 7))]
+            source = "broken-array multipliers k=4..7 (Yosys/OpenSTA on OSU018)"
         conf = cfg.from_dict(cli.DnnConfig, {
-            "net": "lenet5", "data": "digits" if quick else "mnist", "mults": tuple(dirs),
+            "net": "lenet5", "data": "mnist", "mults": tuple(dirs),
             "method": ("xai", "hawx", "exhaustive"), "granularity": "both", "max_acc_loss": 0.01,
-            "run_dir": Path(tmp) / "run", "epochs": 1 if quick else 6, "finetune_epochs": 0,
-            "eval_images": 100 if quick else 1000, "representatives": 8 if quick else 32,
-            "ig_steps": 4 if quick else 16, "threads": 1, "cache_dir": ROOT / "runs" / "dnn" / "models",
+            "run_dir": Path(tmp) / "run", "epochs": 6, "finetune_epochs": 1,
+            "eval_images": 1000, "representatives": 32, "ig_steps": 16, "threads": 1, "cache_dir": ROOT / "runs" / "dnn" / "models",
             "max_evals": 100000})
         cli.run(conf, quiet=True)
         rep = json.loads((Path(tmp) / "run" / "report.json").read_text())
+        keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
+        if keep:  # keep the run (report, plot, Pareto set) for inspection
+            import shutil
+
+            shutil.copytree(Path(tmp), keep, dirs_exist_ok=True)
     rows = []
     ex = rep["methods"].get("exhaustive", {})
     ex_red = ex.get("energy_reduction")
@@ -129,7 +139,7 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
                          ex_red if name != "exhaustive" else None,
                          f"{m['evaluations']} evaluations; accuracy {acc:.4f} vs exact INT8 "
                          f"{rep['baseline_accuracy']:.4f} on {rep['eval_images']} images; "
-                         f"{len(rep['multipliers']) - 1} approximate multipliers; reference = exhaustive"))
+                         f"{len(rep['multipliers']) - 1} {source}; reference = exhaustive"))
         rows.append(_row(f"dnn.search.lenet5_mnist.{name}.evaluations", float(m["evaluations"]), "nets",
                          float(ex.get("evaluations")) if ex and name != "exhaustive" else None,
                          "distinct networks evaluated; reference = exhaustive"))
