@@ -43,7 +43,8 @@ class Data:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+        c, h, w = self.x_train.shape[1:]
+        return int(c), int(h), int(w)
 
 
 def _split(x: np.ndarray, y: np.ndarray, test: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -58,8 +59,8 @@ def _digits(seed: int) -> tuple[np.ndarray, ...]:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    x = torch.from_numpy(d.images.astype(np.float32) / 16.0)[:, None]
-    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False).clamp(0, 1).numpy()
+    small = torch.from_numpy(d.images.astype(np.float32) / 16.0)[:, None]
+    x = F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False).clamp(0, 1).numpy()
     return _split(x, d.target.astype(np.int64), 0.2, seed)
 
 

@@ -161,10 +161,11 @@ def load_all(specs: list[str] | tuple[str, ...]) -> list[Multiplier]:
         names = ", ".join(f"{m.name} ({'signed' if m.signed else 'unsigned'})" for m in loaded)
         raise ConfigError(f"MULTS must all be signed or all unsigned, not a mix: {names}")
     signed = signs.pop() if signs else True
-    exact_report = next((m.report["exact"] for m in loaded if isinstance(m.report.get("exact"), dict)), {})
+    exact_report: dict[str, Any] = next(
+        (m.report["exact"] for m in loaded if isinstance(m.report.get("exact"), dict)), {})
     ref = exact(signed, _exact_costs(exact_report, loaded))
-    names = [m.name for m in loaded]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    all_names = [m.name for m in loaded]
+    dupes = sorted({n for n in all_names if all_names.count(n) > 1})
     if dupes:
         # two runs with the same tag under different designs keep their full path as the name
         loaded = [Multiplier(str(m.path), m.lut, m.signed, m.path, m.report) if m.name in dupes else m

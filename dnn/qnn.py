@@ -33,6 +33,10 @@ class QLayer(nn.Module):
     """State shared by quantised convolutions and linear layers."""
 
     out_features: int
+    act_max: torch.Tensor
+    act_min: torch.Tensor
+    calibrated: torch.Tensor
+    group: torch.Tensor
 
     def _init_q(self, out: int) -> None:
         self.mode = "float"
@@ -209,7 +213,7 @@ class QConv2d(QLayer):
 
     def lut_acc(self, prep: lutops.Prepared, codes: torch.Tensor) -> torch.Tensor:
         stride, padding = self.conv.stride[0], self.conv.padding
-        pad = padding[0] if isinstance(padding, tuple) else int(padding)  # type: ignore[arg-type]
+        pad = int(padding[0]) if isinstance(padding, tuple) else 0
         if self.backend == "reference":
             w, _ = self.params()
             return self.reference(prep, codes, self.weight_codes(w, self.weight_scale(w)), stride=stride,

@@ -47,7 +47,7 @@ def representatives(model: nn.Module, x: torch.Tensor, k: int, seed: int) -> np.
     k = min(k, len(x))
     f = (f - f.mean(axis=0)) / np.maximum(f.std(axis=0), 1e-12)
     km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(f)
-    chosen = []
+    chosen: list[int] = []
     for c in range(k):
         d = ((f - km.cluster_centers_[c]) ** 2).sum(axis=1)
         d[chosen] = np.inf
