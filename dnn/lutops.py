@@ -13,8 +13,8 @@ is one ordinary convolution whose input has ``1 + r`` channels per input channel
 is exact while every partial sum stays below 2**24; the reduction is split into channel groups
 (a grouped convolution, summed in float64) whenever a bound computed from the actual weights says it
 might not. Evolved multipliers typically have error tables of rank 1-20. When the rank is too high
-for this to pay, the error part is gathered instead (``embedding_bag`` over a per-layer table of
-``E[a, w_k]`` rows), which is still exact.
+for this to pay, the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
+per-layer table of ``E[a, w_k]`` rows, skipping activations whose error row is zero; still exact.
 
 Zero padding feeds activation 0 through the multiplier, as a hardware array streaming padded data does.
 """
@@ -32,7 +32,6 @@ from dnn.mults import N_WCODES, W_MAX, Multiplier
 
 MAX_RANK = 8  # above this the error part is gathered: measured crossover on LeNet-5 / ResNet-20 shapes
 F32_EXACT = float(1 << 24)
-GATHER_BYTES = 32 << 20  # largest per-chunk error table built by the gather path
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,10 @@ class Plan:
     tin: Any  # torch (Da, 1 + rank) float32: a, U_1(a), ..., U_r(a)
     tin_max: np.ndarray  # (1 + rank,) max |tin| per channel
     v: Any  # torch (G, 1 + rank, 255) float32: w, V_1(w), ...
-    err: Any  # torch (G, Da, 255) float32 error tables (gather plans only)
+    err: Any  # numpy (G, Da, 255) int64 error tables (gather plans only)
     err_max: np.ndarray  # (G,) max |E| per group
     term_max: np.ndarray  # (G, 255): max over activations of sum_j |tin[a, j]| |v[g, j, w]|
+    err_live: np.ndarray | None = None  # (Da,) bool: activations with a non-zero error (gather plans)
 
     @property
     def channels(self) -> int:
@@ -96,7 +96,7 @@ def _plan(digests: tuple[str, ...], a_lo: int, a_hi: int, tables: _Tables) -> Pl
     tin = a[:, None].astype(np.float32)
     v = np.broadcast_to(w.astype(np.float32), (len(errs), 1, N_WCODES)).copy()
     return Plan(a_lo, a_hi, "gather", 0, torch.from_numpy(tin), np.abs(tin).max(axis=0).astype(np.float64),
-                torch.from_numpy(v), torch.from_numpy(errs.astype(np.float32)), err_max, _term_max(tin, v))
+                torch.from_numpy(v), errs, err_max, _term_max(tin, v), np.abs(errs).max(axis=(0, 2)) > 0)
 
 
 def _term_max(tin: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -128,7 +128,8 @@ class Prepared:
     chunks: int | None  # None: float64 arithmetic
     out: int
     pad_in_conv: bool  # U(0) == 0, so the convolution's own zero padding is right
-    err_rows: Any  # gather plans: list of (start, stop, table (K_chunk * Da, O))
+    err_table: Any  # gather plans: numpy (K, Da, O) int16/int32, E_g(o)[a, w[o, k]]
+    err_acc: Any  # gather plans: numpy accumulator dtype
     acc_bound: float  # max |accumulator| over all inputs
 
 
@@ -157,12 +158,20 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
     wt, bound = _transformed_weights(plan, w_codes, group)
     o, c, r = wt.shape[0], wt.shape[1], wt.shape[2]
     kernel = tuple(wt.shape[3:])
-    err_rows = None
+    err_table = err_acc = None
     err_bound = 0.0
     if plan.kind == "gather":
+        from dnn import kernels
+
         k = int(np.prod(w_codes.shape[1:]))
         err_bound = float(plan.err_max.max(initial=0)) * k
-        err_rows = _error_tables(plan, w_codes.reshape(o, -1), group, wide=err_bound >= F32_EXACT)
+        wf = w_codes.reshape(o, -1).long().numpy() + W_MAX  # (O, K)
+        gi = group.numpy()
+        # table[k, a, o] = E_g(o)[a, w[o, k]]
+        err_table = np.ascontiguousarray(
+            plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :], wf.T[:, :, None]]
+            .transpose(0, 2, 1)).astype(kernels.table_dtype(float(plan.err_max.max(initial=0))))
+        err_acc = kernels.acc_dtype(err_bound)
     chunks = _chunks(bound)
     flat = wt.reshape(o, c * r, *kernel)
     if chunks is None:
@@ -174,50 +183,11 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
                   .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
     pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
     acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
-    return Prepared(plan, weight, chunks, o, pad_ok, err_rows, acc_bound)
+    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, acc_bound)
 
 
 def a0_index(plan: Plan) -> int:
     return -plan.a_lo
-
-
-def _error_tables(plan: Plan, w_flat: Any, group: Any, wide: bool) -> list[tuple[int, int, Any]]:
-    """Per reduction chunk, the table ``Q[(k - start) * Da + a - a_lo, o] = E_g(o)[a, w[o, k]]``."""
-    import torch
-
-    o, k = w_flat.shape
-    da = plan.a_hi - plan.a_lo + 1
-    step = max(1, GATHER_BYTES // (da * o * 4))
-    tables = plan.err[group]  # (O, Da, 255)
-    out = []
-    for start in range(0, k, step):
-        stop = min(k, start + step)
-        idx = (w_flat[:, start:stop].long() + W_MAX).reshape(o, 1, stop - start).expand(o, da, stop - start)
-        q = torch.gather(tables, 2, idx).permute(2, 1, 0).reshape((stop - start) * da, o).contiguous()
-        out.append((start, stop, q.double() if wide else q))
-    return out
-
-
-def _gather_sum(cols: Any, prep: Prepared) -> Any:
-    """sum_k E[a_{m,k}, w_{o,k}] for rows ``cols`` (M, K) of activation values: (M, O)."""
-    import torch.nn.functional as F
-
-    plan = prep.plan
-    da = plan.a_hi - plan.a_lo + 1
-    total = None
-    for start, stop, table in prep.err_rows:
-        offs = _offsets(start, stop, da, plan.a_lo)
-        idx = cols[:, start:stop].long() + offs
-        part = F.embedding_bag(idx, table, mode="sum")
-        total = part if total is None else total + part
-    return total
-
-
-@functools.lru_cache(maxsize=64)
-def _offsets(start: int, stop: int, da: int, a_lo: int) -> Any:
-    import torch
-
-    return (torch.arange(stop - start) * da - a_lo).reshape(1, -1)
 
 
 def _result(acc: Any, prep: Prepared) -> Any:
@@ -255,14 +225,24 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
             out = F.conv2d(xt, prep.weight, stride=stride, padding=conv_pad, groups=prep.chunks)
             acc = out.reshape(n, prep.chunks, prep.out, *out.shape[2:]).sum(dim=1, dtype=torch.float64)
     if plan.kind == "gather":
+        from dnn import kernels
+
         if conv_pad:
             x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
         kh, kw = prep.weight.shape[2:]
         ho, wo = acc.shape[2:]
-        cols = F.unfold(x_codes, (kh, kw), stride=stride).transpose(1, 2).reshape(n * ho * wo, -1)
-        err = _gather_sum(cols, prep).reshape(n, ho, wo, prep.out).permute(0, 3, 1, 2)
-        acc = acc.to(err.dtype) + err if prep.acc_bound < F32_EXACT else acc.double() + err.double()
+        out = np.zeros((n, ho, wo, prep.out), dtype=prep.err_acc)
+        kernels.conv_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, kh, kw, stride,
+                           plan.a_lo, out)
+        acc = _add(acc, torch.from_numpy(out).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
+
+
+def _add(acc: Any, err: Any, prep: Prepared) -> Any:
+    """Exact part plus error part, in float32 when the total's bound allows, else float64."""
+    if prep.acc_bound < F32_EXACT:
+        return acc.float() + err.float()
+    return acc.double() + err.double()
 
 
 def linear_apply(prep: Prepared, x_codes: Any) -> Any:
@@ -286,8 +266,11 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
         ws = prep.weight.reshape(ch, prep.out, -1).transpose(1, 2)  # (chunks, K R / chunks, O)
         acc = torch.bmm(xt.reshape(n, ch, -1).transpose(0, 1), ws).sum(dim=0, dtype=torch.float64)
     if plan.kind == "gather":
-        err = _gather_sum(x_codes, prep)
-        acc = acc.to(err.dtype) + err if prep.acc_bound < F32_EXACT else acc.double() + err.double()
+        from dnn import kernels
+
+        out = np.zeros((n, prep.out), dtype=prep.err_acc)
+        kernels.linear_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, plan.a_lo, out)
+        acc = _add(acc, torch.from_numpy(out), prep)
     return _result(acc, prep)
 
 
