@@ -151,3 +151,18 @@ def test_straight_through_gradient_is_the_exact_one():
     assert not torch.equal(values["lut"], values["qat"])
     assert torch.equal(grads["lut"][0], grads["qat"][0])
     assert torch.equal(grads["lut"][1], grads["qat"][1])
+
+
+@pytest.mark.parametrize("net", ["vgg", "resnet20"])
+def test_deeper_networks_fast_equals_reference(net):
+    torch.manual_seed(1)
+    model = models.build(net, 1, 28, 10).eval()
+    x = torch.rand(1, 1, 28, 28)
+    qnn.calibrate(model, [torch.rand(4, 1, 28, 28)])
+    qnn.assign(model, qnn.uniform(model, _mult("ba3")))
+    with torch.no_grad():
+        qnn.set_mode(model, "lut")
+        fast = model(x)
+        qnn.set_mode(model, "lut", backend="reference")
+        ref = model(x)
+    assert torch.equal(fast, ref)
