@@ -131,13 +131,16 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     candidates = mults.load_all(list(conf.mults))
     if len(candidates) < 2:
         raise ConfigError(mults.NO_MULTS)
-    cost_model: costs.CostModel = (costs.AccelCost(conf.accel, candidates) if conf.accel
-                                   else costs.MultiplierCost(candidates))
+    data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
+    if conf.accel:
+        layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
+        cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names)
+    else:
+        cost_model = costs.MultiplierCost(candidates)
     # cheapest (most aggressive) first after exact: the order the search methods rely on
     exact, approx = candidates[0], candidates[1:]
     approx.sort(key=lambda m: (cost_model.multiplier(m)["energy_pj"] or 0.0, m.name))
     candidates = [exact, *approx]
-    data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
     run_dir = conf.run_dir or Path("runs/dnn") / f"{conf.net}-{Path(conf.data).name}"
     rd = RunDir.create(run_dir, overwrite=conf.overwrite, resume=conf.resume)
     torch.set_num_threads(conf.threads)
@@ -221,7 +224,7 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     }
     if chosen is not None:
         assignment = ev.assignment(chosen.choice)
-        rd.write_json("assign.json", {n: _spec(v) for n, v in assignment.items()})
+        rd.write_json("assign.json", ev.assign_json(chosen.choice))
         used = {m.digest: m for v in assignment.values() for m in (v if isinstance(v, list) else [v])}
         exported = []
         for m in used.values():
@@ -249,12 +252,6 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     say(f"wrote {rd.path / 'report.md'}")
     del np
     return 0
-
-
-def _spec(v: Any) -> Any:
-    if isinstance(v, list):
-        return [_spec(m) for m in v]
-    return str(v.path) if v.path is not None else "exact"
 
 
 def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:

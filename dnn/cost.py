@@ -40,7 +40,7 @@ class CostModel(Protocol):
 
     def multiplier(self, m: Multiplier) -> dict[str, float | None]: ...
 
-    def cost(self, usage: Usage) -> Cost: ...
+    def cost(self, usage: Usage, assignment: dict[str, Any]) -> Cost: ...
 
 
 def _energy(m: Multiplier) -> float:
@@ -75,7 +75,8 @@ class MultiplierCost:
     def multiplier(self, m: Multiplier) -> dict[str, float | None]:
         return {"area": _area(m), "power_w": m.cost("power_w"), "energy_pj": _energy(m)}
 
-    def cost(self, usage: Usage) -> Cost:
+    def cost(self, usage: Usage, assignment: dict[str, Any] | None = None) -> Cost:
+        del assignment  # the multiplier energy depends only on how many MACs each multiplier performs
         energy = 0.0
         area_w = 0.0
         macs = 0
@@ -88,27 +89,33 @@ class MultiplierCost:
 
 
 class AccelCost:
-    """Energy and time from ``accel_models`` for the accelerator described by ``config``."""
+    """Energy and time from ``accel_models`` (its ``api.Evaluator``) for the accelerator that ``config``
+    describes (a JSON file with ``flow.py accel``'s settings, or an accel run's ``config.json``). The
+    assignment is handed over in the ``assign.json`` format: ``{"layer": "RUN_DIR" | "exact" | [per
+    filter]}``; the accelerator model must know the network's layers under the same names."""
 
     name = "accel"
 
-    def __init__(self, config: Path, mults: list[Multiplier]):
+    def __init__(self, config: Path, mults: list[Multiplier], layers: list[str]):
         try:
-            accel = importlib.import_module("accel_models")
+            api = importlib.import_module("accel_models.api")
         except ImportError:
             raise ConfigError("ACCEL needs accel_models, which this checkout does not have yet "
                               "(leave --accel out to cost multiplier energy only)") from None
         if not config.is_file():
             raise ConfigError(f"ACCEL must be an accelerator configuration file, not {str(config)!r}")
-        factory = getattr(accel, "dnn_cost_model", None)
-        if factory is None:
-            raise ConfigError("accel_models has no dnn_cost_model(config, mults) entry point for the DNN level")
-        self.model: Any = factory(config, mults)
+        runs = tuple(str(m.path) for m in mults if m.path is not None)
+        self.model: Any = api.Evaluator(config, multipliers=runs)
+        known = {getattr(layer, "name", None) for layer in self.model.layers}
+        missing = [n for n in layers if n not in known]
+        if missing:
+            raise ConfigError(f"ACCEL models a network without layer {missing[0]!r}; its layers must be named "
+                              "as the DNN level's (the net of the accelerator configuration must match --net)")
         self.fallback = MultiplierCost(mults)
 
     def multiplier(self, m: Multiplier) -> dict[str, float | None]:
         return self.fallback.multiplier(m)
 
-    def cost(self, usage: Usage) -> Cost:
-        energy, time_s = self.model.cost(usage)
+    def cost(self, usage: Usage, assignment: dict[str, Any] | None = None) -> Cost:
+        energy, time_s = self.model.evaluate(assignment or {})
         return Cost(float(energy), self.fallback.cost(usage).area, float(time_s))

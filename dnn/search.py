@@ -96,7 +96,15 @@ class Evaluator:
         return out
 
     def cost(self, choice: Choice) -> Cost:
-        return self.costs.cost(self.usage(choice))
+        return self.costs.cost(self.usage(choice), self.assign_json(choice))
+
+    def assign_json(self, choice: Choice) -> dict[str, Any]:
+        """The assignment in the ``assign.json`` form: run directory or ``exact``, per layer or filter."""
+        def spec(m: Multiplier) -> str:
+            return str(m.path) if m.path is not None else "exact"
+
+        return {n: spec(v) if isinstance(v, Multiplier) else [spec(m) for m in v]
+                for n, v in self.assignment(choice).items()}
 
     def __call__(self, choice: Choice, method: str) -> Result:
         choice = tuple(c if isinstance(c, (int, np.integer)) else tuple(int(i) for i in c) for c in choice)

@@ -167,3 +167,19 @@ def test_empty_folder_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^DATA folder .* holds neither IDX files nor class folders"):
         data.load(str(tmp_path))
+
+
+def test_accel_needs_accel_models(tmp_path, capsys):
+    pytest.importorskip("torch")
+    try:
+        __import__("accel_models.api")
+        pytest.skip("accel_models is present in this checkout")
+    except ImportError:
+        pass
+    run = _run(tmp_path, "ba4", fixtures.broken_array(4))
+    conf = tmp_path / "accel.json"
+    conf.write_text("{}")
+    code = flow.main(["dnn", "--mults", str(run), "--accel", str(conf), "--run-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith("error: ACCEL needs accel_models")
+    assert not (tmp_path / "out").exists()
