@@ -169,13 +169,10 @@ def test_empty_folder_is_refused(tmp_path):
         data.load(str(tmp_path))
 
 
-def test_accel_needs_accel_models(tmp_path, capsys):
+def test_accel_needs_accel_models(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
-    try:
-        __import__("accel_models.api")
-        pytest.skip("accel_models is present in this checkout")
-    except ImportError:
-        pass
+    monkeypatch.setitem(sys.modules, "accel_models", None)  # as in a checkout without it
+    monkeypatch.setitem(sys.modules, "accel_models.api", None)
     run = _run(tmp_path, "ba4", fixtures.broken_array(4))
     conf = tmp_path / "accel.json"
     conf.write_text("{}")
