@@ -45,11 +45,10 @@ class VGGSmall(nn.Module):
         widths = (16, 32, 64)
         convs: list[nn.Module] = []
         cin = channels
-        for i, w in enumerate(widths):
+        for w in widths:
             convs.append(QConv2d(cin, w, 3, padding=1, bn=True))
             convs.append(QConv2d(w, w, 3, padding=1, bn=True))
             cin = w
-            del i
         self.features = nn.ModuleList(convs)
         s = size // 8
         self.fc1 = QLinear(widths[-1] * s * s, 128)
