@@ -314,8 +314,15 @@ def _plot(path: Path, results: list[Any], front: list[Any], baseline: float, bud
     for method, rs in sorted(by_method.items()):
         ax.scatter([r.cost.energy_pj / ref for r in rs], [100 * r.accuracy for r in rs], s=12, alpha=0.6,
                    label=f"{method} ({len(rs)})")
-    ax.plot([r.cost.energy_pj / ref for r in front], [100 * r.accuracy for r in front], "k-", lw=1,
-            label="Pareto front")
+    ax.scatter([r.cost.energy_pj / ref for r in front], [100 * r.accuracy for r in front], s=28,
+               facecolors="none", edgecolors="k", lw=0.8, label="Pareto set (accuracy, energy, area)")
+    line, top = [], -1.0  # the accuracy-energy front: the best accuracy at or below each energy
+    for r in sorted(results, key=lambda r: (r.cost.energy_pj, -r.accuracy)):
+        if r.accuracy > top:
+            line.append(r)
+            top = r.accuracy
+    ax.step([r.cost.energy_pj / ref for r in line], [100 * r.accuracy for r in line], "k-", lw=1, where="post",
+            label="accuracy-energy front")
     ax.axhline(100 * (baseline - budget), color="r", ls="--", lw=1, label="accuracy budget")
     if chosen is not None:
         ax.scatter([chosen.cost.energy_pj / ref], [100 * chosen.accuracy], marker="*", s=160, color="gold",
