@@ -25,7 +25,7 @@ from torch import nn
 from dnn import models, qnn
 from dnn.data import Data
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,25 @@ def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, ge
 
 
 def calibrate(model: nn.Module, data: Data, images: int) -> None:
+    """Re-estimate batch-norm statistics (their running averages are what gets folded into the
+    quantised weights), then record each layer's activation range."""
     x = data.x_train[:images]
-    qnn.calibrate(model, [x[i:i + 256] for i in range(0, len(x), 256)])
+    batches = [x[i:i + 256] for i in range(0, len(x), 256)]
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if norms:
+        was = model.training
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration images
+        model.train()
+        with torch.no_grad():
+            for b in batches:
+                model(b)
+        for m, mom in zip(norms, momenta):
+            m.momentum = mom
+        model.train(was)
+    qnn.calibrate(model, batches)
 
 
 def key(recipe: Recipe, data: Data) -> str:
