@@ -127,8 +127,8 @@ def trained(recipe: Recipe, data: Data, cache_dir: Path | None,
     gen = torch.Generator().manual_seed(recipe.seed)
     qnn.set_mode(model, "float")
     _epochs(model, data, recipe.epochs, recipe.lr, recipe.batch, gen, progress, "float")
-    float_acc = accuracy(model, data.x_test, data.y_test)
     calibrate(model, data, recipe.calib_images)
+    float_acc = accuracy(model, data.x_test, data.y_test)
     qnn.set_mode(model, "qat")
     if recipe.qat_epochs:
         _epochs(model, data, recipe.qat_epochs, recipe.lr / 10, recipe.batch, gen, progress, "QAT")
