@@ -158,7 +158,8 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
     wt, bound = _transformed_weights(plan, w_codes, group)
     o, c, r = wt.shape[0], wt.shape[1], wt.shape[2]
     kernel = tuple(wt.shape[3:])
-    err_table = err_acc = None
+    err_table: np.ndarray | None = None
+    err_acc: Any = None
     err_bound = 0.0
     if plan.kind == "gather":
         from dnn import kernels
@@ -231,10 +232,10 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
             x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
         kh, kw = prep.weight.shape[2:]
         ho, wo = acc.shape[2:]
-        out = np.zeros((n, ho, wo, prep.out), dtype=prep.err_acc)
+        err = np.zeros((n, ho, wo, prep.out), dtype=prep.err_acc)
         kernels.conv_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, kh, kw, stride,
-                           plan.a_lo, out)
-        acc = _add(acc, torch.from_numpy(out).permute(0, 3, 1, 2), prep)
+                           plan.a_lo, err)
+        acc = _add(acc, torch.from_numpy(err).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
 
 
@@ -268,9 +269,9 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
     if plan.kind == "gather":
         from dnn import kernels
 
-        out = np.zeros((n, prep.out), dtype=prep.err_acc)
-        kernels.linear_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, plan.a_lo, out)
-        acc = _add(acc, torch.from_numpy(out), prep)
+        err = np.zeros((n, prep.out), dtype=prep.err_acc)
+        kernels.linear_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, plan.a_lo, err)
+        acc = _add(acc, torch.from_numpy(err), prep)
     return _result(acc, prep)
 
 
