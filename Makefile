@@ -20,7 +20,7 @@ JOBS    ?= 2
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
                --seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(if $(TAG),--tag $(TAG)) $(ARGS)
 
-.PHONY: all evolve sweep test test-all bench lint deps venv clean help accel
+.PHONY: all evolve sweep test test-all bench lint deps venv clean help accel dnn dnn-setup
 
 all: help
 
@@ -31,6 +31,8 @@ help:
 	@echo "make bench              evaluation-speed and quality benchmarks"
 	@echo "make lint               ruff and mypy"
 	@echo "make accel NET=resnet18 ARRAY=128x128 PODS=4   time/traffic/energy on a systolic accelerator"
+	@echo "make dnn MULTS='runs/mul8s/*'   assign multipliers to a network's layers (DNN level)"
+	@echo "make dnn-setup          PyTorch (CPU), captum, scikit-learn, mlxtend, Fashion-MNIST"
 
 evolve: venv
 	$(PY) flow.py evolve $(EVOLVE_FLAGS)
@@ -39,13 +41,14 @@ sweep: venv
 	$(PY) flow.py sweep --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
 		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(ARGS)
 
-test: venv
+# The DNN tests need PyTorch and the data sets (CI sets NOSKIP=1, so they must not skip): dnn-setup.
+test: venv dnn-setup
 	$(PY) -m pytest -m "not slow" -n $(JOBS) $(ARGS)
 
-test-all: venv
+test-all: venv dnn-setup
 	$(PY) -m pytest -n $(JOBS) $(ARGS)
 
-bench: venv
+bench: venv dnn-setup
 	$(PY) flow.py bench $(ARGS)
 
 lint: venv
@@ -53,7 +56,7 @@ lint: venv
 	$(PY) -m mypy
 
 # ---- accelerator models (accel_models/, issue 4): `python flow.py accel --help` lists every option ----
-NET         ?= resnet18
+accel: NET ?= resnet18
 ARRAY       ?= 128x128
 PODS        ?= 4
 DATAFLOW    ?= ws
@@ -91,3 +94,28 @@ $(VENV)/.stamp-requirements: requirements.txt
 clean:
 	rm -rf sim_build .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---------------------------------------------------------------- DNN level (dnn/, issue 6)
+# `make dnn MULTS='runs/mul8s/eps0.005-seed1 runs/mul8s/eps0.01-seed1'` picks a multiplier per layer of
+# NET trained on DATA with at most MAX_ACC_LOSS accuracy lost; see `python flow.py dnn --help`.
+dnn: NET ?= lenet5
+DATA         ?= mnist
+MULTS        ?=
+MAX_ACC_LOSS ?= 0.01
+METHOD       ?= hawx
+DNN_APT_PKGS := dataset-fashion-mnist
+
+dnn: dnn-setup
+	$(PY) flow.py dnn --net $(NET) --data $(DATA) --mults $(MULTS) --max-acc-loss $(MAX_ACC_LOSS) \
+		--method $(METHOD) $(ARGS)
+
+dnn-setup: venv $(VENV)/.stamp-dnn
+	@[ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || { \
+		echo "installing Debian packages: $(DNN_APT_PKGS)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DNN_APT_PKGS); }
+
+# exactly torch==2.13.0: pip takes the local CPU build (any other spelling downloads CUDA wheels)
+$(VENV)/.stamp-dnn: requirements-dnn.txt $(VENV)/.stamp-requirements
+	$(PY) -m pip install -q -r requirements-dnn.txt
+	touch $@

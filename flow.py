@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ppa": ("ppa.cli", "area, delay and power of a Verilog design on a technology"),
     "accel": ("accel_models.cli", "time, traffic and energy of a network on a (multi-pod) systolic accelerator "
                                   "with a multiplier assignment"),
+    "dnn": ("dnn.cli", "assign approximate multipliers to a network's layers under an accuracy budget "
+                       "(LUT-exact INT8 inference, sensitivity, search, fine-tuning)"),
     "bench": ("evolve.bench", "benchmarks: evaluation speed and search quality, side by side"),
 }
 

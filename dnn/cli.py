@@ -1,0 +1,397 @@
+"""``flow.py dnn``: pick a multiplier per layer (or filter) of a network under an accuracy budget.
+
+Trains (or takes from the cache) an INT8 network, measures layer sensitivity, searches assignments of
+the given multipliers with LUT-exact inference, fine-tunes the chosen one approximation-aware, and
+writes into the run directory:
+
+  config.json  report.json  report.md   settings; the roll-up for machines and for people
+  evaluations.csv / evaluations.jsonl   every assignment evaluated (accuracy, energy, area, method)
+  pareto.json  pareto.csv  pareto.png   the non-dominated set (accuracy, energy, area)
+  assign.json                           the chosen assignment, as ``flow.py accel --assign`` reads it
+  sensitivity.json                      conductance importance and HAWX scores
+  luts/                                 the chosen multipliers' tables for AdaPT- and TFApprox-style tools
+  model_finetuned.pt                    the fine-tuned network's weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import config as cfg
+from core.errors import ConfigError, must
+from core.run import RunDir, git_revision
+
+NETS = ("lenet5", "vgg", "resnet20")
+DATASETS = ("digits", "mnist", "fashion")
+METHODS = ("xai", "hawx", "exhaustive")
+GRANULARITIES = ("layer", "filter", "both")
+FORMATS = ("adapt", "tfapprox")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class DnnConfig:
+    net: str = cfg.option("lenet5", help="network", choices=NETS)
+    data: str = cfg.option("digits", help="data set: digits, mnist, fashion, or a torchvision-style folder")
+    mults: tuple[str, ...] = cfg.option((), help="candidate multipliers: run directories (lut.npy + "
+                                        "report.json); the exact multiplier is always a candidate")
+    max_acc_loss: float = cfg.option(0.01, help="largest accuracy loss allowed against the exact INT8 "
+                                     "network (0.01 = one percentage point)")
+    method: tuple[str, ...] = cfg.option(("hawx",), help="search methods (xai, hawx, exhaustive; several "
+                                         "run side by side)")
+    granularity: str = cfg.option("layer", help="HAWX assignment granularity", choices=GRANULARITIES)
+    accel: Path | None = cfg.option(  # noqa: RUF009 (option() returns an immutable field spec)
+        None, help="accelerator configuration for accel_models (energy and time of the whole array); "
+        "without it, multiplier energy only")
+    run_dir: Path | None = cfg.option(  # noqa: RUF009
+        None, help="run directory (default runs/dnn/<net>-<data>)")
+    overwrite: bool = cfg.option(False, help="replace an existing run directory")
+    resume: bool = cfg.option(False, help="continue an interrupted run, reusing its evaluations")
+    seed: int = cfg.option(1, help="random seed (training, k-means)")
+    epochs: int = cfg.option(4, help="float training epochs")
+    qat_epochs: int = cfg.option(1, help="quantisation-aware training epochs")
+    finetune_epochs: int = cfg.option(1, help="approximation-aware fine-tuning epochs for the chosen "
+                                      "assignment (0: none)")
+    lr: float = cfg.option(2e-3, help="learning rate of float training (QAT and fine-tuning use a tenth)")
+    batch: int = cfg.option(64, help="training batch size")
+    train_limit: int = cfg.option(10000, help="largest number of training images used")
+    eval_images: int = cfg.option(1000, help="test images used to evaluate each assignment")
+    representatives: int = cfg.option(32, help="K: representative inputs (k-means) for sensitivity")
+    ig_steps: int = cfg.option(16, help="integrated-gradient steps of the conductance")
+    max_evals: int = cfg.option(4096, help="largest search space exhaustive search may enumerate")
+    threads: int = cfg.option(2, help="CPU threads for PyTorch")
+    cache_dir: Path = cfg.option(  # noqa: RUF009
+        Path("runs/dnn/models"), help="where trained networks are cached")
+    export: tuple[str, ...] = cfg.option(FORMATS, help="LUT export formats (adapt, tfapprox)")
+
+    def __post_init__(self) -> None:
+        cfg.check_range("MAX_ACC_LOSS", self.max_acc_loss, 0.0, 1.0, lo_open=True, hi_open=True)
+        if not self.method:
+            raise must("METHOD", "at least one search method", "", METHODS)
+        for m in self.method:
+            if m not in METHODS:
+                raise must("METHOD", "one of the listed choices", m, METHODS)
+        for f in self.export:
+            if f not in FORMATS:
+                raise must("EXPORT", "one of the listed choices", f, FORMATS)
+        if self.data not in DATASETS and not Path(self.data).is_dir():
+            raise must("DATA", "a data set name or an existing folder", self.data, DATASETS)
+        if "exhaustive" in self.method and self.granularity == "filter":
+            raise ConfigError("GRANULARITY filter cannot be searched exhaustively; use layer or both")
+        for name in ("epochs", "batch", "eval_images", "representatives", "ig_steps", "max_evals", "threads",
+                     "train_limit"):
+            if getattr(self, name) < 1:
+                raise must(name.upper(), "a positive integer", getattr(self, name))
+        for name in ("qat_epochs", "finetune_epochs"):
+            if getattr(self, name) < 0:
+                raise must(name.upper(), "zero or a positive integer", getattr(self, name))
+        if self.lr <= 0:
+            raise must("LR", "positive", self.lr)
+        if self.overwrite and self.resume:
+            raise ConfigError("OVERWRITE and RESUME cannot both be given")
+        if self.accel is not None and not self.accel.is_file():
+            raise must("ACCEL", "an accelerator configuration file", str(self.accel))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    cfg.add_arguments(parser, DnnConfig)
+
+
+def main(args: argparse.Namespace) -> int:
+    from dnn._torch import require
+
+    conf = cfg.from_namespace(DnnConfig, args)
+    require()
+    return run(conf)
+
+
+def _say(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(msg)
+
+
+def run(conf: DnnConfig, *, quiet: bool = False) -> int:
+    """The whole stage; returns 0. Everything is validated before the run directory is touched."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from dnn import cost as costs
+    from dnn import data as datasets
+    from dnn import export, mults, qnn, search, sensitivity, train
+
+    say = (lambda _m: None) if quiet else _say
+    candidates = mults.load_all(list(conf.mults))
+    if len(candidates) < 2:
+        raise ConfigError(mults.NO_MULTS)
+    data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
+    if conf.accel:
+        layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
+        cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names)
+    else:
+        cost_model = costs.MultiplierCost(candidates)
+    # cheapest (most aggressive) first after exact: the order the search methods rely on
+    exact, approx = candidates[0], candidates[1:]
+    approx.sort(key=lambda m: (cost_model.multiplier(m)["energy_pj"] or 0.0, m.name))
+    candidates = [exact, *approx]
+    run_dir = conf.run_dir or Path("runs/dnn") / f"{conf.net}-{Path(conf.data).name}"
+    rd = RunDir.create(run_dir, overwrite=conf.overwrite, resume=conf.resume)
+    torch.set_num_threads(conf.threads)
+    started = time.time()
+    rd.write_json("config.json", {**cfg.to_dict(conf), "git": git_revision(ROOT),
+                                  "torch": torch.__version__, "multipliers": [m.name for m in candidates]})
+
+    recipe = train.Recipe(conf.net, conf.epochs, conf.qat_epochs, conf.lr, conf.batch, conf.seed)
+    model, info = train.trained(recipe, data, conf.cache_dir, progress=say)
+    qnn.set_signed(model, exact.signed)
+    if not exact.signed:
+        negative = [n for n, layer in qnn.qlayers(model) if not layer.non_negative]
+        if negative:
+            raise ConfigError(f"unsigned multipliers need non-negative activations, but layer {negative[0]} "
+                              "sees negative inputs; use signed multipliers")
+    x_eval, y_eval = data.x_test[:conf.eval_images], data.y_test[:conf.eval_images]
+    macs = _macs(model, data)
+    ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
+    log_path = rd.path / "evaluations.jsonl"
+    _reload(ev, log_path, candidates)
+    bar = None if quiet else tqdm(desc="evaluations", unit="net", leave=False)
+
+    def record(res: search.Result) -> None:
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_row(res, ev, candidates)) + "\n")
+        if bar is not None:
+            bar.update(1)
+
+    ev.progress = record
+    baseline = ev(ev.exact(), "baseline").accuracy
+    say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} test images")
+
+    sens: dict[str, Any] = {}
+    requested: dict[str, list[search.Result]] = {}
+    reps = sensitivity.representatives(model, data.x_train, conf.representatives, conf.seed)
+    xr, yr = data.x_train[reps], data.y_train[reps]
+    for method in conf.method:
+        if method == "xai":
+            qnn.set_mode(model, "qat")
+            importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
+            sens["conductance"] = importance
+            requested["xai"] = search.xai(ev, importance, baseline, conf.max_acc_loss)
+        elif method == "hawx":
+            scores = sensitivity.hawx(model, xr, yr, candidates)
+            sens["hawx_layer"] = scores.layers
+            sens["hawx_filter"] = {k: [v.tolist() for v in fs] for k, fs in scores.filters.items()}
+            grans = ("layer", "filter") if conf.granularity == "both" else (conf.granularity,)
+            for g in grans:
+                requested[f"hawx-{g}"] = search.hawx(ev, scores, baseline, conf.max_acc_loss, g)
+        else:
+            requested["exhaustive"] = search.exhaustive(ev, conf.max_evals)
+    if bar is not None:
+        bar.close()
+    rd.write_json("sensitivity.json", {"representatives": reps.tolist(), **sens})
+
+    all_results = list(ev.results.values())
+    exact_cost = ev.cost(ev.exact())
+    methods: dict[str, Any] = {}
+    for name, seen in requested.items():
+        b = search.best(seen, baseline, conf.max_acc_loss)
+        methods[name] = {"evaluations": len({r.choice for r in seen}),
+                         "best": _row(b, ev, candidates) if b else None,
+                         "energy_reduction": (exact_cost.energy_pj / b.cost.energy_pj) if b and b.cost.energy_pj
+                         else None}
+    chosen = search.best(all_results, baseline, conf.max_acc_loss)
+    front = search.pareto(all_results)
+    rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
+    _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
+    _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
+    _plot(rd.path / "pareto.png", all_results, front, baseline, conf.max_acc_loss, chosen, exact_cost)
+
+    report: dict[str, Any] = {
+        "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
+        "multipliers": [{"name": m.name, "path": str(m.path) if m.path else "exact", **cost_model.multiplier(m),
+                         "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
+        "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
+        "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
+        "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
+        "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
+        "pareto_size": len(front), "model_cache": info.get("cached"),
+    }
+    if chosen is not None:
+        assignment = ev.assignment(chosen.choice)
+        rd.write_json("assign.json", ev.assign_json(chosen.choice))
+        used = {m.digest: m for v in assignment.values() for m in (v if isinstance(v, list) else [v])}
+        exported = []
+        for m in used.values():
+            if m.path is not None:
+                exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
+        report["chosen"] = _row(chosen, ev, candidates)
+        report["energy_reduction"] = exact_cost.energy_pj / chosen.cost.energy_pj if chosen.cost.energy_pj else None
+        report["exported_luts"] = exported
+        if conf.finetune_epochs:
+            qnn.assign(model, assignment)
+            qnn.set_mode(model, "lut")
+            before = train.accuracy(model, data.x_test, data.y_test)
+            train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed, progress=say)
+            after_eval = train.accuracy(model, x_eval, y_eval)
+            after = train.accuracy(model, data.x_test, data.y_test)
+            torch.save(model.state_dict(), rd.path / "model_finetuned.pt")
+            report["finetune"] = {"epochs": conf.finetune_epochs, "test_accuracy_before": before,
+                                  "test_accuracy_after": after, "eval_accuracy_after": after_eval,
+                                  "test_images": len(data.x_test)}
+    else:
+        report["chosen"] = None
+    report["runtime_s"] = time.time() - started
+    rd.write_json("report.json", report)
+    rd.write_text("report.md", _markdown(report))
+    say(f"wrote {rd.path / 'report.md'}")
+    del np
+    return 0
+
+
+def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:
+    names = []
+    for c in r.choice:
+        if isinstance(c, int):
+            names.append(candidates[c].name)
+        else:
+            counts: dict[str, int] = {}
+            for i in c:
+                counts[candidates[i].name] = counts.get(candidates[i].name, 0) + 1
+            names.append(counts)
+    return {"order": r.order, "method": r.method, "accuracy": r.accuracy, "energy_pj": r.cost.energy_pj,
+            "area": r.cost.area, "time_s": r.cost.time_s, "choice": [list(c) if isinstance(c, tuple) else c
+                                                                      for c in r.choice],
+            "assignment": dict(zip(ev.names, names))}
+
+
+def _reload(ev: Any, path: Path, candidates: list[Any]) -> None:
+    """Resume: earlier evaluations of the same multipliers are reused instead of re-run."""
+    from dnn.search import Result
+
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        choice = tuple(tuple(c) if isinstance(c, list) else c for c in row["choice"])
+        if len(choice) != len(ev.names):
+            continue
+        ev.results[choice] = Result(choice, row["accuracy"], ev.cost(choice), row["method"], len(ev.results) + 1)
+    del candidates
+
+
+def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    fields = ["order", "method", "accuracy", "energy_pj", "area", "time_s", "assignment"]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "assignment": json.dumps(r["assignment"], sort_keys=False)})
+    tmp.replace(path)
+
+
+def _plot(path: Path, results: list[Any], front: list[Any], baseline: float, budget: float, chosen: Any,
+          exact_cost: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ref = exact_cost.energy_pj or 1.0
+    by_method: dict[str, list[Any]] = {}
+    for r in results:
+        by_method.setdefault(r.method, []).append(r)
+    for method, rs in sorted(by_method.items()):
+        ax.scatter([r.cost.energy_pj / ref for r in rs], [100 * r.accuracy for r in rs], s=12, alpha=0.6,
+                   label=f"{method} ({len(rs)})")
+    ax.scatter([r.cost.energy_pj / ref for r in front], [100 * r.accuracy for r in front], s=28,
+               facecolors="none", edgecolors="k", lw=0.8, label="Pareto set (accuracy, energy, area)")
+    line, top = [], -1.0  # the accuracy-energy front: the best accuracy at or below each energy
+    for r in sorted(results, key=lambda r: (r.cost.energy_pj, -r.accuracy)):
+        if r.accuracy > top:
+            line.append(r)
+            top = r.accuracy
+    ax.step([r.cost.energy_pj / ref for r in line], [100 * r.accuracy for r in line], "k-", lw=1, where="post",
+            label="accuracy-energy front")
+    ax.axhline(100 * (baseline - budget), color="r", ls="--", lw=1, label="accuracy budget")
+    if chosen is not None:
+        ax.scatter([chosen.cost.energy_pj / ref], [100 * chosen.accuracy], marker="*", s=160, color="gold",
+                   edgecolor="k", zorder=5, label="chosen")
+    ax.set_xlabel("multiply energy / exact")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _markdown(rep: dict[str, Any]) -> str:
+    lines = [f"# DNN multiplier assignment: {rep['net']} on {rep['data']}", "",
+             f"Exact INT8 accuracy {100 * rep['baseline_accuracy']:.2f} % on {rep['eval_images']} test images "
+             f"(float {100 * rep['float_accuracy']:.2f} %, after QAT {100 * rep['qat_accuracy']:.2f} % on the "
+             f"full test set); budget: at most {100 * rep['max_acc_loss']:.2f} points lost. Cost model: "
+             f"{rep['cost_model']}.", "",
+             "| method | evaluations | accuracy (%) | energy / exact | energy reduction |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name, m in rep["methods"].items():
+        b = m["best"]
+        if b is None:
+            lines.append(f"| {name} | {m['evaluations']} | - | - | none within budget |")
+        else:
+            lines.append(f"| {name} | {m['evaluations']} | {100 * b['accuracy']:.2f} | "
+                         f"{b['energy_pj'] / rep['exact_energy_pj']:.3f} | {m['energy_reduction']:.2f}x |")
+    lines += ["", "## Multipliers", "", "| name | area (um^2) | energy (pJ) | WCE | MAE |", "| --- | ---: | ---: | ---: | ---: |"]
+    for m in rep["multipliers"]:
+        lines.append(f"| {m['name']} | {m['area']:.1f} | {m['energy_pj']:.4g} | {m['wce']} | {m['mae']} |")
+    ch = rep.get("chosen")
+    lines += ["", "## Chosen assignment", ""]
+    if ch is None:
+        lines.append("No evaluated assignment met the budget (the exact one always does unless it was not run).")
+    else:
+        lines.append(f"Accuracy {100 * ch['accuracy']:.2f} %, multiply energy {ch['energy_pj']:.4g} pJ per image "
+                     f"({rep['energy_reduction']:.2f}x less than exact), written to assign.json.")
+        lines += ["", "| layer | MACs / image | multiplier |", "| --- | ---: | --- |"]
+        for layer, name in ch["assignment"].items():
+            lines.append(f"| {layer} | {rep['macs'][layer]:,} | {name} |")
+        ft = rep.get("finetune")
+        if ft:
+            lines += ["", f"Approximation-aware fine-tuning ({ft['epochs']} epochs): test accuracy "
+                      f"{100 * ft['test_accuracy_before']:.2f} % -> {100 * ft['test_accuracy_after']:.2f} % "
+                      f"on {ft['test_images']} images."]
+    lines += ["", f"{rep['evaluations']} distinct assignments evaluated; Pareto set of {rep['pareto_size']} in "
+              "pareto.json / pareto.csv / pareto.png.", ""]
+    return "\n".join(lines)
+
+
+def _macs(model: Any, data: Any) -> dict[str, int]:
+    """Multiply-accumulates per image of each quantised layer."""
+    import torch
+
+    from dnn import qnn
+
+    out: dict[str, int] = {}
+    hooks = []
+    for name, layer in qnn.qlayers(model):
+        def hook(mod: Any, inp: Any, res: Any, name: str = name) -> None:
+            w = mod.conv.weight if hasattr(mod, "conv") else mod.fc.weight
+            per_out = int(w[0].numel())
+            out[name] = per_out * int(res[0].numel())
+        hooks.append(layer.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(data.x_test[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    return out

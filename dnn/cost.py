@@ -1,0 +1,121 @@
+"""What an assignment of multipliers costs: the narrow interface the search sees.
+
+A :class:`CostModel` maps an assignment (each layer's multipliers, with the multiply-accumulates each
+one performs) to energy and time, and a multiplier to its area and power. Two implementations:
+
+:class:`MultiplierCost` (default)
+    *multiplier* energy only: sum over layers of MACs x the energy per operation that each multiplier's
+    run measured (``energy_pj`` of its ``report.json``, else ``power_w`` x ``clock_period_ns``). Time is
+    not modelled (None). Area is the MAC-weighted mean multiplier area (um^2): the area per multiplier of
+    an array whose processing elements are provisioned in proportion to the work each multiplier does.
+:class:`AccelCost` (``--accel CONFIG``)
+    energy and time of the whole accelerator from ``accel_models`` (XAI-Gen's multi-pod systolic model),
+    which must be present in this checkout.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.errors import ConfigError
+from dnn.mults import Multiplier
+
+
+@dataclass(frozen=True)
+class Cost:
+    energy_pj: float
+    area: float
+    time_s: float | None = None
+
+
+# one layer's use of multipliers: (layer name, [(multiplier, MACs it performs), ...])
+Usage = list[tuple[str, list[tuple[Multiplier, int]]]]
+
+
+class CostModel(Protocol):
+    name: str
+
+    def multiplier(self, m: Multiplier) -> dict[str, float | None]: ...
+
+    def cost(self, usage: Usage, assignment: dict[str, Any]) -> Cost: ...
+
+
+def _energy(m: Multiplier) -> float:
+    e = m.cost("energy_pj")
+    if e is None:
+        p, t = m.cost("power_w"), m.cost("clock_period_ns")
+        if p is not None and t is not None:
+            e = p * t * 1e3
+    if e is None:
+        raise ConfigError(f"multiplier {m.name} has no energy_pj (nor power_w and clock_period_ns) in its "
+                          "report.json, so its energy cannot be costed")
+    return e
+
+
+def _area(m: Multiplier) -> float:
+    a = m.cost("area")
+    if a is None:
+        raise ConfigError(f"multiplier {m.name} has no area in its report.json")
+    return a
+
+
+class MultiplierCost:
+    """Multiplier energy (MACs x measured energy per operation) and MAC-weighted multiplier area."""
+
+    name = "multiplier"
+
+    def __init__(self, mults: list[Multiplier]):
+        for m in mults:  # fail early, before any run directory is created
+            _energy(m)
+            _area(m)
+
+    def multiplier(self, m: Multiplier) -> dict[str, float | None]:
+        return {"area": _area(m), "power_w": m.cost("power_w"), "energy_pj": _energy(m)}
+
+    def cost(self, usage: Usage, assignment: dict[str, Any] | None = None) -> Cost:
+        del assignment  # the multiplier energy depends only on how many MACs each multiplier performs
+        energy = 0.0
+        area_w = 0.0
+        macs = 0
+        for _, parts in usage:
+            for m, n in parts:
+                energy += n * _energy(m)
+                area_w += n * _area(m)
+                macs += n
+        return Cost(energy, area_w / max(1, macs), None)
+
+
+class AccelCost:
+    """Energy and time from ``accel_models`` (its ``api.Evaluator``) for the accelerator that ``config``
+    describes (a JSON file with ``flow.py accel``'s settings, or an accel run's ``config.json``). The
+    assignment is handed over in the ``assign.json`` format: ``{"layer": "RUN_DIR" | "exact" | [per
+    filter]}``; the accelerator model must know the network's layers under the same names."""
+
+    name = "accel"
+
+    def __init__(self, config: Path, mults: list[Multiplier], layers: list[str]):
+        try:
+            api = importlib.import_module("accel_models.api")
+        except ImportError:
+            raise ConfigError("ACCEL needs accel_models, which this checkout does not have yet "
+                              "(leave --accel out to cost multiplier energy only)") from None
+        if not config.is_file():
+            raise ConfigError(f"ACCEL must be an accelerator configuration file, not {str(config)!r}")
+        runs = tuple(str(m.path) for m in mults if m.path is not None)
+        self.model: Any = api.Evaluator(config, multipliers=runs)
+        known = {getattr(layer, "name", None) for layer in self.model.layers}
+        missing = [n for n in layers if n not in known]
+        if missing:
+            raise ConfigError(f"ACCEL models a network without layer {missing[0]!r}; its layers must be named "
+                              "as the DNN level's (the net of the accelerator configuration must match --net)")
+        self.fallback = MultiplierCost(mults)
+
+    def multiplier(self, m: Multiplier) -> dict[str, float | None]:
+        return self.fallback.multiplier(m)
+
+    def cost(self, usage: Usage, assignment: dict[str, Any] | None = None) -> Cost:
+        energy, time_s = self.model.evaluate(assignment or {})
+        return Cost(float(energy), self.fallback.cost(usage).area, float(time_s))

@@ -1,0 +1,315 @@
+"""LUT-exact integer convolution and matrix product: every product is ``T[a, w]`` of a multiplier.
+
+``conv2d_acc`` / ``linear_acc`` return the int32-style accumulators (as exact float64 integers) of a
+layer whose products come from one multiplier per output channel (``group[o]`` indexes ``mults``).
+They never approximate: the result equals :func:`reference_acc`, a plain int64 loop over every
+product, bit for bit.
+
+How it is fast. Each table is split into the exact product and an error table, ``T = a*w + E``. ``E``
+restricted to the activation values a layer produces is factorised exactly over the integers,
+``E = U V`` (:mod:`dnn.factor`); then ``sum_k T[a_k, w_k] = sum_k a_k w_k + sum_j sum_k U_j(a_k) V_j(w_k)``
+is one ordinary convolution whose input has ``1 + r`` channels per input channel (``a``, ``U_1(a)``,
+...) and whose weights hold ``w``, ``V_1(w)``, .... All operands are integers, so float32 arithmetic
+is exact while every partial sum stays below 2**24; the reduction is split into channel groups
+(a grouped convolution, summed in float64) whenever a bound computed from the actual weights says it
+might not. Evolved multipliers typically have error tables of rank 1-20. When the rank is too high
+for this to pay, the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
+per-layer table of ``E[a, w_k]`` rows, skipping activations whose error row is zero; still exact.
+
+Zero padding feeds activation 0 through the multiplier, as a hardware array streaming padded data does.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dnn import factor
+from dnn.mults import N_WCODES, W_MAX, Multiplier
+
+MAX_RANK = 8  # above this the error part is gathered: measured crossover on LeNet-5 / ResNet-20 shapes
+F32_EXACT = float(1 << 24)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a set of multipliers (one per filter group) is evaluated for activations a_lo..a_hi."""
+
+    a_lo: int
+    a_hi: int
+    kind: str  # "factor" (exact product + rank-r error, one convolution) or "gather"
+    rank: int
+    tin: Any  # torch (Da, 1 + rank) float32: a, U_1(a), ..., U_r(a)
+    tin_max: np.ndarray  # (1 + rank,) max |tin| per channel
+    v: Any  # torch (G, 1 + rank, 255) float32: w, V_1(w), ...
+    err: Any  # numpy (G, Da, 255) int64 error tables (gather plans only)
+    err_max: np.ndarray  # (G,) max |E| per group
+    term_max: np.ndarray  # (G, 255): max over activations of sum_j |tin[a, j]| |v[g, j, w]|
+    err_live: np.ndarray | None = None  # (Da,) bool: activations with a non-zero error (gather plans)
+
+    @property
+    def channels(self) -> int:
+        return 1 + self.rank
+
+
+def plan_for(mults: tuple[Multiplier, ...], a_lo: int, a_hi: int) -> Plan:
+    """The evaluation plan for these per-group multipliers (cached by table contents)."""
+    return _plan(tuple(m.digest for m in mults), a_lo, a_hi, _Tables(mults))
+
+
+class _Tables:
+    """Carries the multipliers into the cached planner without making them part of the cache key."""
+
+    def __init__(self, mults: tuple[Multiplier, ...]):
+        self.mults = mults
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Tables)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(digests: tuple[str, ...], a_lo: int, a_hi: int, tables: _Tables) -> Plan:
+    import torch
+
+    a = np.arange(a_lo, a_hi + 1, dtype=np.int64)
+    w = np.arange(-W_MAX, W_MAX + 1, dtype=np.int64)
+    exact = np.outer(a, w)
+    errs = np.stack([m.table(a_lo, a_hi) - exact for m in tables.mults])  # (G, Da, 255)
+    err_max = np.abs(errs).reshape(len(errs), -1).max(axis=1)
+    stacked = errs.transpose(1, 0, 2).reshape(len(a), -1)  # rows: activations; columns: (group, weight)
+    f = factor.factorise(stacked, MAX_RANK) if stacked.any() else factor.Factors(
+        np.zeros((len(a), 0), np.int64), np.zeros((0, stacked.shape[1]), np.int64))
+    if f is not None:
+        tin = np.concatenate([a[:, None], f.u], axis=1)
+        v = np.concatenate([np.broadcast_to(w, (len(errs), 1, N_WCODES)),
+                            f.v.reshape(f.rank, len(errs), N_WCODES).transpose(1, 0, 2)], axis=1)
+        if np.abs(tin).max() < F32_EXACT and np.abs(v).max() < F32_EXACT:
+            return Plan(a_lo, a_hi, "factor", f.rank, torch.from_numpy(tin.astype(np.float32)),
+                        np.abs(tin).max(axis=0).astype(np.float64), torch.from_numpy(v.astype(np.float32)),
+                        None, err_max, _term_max(tin, v))
+    tin = a[:, None].astype(np.float32)
+    v = np.broadcast_to(w.astype(np.float32), (len(errs), 1, N_WCODES)).copy()
+    return Plan(a_lo, a_hi, "gather", 0, torch.from_numpy(tin), np.abs(tin).max(axis=0).astype(np.float64),
+                torch.from_numpy(v), errs, err_max, _term_max(tin, v), np.abs(errs).max(axis=(0, 2)) > 0)
+
+
+def _term_max(tin: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Largest sum of |terms| one product adds to a partial sum, per group and weight value."""
+    return np.einsum("aj,gjw->gaw", np.abs(tin).astype(np.float64), np.abs(v).astype(np.float64)).max(axis=1)
+
+
+def _chunks(bound_oc: np.ndarray, limit: float = F32_EXACT) -> int | None:
+    """Fewest equal groups of input channels whose partial sums all stay below ``limit``.
+
+    ``bound_oc`` (O, C) float64: the worst |partial sum| each input channel adds to each output.
+    """
+    c = bound_oc.shape[1]
+    for n in range(1, c + 1):
+        if c % n:
+            continue
+        if float(bound_oc.reshape(bound_oc.shape[0], n, c // n).sum(axis=2).max()) < limit:
+            return n
+    return None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A layer's weights turned into what :func:`conv2d_apply` / :func:`linear_apply` need; computed once
+    per (weights, multipliers) and reused for every input."""
+
+    plan: Plan
+    weight: Any  # float32 (O * chunks, C * R / chunks, *k) or float64 (O, C * R, *k) when chunks is None
+    chunks: int | None  # None: float64 arithmetic
+    out: int
+    pad_in_conv: bool  # U(0) == 0, so the convolution's own zero padding is right
+    err_table: Any  # gather plans: numpy (K, Da, O) int16/int32, E_g(o)[a, w[o, k]]
+    err_acc: Any  # gather plans: numpy accumulator dtype
+    acc_bound: float  # max |accumulator| over all inputs
+
+
+def _transformed_weights(plan: Plan, w_codes: Any, group: Any) -> tuple[Any, np.ndarray]:
+    """Weights (O, C, R, *k) float32 and the (O, C) partial-sum bound."""
+    import torch
+
+    o = w_codes.shape[0]
+    rest = tuple(w_codes.shape[1:])
+    r = plan.channels
+    idx = (w_codes.reshape(o, 1, -1).long() + W_MAX).expand(o, r, -1)
+    wt = torch.gather(plan.v[group], 2, idx).reshape(o, r, *rest).transpose(1, 2).contiguous()
+    per_w = plan.term_max[group.numpy()]  # (O, 255)
+    codes = w_codes.reshape(o, -1).long().numpy() + W_MAX
+    bound = np.take_along_axis(per_w, codes, axis=1).reshape(o, rest[0], -1).sum(axis=2)
+    return wt, bound
+
+
+def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, a_hi: int) -> Prepared:
+    """Prepare integer weights ``w_codes`` (O, C, kh, kw) or (O, K) for LUT products."""
+    import torch
+
+    plan = plan_for(mults, a_lo, a_hi)
+    group = torch.as_tensor(group, dtype=torch.long)
+    w_codes = torch.as_tensor(w_codes)
+    wt, bound = _transformed_weights(plan, w_codes, group)
+    o, c, r = wt.shape[0], wt.shape[1], wt.shape[2]
+    kernel = tuple(wt.shape[3:])
+    err_table: np.ndarray | None = None
+    err_acc: Any = None
+    err_bound = 0.0
+    if plan.kind == "gather":
+        from dnn import kernels
+
+        k = int(np.prod(w_codes.shape[1:]))
+        err_bound = float(plan.err_max.max(initial=0)) * k
+        wf = w_codes.reshape(o, -1).long().numpy() + W_MAX  # (O, K)
+        gi = group.numpy()
+        # table[k, a, o] = E_g(o)[a, w[o, k]]
+        err_table = np.ascontiguousarray(
+            plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :], wf.T[:, :, None]]
+            .transpose(0, 2, 1)).astype(kernels.table_dtype(float(plan.err_max.max(initial=0))))
+        err_acc = kernels.acc_dtype(err_bound)
+    chunks = _chunks(bound)
+    flat = wt.reshape(o, c * r, *kernel)
+    if chunks is None:
+        weight = flat.double()
+    elif chunks == 1:
+        weight = flat
+    else:
+        weight = (flat.reshape(o, chunks, c * r // chunks, *kernel).transpose(0, 1)
+                  .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
+    pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
+    acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
+    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, acc_bound)
+
+
+def a0_index(plan: Plan) -> int:
+    return -plan.a_lo
+
+
+def _result(acc: Any, prep: Prepared) -> Any:
+    """float32 when every accumulator is an exact float32 integer, else float64."""
+    import torch
+
+    if prep.acc_bound < F32_EXACT:
+        return acc.float() if acc.dtype != torch.float32 else acc
+    return acc.double()
+
+
+def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int = 0) -> Any:
+    """Accumulators (N, O, Ho, Wo) of a LUT convolution of integer-valued ``x_codes`` (float tensor)."""
+    import torch
+    import torch.nn.functional as F
+
+    plan = prep.plan
+    r = plan.channels
+    conv_pad = padding
+    if padding and not prep.pad_in_conv:
+        x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
+        conv_pad = 0
+    n, c, h, wd = x_codes.shape
+    if r == 1:
+        xt = x_codes.contiguous(memory_format=torch.channels_last)
+    else:
+        idx = x_codes.permute(0, 2, 3, 1).reshape(-1).to(torch.int32) - plan.a_lo
+        xt = torch.index_select(plan.tin, 0, idx).reshape(n, h, wd, c * r).permute(0, 3, 1, 2)
+    with torch.backends.nnpack.flags(enabled=False):  # NNPACK may pick Winograd, which rounds
+        if prep.chunks is None:
+            acc = F.conv2d(xt.double(), prep.weight, stride=stride, padding=conv_pad)
+        elif prep.chunks == 1:
+            acc = F.conv2d(xt, prep.weight, stride=stride, padding=conv_pad)
+        else:
+            out = F.conv2d(xt, prep.weight, stride=stride, padding=conv_pad, groups=prep.chunks)
+            acc = out.reshape(n, prep.chunks, prep.out, *out.shape[2:]).sum(dim=1, dtype=torch.float64)
+    if plan.kind == "gather":
+        from dnn import kernels
+
+        if conv_pad:
+            x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
+        kh, kw = prep.weight.shape[2:]
+        ho, wo = acc.shape[2:]
+        err = np.zeros((n, ho, wo, prep.out), dtype=prep.err_acc)
+        kernels.conv_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, kh, kw, stride,
+                           plan.a_lo, err)
+        acc = _add(acc, torch.from_numpy(err).permute(0, 3, 1, 2), prep)
+    return _result(acc, prep)
+
+
+def _add(acc: Any, err: Any, prep: Prepared) -> Any:
+    """Exact part plus error part, in float32 when the total's bound allows, else float64."""
+    if prep.acc_bound < F32_EXACT:
+        return acc.float() + err.float()
+    return acc.double() + err.double()
+
+
+def linear_apply(prep: Prepared, x_codes: Any) -> Any:
+    """Accumulators (N, O) of a LUT matrix product of integer-valued ``x_codes`` (N, K) (float tensor)."""
+    import torch
+
+    plan = prep.plan
+    r = plan.channels
+    n, k = x_codes.shape
+    if r == 1:
+        xt = x_codes
+    else:
+        idx = x_codes.reshape(-1).to(torch.int32) - plan.a_lo
+        xt = torch.index_select(plan.tin, 0, idx).reshape(n, k * r)
+    if prep.chunks is None:
+        acc = xt.double() @ prep.weight.t()
+    elif prep.chunks == 1:
+        acc = xt @ prep.weight.t()
+    else:
+        ch = prep.chunks
+        ws = prep.weight.reshape(ch, prep.out, -1).transpose(1, 2)  # (chunks, K R / chunks, O)
+        acc = torch.bmm(xt.reshape(n, ch, -1).transpose(0, 1), ws).sum(dim=0, dtype=torch.float64)
+    if plan.kind == "gather":
+        from dnn import kernels
+
+        err = np.zeros((n, prep.out), dtype=prep.err_acc)
+        kernels.linear_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, plan.a_lo, err)
+        acc = _add(acc, torch.from_numpy(err), prep)
+    return _result(acc, prep)
+
+
+def conv2d_acc(x_codes: Any, w_codes: Any, mults: tuple[Multiplier, ...], group: Any, *, a_lo: int,
+               a_hi: int, stride: int = 1, padding: int = 0) -> Any:
+    """One-shot LUT convolution (prepare + apply)."""
+    prep = prepare(w_codes, mults, group, a_lo, a_hi)
+    return conv2d_apply(prep, x_codes.float(), stride=stride, padding=padding)
+
+
+def linear_acc(x_codes: Any, w_codes: Any, mults: tuple[Multiplier, ...], group: Any, *, a_lo: int,
+               a_hi: int) -> Any:
+    """One-shot LUT matrix product (prepare + apply)."""
+    prep = prepare(w_codes, mults, group, a_lo, a_hi)
+    return linear_apply(prep, x_codes.float())
+
+
+def reference_acc(x_codes: np.ndarray, w_codes: np.ndarray, mults: tuple[Multiplier, ...],
+                  group: np.ndarray, *, a_lo: int, a_hi: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The plain int64 loop: one table look-up per product, summed. 4-D input: convolution; 2-D: linear."""
+    x = np.asarray(x_codes, dtype=np.int64)
+    w = np.asarray(w_codes, dtype=np.int64)
+    tables = [m.table(a_lo, a_hi) for m in mults]
+    linear = x.ndim == 2
+    if linear:
+        x = x[:, :, None, None]
+        w = w[:, :, None, None]
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    ho, wo = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    acc = np.zeros((n, o, ho, wo), dtype=np.int64)
+    for oc in range(o):
+        t = tables[int(group[oc])]
+        for ci in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    a = x[:, ci, i:i + stride * ho:stride, j:j + stride * wo:stride]
+                    acc[:, oc] += t[a - a_lo, w[oc, ci, i, j] + W_MAX]
+    return acc[:, :, 0, 0] if linear else acc

@@ -1,0 +1,150 @@
+"""Training: float training, calibration, quantisation-aware training, approximation-aware fine-tuning.
+
+:func:`trained` returns a network trained by the flow and cached on disk, keyed by everything that
+determines it (net, data fingerprint, epochs, learning rate, batch, seed), so a second run of the flow
+reuses it. The pipeline is the one CircuitsDNA uses for ResNet-20: float training, INT8
+quantisation-aware training (fake quantisation, straight-through rounding), then, for a chosen
+assignment of approximate multipliers, fine-tuning with the LUT products in the forward pass and the
+exact product's gradient in the backward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnn import models, qnn
+from dnn.data import Data
+
+CACHE_FORMAT = 2
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is trained (everything that goes into the cache key)."""
+
+    net: str
+    epochs: int = 4
+    qat_epochs: int = 1
+    lr: float = 2e-3
+    batch: int = 64
+    seed: int = 1
+    calib_images: int = 512
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Top-1 accuracy in the model's current mode."""
+    was = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += int((model(x[i:i + batch]).argmax(dim=1) == y[i:i + batch]).sum())
+    model.train(was)
+    return correct / max(1, len(x))
+
+
+def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, gen: torch.Generator,
+            progress: Callable[[str], Any] | None, what: str) -> None:
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    n = len(data.x_train)
+    steps = max(1, epochs * ((n + batch - 1) // batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    model.train()
+    freeze_bn = any(layer.mode != "float" for _, layer in qnn.qlayers(model))
+    for epoch in range(epochs):
+        if freeze_bn:
+            for mod in model.modules():
+                if isinstance(mod, nn.BatchNorm2d):
+                    mod.eval()
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        if progress:
+            progress(f"{what} epoch {epoch + 1}/{epochs}: loss {total / n:.4f}")
+
+
+def calibrate(model: nn.Module, data: Data, images: int) -> None:
+    """Re-estimate batch-norm statistics (their running averages are what gets folded into the
+    quantised weights), then record each layer's activation range."""
+    x = data.x_train[:images]
+    batches = [x[i:i + 256] for i in range(0, len(x), 256)]
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if norms:
+        was = model.training
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration images
+        model.train()
+        with torch.no_grad():
+            for b in batches:
+                model(b)
+        for m, mom in zip(norms, momenta):
+            m.momentum = mom
+        model.train(was)
+    qnn.calibrate(model, batches)
+
+
+def key(recipe: Recipe, data: Data) -> str:
+    text = json.dumps({"format": CACHE_FORMAT, **asdict(recipe), "data": data.fingerprint,
+                       "shape": list(data.shape), "classes": data.classes}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def build(recipe: Recipe, data: Data) -> nn.Module:
+    c, h, _ = data.shape
+    return models.build(recipe.net, c, h, data.classes)
+
+
+def trained(recipe: Recipe, data: Data, cache_dir: Path | None,
+            progress: Callable[[str], Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """A float-trained, calibrated, QAT-trained network (mode ``qat``), from the cache when possible."""
+    torch.manual_seed(recipe.seed)
+    model = build(recipe, data)
+    path = cache_dir / f"{recipe.net}-{key(recipe, data)}.pt" if cache_dir else None
+    if path is not None and path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        qnn.set_mode(model, "qat")
+        return model, dict(state["info"], cached=str(path))
+    gen = torch.Generator().manual_seed(recipe.seed)
+    qnn.set_mode(model, "float")
+    _epochs(model, data, recipe.epochs, recipe.lr, recipe.batch, gen, progress, "float")
+    calibrate(model, data, recipe.calib_images)
+    float_acc = accuracy(model, data.x_test, data.y_test)
+    qnn.set_mode(model, "qat")
+    if recipe.qat_epochs:
+        _epochs(model, data, recipe.qat_epochs, recipe.lr / 10, recipe.batch, gen, progress, "QAT")
+    info = {"float_accuracy": float_acc, "qat_accuracy": accuracy(model, data.x_test, data.y_test),
+            "recipe": asdict(recipe), "data": data.name, "data_fingerprint": data.fingerprint}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        torch.save({"model": model.state_dict(), "info": info}, tmp)
+        os.replace(tmp, path)
+    return model, info
+
+
+def finetune(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, seed: int,
+             progress: Callable[[str], Any] | None = None) -> None:
+    """Approximation-aware fine-tuning of a model already in ``lut`` mode with its multipliers assigned:
+    LUT products forward, the exact product's gradient backward (straight-through)."""
+    gen = torch.Generator().manual_seed(seed)
+    _epochs(model, data, epochs, lr, batch, gen, progress, "approximation-aware")
