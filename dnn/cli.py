@@ -46,10 +46,10 @@ class DnnConfig:
     method: tuple[str, ...] = cfg.option(("hawx",), help="search methods (xai, hawx, exhaustive; several "
                                          "run side by side)")
     granularity: str = cfg.option("layer", help="HAWX assignment granularity", choices=GRANULARITIES)
-    accel: Path | None = cfg.option(  # noqa: RUF009 (option() returns an immutable field spec)
+    accel: Path | None = cfg.option(
         None, help="accelerator configuration for accel_models (energy and time of the whole array); "
         "without it, multiplier energy only")
-    run_dir: Path | None = cfg.option(  # noqa: RUF009
+    run_dir: Path | None = cfg.option(
         None, help="run directory (default runs/dnn/<net>-<data>)")
     overwrite: bool = cfg.option(False, help="replace an existing run directory")
     resume: bool = cfg.option(False, help="continue an interrupted run, reusing its evaluations")
@@ -66,7 +66,7 @@ class DnnConfig:
     ig_steps: int = cfg.option(16, help="integrated-gradient steps of the conductance")
     max_evals: int = cfg.option(4096, help="largest search space exhaustive search may enumerate")
     threads: int = cfg.option(2, help="CPU threads for PyTorch")
-    cache_dir: Path = cfg.option(  # noqa: RUF009
+    cache_dir: Path = cfg.option(
         Path("runs/dnn/models"), help="where trained networks are cached")
     export: tuple[str, ...] = cfg.option(FORMATS, help="LUT export formats (adapt, tfapprox)")
 
