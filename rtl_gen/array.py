@@ -157,9 +157,10 @@ def evolved_multiplier(run_dir: Path, *, wa: int | None = None, wb: int | None =
         rwa, rwb, rsigned = int(rep["wa"]), int(rep["wb"]), bool(rep["signed"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{run_dir / 'report.json'} must hold wa, wb and signed ({exc})") from None
-    for what, ours, theirs in (("WA", wa, rwa), ("WB", wb, rwb)):
+    for what, ours, theirs in (("BITS", wa, rwa), ("BITS_B", wb, rwb)):
         if ours is not None and ours != theirs:
-            raise ConfigError(f"{what} is {ours} but the multiplier in {run_dir} has {theirs}-bit operands")
+            raise ConfigError(f"{what} is {ours} but the multiplier in {run_dir} has {theirs}-bit "
+                              f"{'a' if what == 'BITS' else 'b'} operands")
     if signed is not None and signed != rsigned:
         raise ConfigError(f"the array's operands are {'signed' if signed else 'unsigned'} but the multiplier in "
                           f"{run_dir} is {'signed' if rsigned else 'unsigned'}")
@@ -514,7 +515,7 @@ class Pod(wiring.Component):
         addrs: list[object] = [addr0]
         valids: list[object] = [valid0]
         for i in range(1, n):
-            a = Signal(width, name=f"{name}_addr{i}", reset_less=True)
+            a = Signal(width, name=f"{name}_addr{i}")
             v = Signal(name=f"{name}_v{i}")
             m.d.sync += [a.eq(addrs[-1]), v.eq(valids[-1])]
             addrs.append(a)
@@ -530,12 +531,12 @@ class Pod(wiring.Component):
         first = Signal()
         kvalid = Signal(R)  # k0 + r < K
         cvalid = Signal(C)  # n0 + c < N
-        b_addr = Signal(ba + 1, reset_less=True)
+        b_addr = Signal(ba + 1)
         b_kk = Signal(bits_for(g.kb * R + R))
         bv = Signal(C)  # valid bits of the B data arriving this cycle
-        a_addr0 = Signal(aa + 1, reset_less=True)
+        a_addr0 = Signal(aa + 1)
         a_u = Signal(len(cnt))
-        c_addr0 = Signal(ca + 1, reset_less=True)
+        c_addr0 = Signal(ca + 1)
 
         # B reads: issued in NEXT (for LOAD l = 0) and in LOAD l = 0 .. R-2 (for l + 1)
         b_issue = Signal()
@@ -592,7 +593,7 @@ class Pod(wiring.Component):
             m.d.sync += c_addr0.eq(c_addr0 + NB)
         caddrs, cvalids = self._chain(m, C, c_addr0, c_issue, ca + 1, "c")
         for c in range(C):
-            wa_ = Signal(ca, name=f"c_wa{c}", reset_less=True)
+            wa_ = Signal(ca, name=f"c_wa{c}")
             we = Signal(name=f"c_we{c}")
             m.d.comb += [self.c_raddr[c].eq(caddrs[c]), self.c_ren[c].eq(cvalids[c] & cvalid[c] & ~first)]
             m.d.sync += [wa_.eq(caddrs[c]), we.eq(cvalids[c] & cvalid[c])]
@@ -613,10 +614,10 @@ class Pod(wiring.Component):
         aa, ba, ca = len(self.a_raddr[0]), len(self.b_raddr[0]), len(self.c_raddr[0])
         rowv = Signal(R)  # m0 + r < M
         colv = Signal(C)  # n0 + c < N
-        a_addr0 = Signal(aa + 1, reset_less=True)
-        b_addr0 = Signal(ba + 1, reset_less=True)
+        a_addr0 = Signal(aa + 1)
+        b_addr0 = Signal(ba + 1)
         a_u = Signal(len(cnt))
-        d_addr = Signal(ca + 1, reset_less=True)
+        d_addr = Signal(ca + 1)
         d_row = Signal(bits_for(g.mt_max * R))
         m0 = i * R
         n0 = j * C
@@ -759,13 +760,33 @@ class ArrayCore(wiring.Component):
         with m.If((state == S_RUN) & ~Cat(*[pod.busy for pod in pods]).any()):
             m.d.sync += state.eq(Mux(sp_k, S_REDUCE, S_DONE))
 
-        # REDUCE: cycle q reads row q // Nt, panel q % Nt of every launched pod; cycle q + 1 writes pod 0
+        for p, pod in enumerate(pods):
+            for r in range(R):
+                m.d.comb += [self.a_raddr[p][r].eq(pod.a_raddr[r]), self.a_ren[p][r].eq(pod.a_ren[r]),
+                             pod.a_rdata[r].eq(self.a_rdata[p][r])]
+            for c in range(C):
+                m.d.comb += [self.b_raddr[p][c].eq(pod.b_raddr[c]), self.b_ren[p][c].eq(pod.b_ren[c]),
+                             pod.b_rdata[c].eq(self.b_rdata[p][c]), pod.c_rdata[c].eq(self.c_rdata[p][c])]
+                m.d.comb += [self.c_raddr[p][c].eq(pod.c_raddr[c]), self.c_ren[p][c].eq(pod.c_ren[c]),
+                             self.c_waddr[p][c].eq(pod.c_waddr[c]), self.c_we[p][c].eq(pod.c_we[c]),
+                             self.c_wdata[p][c].eq(pod.c_wdata[c])]
+        if P > 1:
+            self._reduce(m, state, mq, nq, nt, launched, pods)
+        return m
+
+    def _reduce(self, m: Module, state: Signal, mq: Signal, nq: Signal, nt: Signal, launched: Signal,
+                pods: list[Pod]) -> None:
+        """REDUCE (split k, several pods): cycle q reads row q // Nt, panel q % Nt of every launched pod's C
+        bank; cycle q + 1 writes their sum to pod 0's bank. Overrides the pods' C ports while in REDUCE."""
+        g = self.g
+        P, C = g.pods, g.cols
+        tw = len(nt)
         ca = len(self.c_raddr[0][0])
         r_row, r_pan = Signal(len(self.m)), Signal(tw)
         r_issue = (state == S_REDUCE) & (r_row < mq)
         r_addr = Signal(ca)
         m.d.comb += r_addr.eq(r_row * g.nb + r_pan)
-        w_valid, w_addr, w_cols = Signal(), Signal(ca, reset_less=True), Signal(C)
+        w_valid, w_addr, w_cols = Signal(), Signal(ca), Signal(C)
         m.d.sync += [w_valid.eq(r_issue), w_addr.eq(r_addr),
                      w_cols.eq(Cat(*[r_pan * C + c < nq for c in range(C)]))]
         with m.If(state == S_SETUP):
@@ -777,26 +798,13 @@ class ArrayCore(wiring.Component):
                 m.d.sync += r_pan.eq(r_pan + 1)
         with m.If((state == S_REDUCE) & ~r_issue):
             m.d.sync += state.eq(S_DONE)  # the cycle that writes the last sum
-
-        in_reduce = state == S_REDUCE
-        for p, pod in enumerate(pods):
-            for r in range(R):
-                m.d.comb += [self.a_raddr[p][r].eq(pod.a_raddr[r]), self.a_ren[p][r].eq(pod.a_ren[r]),
-                             pod.a_rdata[r].eq(self.a_rdata[p][r])]
+        with m.If(state == S_REDUCE):
             for c in range(C):
-                m.d.comb += [self.b_raddr[p][c].eq(pod.b_raddr[c]), self.b_ren[p][c].eq(pod.b_ren[c]),
-                             pod.b_rdata[c].eq(self.b_rdata[p][c]), pod.c_rdata[c].eq(self.c_rdata[p][c])]
-                m.d.comb += [self.c_raddr[p][c].eq(Mux(in_reduce, r_addr, pod.c_raddr[c])),
-                             self.c_ren[p][c].eq(Mux(in_reduce, r_issue, pod.c_ren[c]))]
-                if p == 0:
-                    total = sum((Mux(launched[q], self.c_rdata[q][c], 0) for q in range(P)), Const(0, 1))
-                    m.d.comb += [self.c_waddr[p][c].eq(Mux(in_reduce, w_addr, pod.c_waddr[c])),
-                                 self.c_we[p][c].eq(Mux(in_reduce, w_valid & w_cols[c], pod.c_we[c])),
-                                 self.c_wdata[p][c].eq(Mux(in_reduce, total, pod.c_wdata[c]))]
-                else:
-                    m.d.comb += [self.c_waddr[p][c].eq(pod.c_waddr[c]), self.c_we[p][c].eq(pod.c_we[c]),
-                                 self.c_wdata[p][c].eq(pod.c_wdata[c])]
-        return m
+                for p in range(P):
+                    m.d.comb += [self.c_raddr[p][c].eq(r_addr), self.c_ren[p][c].eq(r_issue)]
+                total = sum((Mux(launched[q], self.c_rdata[q][c], 0) for q in range(P)), Const(0, 1))
+                m.d.comb += [self.c_waddr[0][c].eq(w_addr), self.c_we[0][c].eq(w_valid & w_cols[c]),
+                             self.c_wdata[0][c].eq(total)]
 
 
 # ------------------------------------------------------------------------------------------ top
@@ -858,6 +866,7 @@ class MultiPodArray(wiring.Component):
         m.d.comb += [self.busy.eq(conn["busy"]), self.done.eq(conn["done"])]
         m.submodules.core = _instance(self.core_module, core, conn)
         busy = conn["busy"]
+        rst = ResetSignal()  # buffers are read during reset, so their outputs are never undefined
 
         # host write decode (ws: A banked by column, os: by row)
         if g.dataflow == "ws":
@@ -883,14 +892,14 @@ class MultiPodArray(wiring.Component):
                 m.submodules[f"a_p{p}_b{r}"] = mem
                 wp, rp = mem.write_port(), mem.read_port()
                 m.d.comb += [wp.addr.eq(a_addr), wp.data.eq(self.a_data), wp.en.eq(self.a_we & ~busy & (a_bank == r)),
-                             rp.addr.eq(conn[f"a_raddr__{p}__{r}"]), rp.en.eq(conn[f"a_ren__{p}__{r}"]),
+                             rp.addr.eq(conn[f"a_raddr__{p}__{r}"]), rp.en.eq(conn[f"a_ren__{p}__{r}"] | rst),
                              conn[f"a_rdata__{p}__{r}"].eq(rp.data)]
             for c in range(C):
                 mem = memory.Memory(shape=unsigned(g.wb), depth=g.b_depth, init=[])
                 m.submodules[f"b_p{p}_b{c}"] = mem
                 wp, rp = mem.write_port(), mem.read_port()
                 m.d.comb += [wp.addr.eq(b_addr), wp.data.eq(self.b_data), wp.en.eq(self.b_we & ~busy & (b_bank == c)),
-                             rp.addr.eq(conn[f"b_raddr__{p}__{c}"]), rp.en.eq(conn[f"b_ren__{p}__{c}"]),
+                             rp.addr.eq(conn[f"b_raddr__{p}__{c}"]), rp.en.eq(conn[f"b_ren__{p}__{c}"] | rst),
                              conn[f"b_rdata__{p}__{c}"].eq(rp.data)]
                 mem = memory.Memory(shape=unsigned(g.acc_bits), depth=g.c_depth, init=[])
                 m.submodules[f"c_p{p}_b{c}"] = mem
