@@ -143,7 +143,7 @@ def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg
         bar.set_description(f"synthesise and power ({mult.label})")
         t0 = time.perf_counter()
         ppa = parr.characterise(run, design, t, clock_period_ns=cfg.clock_period, power_gemm=pg, probs=probs,
-                                seed=cfg.seed, tag=mult.label)
+                                seed=cfg.seed, tag=mult.label, sim_period_ns=cfg.sim_period)
         times["ppa_s"] = time.perf_counter() - t0
         bar.update()
         report.update(_flat(ppa))
@@ -154,7 +154,7 @@ def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg
             exact = arr.generate(g, arr.exact_multiplier(g.wa, g.wb, g.signed))
             exact.write(run.path / "array_exact.v")
             ex = parr.characterise(run, exact, t, clock_period_ns=cfg.clock_period, power_gemm=pg, probs=probs,
-                                   seed=cfg.seed, tag="exact")
+                                   seed=cfg.seed, tag="exact", sim_period_ns=cfg.sim_period)
             times["ppa_exact_s"] = time.perf_counter() - t0
             bar.update()
             report["exact"] = ex

@@ -44,7 +44,10 @@ class ArrayConfig:
     compare_exact: bool = option(True, help="with an evolved multiplier, cost the exact-multiplier array too "
                                             "(the array-level saving)")
     tech: str = option("osu018", help="technology")
-    clock_period: float = option(10.0, unit="ns", help="clock period of the power simulation and timing")
+    clock_period: float = option(10.0, unit="ns", help="clock period of timing and power")
+    sim_period: float | None = option(None, unit="ns", help="clock period of the gate-level power simulation "
+                                      "(default: CLOCK_PERIOD; longer for cell models with unit delays, e.g. "
+                                      "GF180's 1 ns per arc)")
     operands: str = option("auto", help="operands of the power GEMM: 'auto' (INT8 activations and weights of "
                                         "LeNet-5 on Fashion-MNIST for 8-bit signed operands, else uniform), "
                                         "'uniform', or a histogram CSV (value,count or value,count_a,count_b)")
@@ -60,6 +63,8 @@ class ArrayConfig:
                 raise must(name.upper(), f"an operand width in {arr.MIN_WIDTH}..{arr.MAX_WIDTH}", w)
         if self.clock_period <= 0:
             raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
+        if self.sim_period is not None and self.sim_period < self.clock_period:
+            raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({self.clock_period:g} ns)", self.sim_period)
         for s in self.shapes:
             if s != "standard":
                 gemm(s, "shape")
