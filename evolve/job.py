@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LUT_MAX_BITS = 20  # a product table of 2**20 entries is 4 MB; wider designs ship no lut.npy
 # Settings that define the search: a checkpoint only resumes a run with the same values.
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
-               "migrate", "spare", "samples", "allow_slower", "descent", "seed_netlist_sha256")
+               "migrate", "spare", "samples", "allow_slower", "descent", "uphill", "seed_netlist_sha256")
 RESUMABLE = ("budget", "generations", "jobs", "checkpoint_every")
 
 
@@ -73,6 +73,9 @@ class EvolveConfig:
                               "(guaranteed by the search), or also OpenSTA delay after mapping (an error if no "
                               "mapping meets it)")
     descent: bool = option(True, help="start the GP from a steepest-descent simplification of the seed")
+    uphill: float = option(1.0, unit="cheapest gates",
+                           help="threshold accepting: a child may cost this much more than its parent and still "
+                                "replace it (0: strict (1+lambda)); the best circuit is kept apart")
     offspring: int = option(4, help="children per generation (the lambda of the (1+lambda) ES)")
     islands: int = option(2, help="independent (1+lambda) populations; the best migrates between them")
     jobs: int = option(2, help="processes evaluating islands in parallel")
@@ -112,6 +115,8 @@ class EvolveConfig:
                          ("samples", 1024)):
             if getattr(self, name) < lo:
                 raise must(name.upper(), f">= {lo}", getattr(self, name))
+        if self.uphill < 0:
+            raise must("UPHILL", ">= 0 gates", self.uphill)
         if self.migrate < 0:
             raise must("MIGRATE", ">= 0 epochs (0: never)", self.migrate)
         check_range("SPARE", self.spare, 0.0, 10.0)
@@ -268,7 +273,7 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
     problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
-                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed)
+                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()))
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
     schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
