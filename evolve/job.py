@@ -23,7 +23,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,12 @@ class Context:
     weights: np.ndarray
     limit: int
     norm: int
+    verbose: bool = True
+
+    def say(self, text: str) -> None:
+        """One line of progress on stderr for the steps around the evolution (its own bar says the rest)."""
+        if self.verbose:
+            print(f"[axflow] {text}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------ entry
@@ -184,7 +190,7 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
     run_dir = RunDir.create(path, overwrite=cfg.overwrite, resume=cfg.resume)
     weights = np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float)
     ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
-                  golden.norm(cfg.wa, cfg.wb, cfg.signed))
+                  golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress)
     started = time.time()
     try:
         seed_net = _rtl_and_seed(ctx)
@@ -211,13 +217,14 @@ def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> Evo
     if not stored_path.is_file():
         raise ConfigError(f"{path} holds no config.json, so it cannot be resumed")
     stored = json.loads(stored_path.read_text())["settings"]
+    mine = cfgmod.to_dict(cfg)
     for key in given:
         if key in RESUMABLE or key in ("resume", "run_dir", "tag"):
             continue
-        if key in stored and cfgmod.to_dict(replace(cfg))[key] != stored[key]:
+        if key in stored and mine[key] != stored[key]:
             raise ConfigError(f"--resume continues the run as configured: {key.upper()} is {stored[key]!r} in "
-                              f"{stored_path}, not {cfgmod.to_dict(cfg)[key]!r}")
-    merged = {**stored, **{k: cfgmod.to_dict(cfg)[k] for k in RESUMABLE if k in given},
+                              f"{stored_path}, not {mine[key]!r}")
+    merged = {**stored, **{k: mine[k] for k in RESUMABLE if k in given},
               "resume": True, "overwrite": False, "run_dir": str(path)}
     return cfgmod.from_dict(EvolveConfig, {k: v for k, v in merged.items() if v is not None},
                             source=str(stored_path))
@@ -249,6 +256,7 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
     rtl.write_text(to_verilog(Multiplier(cfg.wa, cfg.wb, signed_=cfg.signed), cfg.design), encoding="utf-8")
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     if cfg.seed_netlist is None:
+        ctx.say(f"synthesising {cfg.design} to generic gates (the seed)")
         yosys.synth_generic(run, [rtl], cfg.design, seed_json, seed_v)
         top, source = cfg.design, "the synthesised seed"
     else:
@@ -291,6 +299,7 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
         start, start_wce = seed_net, seed_wce
         if cfg.descent:
             t0 = time.monotonic()
+            ctx.say(f"steepest descent under WCE <= {ctx.limit}")
             d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth)
             start, start_wce = d.net, d.wce
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
@@ -365,6 +374,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         _write_lut_csv(run.path / "lut.csv", lut, cfg.wa, cfg.wb, cfg.signed)
 
     # mapping onto the technology, exact (straight from RTL) and evolved
+    ctx.say(f"mapping the exact and the evolved multiplier onto {t.name}")
     exact_map = yosys.map_to_cells(run, [rtl], cfg.design, t, run.path / f"exact_{t.name}.v", step="map_exact")
     approx_map, timing = _map_in_time(ctx, approx_v, module, exact_map)
 
@@ -482,9 +492,11 @@ def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: s
     for name, sources, top, expected, wce_limit in checks:
         if name == "seed_gates" and cfg.seed_netlist is not None:
             continue  # a user's seed need not be exact; the evolution model measured its error
+        ctx.say(f"verifying {name} on {len(a):,} input pairs (cocotb, Icarus)")
         res = vecs.simulate(run, name, sources, top, shape, a, b, expected, wce_limit=wce_limit, seed=cfg.seed)
         results[name] = {**res.as_report(), "sources": [s.name for s in sources],
                          "expected": "goldenbrick" if expected is exact_codes else "evolution model"}
+    ctx.say("formal equivalence checks (Yosys)")
     if cfg.seed_netlist is None:
         eq = formal.equivalent(run, [rtl], cfg.design, [run.path / "seed.v"], cfg.design, step="formal_seed")
         results["formal_rtl_vs_seed"] = eq.as_report()
@@ -510,6 +522,7 @@ def _ppa(ctx: Context, exact_map: yosys.Mapped, approx_map: yosys.Mapped, module
     shape = Shape(cfg.wa, cfg.wb, cfg.signed)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
     a, b = activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
+    ctx.say(f"delay and power (OpenSTA, activity from {cfg.power_vectors:,} simulated operand pairs)")
     return {name: characterise.delay_and_power(ctx.run, name, mapped, top, ctx.tech, shape, a, b, codes,
                                                clock_period_ns=cfg.clock_period, seed=cfg.seed)
             for name, mapped, top, codes in (("exact", exact_map, cfg.design, shape.exact_codes(a, b)),
