@@ -8,7 +8,7 @@
 ``search``     LeNet-5 on MNIST: multiplier-energy reduction at <= 1 % accuracy loss found by XAI-Gen's
                and HAWX's searches and the evaluations each needed, next to exhaustive search; with the
                multiplier runs in ``AXFLOW_DNN_MULTS`` (space-separated run directories) when set, else
-               with the runs under ``runs/mul8s/`` that have a ``lut.npy``, else with broken-array
+               with the runs under ``runs/mul8s/`` (sweeps included) that have a ``lut.npy``, else with broken-array
                multipliers (k = 4..7) characterised here by Yosys and OpenSTA on OSU018. Not run in
                quick mode.
 """
@@ -99,7 +99,7 @@ def _mult_dirs() -> list[str]:
     env = os.environ.get("AXFLOW_DNN_MULTS", "").split()
     if env:
         return env
-    return sorted(str(p.parent) for p in (ROOT / "runs" / "mul8s").glob("*/lut.npy"))
+    return sorted(str(p.parent) for p in (ROOT / "runs" / "mul8s").glob("**/lut.npy"))
 
 
 def search(quick: bool = False) -> list[dict[str, Any]]:

@@ -210,7 +210,8 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
     _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
     _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
-    _plot(rd.path / "pareto.png", all_results, front, baseline, conf.max_acc_loss, chosen, exact_cost)
+    _plot(rd.path / "pareto.png", all_results, front, baseline, conf.max_acc_loss, chosen, exact_cost,
+          "accelerator energy" if cost_model.name == "accel" else "multiply energy")
 
     report: dict[str, Any] = {
         "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
@@ -300,7 +301,7 @@ def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _plot(path: Path, results: list[Any], front: list[Any], baseline: float, budget: float, chosen: Any,
-          exact_cost: Any) -> None:
+          exact_cost: Any, energy_label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -327,7 +328,7 @@ def _plot(path: Path, results: list[Any], front: list[Any], baseline: float, bud
     if chosen is not None:
         ax.scatter([chosen.cost.energy_pj / ref], [100 * chosen.accuracy], marker="*", s=160, color="gold",
                    edgecolor="k", zorder=5, label="chosen")
-    ax.set_xlabel("multiply energy / exact")
+    ax.set_xlabel(f"{energy_label} / exact")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -359,7 +360,8 @@ def _markdown(rep: dict[str, Any]) -> str:
     if ch is None:
         lines.append("No evaluated assignment met the budget (the exact one always does unless it was not run).")
     else:
-        lines.append(f"Accuracy {100 * ch['accuracy']:.2f} %, multiply energy {ch['energy_pj']:.4g} pJ per image "
+        what = ("accelerator energy (accel_models)" if rep["cost_model"] == "accel" else "multiply energy")
+        lines.append(f"Accuracy {100 * ch['accuracy']:.2f} %, {what} {ch['energy_pj']:.4g} pJ per image "
                      f"({rep['energy_reduction']:.2f}x less than exact), written to assign.json.")
         lines += ["", "| layer | MACs / image | multiplier |", "| --- | ---: | --- |"]
         for layer, name in ch["assignment"].items():

@@ -15,7 +15,6 @@ one performs) to energy and time, and a multiplier to its area and power. Two im
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,11 +96,8 @@ class AccelCost:
     name = "accel"
 
     def __init__(self, config: Path, mults: list[Multiplier], layers: list[str]):
-        try:
-            api = importlib.import_module("accel_models.api")
-        except ImportError:
-            raise ConfigError("ACCEL needs accel_models, which this checkout does not have yet "
-                              "(leave --accel out to cost multiplier energy only)") from None
+        from accel_models import api
+
         if not config.is_file():
             raise ConfigError(f"ACCEL must be an accelerator configuration file, not {str(config)!r}")
         runs = tuple(str(m.path) for m in mults if m.path is not None)

@@ -88,47 +88,33 @@ def broken_array_verilog(k: int, top: str) -> str:
 
 
 def characterise(folder: Path, ks: tuple[int, ...], *, tech_name: str = "osu018",
-                 period_ns: float = 10.0) -> list[Path]:
-    """Broken-array multiplier run directories with area (Yosys on the technology's cells) and power
-    (OpenSTA, vectorless, input activity 0.5 at ``period_ns``) measured for each, the exact design
-    (k = 0) included as the ``exact`` reference. Used by the benchmarks when no evolved runs exist."""
-    import re
+                 period_ns: float = 10.0, power_vectors: int = 500) -> list[Path]:
+    """Broken-array multiplier run directories whose costs are measured by ``flow.py ppa`` (the flow that
+    characterises evolved multipliers: area on the technology's cells, OpenSTA delay, power from measured
+    switching activity, ratios to the exact multiplier of the same flow). Used by the benchmarks when no
+    evolved runs exist."""
+    from ppa.cli import PpaConfig
+    from ppa.cli import characterise as ppa_characterise
 
-    import tech
-    from core import tools
-    from core.errors import ToolError
-    from core.run import RunDir
-    from ppa import yosys
-
-    technology = tech.load(tech_name)
-    rd = RunDir.create(folder / "characterisation", overwrite=True)
-    measured: dict[int, dict[str, float]] = {}
-    for k in (0, *ks):
-        top = f"mul8s_ba{k}"
-        src = rd.path / f"{top}.v"
-        src.write_text(broken_array_verilog(k, top), encoding="utf-8")
-        mapped = yosys.map_to_cells(rd, [src], top, technology, rd.path / f"{top}_mapped.v", step=f"map_{top}")
-        tcl = rd.logs / f"power_{top}.tcl"
-        tcl.write_text("\n".join([
-            f"read_liberty {technology.liberty}", f"read_verilog {mapped.verilog.resolve()}", f"link_design {top}",
-            f"create_clock -name clk -period {period_ns}", "set_input_delay 0 -clock clk [all_inputs]",
-            "set_output_delay 0 -clock clk [all_outputs]", "set_power_activity -input -activity 0.5",
-            "report_power", "report_checks -digits 4", "exit", ""]), encoding="utf-8")
-        log = rd.run("sta", [tools.STA.require(), str(tcl.resolve())], step=f"power_{top}")
-        text = log.read_text(encoding="utf-8")
-        total = re.search(r"^Total\s+\S+\s+\S+\s+\S+\s+(\S+)", text, re.M)
-        arrival = re.search(r"^\s*(\S+)\s+data arrival time", text, re.M)
-        if total is None or arrival is None:
-            raise ToolError("sta", 0, log, text.splitlines()[-10:])
-        measured[k] = {"area": mapped.area, "power_w": float(total.group(1)), "delay_ns": float(arrival.group(1)),
-                       "cells": mapped.n_cells}
-    ex = measured[0]
     out = []
     for k in ks:
-        m = measured[k]
-        costs = {**m, "energy_pj": m["power_w"] * period_ns * 1e3, "clock_period_ns": period_ns, "tech": tech_name,
-                 "area_ratio": m["area"] / ex["area"], "power_ratio": m["power_w"] / ex["power_w"],
-                 "delay_ratio": m["delay_ns"] / ex["delay_ns"],
-                 "exact": {"area": ex["area"], "power_w": ex["power_w"], "delay_ns": ex["delay_ns"]}}
-        out.append(write_run(folder / f"ba{k}", broken_array(k), costs))
+        top = f"mul8s_ba{k}"
+        src = folder / "characterisation" / f"{top}.v"
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_text(broken_array_verilog(k, top), encoding="utf-8")
+        r = ppa_characterise(PpaConfig(verilog=src, top=top, tech=tech_name, clock_period=period_ns,
+                                       power_vectors=power_vectors, run_dir=folder / "characterisation" / top,
+                                       overwrite=True))
+        if not np.array_equal(broken_array(k), _measured_table(r, k)):
+            raise AssertionError(f"{top}: simulated errors differ from the broken-array definition")
+        costs = {key: r[key] for key in ("area", "power_w", "delay_ns", "cells", "energy_pj", "area_ratio",
+                                         "power_ratio", "delay_ratio", "exact")}
+        out.append(write_run(folder / f"ba{k}", broken_array(k), {**costs, "clock_period_ns": period_ns,
+                                                                   "tech": r["tech"]}))
     return out
+
+
+def _measured_table(report: dict[str, Any], k: int) -> np.ndarray:
+    """The product table the simulation of the broken-array Verilog read back."""
+    sim = np.load(Path(report["run_dir"]) / "sim_build" / "errors" / "simulated.npy")
+    return golden.decode(sim, 16, True).reshape(256, 256)

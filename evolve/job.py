@@ -23,7 +23,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision
 from evolve import cgp, descent, engine, kernels
-from evolve.evaluator import Evaluator
+from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, errors_of
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LUT_MAX_BITS = 20  # a product table of 2**20 entries is 4 MB; wider designs ship no lut.npy
 # Settings that define the search: a checkpoint only resumes a run with the same values.
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
-               "migrate", "spare", "samples", "allow_slower", "descent", "seed_netlist_sha256")
+               "migrate", "spare", "samples", "allow_slower", "descent", "uphill", "seed_netlist_sha256")
 RESUMABLE = ("budget", "generations", "jobs", "checkpoint_every")
 
 
@@ -73,6 +73,9 @@ class EvolveConfig:
                               "(guaranteed by the search), or also OpenSTA delay after mapping (an error if no "
                               "mapping meets it)")
     descent: bool = option(True, help="start the GP from a steepest-descent simplification of the seed")
+    uphill: float = option(1.0, unit="cheapest gates",
+                           help="threshold accepting: a child may cost this much more than its parent and still "
+                                "replace it (0: strict (1+lambda)); the best circuit is kept apart")
     offspring: int = option(4, help="children per generation (the lambda of the (1+lambda) ES)")
     islands: int = option(2, help="independent (1+lambda) populations; the best migrates between them")
     jobs: int = option(2, help="processes evaluating islands in parallel")
@@ -112,6 +115,8 @@ class EvolveConfig:
                          ("samples", 1024)):
             if getattr(self, name) < lo:
                 raise must(name.upper(), f">= {lo}", getattr(self, name))
+        if self.uphill < 0:
+            raise must("UPHILL", ">= 0 gates", self.uphill)
         if self.migrate < 0:
             raise must("MIGRATE", ">= 0 epochs (0: never)", self.migrate)
         check_range("SPARE", self.spare, 0.0, 10.0)
@@ -154,6 +159,12 @@ class Context:
     weights: np.ndarray
     limit: int
     norm: int
+    verbose: bool = True
+
+    def say(self, text: str) -> None:
+        """One line of progress on stderr for the steps around the evolution (its own bar says the rest)."""
+        if self.verbose:
+            print(f"[axflow] {text}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------ entry
@@ -179,7 +190,7 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
     run_dir = RunDir.create(path, overwrite=cfg.overwrite, resume=cfg.resume)
     weights = np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float)
     ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
-                  golden.norm(cfg.wa, cfg.wb, cfg.signed))
+                  golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress)
     started = time.time()
     try:
         seed_net = _rtl_and_seed(ctx)
@@ -206,13 +217,14 @@ def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> Evo
     if not stored_path.is_file():
         raise ConfigError(f"{path} holds no config.json, so it cannot be resumed")
     stored = json.loads(stored_path.read_text())["settings"]
+    mine = cfgmod.to_dict(cfg)
     for key in given:
         if key in RESUMABLE or key in ("resume", "run_dir", "tag"):
             continue
-        if key in stored and cfgmod.to_dict(replace(cfg))[key] != stored[key]:
+        if key in stored and mine[key] != stored[key]:
             raise ConfigError(f"--resume continues the run as configured: {key.upper()} is {stored[key]!r} in "
-                              f"{stored_path}, not {cfgmod.to_dict(cfg)[key]!r}")
-    merged = {**stored, **{k: cfgmod.to_dict(cfg)[k] for k in RESUMABLE if k in given},
+                              f"{stored_path}, not {mine[key]!r}")
+    merged = {**stored, **{k: mine[k] for k in RESUMABLE if k in given},
               "resume": True, "overwrite": False, "run_dir": str(path)}
     return cfgmod.from_dict(EvolveConfig, {k: v for k, v in merged.items() if v is not None},
                             source=str(stored_path))
@@ -244,6 +256,7 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
     rtl.write_text(to_verilog(Multiplier(cfg.wa, cfg.wb, signed_=cfg.signed), cfg.design), encoding="utf-8")
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     if cfg.seed_netlist is None:
+        ctx.say(f"synthesising {cfg.design} to generic gates (the seed)")
         yosys.synth_generic(run, [rtl], cfg.design, seed_json, seed_v)
         top, source = cfg.design, "the synthesised seed"
     else:
@@ -268,7 +281,7 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
     problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
-                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed)
+                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()))
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
     schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
@@ -286,6 +299,7 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
         start, start_wce = seed_net, seed_wce
         if cfg.descent:
             t0 = time.monotonic()
+            ctx.say(f"steepest descent under WCE <= {ctx.limit}")
             d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth)
             start, start_wce = d.net, d.wce
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
@@ -353,10 +367,14 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         full = ev if not ev.sampled else Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
                                                    vectors=np.arange(1 << (cfg.wa + cfg.wb)))
         lut = full.outputs(best).reshape(1 << cfg.wa, 1 << cfg.wb).astype(np.int32)
+        if ev.sampled:  # the table covers every input: measure the errors over all of them
+            errors = errors_of(lut.ravel().astype(np.int64), golden.table(cfg.wa, cfg.wb, cfg.signed).ravel(),
+                               ctx.norm, False)
         np.save(run.path / "lut.npy", lut)
         _write_lut_csv(run.path / "lut.csv", lut, cfg.wa, cfg.wb, cfg.signed)
 
     # mapping onto the technology, exact (straight from RTL) and evolved
+    ctx.say(f"mapping the exact and the evolved multiplier onto {t.name}")
     exact_map = yosys.map_to_cells(run, [rtl], cfg.design, t, run.path / f"exact_{t.name}.v", step="map_exact")
     approx_map, timing = _map_in_time(ctx, approx_v, module, exact_map)
 
@@ -373,6 +391,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "design": cfg.design, "module": module, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
         "eps": cfg.eps, "norm": ctx.norm, "wce_limit": ctx.limit, "tech": t.name, "cost_objective": cfg.cost,
         **errors.as_report(),
+        "limit_enforced_on": (f"{cfg.samples} random input pairs" if cfg.wa + cfg.wb > EXHAUSTIVE_MAX_BITS
+                              else "all input pairs"),
         "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
         "gate_area": best.cost({f: t.gate_area(f) for f in FUNCS}),
         "transistors": int(best_tr), "transistor_ratio": best_tr / seed_tr,
@@ -459,18 +479,24 @@ def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: s
     a, b, sampled = vecs.vectors(shape, cfg.seed)
     exact_codes = shape.exact_codes(a, b)
     model_codes = _model_codes(shape, best, lut, a, b)
+    # above 16 input bits the search enforced the limit on its samples only: the shipped Verilog is then
+    # checked bit for bit against the model, and its error measured, not held to the limit
+    ev_sampled = shape.nb > EXHAUSTIVE_MAX_BITS
     checks = [("exact_rtl", [rtl], cfg.design, exact_codes, 0),
               ("seed_gates", [run.path / "seed.v"], cfg.design, exact_codes, 0),
               ("exact_mapped", [exact_map.verilog, *t.verilog], cfg.design, exact_codes, 0),
-              ("approx_gates", [approx_v], module, model_codes, ctx.limit),
-              ("approx_mapped", [approx_map.verilog, *t.verilog], module, model_codes, ctx.limit)]
+              ("approx_gates", [approx_v], module, model_codes, None if ev_sampled else ctx.limit),
+              ("approx_mapped", [approx_map.verilog, *t.verilog], module, model_codes,
+               None if ev_sampled else ctx.limit)]
     results: dict[str, Any] = {}
     for name, sources, top, expected, wce_limit in checks:
         if name == "seed_gates" and cfg.seed_netlist is not None:
             continue  # a user's seed need not be exact; the evolution model measured its error
+        ctx.say(f"verifying {name} on {len(a):,} input pairs (cocotb, Icarus)")
         res = vecs.simulate(run, name, sources, top, shape, a, b, expected, wce_limit=wce_limit, seed=cfg.seed)
         results[name] = {**res.as_report(), "sources": [s.name for s in sources],
                          "expected": "goldenbrick" if expected is exact_codes else "evolution model"}
+    ctx.say("formal equivalence checks (Yosys)")
     if cfg.seed_netlist is None:
         eq = formal.equivalent(run, [rtl], cfg.design, [run.path / "seed.v"], cfg.design, step="formal_seed")
         results["formal_rtl_vs_seed"] = eq.as_report()
@@ -496,6 +522,7 @@ def _ppa(ctx: Context, exact_map: yosys.Mapped, approx_map: yosys.Mapped, module
     shape = Shape(cfg.wa, cfg.wb, cfg.signed)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
     a, b = activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
+    ctx.say(f"delay and power (OpenSTA, activity from {cfg.power_vectors:,} simulated operand pairs)")
     return {name: characterise.delay_and_power(ctx.run, name, mapped, top, ctx.tech, shape, a, b, codes,
                                                clock_period_ns=cfg.clock_period, seed=cfg.seed)
             for name, mapped, top, codes in (("exact", exact_map, cfg.design, shape.exact_codes(a, b)),

@@ -109,8 +109,10 @@ class Netlist:
         remap = np.arange(self.n_addr, dtype=np.int32)
         keep = np.flatnonzero(act)
         remap[self.first + keep] = self.first + np.arange(len(keep), dtype=np.int32)
-        return Netlist(self.wa, self.wb, self.signed, func[keep], remap[in0[keep]], remap[in1[keep]],
-                       remap[out])
+        kf = func[keep]
+        # a NOT's second input is unused: clear it, it may name a gate that was dropped
+        k1 = np.where(kf == NOT, 0, remap[np.where(func[keep] == NOT, 0, in1[keep])])
+        return Netlist(self.wa, self.wb, self.signed, kf, remap[in0[keep]], k1, remap[out])
 
     def depth(self) -> int:
         """Logic depth in gates of the active netlist (0 when outputs are wires or constants)."""

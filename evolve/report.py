@@ -84,7 +84,12 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["## Error", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
     lines += [_row(k, r[k]) for k in ERROR_KEYS]
     if r.get("wce_is_bound"):
-        lines += ["", "Inputs were sampled: the WCE is a lower bound."]
+        lines += ["", f"The limit was enforced on {r['limit_enforced_on']}, and these errors are measured on them: "
+                  "the WCE is a lower bound."]
+    elif r.get("limit_enforced_on", "all input pairs") != "all input pairs":
+        lines += ["", f"The limit was enforced on {r['limit_enforced_on']}; the errors above are over all input "
+                  "pairs (from the product table)"
+                  + (f", where the WCE exceeds the limit {r['wce_limit']}." if r["wce"] > r["wce_limit"] else ".")]
     lines += ["", "## Cost (evolved | exact, same flow)", "", "| metric | evolved | exact | meaning |",
               "| --- | --- | --- | --- |"]
     exact_of = {"area": ex["area"], "transistors": ex["transistors"], "cells": ex["cells"], "gates": ex["gates"],

@@ -169,14 +169,35 @@ def test_empty_folder_is_refused(tmp_path):
         data.load(str(tmp_path))
 
 
-def test_accel_needs_accel_models(tmp_path, capsys, monkeypatch):
+def test_accel_costs_the_chosen_assignment(tmp_path, capsys):
+    """With --accel, every candidate is costed by accel_models on the configured accelerator: the report's
+    energy of the chosen assignment is what accel_models itself says of assign.json."""
     pytest.importorskip("torch")
-    monkeypatch.setitem(sys.modules, "accel_models", None)  # as in a checkout without it
-    monkeypatch.setitem(sys.modules, "accel_models.api", None)
+    from accel_models import api
+
+    runs = [str(_run(tmp_path, f"ba{k}", fixtures.broken_array(k))) for k in (3, 6)]
+    conf = tmp_path / "accel.json"
+    conf.write_text(json.dumps({"net": "lenet5", "array": "8x8", "pods": 2, "dataflow": "ws"}))
+    out = tmp_path / "out"
+    code = flow.main(["dnn", "--mults", *runs, "--accel", str(conf), "--epochs", "1", "--finetune-epochs", "0",
+                      "--method", "hawx", "xai", "--run-dir", str(out), "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["cost_model"] == "accel" and report["chosen"] is not None
+    ev = api.Evaluator(conf, multipliers=tuple(runs))
+    energy, time_s = ev.evaluate(json.loads((out / "assign.json").read_text()))
+    assert report["chosen"]["energy_pj"] == pytest.approx(energy)
+    assert report["chosen"]["time_s"] == pytest.approx(time_s)
+    assert report["exact_energy_pj"] == pytest.approx(ev.evaluate({})[0])
+
+
+def test_accel_for_another_network_is_refused(tmp_path, capsys):
+    pytest.importorskip("torch")
     run = _run(tmp_path, "ba4", fixtures.broken_array(4))
     conf = tmp_path / "accel.json"
-    conf.write_text("{}")
-    code = flow.main(["dnn", "--mults", str(run), "--accel", str(conf), "--run-dir", str(tmp_path / "out")])
+    conf.write_text(json.dumps({"net": "vgg11", "array": "8x8"}))
+    code = flow.main(["dnn", "--mults", str(run), "--accel", str(conf), "--epochs", "1", "--run-dir",
+                      str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
     assert code == 2
-    assert capsys.readouterr().err.strip().startswith("error: ACCEL needs accel_models")
-    assert not (tmp_path / "out").exists()
+    assert capsys.readouterr().err.strip().startswith("error: ACCEL models a network without layer 'conv1'")
+

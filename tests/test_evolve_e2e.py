@@ -191,3 +191,18 @@ def test_ctrl_c_leaves_a_verified_design_and_a_checkpoint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     r2 = json.loads((d / "report.json").read_text())
     assert r2["generations"] > r["generations"] and not r2["interrupted"]
+
+
+def test_wide_design_is_sampled_and_says_so(tmp_path):
+    """17 input bits: the search samples, the table still covers every input, and the report tells which."""
+    d = tmp_path / "mul9x8u"
+    proc = flow("evolve", "--bits", "9", "--bits-b", "8", "--no-signed", "--eps", "0.01", "--generations", "300",
+                "--budget", "0", "--samples", "4096", "--run-dir", str(d), *QUICK)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((d / "report.json").read_text())
+    assert r["limit_enforced_on"] == "4096 random input pairs" and not r["wce_is_bound"]
+    lut = np.load(d / "lut.npy")
+    err = np.abs(lut.astype(np.int64) - golden.table(9, 8, False))
+    assert lut.shape == (512, 256) and r["wce"] == err.max() and r["mae"] == pytest.approx(err.mean())
+    v = r["verification"]
+    assert v["passed"] and not v["exhaustive"] and v["benches"]["approx_mapped"]["mismatches"] == 0

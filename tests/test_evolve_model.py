@@ -95,6 +95,8 @@ def test_merge_and_compact_keep_the_function():
     assert np.array_equal(reference_outputs(merged), before)
     assert np.array_equal(reference_outputs(compact), before)
     assert compact.n_gates == compact.active().sum() <= net.active().sum()
+    again = compact.compact()  # compacting is idempotent, unused NOT inputs included
+    assert np.array_equal(again.func, compact.func) and np.array_equal(reference_outputs(again), before)
 
 
 @pytest.mark.parametrize("op", range(kernels.N_OPS), ids=list(kernels.OP_NAMES))

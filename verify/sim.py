@@ -76,6 +76,12 @@ def _runner(vcd: bool) -> Any:
     from cocotb_tools.runner import Icarus
 
     class _Icarus(Icarus):
+        def _set_env_common(self) -> None:
+            # the runner sets PYTHONPATH to the caller's sys.path: make the benches importable whatever
+            # the caller's working directory or entry point
+            super()._set_env_common()
+            self.env["PYTHONPATH"] = os.pathsep.join([str(ROOT), self.env.get("PYTHONPATH", "")])
+
         def _test_command(self) -> list:
             cmds = super()._test_command()
             if vcd:
@@ -118,12 +124,10 @@ def run_bench(run_dir: RunDir, *, name: str, sources: list[Path], toplevel: str,
         except RuntimeError as exc:
             raise ToolError("iverilog", _code(exc), build_log, tail(build_log)) from None
         test_log = run_dir.log_path(f"sim_{name}")
-        pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         try:
             runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir, test_dir=build_dir,
                         seed=seed, results_xml=str(xml), log_file=test_log, timescale=TIMESCALE,
-                        extra_env={"AXF_BENCH": str(cfg_path), "PYTHONPATH": pythonpath,
-                                   "PYTHONWARNINGS": "error::DeprecationWarning"})
+                        extra_env={"AXF_BENCH": str(cfg_path), "PYTHONWARNINGS": "error::DeprecationWarning"})
         except RuntimeError as exc:
             if not xml.is_file():
                 raise ToolError("vvp (cocotb)", _code(exc), test_log, tail(test_log)) from None
