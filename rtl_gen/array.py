@@ -98,7 +98,8 @@ class MultSpec:
             from verify import golden
 
             return golden.table(self.wa, self.wb, self.signed)
-        return np.load(Path(self.run_dir) / "lut.npy").astype(np.int64)
+        assert self.run_dir is not None
+        return np.load(self.run_dir / "lut.npy").astype(np.int64)
 
     def report_dict(self) -> dict:
         return dict(self.report)
@@ -351,7 +352,7 @@ class ProcessingElement(wiring.Component):
 
 def _template(component: wiring.Component) -> wiring.Component:
     """A component used only for its signature (its Verilog is generated separately)."""
-    component._MustUse__silence = True  # type: ignore[attr-defined]
+    component._MustUse__silence = True
     return component
 
 
@@ -856,7 +857,7 @@ class MultiPodArray(wiring.Component):
         g = self.g
         P, R, C = g.pods, g.rows, g.cols
         core = _template(ArrayCore(g, self.mult, self.pe_module))
-        conn: dict[str, object] = {}
+        conn: dict[str, Signal] = {}
         for path, member, _ in core.signature.flatten(core):
             name = "__".join(str(p) for p in path)
             shape = member.shape
@@ -950,7 +951,7 @@ def generate(g: Geometry, mult: MultSpec) -> Design:
     top_v = verilog.convert(MultiPodArray(g, mult, core_module=core_name, pe_module=pe_name), name=top,
                             emit_src=False)
     header = (f"// {mult.module}: the PE multiplier "
-              f"({'exact, Amaranth' if mult.exact else 'evolved, from ' + str(mult.run_dir / 'approx.v')})\n")
+              f"({'exact, Amaranth' if mult.exact else f'evolved, from {mult.run_dir}/approx.v'})\n")
     return Design(g, mult, top, core_name, pe_name,
                   (("mult", header + mult.verilog), ("pe", pe), ("core", core), ("top", top_v)))
 

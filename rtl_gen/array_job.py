@@ -33,9 +33,8 @@ def resolve_multiplier(cfg: ArrayConfig) -> arr.MultSpec:
         wa = 8 if cfg.bits is None else cfg.bits
         wb = wa if cfg.bits_b is None else cfg.bits_b
         return arr.exact_multiplier(wa, wb, True if cfg.signed is None else cfg.signed)
-    wa = cfg.bits
-    wb = cfg.bits_b if cfg.bits_b is not None else cfg.bits
-    return arr.evolved_multiplier(Path(cfg.mult), wa=wa, wb=wb, signed=cfg.signed)
+    return arr.evolved_multiplier(Path(cfg.mult), wa=cfg.bits,
+                                  wb=cfg.bits_b if cfg.bits_b is not None else cfg.bits, signed=cfg.signed)
 
 
 def resolve_gemms(cfg: ArrayConfig) -> list[Any]:

@@ -143,7 +143,7 @@ def run(run: RunDir, *, name: str, sources: list[Path], top: str, geometry: Any,
     build = run.path / "sim_build" / name
     build.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA77A]))
-    entries = []
+    entries: list[dict[str, Any]] = []
     for idx, gm in enumerate(gemms):
         if gm.m > g.m_max or gm.k > g.k_max or gm.n > g.n_max:
             raise ConfigError(f"GEMM {gm.shape} does not fit the buffers ({g.m_max}x{g.k_max}x{g.n_max})")
@@ -173,7 +173,7 @@ def run(run: RunDir, *, name: str, sources: list[Path], top: str, geometry: Any,
             continue
         macs = gm.m * gm.k * gm.n
         cyc = int(r["cycles"])
-        out.append(GemmResult(gm, cyc, e["cycles"], int(r["mismatches"]), macs,
+        out.append(GemmResult(gm, cyc, int(e["cycles"]), int(r["mismatches"]), macs,
                               macs / (cyc * g.pods * g.rows * g.cols) if cyc > 0 else 0.0,
                               int(r["t_start_ps"]), int(r["t_done_ps"])))
     return ArrayBench(res, tuple(out))

@@ -43,7 +43,7 @@ async def _load(dut, prefix: str, matrix: np.ndarray) -> None:
     we.value = 0
 
 
-async def _count(dut, expected: int, period: int) -> tuple[int, int, int]:
+async def _count(dut, expected: int, period: int) -> tuple[int, float, float]:
     """Pulse start; return (cycles, time of edge 0, time of the done edge) in ps."""
     dut.start.value = 1
     await _fall(dut)
@@ -84,7 +84,7 @@ def _word(value) -> int:
 async def gemms(dut):
     cfg = json.loads(open(os.environ["AXF_BENCH"], encoding="utf-8").read())
     period = int(cfg["period_ps"])
-    cocotb.start_soon(Clock(dut.clk, period, unit="ps").start())
+    cocotb.start_soon(Clock(dut.clk, period, unit="ps").start())  # type: ignore[arg-type]
     for name in ("a_we", "b_we", "start", "a_row", "a_col", "a_data", "b_row", "b_col", "b_data", "m", "k",
                  "n", "split", "c_row", "c_col"):
         getattr(dut, name).value = 0
