@@ -20,7 +20,7 @@ JOBS    ?= 2
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
                --seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(if $(TAG),--tag $(TAG)) $(ARGS)
 
-.PHONY: all evolve sweep test test-all bench lint deps venv clean help accel dnn dnn-setup
+.PHONY: all evolve sweep test test-all bench lint deps venv clean help accel dnn dnn-setup array
 
 all: help
 
@@ -31,6 +31,7 @@ help:
 	@echo "make bench              evaluation-speed and quality benchmarks"
 	@echo "make lint               ruff and mypy"
 	@echo "make accel NET=resnet18 ARRAY=128x128 PODS=4   time/traffic/energy on a systolic accelerator"
+	@echo "make array ROWS=8 COLS=8 PODS=1 MULT=runs/mul8s/eps0.005-seed1   a systolic array, verified and costed"
 	@echo "make dnn MULTS='runs/mul8s/*'   assign multipliers to a network's layers (DNN level)"
 	@echo "make dnn-setup          PyTorch (CPU), captum, scikit-learn, mlxtend, Fashion-MNIST"
 
@@ -68,6 +69,15 @@ accel: venv
 	$(PY) flow.py accel --net $(NET) --array $(ARRAY) --pods $(PODS) --dataflow $(DATAFLOW) \
 		--cycle-model $(CYCLE_MODEL) --sparsity $(SPARSITY) $(if $(ASSIGN),--assign $(ASSIGN)) $(ARGS)
 # ---- end of accelerator models ----
+
+# ---- systolic and multi-pod arrays (rtl_gen/array.py, issue 5): `python flow.py array --help` ----
+ROWS ?= 8
+COLS ?= 8
+MULT ?= exact
+ARRAY_PODS = $(if $(filter command line environment,$(origin PODS)),$(PODS),1)
+
+array: venv
+	$(PY) flow.py array --rows $(ROWS) --cols $(COLS) --pods $(ARRAY_PODS) --dataflow $(DATAFLOW) --mult $(MULT) $(ARGS)
 
 # System packages: installed only when something is missing.
 deps:

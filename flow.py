@@ -18,6 +18,8 @@ from core.errors import FlowError, ToolError
 # name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "rtl": ("rtl_gen.cli", "generate an exact multiplier as Verilog (Amaranth)"),
+    "array": ("rtl_gen.cli_array", "generate a systolic / multi-pod array with a (evolved) multiplier in every PE, "
+                                   "verify it cycle-exactly and measure its area, delay and power"),
     "evolve": ("evolve.cli", "evolve an approximate multiplier under a worst-case-error limit, "
                              "then verify and characterise it"),
     "sweep": ("evolve.sweep", "evolve over a grid of EPS values and plot cost and error against EPS"),

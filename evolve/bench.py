@@ -10,6 +10,8 @@ reference it was measured against in the same run and the ratio. Suites:
 - ``quality``: evolve runs at EPS 0.005, 0.01, 0.02 and 0.05 with the default 10-minute budget, next to
   the transistor ratios CircuitsDNA reports (0.765, 0.741, 0.644, 0.473; theirs after hours).
 - ``accel`` and ``dnn``: the accelerator-model and DNN suites, when those packages are present.
+- ``array``: the 8x8 array with the EPS=0.005 multiplier verified on a 64x64x64 GEMM and costed, against
+  the 10-minute target; its area and power ratios next to the multiplier's own (``rtl_gen/bench.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
-SUITES = ("evolve", "accel", "dnn", "quality")
+SUITES = ("evolve", "accel", "dnn", "array", "quality")
 
 
 def _row(name: str, value: float, unit: str, reference: float | None = None, note: str = "") -> dict[str, Any]:
@@ -152,7 +154,7 @@ def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
         return evolve_suite(quick)
     if name == "quality":
         return quality_suite(quick)
-    module = {"accel": "accel_models.bench", "dnn": "dnn.bench"}[name]
+    module = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench"}[name]
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -161,8 +163,8 @@ def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", nargs="+", choices=SUITES, default=["evolve", "accel", "dnn"],
-                        help="suites to run (default: evolve accel dnn; quality takes 40 minutes)")
+    parser.add_argument("--suite", nargs="+", choices=SUITES, default=["evolve", "accel", "dnn", "array"],
+                        help="suites to run (default: evolve accel dnn array; quality takes 40 minutes)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the benchmarks")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
 

@@ -130,3 +130,122 @@ def _bit_activity(tv: list, width: int, bit: int, t_end: int, n_vectors: int) ->
     if prev == "1":
         high += t_end - prev_t
     return toggles / n_vectors, high / t_end if t_end else 0.0
+
+
+_TIME_UNITS_PS = {"fs": 1e-3, "ps": 1.0, "ns": 1e3, "us": 1e6, "ms": 1e9, "s": 1e12}
+
+
+def _vcd_name(ref: str) -> str:
+    """A VCD reference as the netlist names it: escaped identifiers lose their backslash."""
+    return ref[1:] if ref.startswith("\\") else ref
+
+
+def measure_window(vcd_path: Path, scope: str, t0_ps: int, t1_ps: int, n_cycles: int
+                   ) -> dict[str, tuple[float, float]]:
+    """Per-net (transitions per clock cycle, duty) of the nets declared directly in ``scope`` (a dotted
+    path of VCD scopes, e.g. ``top.core``), counted over the window ``[t0_ps, t1_ps)`` of ``n_cycles``
+    clock cycles.
+
+    Streams the file once and keeps one state per signal, so a gate-level VCD of a whole array (tens of
+    millions of changes) needs little memory. Bits of a vector become ``name[i]``; escaped identifiers
+    lose their backslash, so names match a flattened netlist's (``pod0.sa.pe_0_0.mult._12_``). Only
+    changes between known values count (settling from X is not a toggle); the value a signal has when
+    the window opens counts towards its duty.
+    """
+    if n_cycles <= 0 or t1_ps <= t0_ps:
+        raise ValueError("the activity window must be non-empty")
+    want = scope.split(".")
+    stack: list[str] = []
+    sigs: dict[str, list[tuple[str, int, int]]] = {}  # id -> [(name, width, lsb)]
+    scale = 1.0
+    with open(vcd_path, encoding="utf-8", errors="replace") as f:
+        tokens: list[str] = []
+        for line in f:
+            tokens += line.split()
+            if not tokens or tokens[-1] != "$end":
+                if tokens and tokens[0] == "$enddefinitions":
+                    break
+                continue
+            kind = tokens[0]
+            if kind == "$scope":
+                stack.append(tokens[2])
+            elif kind == "$upscope":
+                stack.pop()
+            elif kind == "$timescale":
+                text = "".join(tokens[1:-1])
+                num = "".join(c for c in text if c.isdigit()) or "1"
+                scale = int(num) * _TIME_UNITS_PS[text[len(num):]]
+            elif kind == "$var" and stack == want:
+                width, code, ref = int(tokens[2]), tokens[3], tokens[4]
+                lsb = 0
+                if len(tokens) > 6 and tokens[5].startswith("["):
+                    rng = tokens[5].strip("[]").split(":")
+                    lsb = min(int(rng[0]), int(rng[-1]))
+                sigs.setdefault(code, []).append((_vcd_name(ref), width, lsb))
+            elif kind == "$enddefinitions":
+                tokens = []
+                break
+            tokens = []
+        width_of = {code: entries[0][1] for code, entries in sigs.items()}
+        # one slot per signal bit: last value, time it took it (clamped to the window), toggles, time at 1
+        slot: dict[str, int] = {}
+        n = 0
+        for code, w in width_of.items():
+            slot[code] = n
+            n += w
+        last = ["x"] * n
+        since = [0.0] * n
+        toggles = [0] * n
+        high = [0.0] * n
+        scalar = {c: slot[c] for c, w in width_of.items() if w == 1}
+        vector = {c: (slot[c], w) for c, w in width_of.items() if w > 1}
+        t = 0.0
+        lo, hi = float(t0_ps), float(t1_ps)
+        inside = False
+        now = lo
+        for line in f:
+            c0 = line[0]
+            if c0 == "#":
+                t = int(line[1:]) * scale
+                if t >= hi:
+                    break
+                inside = t >= lo
+                now = t if inside else lo
+                continue
+            if c0 == "b" or c0 == "B":
+                value, code = line[1:].split()
+                sv = vector.get(code)
+                if sv is None:
+                    continue
+                base, w = sv
+                value = value.lower()
+                if len(value) < w:
+                    value = value.rjust(w, value[0] if value[0] in "xz" else "0")
+                bits = [(base + i, value[w - 1 - i]) for i in range(w)]
+            elif c0 in "01xzXZ":
+                i = scalar.get(line[1:].rstrip())
+                if i is None:
+                    continue
+                bits = [(i, c0.lower())]
+            else:
+                continue
+            for i, b in bits:
+                a = last[i]
+                if a == b:
+                    continue
+                if a == "1":
+                    high[i] += now - since[i]
+                if inside and (a == "0" or a == "1") and (b == "0" or b == "1"):
+                    toggles[i] += 1
+                last[i] = b
+                since[i] = now
+    out: dict[str, tuple[float, float]] = {}
+    span = hi - lo
+    for code, entries in sigs.items():
+        for i in range(width_of[code]):
+            k = slot[code] + i
+            h = high[k] + (hi - since[k] if last[k] == "1" else 0.0)
+            act = (toggles[k] / n_cycles, h / span)
+            for name, width, lsb in entries:
+                out[f"{name}[{lsb + i}]" if width > 1 else name] = act
+    return out

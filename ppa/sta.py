@@ -15,6 +15,25 @@ by the measured activity of the net the instance drives:
 
 OpenSTA's own vectorless estimate (measured activities on the input ports, ``set_power_activity
 -input_ports``, propagated by OpenSTA) is reported next to it as ``power_vectorless_w``.
+
+**Clocked designs** (``clock_port``): the clock is a real clock on that port, inputs and outputs are
+constrained against it, so the longest path is register to register (or port to register) and
+``min_period_ns`` is the clock period minus the worst slack. Sequential cells need care: OpenSTA
+gives a clock pin the clock's own activity (two transitions per period) whatever ``-global`` says,
+so a flip-flop's power at unit activity holds a clock-pin part that does not depend on how often its
+data changes. Scaling all of it by the output's activity would make an idle register free. So each
+instance's power is also asked at zero global activity: what is left there (internal power of clock
+pins; zero for combinational cells) is counted once per period as it is, and only the difference is
+scaled by the activity of the net the instance drives:
+
+    P = sum_i  P_clock,i  +  alpha_i * (P_i|alpha=1 - P_clock,i)  +  P_leakage,i
+
+(``P_clock`` = dynamic power at ``-global -activity 0``). The data part of a flip-flop (D-pin and
+Q internal power, the Q net) is scaled by its output's activity, which for a register equals its
+captured input activity (glitches on D that are not captured are not counted). There is no clock
+tree: the clock net's wiring and buffers, which depend on clock-tree synthesis, are not in the total.
+No vectorless estimate is made for clocked designs (OpenSTA 2019 crashes propagating activities
+around register feedback loops).
 """
 
 from __future__ import annotations
@@ -57,6 +76,9 @@ class StaResult:
     power_leakage_w: float | None = None
     power_vectorless_w: float | None = None
     instances: dict[str, tuple[str, float, float, float]] = field(default_factory=dict, repr=False)
+    power_clock_w: float | None = None  # clocked designs: the clock-pin part (in power_dynamic_w)
+    min_period_ns: float | None = None  # clocked designs: period - worst slack
+    instance_power_w: dict[str, float] = field(default_factory=dict, repr=False)  # measured, per instance
 
     @property
     def energy_pj(self) -> float | None:
@@ -73,9 +95,12 @@ def _tcl_word(text: str) -> str:
 def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock_period_ns: float,
             activity: dict[str, tuple[float, float]] | None = None,
             input_activity: dict[str, tuple[float, float]] | None = None,
-            input_transition_ns: float = 0.1, step: str = "sta") -> StaResult:
+            input_transition_ns: float = 0.1, step: str = "sta", clock_port: str | None = None) -> StaResult:
     """Delay of the longest path and, with measured ``activity`` (net -> (toggles per clock period,
-    duty)), the total power at ``clock_period_ns``."""
+    duty)), the total power at ``clock_period_ns``.
+
+    ``clock_port``: the design is clocked by that port (see the module docstring); otherwise it is
+    combinational and timed against a virtual clock."""
     scale = _UNITS.get(tech.time_unit.replace(" ", "").lower())
     if scale is None:
         raise ConfigError(f"Liberty time_unit {tech.time_unit!r} is not supported (choices: {', '.join(_UNITS)})")
@@ -84,21 +109,30 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
         f"read_liberty {_tcl_word(str(tech.liberty))}",
         f"read_verilog {_tcl_word(str(Path(netlist).resolve()))}",
         f"link_design {_tcl_word(top)}",
-        f"create_clock -name vclk -period {period}",
-        "set_input_delay 0 -clock vclk [all_inputs]",
-        "set_output_delay 0 -clock vclk [all_outputs]",
+    ]
+    if clock_port is None:
+        lines += [f"create_clock -name vclk -period {period}",
+                  "set_input_delay 0 -clock vclk [all_inputs]",
+                  "set_output_delay 0 -clock vclk [all_outputs]"]
+    else:
+        clk = _tcl_word(clock_port)
+        lines += [f"create_clock -name clk -period {period} [get_ports {clk}]",
+                  f"set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports {clk}]]",
+                  "set_output_delay 0 -clock clk [all_outputs]"]
+    lines += [
         f"set_load {tech.default_load} [all_outputs]",
         f"set_input_transition {input_transition_ns / scale} [all_inputs]",
         "set axf_paths [find_timing_paths -path_delay max -group_count 1]",
-        "if {[llength $axf_paths]} { puts \"AXF_DELAY [[lindex $axf_paths 0] data_arrival_time]\" } "
-        "else { puts \"AXF_DELAY 0\" }",
+        "if {[llength $axf_paths]} { set axf_p [lindex $axf_paths 0]; "
+        "puts \"AXF_DELAY [$axf_p data_arrival_time] [$axf_p slack]\" } else { puts \"AXF_DELAY 0 0\" }",
     ]
     if activity is not None:
         for port, (act, duty) in sorted((input_activity or {}).items()):
             lines.append(f"set_power_activity -input_ports [get_ports {{{port}}}] -activity {act:.6g} "
                          f"-duty {min(max(duty, 0.0), 1.0):.6g}")
+        if clock_port is None:  # OpenSTA 2019's propagation crashes on register feedback loops
+            lines.append("puts \"AXF_VECTORLESS [lindex [sta::design_power [sta::cmd_corner]] 3]\"")
         lines += [
-            "puts \"AXF_VECTORLESS [lindex [sta::design_power [sta::cmd_corner]] 3]\"",
             "set_power_activity -global -activity 1.0 -duty 0.5",
             "foreach inst [get_cells *] {",
             "  set out {}",
@@ -112,29 +146,48 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
             "  puts \"AXF_INST [get_full_name $inst] $out [lindex $p 0] [lindex $p 1] [lindex $p 2]\"",
             "}",
         ]
+        if clock_port is not None:
+            lines += [
+                "set_power_activity -global -activity 0.0 -duty 0.5",
+                "foreach inst [get_cells *] {",
+                "  set p [sta::instance_power $inst [sta::cmd_corner]]",
+                "  if {[lindex $p 0] != 0 || [lindex $p 1] != 0} {",
+                "    puts \"AXF_CLK [get_full_name $inst] [lindex $p 0] [lindex $p 1]\"",
+                "  }",
+                "}",
+            ]
     log = run(run_dir, "\n".join(lines) + "\n", step=step)
     text = log.read_text(encoding="utf-8", errors="replace")
-    m = re.search(r"^AXF_DELAY (\S+)$", text, re.M)
+    m = re.search(r"^AXF_DELAY (\S+) (\S+)$", text, re.M)
     if not m:
         raise ToolError("OpenSTA", 0, log, text.splitlines()[-10:])
     delay_ns = float(m.group(1)) * 1e9
+    min_period = clock_period_ns - float(m.group(2)) * 1e9 if clock_port is not None else None
     if activity is None:
-        return StaResult(delay_ns, clock_period_ns)
+        return StaResult(delay_ns, clock_period_ns, min_period_ns=min_period)
+    clocked = {inst: float(i) + float(s) for inst, i, s in re.findall(r"^AXF_CLK (\S+) (\S+) (\S+)$", text, re.M)}
     instances: dict[str, tuple[str, float, float, float]] = {}
-    dynamic = leakage = 0.0
+    per_inst: dict[str, float] = {}
+    dynamic = leakage = clock = 0.0
     unmatched = []
     for inst, net, internal, switching, leak in re.findall(
             r"^AXF_INST (\S+) (\S*) (\S+) (\S+) (\S+)$", text, re.M):
         i, s, lk = float(internal), float(switching), float(leak)
         instances[inst] = (net, i, s, lk)
+        net = net.replace("\\", "")
         if net and net not in activity:
             unmatched.append(net)
         alpha = activity.get(net, (0.0, 0.0))[0] if net else 0.0
-        dynamic += alpha * (i + s)
+        fixed = clocked.get(inst, 0.0)
+        p_dyn = fixed + alpha * (i + s - fixed)
+        per_inst[inst] = p_dyn + lk
+        dynamic += p_dyn
+        clock += fixed
         leakage += lk
     if unmatched:
         raise ConfigError(f"no switching activity was measured for net {unmatched[0]} "
                           f"({len(unmatched)} nets unmatched between the VCD and the netlist)")
     vl = re.search(r"^AXF_VECTORLESS (\S+)$", text, re.M)
     vectorless = float(vl.group(1)) if vl else math.nan
-    return StaResult(delay_ns, clock_period_ns, dynamic + leakage, dynamic, leakage, vectorless, instances)
+    return StaResult(delay_ns, clock_period_ns, dynamic + leakage, dynamic, leakage, vectorless, instances,
+                     clock if clock_port is not None else None, min_period, per_inst)

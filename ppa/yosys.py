@@ -8,7 +8,8 @@ those counts times the Liberty areas (a test checks that this equals Yosys' own 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import tools
@@ -138,3 +139,81 @@ def _area(stat_json: Path, top: str, tech: Technology) -> tuple[dict[str, int], 
     if unknown:
         raise ConfigError(f"mapped netlist uses {unknown[0]}, which is not a cell of {tech.liberty}")
     return counts, float(sum(lib[c] * n for c, n in counts.items()))
+
+
+@dataclass(frozen=True)
+class MappedHier(Mapped):
+    """A clocked design mapped module by module, then flattened with hierarchical instance names.
+
+    ``cell_types``: instance name (``pod0.sa.pe_0_0.mult._12_``) -> library cell; ``modules``: the area
+    of each module of the hierarchy on its own (its cells plus its submodules).
+    """
+
+    cell_types: dict[str, str] = field(default_factory=dict, repr=False)
+    modules: dict[str, float] = field(default_factory=dict)
+
+
+def map_hierarchical(run_dir: RunDir, sources: list[Path], top: str, tech: Technology, out_verilog: Path,
+                     *, clock_period_ps: int, step: str = "map") -> MappedHier:
+    """Synthesise a clocked design module by module (a module instantiated many times, such as a PE,
+    is synthesised once), map flip-flops and logic onto the technology with ABC timed for the clock
+    (``abc -constr -D``, which buffers and sizes gates inside each module), then flatten.
+
+    Private names are enumerated before flattening, so every instance and net of the flat netlist is
+    named by its place in the hierarchy (``<instance>.<instance>.<name>``): a gate-level simulation's
+    VCD and OpenSTA name the same nets the same way, and power and area can be split by module.
+    """
+    reads = "\n".join(f"read_verilog -sv {_q(s)}" for s in sources)
+    lib = _q(tech.liberty)
+    stem = out_verilog.with_suffix("")
+    stat_json, hier_json, flat_json = (Path(f"{stem}.{x}.json") for x in ("stat", "hier_stat", "cells"))
+    constr = Path(f"{stem}.constr")
+    constr.write_text(f"set_driving_cell {tech.gates['NOT'].cell}\nset_load {tech.default_load}\n", encoding="utf-8")
+    script = f"""read_liberty -lib {lib}
+{reads}
+hierarchy -check -top {top}
+synth -top {top}
+dfflibmap -liberty {lib}
+abc -liberty {lib} -constr {_q(constr)} -D {int(clock_period_ps)}
+opt_clean -purge
+stat -liberty {lib}
+setattr -mod -unset top
+tee -q -o {_q(hier_json)} stat -json
+hierarchy -top {top}
+rename -enumerate
+flatten
+opt_clean -purge
+check -assert
+tee -q -o {_q(stat_json)} stat -json
+write_verilog -noattr -noexpr {_q(out_verilog)}
+write_json {_q(flat_json)}
+"""
+    run(run_dir, script, step=step)
+    cells, area = _area(stat_json, top, tech)
+    data = json.loads(flat_json.read_text())
+    mod = data["modules"][top]
+    types = {name: c["type"] for name, c in mod["cells"].items()}
+    flat_json.unlink()  # large; the types it held are returned
+    return MappedHier(out_verilog, cells, area, types, _module_areas(hier_json, tech))
+
+
+def _module_areas(stat_json: Path, tech: Technology) -> dict[str, float]:
+    """Area of every module with its submodules, from a hierarchical ``stat -json``."""
+    # Yosys 0.23 leaves a comma after the last module when there is no top (it then prints no "design")
+    text = re.sub(r",\s*}\s*$", "\n}\n", stat_json.read_text())
+    data = json.loads(text)["modules"]
+    names = {n.lstrip("\\"): n for n in data}
+    memo: dict[str, float] = {}
+
+    def area(name: str) -> float:
+        if name not in memo:
+            total = 0.0
+            for cell, count in data[names[name]]["num_cells_by_type"].items():
+                sub = cell.lstrip("\\")
+                if sub not in names and cell not in tech.cell_areas:
+                    raise ConfigError(f"mapped netlist uses {cell}, which is not a cell of {tech.liberty}")
+                total += count * (area(sub) if sub in names else tech.cell_areas[cell])
+            memo[name] = total
+        return memo[name]
+
+    return {n: area(n) for n in names}

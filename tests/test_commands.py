@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,20 @@ def test_timing_sta_refuses_a_slower_mapping(tmp_path):
     r = json.loads((tmp_path / "run" / "report.json").read_text())
     assert r["timing"]["met"] is False and r["timing"]["approx_delay_ns"] > r["timing"]["exact_delay_ns"]
     assert r["depth"] <= r["exact"]["depth"] and r["verification"]["passed"]
+
+
+@pytest.mark.slow
+def test_bench_array_quick(tmp_path):
+    """The array suite measures the 4x4 array in quick mode: verification and PPA times, and the array's
+    saving next to the multiplier's own, from a multiplier it evolves itself when none is given."""
+    env = {k: v for k, v in os.environ.items() if k != "AXFLOW_ARRAY_MULT"}
+    proc = subprocess.run([sys.executable, str(ROOT / "flow.py"), "bench", "--suite", "array", "--quick", "--json",
+                           str(tmp_path / "b.json")], capture_output=True, text=True, cwd=ROOT, timeout=1200,
+                          stdin=subprocess.DEVNULL, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads((tmp_path / "b.json").read_text())}
+    verify = rows["4x4 ws array: verify 16x16x16 GEMM"]
+    assert verify["value"] > 0 and "= rtl model: True, correct: True" in verify["note"]
+    area = rows["4x4 ws array: array area ratio (evolved / exact)"]
+    # the multiplier is a share of the array, so the array saves less than the multiplier alone (ratio > 1)
+    assert 0 < area["value"] <= 1 and area["reference"] <= area["value"]

@@ -1,0 +1,311 @@
+"""The ``flow.py array`` job: generate, verify cycle-exactly against the ``rtl`` model, cost, report.
+
+Run directory (``runs/<array>/<mult>/`` by default)::
+
+    array.v                  the whole accelerator, self-contained (multiplier, PE, core, top)
+    array_exact.v            the same array with the exact multiplier (when it is costed for comparison)
+    <tag>_core_<tech>.v      the mapped core (flat, hierarchical names); <tag>_pe_<tech>.v the PE alone
+    results.xml              JUnit results of the verification bench
+    config.json  COMMANDS  logs/  report.json  report.md
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from core import config as cfgmod
+from core import tools
+from core.errors import VerificationError
+from core.run import RunDir, git_revision
+from rtl_gen import array as arr
+from rtl_gen.cli_array import ROOT, ArrayConfig, gemm
+
+SPLIT_CODES = {s: i for i, s in enumerate(arr.SPLITS)}
+
+
+def resolve_multiplier(cfg: ArrayConfig) -> arr.MultSpec:
+    if cfg.mult == "exact":
+        wa = 8 if cfg.bits is None else cfg.bits
+        wb = wa if cfg.bits_b is None else cfg.bits_b
+        return arr.exact_multiplier(wa, wb, True if cfg.signed is None else cfg.signed)
+    return arr.evolved_multiplier(Path(cfg.mult), wa=cfg.bits,
+                                  wb=cfg.bits_b if cfg.bits_b is not None else cfg.bits, signed=cfg.signed)
+
+
+def resolve_gemms(cfg: ArrayConfig) -> list[Any]:
+    from verify.array import default_gemms
+
+    out: list[Any] = []
+    for s in cfg.shapes:
+        out += default_gemms(cfg.rows, cfg.cols, cfg.pods) if s == "standard" else [gemm(s, "shape")]
+    names: dict[str, int] = {}
+    unique = []
+    for g in out:  # the same shape twice runs twice, under distinct names
+        n = names.get(g.name, 0)
+        names[g.name] = n + 1
+        unique.append(g if n == 0 else type(g)(f"{g.name}_{n}", g.m, g.k, g.n, g.split))
+    return unique
+
+
+def power_gemm(cfg: ArrayConfig) -> Any:
+    from verify.array import Gemm
+
+    if cfg.power_shape == "auto":
+        return Gemm("power", 8 * cfg.rows, 2 * cfg.rows, 2 * cfg.cols * cfg.pods)
+    g = gemm(cfg.power_shape, "power")
+    return Gemm("power", g.m, g.k, g.n, g.split)
+
+
+def operand_source(cfg: ArrayConfig, mult: arr.MultSpec) -> str:
+    from rtl_gen.operands import SHIPPED
+
+    if cfg.operands == "auto":
+        return str(SHIPPED) if (mult.wa, mult.wb, mult.signed) == (8, 8, True) else "uniform"
+    return cfg.operands
+
+
+def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
+    """The whole job; returns the report (also in report.json). Everything is checked before the run
+    directory is created; a failed verification raises after the report is written."""
+    import tech as techmod
+    from ppa import activity
+
+    mult = resolve_multiplier(cfg)
+    gemms = resolve_gemms(cfg)
+    pg = power_gemm(cfg)
+    sized = gemms + ([pg] if cfg.ppa else [])
+    g = arr.Geometry(cfg.rows, cfg.cols, cfg.pods, cfg.dataflow, mult.wa, mult.wb, mult.signed, cfg.acc_bits,
+                     max(x.m for x in sized), max(x.k for x in sized), max(x.n for x in sized))
+    needed = [tools.IVERILOG, tools.VVP]
+    t = None
+    source = "uniform"
+    probs = None
+    if cfg.ppa:
+        t = techmod.load(cfg.tech)
+        needed += [tools.YOSYS, tools.STA]
+        source = operand_source(cfg, mult)
+        if source != "uniform":
+            probs = activity.read_histogram(Path(source), g.wa, g.wb, g.signed)
+    else:
+        needed.append(tools.YOSYS)  # reads the evolved multiplier's ports
+    for tool in needed:
+        tool.require()
+    design = arr.generate(g, mult)
+    compare = cfg.ppa and cfg.compare_exact and not mult.exact
+    path = cfg.run_dir or ROOT / "runs" / g.name / mult.label
+    run_dir = RunDir.create(path, overwrite=cfg.overwrite)
+    try:
+        return _run(cfg, run_dir, design, gemms, pg, t, probs, source, compare, progress)
+    except KeyboardInterrupt:
+        print(f"interrupted: {run_dir.path} holds the steps that finished", file=sys.stderr)
+        raise
+
+
+def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg: Any, t: Any, probs: Any,
+         source: str, compare: bool, progress: bool) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from ppa import array as parr
+    from verify import array as varray
+
+    g, mult = design.geometry, design.mult
+    run.write_json("config.json", {
+        "command": "array", "settings": cfgmod.to_dict(cfg), "design": design.top,
+        "geometry": {k: getattr(g, k) for k in ("rows", "cols", "pods", "dataflow", "wa", "wb", "signed",
+                                               "acc_bits", "m_max", "k_max", "n_max")},
+        "multiplier": {"module": mult.module, "source": "exact" if mult.exact else str(mult.run_dir)},
+        "operands": source, "technology": t.describe() if t is not None else None,
+        "tools": tools.versions() | {"python": sys.version.split()[0],
+                                     **{p: version(p) for p in ("amaranth", "cocotb", "numpy")}},
+        "git_revision": git_revision(ROOT),
+    })
+    steps = ["verify"] + (["ppa"] if cfg.ppa else []) + (["ppa exact"] if compare else [])
+    bar = tqdm(total=len(steps), desc="array", unit="step", disable=not progress, file=sys.stderr)
+    times: dict[str, float] = {}
+    design.write(run.path / "array.v")
+
+    bar.set_description(f"verify {len(gemms)} GEMMs")
+    t0 = time.perf_counter()
+    ver = varray.run(run, name="verify", sources=[run.path / "array.v"], top=design.top, geometry=g, lut=mult.lut(),
+                     gemms=gemms, seed=cfg.seed)
+    times["verify_s"] = time.perf_counter() - t0
+    if ver.bench.xml.is_file():
+        shutil.copyfile(ver.bench.xml, run.path / "results.xml")
+    bar.update()
+    report = _report_head(cfg, run, design, ver, source)
+    if cfg.ppa and ver.passed:
+        bar.set_description(f"synthesise and power ({mult.label})")
+        t0 = time.perf_counter()
+        ppa = parr.characterise(run, design, t, clock_period_ns=cfg.clock_period, power_gemm=pg, probs=probs,
+                                seed=cfg.seed, tag=mult.label, sim_period_ns=cfg.sim_period)
+        times["ppa_s"] = time.perf_counter() - t0
+        bar.update()
+        report.update(_flat(ppa))
+        report["ppa"] = ppa
+        if compare:
+            bar.set_description("synthesise and power (exact)")
+            t0 = time.perf_counter()
+            exact = arr.generate(g, arr.exact_multiplier(g.wa, g.wb, g.signed))
+            exact.write(run.path / "array_exact.v")
+            ex = parr.characterise(run, exact, t, clock_period_ns=cfg.clock_period, power_gemm=pg, probs=probs,
+                                   seed=cfg.seed, tag="exact", sim_period_ns=cfg.sim_period)
+            times["ppa_exact_s"] = time.perf_counter() - t0
+            bar.update()
+            report["exact"] = ex
+            report["savings"] = savings(ppa, ex, mult)
+    bar.close()
+    report["runtime"] = times | {"total_s": sum(times.values())}
+    run.write_json("report.json", report)
+    run.write_text("report.md", markdown(report))
+    if not ver.passed:
+        first = ver.bench.messages[0] if ver.bench.messages else f"see {ver.bench.log}"
+        raise VerificationError(f"array verification failed: {first} (see {run.path / 'report.md'})")
+    return report
+
+
+def _report_head(cfg: ArrayConfig, run: RunDir, design: arr.Design, ver: Any, source: str) -> dict[str, Any]:
+    g, mult = design.geometry, design.mult
+    rows = [r.as_report() for r in ver.gemms]
+    mrep = mult.report_dict()
+    return {
+        "design": design.top, "run_dir": str(run.path), "rows": g.rows, "cols": g.cols, "pods": g.pods,
+        "dataflow": g.dataflow, "wa": g.wa, "wb": g.wb, "signed": g.signed, "acc_bits": g.acc_bits,
+        "mult": {"label": mult.label, "module": mult.module, "exact": mult.exact,
+                 "run_dir": None if mult.exact else str(mult.run_dir),
+                 **{k: mrep[k] for k in ("eps", "wce", "area_ratio", "power_ratio", "delay_ratio") if k in mrep}},
+        "buffers": {"m_max": g.m_max, "k_max": g.k_max, "n_max": g.n_max, "bits": g.buffer_bits},
+        "operands": source,
+        "verification": {
+            "passed": ver.passed, "tests": ver.bench.tests, "failures": ver.bench.failures,
+            "messages": list(ver.bench.messages), "gemms": rows,
+            "gemms_passed": sum(1 for r in rows if r["passed"]),
+            "cycles_match": bool(rows) and all(r["cycles_match"] for r in rows),
+            "seed": cfg.seed,
+        },
+    }
+
+
+def _flat(ppa: dict[str, Any]) -> dict[str, Any]:
+    keys = ("area", "cells", "delay_ns", "min_period_ns", "power_w", "power_dynamic_w", "power_leakage_w",
+            "power_clock_w", "energy_per_mac_pj", "tech", "clock_period_ns")
+    out = {k: ppa[k] for k in keys}
+    out["utilization"] = ppa["power_gemm"]["utilization"]
+    out["mult_area_share"] = ppa["pe"]["mult_area_share"]
+    out["mult_power_share"] = ppa["pe"]["mult_power_share"]
+    return out
+
+
+def savings(ppa: dict[str, Any], exact: dict[str, Any], mult: arr.MultSpec) -> dict[str, Any]:
+    """Ratios approximate / exact at every level, next to the multiplier's own (its run's report)."""
+    mrep = mult.report_dict()
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else float("nan")
+
+    return {
+        "area_ratio": ratio(ppa["area"], exact["area"]),
+        "power_ratio": ratio(ppa["power_w"], exact["power_w"]),
+        "energy_per_mac_ratio": ratio(ppa["energy_per_mac_pj"], exact["energy_per_mac_pj"]),
+        "pe_area_ratio": ratio(ppa["pe"]["area"], exact["pe"]["area"]),
+        "pe_power_ratio": ratio(ppa["pe"]["power_w"], exact["pe"]["power_w"]),
+        "mult_area_ratio_in_array": ratio(ppa["pe"]["mult_area"], exact["pe"]["mult_area"]),
+        "mult_power_ratio_in_array": ratio(ppa["pe"]["mult_power_w"], exact["pe"]["mult_power_w"]),
+        "min_period_ratio": ratio(ppa["min_period_ns"], exact["min_period_ns"]),
+        "multiplier_level": {"area_ratio": mrep.get("area_ratio"), "power_ratio": mrep.get("power_ratio"),
+                             "source": str(mult.run_dir / "report.json") if mult.run_dir else None},
+    }
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    v = r["verification"]
+    mult = r["mult"]
+    lines = [f"# {r['design']}: {r['rows']}x{r['cols']} {r['dataflow']} array x {r['pods']} pod(s), "
+             f"{r['wa']}x{r['wb']} {'signed' if r['signed'] else 'unsigned'}, multiplier {mult['label']}", "",
+             f"Multiplier: {'exact (Amaranth)' if mult['exact'] else mult['run_dir']}"
+             + (f", EPS {mult['eps']:g}, WCE {mult['wce']}" if "eps" in mult else "") + ".",
+             f"Accumulator {r['acc_bits']} bits; buffers sized for M<={r['buffers']['m_max']}, "
+             f"K<={r['buffers']['k_max']}, N<={r['buffers']['n_max']} "
+             f"({', '.join(f'{k.upper()} {b:,} bits' for k, b in r['buffers']['bits'].items())}).", "",
+             "## Verification", "",
+             f"Every GEMM ran on Icarus through the host interface; results compared with a numpy reference that "
+             f"looks up every product in the multiplier's table, cycles from start to done compared with "
+             f"`accel_models.rtl_cycles` (seed {v['seed']}). **{'PASSED' if v['passed'] else 'FAILED'}**.", "",
+             "| GEMM | MxKxN | split | cycles | rtl model | match | wrong results | utilisation |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for g in v["gemms"]:
+        lines.append(f"| {g['name']} | {g['shape']} | {g['split']} | {g['cycles']:,} | {g['rtl_model_cycles']:,} | "
+                     f"{_fmt(g['cycles_match'])} | {g['mismatches']} | {g['utilization']:.3f} |")
+    for msg in v["messages"]:
+        lines += ["", f"- {msg}"]
+    if "ppa" in r:
+        lines += ["", *_ppa_table(r)]
+    if "runtime" in r:
+        rt = r["runtime"]
+        lines += ["", "Runtime: " + ", ".join(f"{k[:-2].replace('_', ' ')} {s:.1f} s" for k, s in rt.items()), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _ppa_table(r: dict[str, Any]) -> list[str]:
+    p = r["ppa"]
+    ex = r.get("exact")
+    pg = p["power_gemm"]
+    cols = ["metric", r["mult"]["label"]] + (["exact", "ratio"] if ex else [])
+    out = [f"## Area, delay, power ({p['tech']}, {p['clock_period_ns']:g} ns clock)", "",
+           f"The core (controller, sequencers, feeders, PEs) synthesised by Yosys, timed and powered by OpenSTA; "
+           f"power from the switching activity of a gate-level timing simulation of GEMM {pg['shape']} "
+           f"({pg['cycles']:,} cycles, equal to the rtl model: {_fmt(pg['cycles'] == pg['rtl_model_cycles'])}, "
+           f"utilisation {pg['utilization']:.3f}) on operands: {r['operands']}. Buffers are memories, not "
+           "synthesised (capacity above).", "",
+           "| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+
+    def row(name: str, get: Any, unit: str = "") -> None:
+        a = get(p)
+        cells = [name, _fmt(a) + unit]
+        if ex:
+            b = get(ex)
+            cells += [_fmt(b) + unit, _fmt(a / b if b else None)]
+        out.append("| " + " | ".join(cells) + " |")
+
+    row("area (core)", lambda x: x["area"], " um^2")
+    for blk in ("mult", "pe", "pod", "control"):
+        row(f"  area: {blk}", lambda x, b=blk: x["area_blocks"][b], " um^2")
+    row("power (core)", lambda x: x["power_w"] * 1e3, " mW")
+    for blk in ("mult", "pe", "pod", "control"):
+        row(f"  power: {blk}", lambda x, b=blk: x["power_blocks"][b] * 1e3, " mW")
+    row("  clock pins", lambda x: x["power_clock_w"] * 1e3, " mW")
+    row("energy per MAC", lambda x: x["energy_per_mac_pj"], " pJ")
+    row("critical path", lambda x: x["delay_ns"], " ns")
+    row("min clock period", lambda x: x["min_period_ns"], " ns")
+    row("PE area", lambda x: x["pe"]["area"], " um^2")
+    row("PE multiplier area", lambda x: x["pe"]["mult_area"], " um^2")
+    row("PE power (mean)", lambda x: x["pe"]["power_w"] * 1e3, " mW")
+    row("PE multiplier power", lambda x: x["pe"]["mult_power_w"] * 1e3, " mW")
+    row("PE min clock period", lambda x: x["pe"]["min_period_ns"], " ns")
+    out += ["", f"The multiplier takes {p['pe']['mult_area_share']:.1%} of the PE's area and "
+                f"{p['pe']['mult_power_share']:.1%} of its power."]
+    s = r.get("savings")
+    if s:
+        ml = s["multiplier_level"]
+        out += ["", "### Savings of the evolved multiplier (approximate / exact)", "",
+                "| level | area ratio | power ratio |", "| --- | --- | --- |",
+                f"| multiplier alone (its run's report) | {_fmt(ml['area_ratio'])} | {_fmt(ml['power_ratio'])} |",
+                f"| multiplier inside the array | {_fmt(s['mult_area_ratio_in_array'])} | "
+                f"{_fmt(s['mult_power_ratio_in_array'])} |",
+                f"| PE | {_fmt(s['pe_area_ratio'])} | {_fmt(s['pe_power_ratio'])} |",
+                f"| array core | {_fmt(s['area_ratio'])} | {_fmt(s['power_ratio'])} |"]
+    return out
