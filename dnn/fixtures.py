@@ -38,13 +38,15 @@ def broken_array(k: int) -> np.ndarray:
     return total
 
 
-def lut_error(seed: int, spread: int) -> np.ndarray:
-    """Exact products plus uniform random errors in [-spread, spread] (zero for a zero operand)."""
+def lut_error(seed: int, spread: int, zero_exact: bool = True) -> np.ndarray:
+    """Exact products plus uniform random errors in [-spread, spread]; zero for a zero operand unless
+    ``zero_exact`` is False (evolved multipliers often return a non-zero product for a zero operand)."""
     rng = np.random.default_rng(seed)
     t = golden.table(8, 8, True)
     err = rng.integers(-spread, spread + 1, size=t.shape)
-    err[0, :] = 0
-    err[:, 0] = 0
+    if zero_exact:
+        err[0, :] = 0
+        err[:, 0] = 0
     return t + err
 
 

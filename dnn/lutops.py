@@ -14,7 +14,8 @@ is exact while every partial sum stays below 2**24; the reduction is split into 
 (a grouped convolution, summed in float64) whenever a bound computed from the actual weights says it
 might not. Evolved multipliers typically have error tables of rank 1-20. When the rank is too high
 for this to pay, the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
-per-layer table of ``E[a, w_k]`` rows, skipping activations whose error row is zero; still exact.
+per-layer table of ``E[a, w_k] - E[0, w_k]`` rows, skipping activations whose row is zero (0 after
+ReLU, most of them), the ``E[0, w_k]`` parts being a constant of each filter; still exact.
 
 Zero padding feeds activation 0 through the multiplier, as a hardware array streaming padded data does.
 """
@@ -45,10 +46,11 @@ class Plan:
     tin: Any  # torch (Da, 1 + rank) float32: a, U_1(a), ..., U_r(a)
     tin_max: np.ndarray  # (1 + rank,) max |tin| per channel
     v: Any  # torch (G, 1 + rank, 255) float32: w, V_1(w), ...
-    err: Any  # numpy (G, Da, 255) int64 error tables (gather plans only)
+    err: Any  # numpy (G, Da, 255) int64 gather plans: error tables less their a = 0 row, E[a, w] - E[0, w]
     err_max: np.ndarray  # (G,) max |E| per group
     term_max: np.ndarray  # (G, 255): max over activations of sum_j |tin[a, j]| |v[g, j, w]|
-    err_live: np.ndarray | None = None  # (Da,) bool: activations with a non-zero error (gather plans)
+    err_live: np.ndarray | None = None  # (Da,) bool: activations whose row of ``err`` is not all zero
+    err_zero: np.ndarray | None = None  # (G, 255) int64 gather plans: E[0, w] (zeros when 0 is not an activation)
 
     @property
     def channels(self) -> int:
@@ -95,8 +97,13 @@ def _plan(digests: tuple[str, ...], a_lo: int, a_hi: int, tables: _Tables) -> Pl
                         None, err_max, _term_max(tin, v))
     tin = a[:, None].astype(np.float32)
     v = np.broadcast_to(w.astype(np.float32), (len(errs), 1, N_WCODES)).copy()
+    # E[a, w] = E[0, w] + (E[a, w] - E[0, w]): the first part is a constant of each filter (padding feeds 0
+    # too), the second is zero for a = 0, the most frequent activation after ReLU, which the kernel skips.
+    zero_row = errs[:, -a_lo, :].copy() if a_lo <= 0 <= a_hi else np.zeros((len(errs), N_WCODES), np.int64)
+    rest = errs - zero_row[:, None, :]
     return Plan(a_lo, a_hi, "gather", 0, torch.from_numpy(tin), np.abs(tin).max(axis=0).astype(np.float64),
-                torch.from_numpy(v), errs, err_max, _term_max(tin, v), np.abs(errs).max(axis=(0, 2)) > 0)
+                torch.from_numpy(v), rest, err_max, _term_max(tin, v), np.abs(rest).max(axis=(0, 2)) > 0,
+                zero_row)
 
 
 def _term_max(tin: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -128,8 +135,9 @@ class Prepared:
     chunks: int | None  # None: float64 arithmetic
     out: int
     pad_in_conv: bool  # U(0) == 0, so the convolution's own zero padding is right
-    err_table: Any  # gather plans: numpy (K, Da, O) int16/int32, E_g(o)[a, w[o, k]]
+    err_table: Any  # gather plans: numpy (K, Da, O) int16/int32, E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]]
     err_acc: Any  # gather plans: numpy accumulator dtype
+    err_const: Any  # gather plans: numpy (O,) sum over k of E_g(o)[0, w[o, k]], where the accumulators start
     acc_bound: float  # max |accumulator| over all inputs
 
 
@@ -160,19 +168,23 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
     kernel = tuple(wt.shape[3:])
     err_table: np.ndarray | None = None
     err_acc: Any = None
+    err_const: np.ndarray | None = None
     err_bound = 0.0
     if plan.kind == "gather":
         from dnn import kernels
 
         k = int(np.prod(w_codes.shape[1:]))
-        err_bound = float(plan.err_max.max(initial=0)) * k
         wf = w_codes.reshape(o, -1).long().numpy() + W_MAX  # (O, K)
         gi = group.numpy()
-        # table[k, a, o] = E_g(o)[a, w[o, k]]
+        # table[k, a, o] = E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]]; the a = 0 parts sum to err_const
         err_table = np.ascontiguousarray(
             plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :], wf.T[:, :, None]]
-            .transpose(0, 2, 1)).astype(kernels.table_dtype(float(plan.err_max.max(initial=0))))
+            .transpose(0, 2, 1)).astype(kernels.table_dtype(float(np.abs(plan.err).max(initial=0))))
+        assert plan.err_zero is not None
+        err_const = np.take_along_axis(plan.err_zero[gi], wf, axis=1).sum(axis=1)
+        err_bound = float(np.abs(err_const).max(initial=0)) + float(np.abs(plan.err).max(initial=0)) * k
         err_acc = kernels.acc_dtype(err_bound)
+        err_const = err_const.astype(err_acc)
     chunks = _chunks(bound)
     flat = wt.reshape(o, c * r, *kernel)
     if chunks is None:
@@ -184,7 +196,7 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
                   .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
     pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
     acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
-    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, acc_bound)
+    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound)
 
 
 def a0_index(plan: Plan) -> int:
@@ -232,9 +244,10 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
             x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
         kh, kw = prep.weight.shape[2:]
         ho, wo = acc.shape[2:]
-        err = np.zeros((n, ho, wo, prep.out), dtype=prep.err_acc)
+        err = np.empty((n, ho, wo, prep.out), dtype=prep.err_acc)
+        err[...] = prep.err_const
         kernels.conv_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, kh, kw, stride,
-                           plan.a_lo, err)
+                           plan.a_lo, err, kernels.block(prep.err_table, kh * kw))
         acc = _add(acc, torch.from_numpy(err).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
 
@@ -269,8 +282,10 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
     if plan.kind == "gather":
         from dnn import kernels
 
-        err = np.zeros((n, prep.out), dtype=prep.err_acc)
-        kernels.linear_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, plan.a_lo, err)
+        err = np.empty((n, prep.out), dtype=prep.err_acc)
+        err[...] = prep.err_const
+        kernels.linear_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, plan.a_lo, err,
+                             kernels.block(prep.err_table))
         acc = _add(acc, torch.from_numpy(err), prep)
     return _result(acc, prep)
 

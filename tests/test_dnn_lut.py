@@ -16,7 +16,7 @@ EXACT = golden.table(8, 8, True)
 
 def _mult(kind: str) -> Multiplier:
     lut = {"exact": EXACT, "ba3": fixtures.broken_array(3), "ba6": fixtures.broken_array(6),
-           "random": fixtures.lut_error(7, 40)}[kind]
+           "random": fixtures.lut_error(7, 40), "biased": fixtures.lut_error(8, 40, zero_exact=False)}[kind]
     return Multiplier(kind, lut, True)
 
 
@@ -42,6 +42,9 @@ CONV_CASES = [
     ("ba6", (-128, 127), 2, 1, 6, 2, 1, 1, 0),
     ("random", (0, 127), 2, 3, 7, 4, 3, 1, 1),
     ("random", (-128, 127), 1, 2, 8, 3, 3, 2, 0),
+    ("biased", (0, 127), 2, 3, 7, 4, 3, 1, 1),
+    ("biased", (0, 127), 2, 2, 8, 3, 5, 2, 2),
+    ("biased", (-128, 127), 1, 2, 8, 3, 3, 1, 1),
 ]
 
 
@@ -50,7 +53,9 @@ def test_conv_matches_reference(case):
     kind, (lo, hi), n, c, h, o, k, stride, pad = case
     rng = np.random.default_rng(1)
     m = _mult(kind)
-    x = torch.from_numpy(rng.integers(lo, hi + 1, size=(n, c, h, h)))
+    x = rng.integers(lo, hi + 1, size=(n, c, h, h))
+    x[rng.random(x.shape) < 0.5] = 0  # as after ReLU: the kernels skip zeros
+    x = torch.from_numpy(x)
     w = torch.from_numpy(rng.integers(-127, 128, size=(o, c, k, k)))
     g = torch.zeros(o, dtype=torch.long)
     got = lutops.conv2d_acc(x, w, (m,), g, a_lo=lo, a_hi=hi, stride=stride, padding=pad)
@@ -60,11 +65,13 @@ def test_conv_matches_reference(case):
     assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
 
 
-@pytest.mark.parametrize("kind", ["exact", "ba6", "random"])
+@pytest.mark.parametrize("kind", ["exact", "ba6", "random", "biased"])
 def test_linear_matches_reference(kind):
     rng = np.random.default_rng(2)
     m = _mult(kind)
-    x = torch.from_numpy(rng.integers(-128, 128, size=(5, 37)))
+    x = rng.integers(-128, 128, size=(5, 37))
+    x[rng.random(x.shape) < 0.5] = 0
+    x = torch.from_numpy(x)
     w = torch.from_numpy(rng.integers(-127, 128, size=(6, 37)))
     g = torch.zeros(6, dtype=torch.long)
     got = lutops.linear_acc(x, w, (m,), g, a_lo=-128, a_hi=127)
@@ -74,10 +81,12 @@ def test_linear_matches_reference(kind):
 
 def test_per_filter_multipliers_match_reference():
     rng = np.random.default_rng(3)
-    ms = (_mult("ba3"), _mult("ba6"), _mult("random"))
-    x = torch.from_numpy(rng.integers(0, 128, size=(2, 3, 6, 6)))
+    ms = (_mult("ba3"), _mult("ba6"), _mult("random"), _mult("biased"))
+    x = rng.integers(0, 128, size=(2, 3, 6, 6))
+    x[rng.random(x.shape) < 0.5] = 0
+    x = torch.from_numpy(x)
     w = torch.from_numpy(rng.integers(-127, 128, size=(6, 3, 3, 3)))
-    g = torch.tensor([0, 1, 2, 1, 0, 2])
+    g = torch.tensor([0, 1, 2, 1, 3, 3])
     got = lutops.conv2d_acc(x, w, ms, g, a_lo=0, a_hi=127, padding=1)
     ref = lutops.reference_acc(x.numpy(), w.numpy(), ms, g.numpy(), a_lo=0, a_hi=127, padding=1)
     assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
