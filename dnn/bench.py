@@ -2,9 +2,10 @@
 
 ``lut_speed``  LUT-exact INT8 inference against the same network's exact fp32 forward pass (one thread
                each, best of several interleaved runs), for multipliers whose error tables have rank 0
-               (exact), 2 and 4 (broken-array multipliers: exact integer factorisation) and full rank
-               (random errors: gathered), on LeNet-5 and ResNet-20. Every LUT network is first checked
-               bit for bit against the plain int64 reference loop on a few images.
+               (exact), 2 and 4 (broken-array multipliers: exact integer factorisation), full rank
+               (random errors: gathered) and the evolved EPS=0.005 and 0.05 multipliers of ``runs/mul8s/``,
+               on LeNet-5 and ResNet-20 trained on MNIST, with MNIST test images. Every LUT network is
+               first checked bit for bit against the plain int64 reference loop on a few images.
 ``search``     LeNet-5 on MNIST: multiplier-energy reduction at <= 1 % accuracy loss found by XAI-Gen's
                and HAWX's searches and the evaluations each needed, next to exhaustive search; with the
                multiplier runs in ``AXFLOW_DNN_MULTS`` (space-separated run directories) when set, else
@@ -54,28 +55,49 @@ def _forward(model: Any, x: Any, mode: str) -> Any:
 
 
 def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
+    """LUT inference time against the exact fp32 forward pass of the same network, side by side.
+
+    Full mode: LeNet-5 and ResNet-20 trained on MNIST by the flow (cached under ``runs/dnn/models``), on
+    MNIST test images, so activations are as sparse as in use; quick mode: untrained networks on random
+    images. Multipliers: exact, broken-array (error ranks 2 and 4), random errors (full rank) and the
+    evolved EPS=0.005 and 0.05 runs under ``runs/mul8s/`` when there are any.
+    """
     import torch
 
-    from dnn import fixtures, models, qnn
-    from dnn.mults import Multiplier, exact
+    from core.run import latest_multiplier_run
+    from dnn import data as dnn_data
+    from dnn import fixtures, models, qnn, train
+    from dnn.mults import Multiplier, exact, load
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []
     try:
-        kinds = {"exact": exact(True).lut, "rank2": fixtures.broken_array(2), "rank4": fixtures.broken_array(4),
-                 "full-rank": fixtures.lut_error(1, 30)}
+        kinds = {"exact": exact(True), "rank2": Multiplier("rank2", fixtures.broken_array(2), True),
+                 "rank4": Multiplier("rank4", fixtures.broken_array(4), True),
+                 "full-rank": Multiplier("full-rank", fixtures.lut_error(1, 30), True)}
         if quick:
             kinds = {k: kinds[k] for k in ("exact", "rank2")}
+        else:
+            for eps in (0.005, 0.05):
+                run_dir = latest_multiplier_run(ROOT, eps)
+                if run_dir is not None:
+                    kinds[f"evolved-eps{eps:g}"] = load(run_dir)
+        mnist = None if quick else dnn_data.load("mnist")
         for net, batch in (("lenet5", 256), ("resnet20", 64)):
-            if quick:
+            if mnist is None:
+                torch.manual_seed(0)
                 batch = 4
-            torch.manual_seed(0)
-            model = models.build(net, 1, 28, 10).eval()
-            x = torch.rand(batch, 1, 28, 28)
-            qnn.calibrate(model, [x])
-            for kind, lut in kinds.items():
-                m = Multiplier(kind, lut, True)
+                model = models.build(net, 1, 28, 10).eval()
+                x = torch.rand(batch, 1, 28, 28)
+                qnn.calibrate(model, [x])
+                inputs = "untrained, random images"
+            else:
+                model, _ = train.trained(train.Recipe(net), mnist, ROOT / "runs" / "dnn" / "models")
+                model.eval()
+                x = mnist.x_test[:batch].float()
+                inputs = "trained, MNIST test images"
+            for kind, m in kinds.items():
                 qnn.assign(model, qnn.uniform(model, m))
                 with torch.no_grad():
                     qnn.set_mode(model, "lut")
@@ -88,8 +110,9 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
                 ranks = sorted({layer._prep[1].plan.rank for _, layer in qnn.qlayers(model)})
                 kind_used = sorted({layer._prep[1].plan.kind for _, layer in qnn.qlayers(model)})
                 rows.append(_row(f"dnn.lut_inference.{net}.{kind}", 1e3 * t_lut, "ms", 1e3 * t_fp32,
-                                 f"batch {batch}, 1 thread; reference = exact fp32 forward; bit-exact vs int64 "
-                                 f"loop: {'yes' if same else 'NO'}; plan {'/'.join(kind_used)}, rank {ranks}"))
+                                 f"batch {batch}, {inputs}, 1 thread; reference = exact fp32 forward; bit-exact "
+                                 f"vs int64 loop: {'yes' if same else 'NO'}; plan {'/'.join(kind_used)}, "
+                                 f"rank {ranks}"))
     finally:
         torch.set_num_threads(threads)
     return rows

@@ -13,12 +13,13 @@ Quick mode (``--quick``): a 4x4 array and a 16x16x16 GEMM.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from core.run import latest_multiplier_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 600.0
@@ -30,19 +31,10 @@ def _row(name: str, value: float, unit: str, reference: float | None = None, not
 
 
 def find_multiplier(eps: float = 0.005) -> Path | None:
-    """The newest verified 8x8 signed run at ``eps`` with the files an array needs."""
+    """``AXFLOW_ARRAY_MULT``, else the newest verified 8x8 signed run at ``eps``."""
     if os.environ.get("AXFLOW_ARRAY_MULT"):
         return Path(os.environ["AXFLOW_ARRAY_MULT"])
-    found = []
-    for rep in (ROOT / "runs" / "mul8s").glob("**/report.json"):
-        try:
-            r = json.loads(rep.read_text())
-        except (OSError, ValueError):
-            continue
-        if (r.get("eps") == eps and r.get("verification", {}).get("passed")
-                and (rep.parent / "approx.v").is_file() and (rep.parent / "lut.npy").is_file()):
-            found.append((rep.stat().st_mtime, rep.parent))
-    return max(found)[1] if found else None
+    return latest_multiplier_run(ROOT, eps)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
