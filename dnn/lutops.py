@@ -250,7 +250,7 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
         ho, wo = acc.shape[2:]
         err = np.empty((n, ho, wo, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.a_lo, kh, kw, stride, err,
+        kernels.conv_error(x_codes.to(torch.int16).contiguous().numpy(), prep.err_table, plan.a_lo, kh, kw, stride, err,
                            prep.err_run, kernels.PTILE)
         acc = _add(acc, torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
@@ -288,7 +288,7 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
 
         err = np.empty((n, 1, 1, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(x_codes.to(torch.int16).numpy().reshape(n, k, 1, 1), prep.err_table, plan.a_lo, 1, 1,
+        kernels.conv_error(x_codes.to(torch.int16).contiguous().numpy().reshape(n, k, 1, 1), prep.err_table, plan.a_lo, 1, 1,
                            1, err, prep.err_run, kernels.PTILE)  # a 1x1 convolution
         acc = _add(acc, torch.from_numpy(err[:, 0, 0, :prep.out]), prep)
     return _result(acc, prep)
