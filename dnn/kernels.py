@@ -1,76 +1,130 @@
-"""Compiled kernels for the error part of LUT products whose error table has high rank.
+"""Compiled kernel for the error part of LUT products whose error table has high rank.
 
 ``conv_error`` sums, for every output position and filter, the error-table entries of all the products
-that make it up, reading activations straight from the padded input (no im2col copy) and skipping
-activations whose table row is zero for every weight (0 after ReLU: the caller's tables hold
-``E[a, w] - E[0, w]`` and start the accumulators at the filters' sums of ``E[0, w]``). The table is
-laid out ``[k, a, o]`` so that one product position adds a contiguous row over all filters, which the
-compiler vectorises; entries are int16 when they fit, accumulators int32 when the layer's bound allows.
+that make it up, reading activations straight from the padded input (no im2col copy). The table is laid
+out ``[k, a, o]`` (k: input position in the receptive field, a: activation index, o: filter), its filter
+axis padded to a multiple of ``LANES`` so that one product position adds whole 16-lane vectors
+(:func:`add_lanes`, one AVX2 operation each for int16). The caller's tables hold ``E[a, w] - E[0, w]``,
+whose a = 0 row is zero, and start the accumulators at the filters' sums of ``E[0, w]``.
+
+Loop order: output positions are taken ``ptile`` at a time; for each k the tile's rows are added into a
+tile of narrow accumulators of the table's own dtype (int16 when the entries fit), the k-slice of the
+table (``Da`` rows) staying in L1 and no addition waiting on another. After every ``run`` values of k
+the narrow tile is added into the wide accumulators; ``run`` comes from the table's largest entry
+(:func:`run_length`), so no narrow accumulator can overflow.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+LANES = 16  # vector width of one table row step: 16 int16 = one 256-bit AVX2 register
+PTILE = 256  # output positions per tile: the int16 tile of 64 filters is 32 KiB
 
 
-@njit(cache=True)
-def conv_error(x, table, live, kh, kw, stride, a_lo, out, cblock):  # pragma: no cover - compiled
-    """x (N, C, H, W) int16 activation values (already padded); table (C*kh*kw, Da, O);
-    live (Da,) bool; out (N, Ho, Wo, O) accumulators holding their start values. Input channels are
-    taken ``cblock`` at a time, so that their part of the table stays in the L2 cache while every
-    output position is visited."""
-    n, c, _, _ = x.shape
-    ho, wo, o = out.shape[1], out.shape[2], out.shape[3]
-    ks = np.empty(cblock * kh * kw, np.int64)  # the live products of one position: (k, a) pairs,
-    As = np.empty(cblock * kh * kw, np.int64)  # collected without branches, then summed
-    for c0 in range(0, c, cblock):
-        c1 = min(c, c0 + cblock)
-        for b in range(n):
-            for oy in range(ho):
-                for ox in range(wo):
-                    m = 0
-                    for ci in range(c0, c1):
-                        for i in range(kh):
-                            for j in range(kw):
-                                a = x[b, ci, oy * stride + i, ox * stride + j] - a_lo
-                                ks[m] = (ci * kh + i) * kw + j
-                                As[m] = a
-                                m += live[a]
-                    acc = out[b, oy, ox]
-                    for t in range(m):
-                        row = table[ks[t], As[t]]
-                        for f in range(o):
-                            acc[f] += row[f]
+def _add_lanes(typingctx: Any, acc: Any, i: Any, src: Any, j: Any) -> Any:  # pragma: no cover - compiled
+    """``acc.flat[i:i + LANES] += src.flat[j:j + LANES]`` as one LLVM vector operation, ``src`` widened by
+    sign extension to ``acc``'s signed integer type. No bounds checks: the caller keeps both in range."""
+    if not (isinstance(acc, types.Array) and isinstance(src, types.Array)):
+        return None
+    acc_type: Any = acc.dtype
+    src_type: Any = src.dtype
+    if not (acc_type in types.signed_domain and src_type in types.signed_domain
+            and acc_type.bitwidth >= src_type.bitwidth):
+        return None
+    acc_bits, src_bits = int(acc_type.bitwidth), int(src_type.bitwidth)
+    sig = types.void(acc, i, src, j)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        acc_v, i_v, src_v, j_v = args
+        a = context.make_array(signature.args[0])(context, builder, acc_v)
+        s = context.make_array(signature.args[2])(context, builder, src_v)
+        i_v = context.cast(builder, i_v, signature.args[1], types.intp)
+        j_v = context.cast(builder, j_v, signature.args[3], types.intp)
+        vs = ir.VectorType(ir.IntType(src_bits), LANES)
+        va = ir.VectorType(ir.IntType(acc_bits), LANES)
+        ps = builder.bitcast(builder.gep(s.data, [j_v]), vs.as_pointer())
+        pa = builder.bitcast(builder.gep(a.data, [i_v]), va.as_pointer())
+        v = builder.load(ps, align=src_bits // 8)
+        if acc_bits > src_bits:
+            v = builder.sext(v, va)
+        builder.store(builder.add(builder.load(pa, align=acc_bits // 8), v), pa, align=acc_bits // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+add_lanes: Any = intrinsic(_add_lanes)
+
+
+@njit(inline="always", boundscheck=False, error_model="numpy")
+def _add_rows(acc, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compiled
+    """For each position q < pn of the tile: acc row q += table row of activation ``xf[base[q] + off]``
+    (flat table offset ``tk + x * op``). Unrolled for 1, 2 and 4 vectors of filters; unsigned indices
+    spare numba's negative-index wraparound."""
+    if op == LANES:
+        for q in range(pn):
+            add_lanes(acc, q * LANES, tf, tk + xf[np.uint64(base[q] + off)] * LANES)
+    elif op == 2 * LANES:
+        for q in range(pn):
+            r = tk + xf[np.uint64(base[q] + off)] * (2 * LANES)
+            add_lanes(acc, q * (2 * LANES), tf, r)
+            add_lanes(acc, q * (2 * LANES) + LANES, tf, r + LANES)
+    elif op == 4 * LANES:
+        for q in range(pn):
+            r = tk + xf[np.uint64(base[q] + off)] * (4 * LANES)
+            add_lanes(acc, q * (4 * LANES), tf, r)
+            add_lanes(acc, q * (4 * LANES) + LANES, tf, r + LANES)
+            add_lanes(acc, q * (4 * LANES) + 2 * LANES, tf, r + 2 * LANES)
+            add_lanes(acc, q * (4 * LANES) + 3 * LANES, tf, r + 3 * LANES)
+    else:
+        for q in range(pn):
+            r = tk + xf[np.uint64(base[q] + off)] * op
+            for f0 in range(0, op, LANES):
+                add_lanes(acc, q * op + f0, tf, r + f0)
+
+
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def conv_error(x, table, a_lo, kh, kw, stride, out, run, ptile):  # pragma: no cover - compiled
+    """x (N, C, H, W) int16 activation values (already padded; a matrix product is a 1x1 convolution of
+    (N, K, 1, 1)); table (C*kh*kw, Da, Op) int16/int32 with Op a multiple of LANES; out (N, Ho, Wo, Op)
+    int32/int64 accumulators holding their start values. ``run``: how many k the narrow (table dtype)
+    tile accumulates before it is added into ``out``; ``ptile``: output positions per tile."""
+    n, c, h, w = x.shape
+    nk, da, op = table.shape
+    ho, wo = out.shape[1], out.shape[2]
+    npos = n * ho * wo
+    of = out.reshape(-1)
+    tf = table.reshape(-1)
+    xf = x.reshape(-1)
+    base = np.empty(ptile, np.int64)  # offset in x of each tile position's receptive field
+    acc = np.empty(ptile * op, table.dtype)
+    for p0 in range(0, npos, ptile):
+        pn = min(npos, p0 + ptile) - p0
+        for q in range(pn):
+            b, r = divmod(p0 + q, ho * wo)
+            oy, ox = divmod(r, wo)
+            base[q] = (b * c * h + oy * stride) * w + ox * stride
+        for k0 in range(0, nk, run):
+            acc[:pn * op] = 0
+            for k in range(k0, min(nk, k0 + run)):
+                ci, ij = divmod(k, kh * kw)
+                i, j = divmod(ij, kw)
+                _add_rows(acc, tf, xf, base, pn, (ci * h + i) * w + j, (k * da - a_lo) * op, op)
+            for q in range(pn):
+                for f0 in range(0, op, LANES):
+                    add_lanes(of, (p0 + q) * op + f0, acc, q * op + f0)
     return out
 
 
-@njit(cache=True)
-def linear_error(x, table, live, a_lo, out, kblock):  # pragma: no cover - compiled
-    """x (N, K) int16 activation values; table (K, Da, O); out (N, O) accumulators holding their start
-    values; ``kblock`` inputs at a time (see :func:`conv_error`)."""
-    n, k = x.shape
-    o = out.shape[1]
-    for k0 in range(0, k, kblock):
-        k1 = min(k, k0 + kblock)
-        for b in range(n):
-            acc = out[b]
-            for kk in range(k0, k1):
-                a = x[b, kk] - a_lo
-                if live[a]:
-                    row = table[kk, a]
-                    for f in range(o):
-                        acc[f] += row[f]
-    return out
-
-
-TABLE_BLOCK_BYTES = 256 << 10  # the part of a table one pass keeps hot: half of a 512 KiB L2
-
-
-def block(table, per: int = 1) -> int:
-    """How many table slices of ``per`` rows of k fit in TABLE_BLOCK_BYTES (at least one)."""
-    slice_bytes = table.shape[1] * table.shape[2] * table.itemsize * per
-    return max(1, TABLE_BLOCK_BYTES // max(1, slice_bytes))
+def padded(o: int) -> int:
+    """Filters rounded up to whole vectors of LANES."""
+    return -(-o // LANES) * LANES
 
 
 def table_dtype(err_max: float) -> type:
@@ -79,3 +133,10 @@ def table_dtype(err_max: float) -> type:
 
 def acc_dtype(bound: float) -> type:
     return np.int32 if bound < (1 << 31) else np.int64
+
+
+def run_length(table: np.ndarray) -> int:
+    """How many rows of ``table`` can be summed in its own dtype without overflow: each k adds one row,
+    so ``run`` k add at most ``run * max|table|`` to any accumulator."""
+    top = int(np.abs(table.astype(np.int64)).max(initial=0))
+    return max(1, int(np.iinfo(table.dtype).max) // max(1, top))

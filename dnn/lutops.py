@@ -14,8 +14,9 @@ is exact while every partial sum stays below 2**24; the reduction is split into 
 (a grouped convolution, summed in float64) whenever a bound computed from the actual weights says it
 might not. Evolved multipliers typically have error tables of rank 1-20. When the rank is too high
 for this to pay, the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
-per-layer table of ``E[a, w_k] - E[0, w_k]`` rows, skipping activations whose row is zero (0 after
-ReLU, most of them), the ``E[0, w_k]`` parts being a constant of each filter; still exact.
+per-layer table of ``E[a, w_k] - E[0, w_k]`` rows, summed as 16-lane vectors in int16 runs whose length
+a bound from the table's largest entry makes overflow-free, the ``E[0, w_k]`` parts being a constant of
+each filter; still exact.
 
 Zero padding feeds activation 0 through the multiplier, as a hardware array streaming padded data does.
 """
@@ -49,7 +50,6 @@ class Plan:
     err: Any  # numpy (G, Da, 255) int64 gather plans: error tables less their a = 0 row, E[a, w] - E[0, w]
     err_max: np.ndarray  # (G,) max |E| per group
     term_max: np.ndarray  # (G, 255): max over activations of sum_j |tin[a, j]| |v[g, j, w]|
-    err_live: np.ndarray | None = None  # (Da,) bool: activations whose row of ``err`` is not all zero
     err_zero: np.ndarray | None = None  # (G, 255) int64 gather plans: E[0, w] (zeros when 0 is not an activation)
 
     @property
@@ -98,12 +98,11 @@ def _plan(digests: tuple[str, ...], a_lo: int, a_hi: int, tables: _Tables) -> Pl
     tin = a[:, None].astype(np.float32)
     v = np.broadcast_to(w.astype(np.float32), (len(errs), 1, N_WCODES)).copy()
     # E[a, w] = E[0, w] + (E[a, w] - E[0, w]): the first part is a constant of each filter (padding feeds 0
-    # too), the second is zero for a = 0, the most frequent activation after ReLU, which the kernel skips.
+    # too), the second is zero for a = 0.
     zero_row = errs[:, -a_lo, :].copy() if a_lo <= 0 <= a_hi else np.zeros((len(errs), N_WCODES), np.int64)
     rest = errs - zero_row[:, None, :]
     return Plan(a_lo, a_hi, "gather", 0, torch.from_numpy(tin), np.abs(tin).max(axis=0).astype(np.float64),
-                torch.from_numpy(v), rest, err_max, _term_max(tin, v), np.abs(rest).max(axis=(0, 2)) > 0,
-                zero_row)
+                torch.from_numpy(v), rest, err_max, _term_max(tin, v), zero_row)
 
 
 def _term_max(tin: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -135,10 +134,12 @@ class Prepared:
     chunks: int | None  # None: float64 arithmetic
     out: int
     pad_in_conv: bool  # U(0) == 0, so the convolution's own zero padding is right
-    err_table: Any  # gather plans: numpy (K, Da, O) int16/int32, E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]]
+    err_table: Any  # gather plans: numpy (K, Da, Op) int16/int32, E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]],
+    #                 filters padded with zero columns to Op = kernels.padded(O)
     err_acc: Any  # gather plans: numpy accumulator dtype
-    err_const: Any  # gather plans: numpy (O,) sum over k of E_g(o)[0, w[o, k]], where the accumulators start
+    err_const: Any  # gather plans: numpy (Op,) sum over k of E_g(o)[0, w[o, k]], where the accumulators start
     acc_bound: float  # max |accumulator| over all inputs
+    err_run: int = 1  # gather plans: k summed in the table's dtype before widening (kernels.run_length)
 
 
 def _transformed_weights(plan: Plan, w_codes: Any, group: Any) -> tuple[Any, np.ndarray]:
@@ -170,6 +171,7 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
     err_acc: Any = None
     err_const: np.ndarray | None = None
     err_bound = 0.0
+    err_run = 1
     if plan.kind == "gather":
         from dnn import kernels
 
@@ -177,14 +179,16 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
         wf = w_codes.reshape(o, -1).long().numpy() + W_MAX  # (O, K)
         gi = group.numpy()
         # table[k, a, o] = E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]]; the a = 0 parts sum to err_const
-        err_table = np.ascontiguousarray(
-            plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :], wf.T[:, :, None]]
-            .transpose(0, 2, 1)).astype(kernels.table_dtype(float(np.abs(plan.err).max(initial=0))))
+        op = kernels.padded(o)
+        err_table = np.zeros((k, plan.err.shape[1], op), kernels.table_dtype(float(np.abs(plan.err).max(initial=0))))
+        err_table[:, :, :o] = plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :],
+                                       wf.T[:, :, None]].transpose(0, 2, 1)
+        err_run = kernels.run_length(err_table)
         assert plan.err_zero is not None
         err_const = np.take_along_axis(plan.err_zero[gi], wf, axis=1).sum(axis=1)
         err_bound = float(np.abs(err_const).max(initial=0)) + float(np.abs(plan.err).max(initial=0)) * k
         err_acc = kernels.acc_dtype(err_bound)
-        err_const = err_const.astype(err_acc)
+        err_const = np.concatenate([err_const, np.zeros(op - o, np.int64)]).astype(err_acc)
     chunks = _chunks(bound)
     flat = wt.reshape(o, c * r, *kernel)
     if chunks is None:
@@ -196,7 +200,7 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
                   .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
     pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
     acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
-    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound)
+    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run)
 
 
 def a0_index(plan: Plan) -> int:
@@ -244,11 +248,11 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
             x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
         kh, kw = prep.weight.shape[2:]
         ho, wo = acc.shape[2:]
-        err = np.empty((n, ho, wo, prep.out), dtype=prep.err_acc)
+        err = np.empty((n, ho, wo, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, kh, kw, stride,
-                           plan.a_lo, err, kernels.block(prep.err_table, kh * kw))
-        acc = _add(acc, torch.from_numpy(err).permute(0, 3, 1, 2), prep)
+        kernels.conv_error(x_codes.to(torch.int16).contiguous().numpy(), prep.err_table, plan.a_lo, kh, kw, stride, err,
+                           prep.err_run, kernels.PTILE)
+        acc = _add(acc, torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
 
 
@@ -282,11 +286,11 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
     if plan.kind == "gather":
         from dnn import kernels
 
-        err = np.empty((n, prep.out), dtype=prep.err_acc)
+        err = np.empty((n, 1, 1, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.linear_error(x_codes.to(torch.int16).numpy(), prep.err_table, plan.err_live, plan.a_lo, err,
-                             kernels.block(prep.err_table))
-        acc = _add(acc, torch.from_numpy(err), prep)
+        kernels.conv_error(x_codes.to(torch.int16).contiguous().numpy().reshape(n, k, 1, 1), prep.err_table, plan.a_lo, 1, 1,
+                           1, err, prep.err_run, kernels.PTILE)  # a 1x1 convolution
+        acc = _add(acc, torch.from_numpy(err[:, 0, 0, :prep.out]), prep)
     return _result(acc, prep)
 
 

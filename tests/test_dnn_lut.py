@@ -54,7 +54,7 @@ def test_conv_matches_reference(case):
     rng = np.random.default_rng(1)
     m = _mult(kind)
     x = rng.integers(lo, hi + 1, size=(n, c, h, h))
-    x[rng.random(x.shape) < 0.5] = 0  # as after ReLU: the kernels skip zeros
+    x[rng.random(x.shape) < 0.5] = 0  # as after ReLU
     x = torch.from_numpy(x)
     w = torch.from_numpy(rng.integers(-127, 128, size=(o, c, k, k)))
     g = torch.zeros(o, dtype=torch.long)
@@ -175,3 +175,62 @@ def test_deeper_networks_fast_equals_reference(net):
         qnn.set_mode(model, "lut", backend="reference")
         ref = model(x)
     assert torch.equal(fast, ref)
+
+
+@pytest.mark.parametrize("o", [3, 16, 32, 64, 70])
+def test_gather_filter_widths_and_tiles(o):
+    """Filter counts that are 1, 2, 4 and 5 vectors of lanes (padded), over more positions than a tile."""
+    from dnn import kernels
+
+    rng = np.random.default_rng(o)
+    m = _mult("biased")
+    x = rng.integers(0, 128, size=(2, 2, 15, 15))
+    x[rng.random(x.shape) < 0.5] = 0
+    x = torch.from_numpy(x)
+    w = torch.from_numpy(rng.integers(-127, 128, size=(o, 2, 3, 3)))
+    g = torch.zeros(o, dtype=torch.long)
+    prep = lutops.prepare(w, (m,), g, 0, 127)
+    assert prep.plan.kind == "gather" and prep.err_table.shape[2] == kernels.padded(o)
+    assert 2 * 13 * 13 > kernels.PTILE
+    got = lutops.conv2d_apply(prep, x.float().contiguous(memory_format=torch.channels_last))  # a strided input
+    ref = lutops.reference_acc(x.numpy(), w.numpy(), (m,), g.numpy(), a_lo=0, a_hi=127)
+    assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
+
+
+def _large_error(spread: int) -> Multiplier:
+    """Products off by +spread (random sign per weight code) for every non-zero activation: narrow
+    accumulators overflow unless the run length bounds them."""
+    rng = np.random.default_rng(9)
+    err = np.zeros_like(EXACT)
+    err[1:, :] = spread * rng.choice([-1, 1], size=(1, EXACT.shape[1]))
+    err[1:, :] += rng.integers(-3, 4, size=(EXACT.shape[0] - 1, EXACT.shape[1]))
+    return Multiplier(f"large{spread}", EXACT + err, True)
+
+
+@pytest.mark.parametrize("spread", [3000, 20000, 40000])
+def test_gather_narrow_runs_do_not_overflow(spread):
+    """Entries near the int16 limit (short runs, or the int32 table beyond it); the same inputs summed in
+    one run of the table's dtype do wrap around, so the runs are what keep the result exact."""
+    from dnn import kernels
+
+    rng = np.random.default_rng(4)
+    m = _large_error(spread)
+    x = torch.from_numpy(rng.integers(1, 128, size=(2, 4, 6, 6)))
+    w = torch.from_numpy(np.full((16, 4, 3, 3), 5))
+    g = torch.zeros(16, dtype=torch.long)
+    prep = lutops.prepare(w, (m,), g, 0, 127)
+    assert prep.plan.kind == "gather"
+    top = int(np.abs(prep.err_table.astype(np.int64)).max())
+    assert prep.err_run * top <= np.iinfo(prep.err_table.dtype).max < (prep.err_run + 1) * top
+    assert prep.err_table.dtype == (np.int16 if spread < 32768 else np.int32)
+    got = lutops.conv2d_apply(prep, x.float(), padding=1)
+    ref = lutops.reference_acc(x.numpy(), w.numpy(), (m,), g.numpy(), a_lo=0, a_hi=127, padding=1)
+    assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
+    if prep.err_table.dtype == np.int16:
+        assert prep.err_run < prep.err_table.shape[0]
+        xp = torch.nn.functional.pad(x, (1,) * 4).to(torch.int16).numpy()
+        one_run = np.zeros((2, 6, 6, 16), prep.err_acc)
+        kernels.conv_error(xp, prep.err_table, 0, 3, 3, 1, one_run, prep.err_table.shape[0], kernels.PTILE)
+        bounded = np.zeros_like(one_run)
+        kernels.conv_error(xp, prep.err_table, 0, 3, 3, 1, bounded, prep.err_run, kernels.PTILE)
+        assert not np.array_equal(one_run, bounded)
