@@ -2,7 +2,8 @@
 
 ``lut_speed``  LUT-exact INT8 inference against the same network's exact fp32 forward pass (one thread
                each, best of several interleaved runs), for multipliers whose error tables have rank 0
-               (exact), 2 and 4 (broken-array multipliers: exact integer factorisation), full rank
+               (exact), 2 and 4 (broken-array multipliers: rank 2 factorised exactly, rank 4 above
+               ``lutops.MAX_RANK`` so gathered like the others), full rank
                (random errors: gathered) and the evolved EPS=0.005 and 0.05 multipliers of ``runs/mul8s/``,
                on LeNet-5 and ResNet-20 trained on MNIST, with MNIST test images. Every LUT network is
                first checked bit for bit against the plain int64 reference loop on a few images.

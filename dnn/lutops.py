@@ -12,8 +12,8 @@ is one ordinary convolution whose input has ``1 + r`` channels per input channel
 ...) and whose weights hold ``w``, ``V_1(w)``, .... All operands are integers, so float32 arithmetic
 is exact while every partial sum stays below 2**24; the reduction is split into channel groups
 (a grouped convolution, summed in float64) whenever a bound computed from the actual weights says it
-might not. Evolved multipliers typically have error tables of rank 1-20. When the rank is too high
-for this to pay, the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
+might not. Error tables of broken-array multipliers have ranks of a few; those of evolved multipliers
+9 to well over 100. Above rank MAX_RANK (where this stops paying), the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
 per-layer table of ``E[a, w_k] - E[0, w_k]`` rows, summed as 16-lane vectors in int16 runs whose length
 a bound from the table's largest entry makes overflow-free, the ``E[0, w_k]`` parts being a constant of
 each filter; still exact.
@@ -32,7 +32,7 @@ import numpy as np
 from dnn import factor
 from dnn.mults import N_WCODES, W_MAX, Multiplier
 
-MAX_RANK = 8  # above this the error part is gathered: measured crossover on LeNet-5 / ResNet-20 shapes
+MAX_RANK = 3  # above this the error part is gathered: the measured crossover on LeNet-5 / ResNet-20 (dnn.bench)
 F32_EXACT = float(1 << 24)
 
 
@@ -250,10 +250,22 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
         ho, wo = acc.shape[2:]
         err = np.empty((n, ho, wo, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(x_codes.to(torch.int16).contiguous().numpy(), prep.err_table, plan.a_lo, kh, kw, stride, err,
+        kernels.conv_error(_activations(x_codes, plan), prep.err_table, plan.a_lo, kh, kw, stride, err,
                            prep.err_run, kernels.PTILE)
         acc = _add(acc, torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
+
+
+def _activations(x_codes: Any, plan: Plan) -> np.ndarray:
+    """The activation codes as the contiguous int16 array the gather kernel reads. The kernel indexes its
+    table with them unchecked, so their range is checked here."""
+    import torch
+
+    x = x_codes.to(torch.int16).contiguous()
+    if x.numel() and (int(x.min()) < plan.a_lo or int(x.max()) > plan.a_hi):
+        raise ValueError(f"activation codes span {int(x.min())}..{int(x.max())}, outside the plan's "
+                         f"{plan.a_lo}..{plan.a_hi}")
+    return x.numpy()
 
 
 def _add(acc: Any, err: Any, prep: Prepared) -> Any:
@@ -288,7 +300,7 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
 
         err = np.empty((n, 1, 1, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(x_codes.to(torch.int16).contiguous().numpy().reshape(n, k, 1, 1), prep.err_table, plan.a_lo, 1, 1,
+        kernels.conv_error(_activations(x_codes, plan).reshape(n, k, 1, 1), prep.err_table, plan.a_lo, 1, 1,
                            1, err, prep.err_run, kernels.PTILE)  # a 1x1 convolution
         acc = _add(acc, torch.from_numpy(err[:, 0, 0, :prep.out]), prep)
     return _result(acc, prep)

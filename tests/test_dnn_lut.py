@@ -234,3 +234,12 @@ def test_gather_narrow_runs_do_not_overflow(spread):
         bounded = np.zeros_like(one_run)
         kernels.conv_error(xp, prep.err_table, 0, 3, 3, 1, bounded, prep.err_run, kernels.PTILE)
         assert not np.array_equal(one_run, bounded)
+
+
+def test_gather_refuses_activations_outside_the_plan():
+    """The gather kernel indexes its table unchecked: codes outside the planned range are refused first."""
+    m = _mult("random")
+    x = torch.full((1, 1, 4, 4), 128)
+    w = torch.ones((2, 1, 3, 3), dtype=torch.long)
+    with pytest.raises(ValueError, match=r"^activation codes span 128\.\.128, outside the plan's 0\.\.127$"):
+        lutops.conv2d_acc(x, w, (m,), torch.zeros(2, dtype=torch.long), a_lo=0, a_hi=127)
