@@ -360,6 +360,15 @@ def save_checkpoint(path: Path, state: State, fingerprint: dict[str, Any]) -> No
     os.replace(tmp, path)
 
 
+def checkpoint_elapsed(path: Path) -> float | None:
+    """Evolution seconds a checkpoint holds, or None when it cannot be read (resuming then says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return float(json.loads(bytes(data["meta"]).decode())["elapsed"])
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+        return None
+
+
 def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
     """Read a checkpoint; a corrupt one or one from a different run is a one-line error."""
     if not path.is_file():

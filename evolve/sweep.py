@@ -21,6 +21,7 @@ from core.errors import ConfigError, must
 from core.run import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
+MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
 COLUMNS = ("eps", "wce_limit", "wce", "wce_pct", "mae_pct", "er", "mred", "area", "area_ratio", "transistors",
            "transistor_ratio", "power_w", "power_ratio", "delay_ratio", "generations", "evaluations", "verified")
 
@@ -84,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
 def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]:
     from dataclasses import replace
 
-    from evolve import job
+    from evolve import engine, job
 
     run_dir = out / f"eps{cfg.eps:g}-seed{cfg.seed}"
     report = run_dir / "report.json"
@@ -93,6 +94,9 @@ def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]
         if not r.get("interrupted"):
             return _row(r, run_dir)
     resume = (run_dir / "checkpoint.npz").is_file() and not overwrite
+    if resume and cfg.budget > 0:  # every EPS gets the same evolution time: an interrupted run only the rest
+        spent = engine.checkpoint_elapsed(run_dir / "checkpoint.npz") or 0.0
+        cfg = replace(cfg, budget=max(cfg.budget - spent, MIN_REST_S))
     cfg = replace(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite and run_dir.exists())
     r = job.run(cfg, given={"budget": cfg.budget, "generations": cfg.generations} if resume else None,
                 progress=progress)

@@ -206,3 +206,33 @@ def test_wide_design_is_sampled_and_says_so(tmp_path):
     assert lut.shape == (512, 256) and r["wce"] == err.max() and r["mae"] == pytest.approx(err.mean())
     v = r["verification"]
     assert v["passed"] and not v["exhaustive"] and v["benches"]["approx_mapped"]["mismatches"] == 0
+
+
+def test_interrupted_sweep_run_gets_only_the_rest_of_its_budget(run4s, tmp_path, monkeypatch):
+    """A sweep resuming an interrupted run gives it what is left of BUDGET, so every EPS evolves equally long."""
+    import shutil
+
+    from evolve import engine, job, sweep
+
+    spent = engine.checkpoint_elapsed(run4s / "checkpoint.npz")
+    assert spent == pytest.approx(json.loads((run4s / "report.json").read_text())["runtime_s"])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip file")
+    assert engine.checkpoint_elapsed(tmp_path / "bad.npz") is None
+
+    d = tmp_path / "eps0.05-seed3"
+    d.mkdir()
+    shutil.copyfile(run4s / "checkpoint.npz", d / "checkpoint.npz")
+    seen = []
+
+    def run(cfg, *, given=None, progress=True):
+        seen.append((cfg.budget, cfg.resume, given))
+        return json.loads((run4s / "report.json").read_text())
+
+    monkeypatch.setattr(job, "run", run)
+    base = job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent + 100.0)
+    sweep._one(base, tmp_path, overwrite=False, progress=False)
+    budget, resume, given = seen[-1]
+    assert resume and budget == pytest.approx(100.0) and given["budget"] == budget
+    sweep._one(job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent / 2), tmp_path, overwrite=False,
+               progress=False)
+    assert seen[-1][0] == sweep.MIN_REST_S
