@@ -30,7 +30,7 @@ class RunDir:
     """A directory that records every external command run for it and keeps one log per step."""
 
     def __init__(self, path: Path):
-        self.path = Path(path)
+        self.path = Path(path).resolve()  # tools run in other directories (simulators in their build)
         self.logs = self.path / "logs"
 
     @classmethod

@@ -106,3 +106,19 @@ def test_bench_array_quick(tmp_path):
     area = rows["4x4 ws array: array area ratio (evolved / exact)"]
     # the multiplier is a share of the array, so the array saves less than the multiplier alone (ratio > 1)
     assert 0 < area["value"] <= 1 and area["reference"] <= area["value"]
+
+
+def test_array_command_with_a_relative_run_directory(tmp_path):
+    """`flow.py array` from another directory, run directory given relative to it: verified, reported."""
+    base = [sys.executable, str(ROOT / "flow.py"), "array", "--rows", "2", "--cols", "2", "--no-ppa", "--quiet"]
+    proc = subprocess.run([*base, "--shapes", "3x5x4", "--run-dir", "arr"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=900, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((tmp_path / "arr" / "report.json").read_text())
+    assert r["verification"]["passed"] and r["verification"]["cycles_match"]
+    assert [g["shape"] for g in r["verification"]["gemms"]] == ["3x5x4"]
+    assert (tmp_path / "arr" / "array.v").stat().st_size > 0
+    bad = subprocess.run([*base, "--rows", "0", "--run-dir", "bad"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=300, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: ROWS must be a positive integer, not 0"
+    assert not (tmp_path / "bad").exists()
