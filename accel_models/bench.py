@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.bench import row
+
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "tests" / "data" / "scalesim_v2_grid.json"
 
@@ -30,11 +32,6 @@ def _timed(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def _row(name: str, value: float, unit: str, reference: float | None, note: str) -> dict:
-    ratio = value / reference if reference else None
-    return {"name": name, "value": value, "unit": unit, "reference": reference, "ratio": ratio, "note": note}
 
 
 def _fixture_run(root: Path, name: str, power_w: float) -> str:
@@ -61,10 +58,10 @@ def run(quick: bool = False) -> list[dict]:
     ss = Accelerator(Hardware(128, 128, 4, "ws", cycle_model="scalesim"))
     ss.prepare(first[:1])  # compile
     t_ss = _timed(lambda: ss.prepare(first), 1)
-    rows.append(_row("resnet50_4x128x128_rtl_eval", t_rtl * 1e3, "ms", None,
-                     f"all {len(r50)} layers, best split per layer; target < 50 ms"))
-    rows.append(_row("scalesim_model_first_layers", t_ss * 1e3, "ms", t_rtl * 1e3 * len(first) / len(r50),
-                     f"scalesim model on the first {len(first)} layer(s); reference: rtl model on the same layers"))
+    rows.append(row("resnet50_4x128x128_rtl_eval", t_rtl * 1e3, "ms", None,
+                    f"all {len(r50)} layers, best split per layer; target < 50 ms"))
+    rows.append(row("scalesim_model_first_layers", t_ss * 1e3, "ms", t_rtl * 1e3 * len(first) / len(r50),
+                    f"scalesim model on the first {len(first)} layer(s); reference: rtl model on the same layers"))
 
     with tempfile.TemporaryDirectory() as tmp:
         from accel_models.api import Evaluator
@@ -79,9 +76,9 @@ def run(quick: bool = False) -> list[dict]:
         t_re = _timed(lambda: evaluator.evaluate(next(it)), 50 if quick else 2000)
         t_full = _timed(lambda: Evaluator(config, multipliers=tuple(runs)).evaluate(assignments[0]),
                         1 if quick else 5)
-    rows.append(_row("assignment_reevaluation", t_re * 1e6, "us", t_full * 1e6,
-                     "energy + time of a new per-layer JSON assignment of ResNet-50 (api.Evaluator); "
-                     "reference: building the evaluator from scratch; target < 1000 us"))
+    rows.append(row("assignment_reevaluation", t_re * 1e6, "us", t_full * 1e6,
+                    "energy + time of a new per-layer JSON assignment of ResNet-50 (api.Evaluator); "
+                    "reference: building the evaluator from scratch; target < 1000 us"))
 
     if GRID.is_file():
         from accel_models.scalesim import ScaleSimConfig, simulate_row
@@ -98,11 +95,11 @@ def run(quick: bool = False) -> list[dict]:
                 mine = simulate_row(tuple(layer["row"]), cfg).as_dict()
                 layers += 1
                 diff += any(float(layer["scalesim"][k]) != v for k, v in mine.items())
-        rows.append(_row("scalesim_v2_differences", float(diff), "layers", float(layers),
-                         f"{len(entries)} configurations x layers of the stored SCALE-Sim grid, "
-                         f"{time.perf_counter() - t:.2f} s; target 0"))
+        rows.append(row("scalesim_v2_differences", float(diff), "layers", float(layers),
+                        f"{len(entries)} configurations x layers of the stored SCALE-Sim grid, "
+                        f"{time.perf_counter() - t:.2f} s; target 0"))
     else:
-        rows.append(_row("scalesim_v2_differences", float("nan"), "layers", None, f"{GRID} missing"))
+        rows.append(row("scalesim_v2_differences", float("nan"), "layers", None, f"{GRID} missing"))
 
     from accel_models.rtl_cycles import gemm_cycles
     from accel_models.rtl_reference import simulate
@@ -118,8 +115,8 @@ def run(quick: bool = False) -> list[dict]:
                 total += 1
                 mism += cyc != gemm_cycles(m, k, n, rows=4, cols=4, dataflow=df, pods=pods, split=split) or \
                     not np.array_equal(out, (A @ B) & 0xFFFFFFFF)
-    rows.append(_row("rtl_contract_differences", float(mism), "runs", float(total),
-                     "cycle-stepped model of RTL_TIMING.md vs the rtl formulas and A x B; target 0"))
+    rows.append(row("rtl_contract_differences", float(mism), "runs", float(total),
+                    "cycle-stepped model of RTL_TIMING.md vs the rtl formulas and A x B; target 0"))
     return rows
 
 

@@ -24,12 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.bench import row
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _row(name: str, value: float, unit: str, reference: float | None, note: str) -> dict[str, Any]:
-    ratio = value / reference if reference else None
-    return {"name": name, "value": value, "unit": unit, "reference": reference, "ratio": ratio, "note": note}
 
 
 def _best_of(fns: list[Any], reps: int) -> list[float]:
@@ -110,10 +107,10 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
                                              1 if quick else 5)
                 ranks = sorted({layer._prep[1].plan.rank for _, layer in qnn.qlayers(model)})
                 kind_used = sorted({layer._prep[1].plan.kind for _, layer in qnn.qlayers(model)})
-                rows.append(_row(f"dnn.lut_inference.{net}.{kind}", 1e3 * t_lut, "ms", 1e3 * t_fp32,
-                                 f"batch {batch}, {inputs}, 1 thread; reference = exact fp32 forward; bit-exact "
-                                 f"vs int64 loop: {'yes' if same else 'NO'}; plan {'/'.join(kind_used)}, "
-                                 f"rank {ranks}"))
+                rows.append(row(f"dnn.lut_inference.{net}.{kind}", 1e3 * t_lut, "ms", 1e3 * t_fp32,
+                                f"batch {batch}, {inputs}, 1 thread; reference = exact fp32 forward; bit-exact "
+                                f"vs int64 loop: {'yes' if same else 'NO'}; plan {'/'.join(kind_used)}, "
+                                f"rank {ranks}"))
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -131,7 +128,7 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     from dnn import cli
 
     if quick:
-        return [_row("dnn.search.lenet5_mnist", float("nan"), "x", None, "not run in quick mode")]
+        return [row("dnn.search.lenet5_mnist", float("nan"), "x", None, "not run in quick mode")]
     with tempfile.TemporaryDirectory() as tmp:
         dirs = _mult_dirs()
         source = "multiplier runs"
@@ -159,14 +156,14 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     for name, m in rep["methods"].items():
         red = m["energy_reduction"]
         acc = m["best"]["accuracy"] if m["best"] else float("nan")
-        rows.append(_row(f"dnn.search.lenet5_mnist.{name}.energy_reduction", red or float("nan"), "x",
-                         ex_red if name != "exhaustive" else None,
-                         f"{m['evaluations']} evaluations; accuracy {acc:.4f} vs exact INT8 "
-                         f"{rep['baseline_accuracy']:.4f} on {rep['eval_images']} images; "
-                         f"{len(rep['multipliers']) - 1} {source}; reference = exhaustive"))
-        rows.append(_row(f"dnn.search.lenet5_mnist.{name}.evaluations", float(m["evaluations"]), "nets",
-                         float(ex.get("evaluations")) if ex and name != "exhaustive" else None,
-                         "distinct networks evaluated; reference = exhaustive"))
+        rows.append(row(f"dnn.search.lenet5_mnist.{name}.energy_reduction", red or float("nan"), "x",
+                        ex_red if name != "exhaustive" else None,
+                        f"{m['evaluations']} evaluations; accuracy {acc:.4f} vs exact INT8 "
+                        f"{rep['baseline_accuracy']:.4f} on {rep['eval_images']} images; "
+                        f"{len(rep['multipliers']) - 1} {source}; reference = exhaustive"))
+        rows.append(row(f"dnn.search.lenet5_mnist.{name}.evaluations", float(m["evaluations"]), "nets",
+                        float(ex.get("evaluations")) if ex and name != "exhaustive" else None,
+                        "distinct networks evaluated; reference = exhaustive"))
     return rows
 
 

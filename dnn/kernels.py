@@ -138,5 +138,5 @@ def acc_dtype(bound: float) -> type:
 def run_length(table: np.ndarray) -> int:
     """How many rows of ``table`` can be summed in its own dtype without overflow: each k adds one row,
     so ``run`` k add at most ``run * max|table|`` to any accumulator."""
-    top = int(np.abs(table.astype(np.int64)).max(initial=0))
+    top = max(int(table.max(initial=0)), -int(table.min(initial=0)))  # no |.| in the dtype: it could overflow
     return max(1, int(np.iinfo(table.dtype).max) // max(1, top))

@@ -12,8 +12,8 @@ is one ordinary convolution whose input has ``1 + r`` channels per input channel
 ...) and whose weights hold ``w``, ``V_1(w)``, .... All operands are integers, so float32 arithmetic
 is exact while every partial sum stays below 2**24; the reduction is split into channel groups
 (a grouped convolution, summed in float64) whenever a bound computed from the actual weights says it
-might not. Error tables of broken-array multipliers have ranks of a few; those of evolved multipliers
-9 to well over 100. Above rank MAX_RANK (where this stops paying), the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
+might not. Error tables of broken-array multipliers have ranks of a few, those of evolved multipliers
+far more. Above rank MAX_RANK (where this stops paying), the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
 per-layer table of ``E[a, w_k] - E[0, w_k]`` rows, summed as 16-lane vectors in int16 runs whose length
 a bound from the table's largest entry makes overflow-free, the ``E[0, w_k]`` parts being a constant of
 each filter; still exact.
@@ -180,13 +180,14 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
         gi = group.numpy()
         # table[k, a, o] = E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]]; the a = 0 parts sum to err_const
         op = kernels.padded(o)
-        err_table = np.zeros((k, plan.err.shape[1], op), kernels.table_dtype(float(np.abs(plan.err).max(initial=0))))
+        top = float(np.abs(plan.err).max(initial=0))
+        err_table = np.zeros((k, plan.err.shape[1], op), kernels.table_dtype(top))
         err_table[:, :, :o] = plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :],
                                        wf.T[:, :, None]].transpose(0, 2, 1)
         err_run = kernels.run_length(err_table)
         assert plan.err_zero is not None
         err_const = np.take_along_axis(plan.err_zero[gi], wf, axis=1).sum(axis=1)
-        err_bound = float(np.abs(err_const).max(initial=0)) + float(np.abs(plan.err).max(initial=0)) * k
+        err_bound = float(np.abs(err_const).max(initial=0)) + top * k
         err_acc = kernels.acc_dtype(err_bound)
         err_const = np.concatenate([err_const, np.zeros(op - o, np.int64)]).astype(err_acc)
     chunks = _chunks(bound)
@@ -262,9 +263,10 @@ def _activations(x_codes: Any, plan: Plan) -> np.ndarray:
     import torch
 
     x = x_codes.to(torch.int16).contiguous()
-    if x.numel() and (int(x.min()) < plan.a_lo or int(x.max()) > plan.a_hi):
-        raise ValueError(f"activation codes span {int(x.min())}..{int(x.max())}, outside the plan's "
-                         f"{plan.a_lo}..{plan.a_hi}")
+    if x.numel():
+        lo, hi = (int(v) for v in torch.aminmax(x))
+        if lo < plan.a_lo or hi > plan.a_hi:
+            raise ValueError(f"activation codes span {lo}..{hi}, outside the plan's {plan.a_lo}..{plan.a_hi}")
     return x.numpy()
 
 

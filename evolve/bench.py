@@ -26,13 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from core.bench import row
+
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
 SUITES = ("evolve", "accel", "dnn", "array", "quality")
-
-
-def _row(name: str, value: float, unit: str, reference: float | None = None, note: str = "") -> dict[str, Any]:
-    return {"name": name, "value": value, "unit": unit, "reference": reference,
-            "ratio": value / reference if reference else None, "note": note}
 
 
 def _rate(fn, min_seconds: float) -> float:
@@ -81,13 +78,13 @@ def evolve_suite(quick: bool = False) -> list[dict[str, Any]]:
         int(np.abs(reference_outputs(seed) - exact).max())
 
     ref = _rate(reference, secs)
-    rows.append(_row("reference evaluation (byte per vector, all gates)", ref, "evals/s",
-                     note=f"{seed.n_gates} gates x 65,536 vectors, numpy"))
+    rows.append(row("reference evaluation (byte per vector, all gates)", ref, "evals/s",
+                    note=f"{seed.n_gates} gates x 65,536 vectors, numpy"))
 
     ev = Evaluator(8, 8, True, seed.n_addr, children=1)
     ev.load_parent(seed)
     full = _rate(lambda: ev.load_parent(seed), secs)
-    rows.append(_row("bit-parallel evaluation from scratch", full, "evals/s", ref, "exact WCE over all vectors"))
+    rows.append(row("bit-parallel evaluation from scratch", full, "evals/s", ref, "exact WCE over all vectors"))
 
     # mutants of the seed, each simulated incrementally and its exact WCE computed (no early exit)
     rng = np.random.default_rng(1)
@@ -110,8 +107,8 @@ def evolve_suite(quick: bool = False) -> list[dict[str, Any]]:
                        np.inf, ev2.valid, dirty, ev2.store, ev2.n_chunks, ev2.n_addr, 1, ev2.ex, ev2.nb, True, 1 << 62)
 
     inc = _rate(incremental, secs)
-    rows.append(_row("incremental evaluation of seed mutants", inc, "evals/s", ref,
-                     "exact WCE over all vectors, changed cone only"))
+    rows.append(row("incremental evaluation of seed mutants", inc, "evals/s", ref,
+                    "exact WCE over all vectors, changed cone only"))
 
     # the evolution loop itself: one island on one core, everything included
     problem = engine.Problem(8, 8, True, grown.n_addr, tuple(weights), seed.depth(), 4, cgp.DEFAULT_OPS,
@@ -128,8 +125,8 @@ def evolve_suite(quick: bool = False) -> list[dict[str, Any]]:
                         checkpoint_every=1e9, progress=lambda s, r: None)
     dt = time.perf_counter() - t0
     evo = (out.state.islands[0].evaluations - before) / dt
-    rows.append(_row("evaluations inside the evolution loop (1 core)", evo, "evals/s", ref,
-                     f"(1+4) ES at EPS 0.005, {gens} generations; target >= 10,000"))
+    rows.append(row("evaluations inside the evolution loop (1 core)", evo, "evals/s", ref,
+                    f"(1+4) ES at EPS 0.005, {gens} generations; target >= 10,000"))
     return rows
 
 
@@ -142,10 +139,10 @@ def quality_suite(quick: bool = False) -> list[dict[str, Any]]:
         for eps, theirs in CIRCUITSDNA_TRANSISTOR_RATIO.items():
             cfg = job.EvolveConfig(eps=eps, budget=budget, run_dir=Path(tmp) / f"eps{eps}", power_vectors=500)
             r = job.run(cfg, progress=False)
-            rows.append(_row(f"area ratio, mul8s EPS={eps:g}", r["area_ratio"], "", None,
-                             f"{budget:g} s, 2 processes; verified: {r['verification']['passed']}"))
-            rows.append(_row(f"transistor ratio, mul8s EPS={eps:g}", r["transistor_ratio"], "", theirs,
-                             "reference: CircuitsDNA's reported transistor ratio"))
+            rows.append(row(f"area ratio, mul8s EPS={eps:g}", r["area_ratio"], "", None,
+                            f"{budget:g} s, 2 processes; verified: {r['verification']['passed']}"))
+            rows.append(row(f"transistor ratio, mul8s EPS={eps:g}", r["transistor_ratio"], "", theirs,
+                            "reference: CircuitsDNA's reported transistor ratio"))
     return rows
 
 
@@ -158,7 +155,7 @@ def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        return [_row(f"{name} suite not run", float("nan"), "", note=f"missing: {exc.name}")]
+        return [row(f"{name} suite not run", float("nan"), "", note=f"missing: {exc.name}")]
     return list(mod.run(quick=quick))
 
 

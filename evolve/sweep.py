@@ -130,30 +130,25 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
     import matplotlib.pyplot as plt
 
     eps = [100 * r["eps"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")):
-        ax.plot(eps, [r[key] for r in rows], marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("EPS (WCE limit, % of N)")
-    ax.set_ylabel("ratio to the exact multiplier")
-    ax.set_title(f"{design} on {tech}: cost against EPS")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "cost_vs_eps.png", dpi=120)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("wce_pct", "WCE"), ("mae_pct", "MAE"), ("mred", "MRED")):
-        ax.plot(eps, [r[key] for r in rows], marker="o", label=f"{label} %")
-    ax.plot(eps, eps, ls="--", color="grey", lw=1, label="limit")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("EPS (WCE limit, % of N)")
-    ax.set_ylabel("error, %")
-    ax.set_title(f"{design} on {tech}: error against EPS")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "error_vs_eps.png", dpi=120)
-    plt.close(fig)
+    def plot(name: str, series: tuple[tuple[str, str], ...], ylabel: str, what: str, errors: bool) -> None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in series:
+            ax.plot(eps, [r[key] for r in rows], marker="o", label=label)
+        if errors:  # on a log scale, with the limit EPS itself
+            ax.plot(eps, eps, ls="--", color="grey", lw=1, label="limit")
+            ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_xlabel("EPS (WCE limit, % of N)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{design} on {tech}: {what} against EPS")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+
+    plot("cost_vs_eps.png", (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")),
+         "ratio to the exact multiplier", "cost", errors=False)
+    plot("error_vs_eps.png", (("wce_pct", "WCE %"), ("mae_pct", "MAE %"), ("mred", "MRED %")), "error, %", "error",
+         errors=True)

@@ -19,15 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.bench import row
 from core.run import latest_multiplier_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 600.0
-
-
-def _row(name: str, value: float, unit: str, reference: float | None = None, note: str = "") -> dict[str, Any]:
-    ratio = value / reference if reference else None
-    return {"name": name, "value": value, "unit": unit, "reference": reference, "ratio": ratio, "note": note}
 
 
 def find_multiplier(eps: float = 0.005) -> Path | None:
@@ -60,16 +56,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     label = f"{size}x{size} ws array"
     note = f"multiplier {mult} ({origin})"
     return [
-        _row(f"{label}: verify {shape} GEMM", rt["verify_s"], "s", None,
-             f"{g['cycles']:,} cycles = rtl model: {g['cycles_match']}, correct: {g['passed']}"),
-        _row(f"{label}: synthesis + PPA, evolved multiplier", rt["ppa_s"], "s"),
-        _row(f"{label}: verify + synthesis + PPA (one array)", rt["verify_s"] + rt["ppa_s"], "s", TARGET_S,
-             "reference: the 10-minute target"),
-        _row(f"{label}: whole job (also the exact array's PPA)", wall, "s"),
-        _row(f"{label}: array area ratio (evolved / exact)", s["area_ratio"], "", ml["area_ratio"],
-             f"reference: the multiplier alone; {note}"),
-        _row(f"{label}: array power ratio (evolved / exact)", s["power_ratio"], "", ml["power_ratio"],
-             "reference: the multiplier alone"),
-        _row(f"{label}: PE area ratio", s["pe_area_ratio"], "", ml["area_ratio"],
-             f"the multiplier takes {r['mult_area_share']:.1%} of the evolved PE's area"),
+        row(f"{label}: verify {shape} GEMM", rt["verify_s"], "s", None,
+            f"{g['cycles']:,} cycles = rtl model: {g['cycles_match']}, correct: {g['passed']}"),
+        row(f"{label}: synthesis + PPA, evolved multiplier", rt["ppa_s"], "s"),
+        row(f"{label}: verify + synthesis + PPA (one array)", rt["verify_s"] + rt["ppa_s"], "s", TARGET_S,
+            "reference: the 10-minute target"),
+        row(f"{label}: whole job (also the exact array's PPA)", wall, "s"),
+        row(f"{label}: array area ratio (evolved / exact)", s["area_ratio"], "", ml["area_ratio"],
+            f"reference: the multiplier alone; {note}"),
+        row(f"{label}: array power ratio (evolved / exact)", s["power_ratio"], "", ml["power_ratio"],
+            "reference: the multiplier alone"),
+        row(f"{label}: PE area ratio", s["pe_area_ratio"], "", ml["area_ratio"],
+            f"the multiplier takes {r['mult_area_share']:.1%} of the evolved PE's area"),
     ]
