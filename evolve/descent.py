@@ -6,17 +6,24 @@ candidate is evaluated exhaustively like any CGP child (WCE, cost, depth); the f
 saves the most cost is applied, and the pass repeats until no single simplification saves anything
 within the WCE limit and the depth bound. This finds in seconds the savings that random mutation
 needs hundreds of thousands of evaluations to stumble on, and the GP starts from there.
+
+Above 16 input bits the evaluator sees a vector set, not every input, so each step is proven
+(``prove``) before it is applied: a refuted step adds its counterexample to the vector set (the
+evaluator is rebuilt by ``rebuild``) and the candidates are weighed again; a step whose proof runs
+out of time is never taken.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from evolve import kernels
 from evolve.evaluator import Evaluator
 from evolve.netlist import NOT, Netlist
+from verify.wce import Proof, refuting_vectors
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class Descent:
     wce: int
     steps: int
     evaluations: int
+    counterexamples: list[int] = field(default_factory=list)
+    proofs: int = 0
 
 
 def redirect(net: Netlist, addr: int, to: int) -> None:
@@ -38,22 +47,31 @@ def redirect(net: Netlist, addr: int, to: int) -> None:
     kernels.fold_constants(net.func, net.in0, net.in1, net.out, net.first)
 
 
-def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int, max_depth: int) -> Descent:
-    """Apply the best single-gate simplification until none fits the WCE limit and depth bound."""
+def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int, max_depth: int,
+            prove: Callable[[Netlist], Proof] | None = None,
+            rebuild: Callable[[list[int]], Evaluator] | None = None) -> Descent:
+    """Apply the best single-gate simplification until none fits the WCE limit and depth bound.
+
+    With ``prove`` (and ``rebuild``, which makes an evaluator whose vector set holds the given
+    counterexamples) every step is proven before it is taken."""
     ev = evaluator
     cur = net.copy()
     wce, act = ev.load_parent(cur)
     cost = float(kernels.gate_cost(cur.func, act, weights))
     dirty = np.zeros(ev.n_addr, dtype=np.bool_)
-    steps = evaluations = 0
+    steps = evaluations = proofs = 0
+    found: list[int] = []
+    banned: set[tuple[int, int]] = set()  # steps whose proof ran out of time
     while True:
-        best: tuple[float, Netlist, int] | None = None
+        best: tuple[float, Netlist, int, tuple[int, int]] | None = None
         for k in np.flatnonzero(act):
             addr = cur.first + int(k)
             targets = {0, 1, int(cur.in0[k])}
             if cur.func[k] != NOT:
                 targets.add(int(cur.in1[k]))
             for to in sorted(targets):
+                if (addr, to) in banned:
+                    continue
                 cand = cur.copy()
                 redirect(cand, addr, to)
                 w, c, _, _, _ = kernels.assess(
@@ -63,10 +81,23 @@ def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int,
                 if w >= 0:
                     evaluations += 1
                 if 0 <= w <= limit and (best is None or c < best[0]):
-                    best = (c, cand, w)
+                    best = (c, cand, w, (addr, to))
         if best is None:
             break
-        cost, cur, wce = best
+        if prove is not None:
+            proofs += 1
+            proof = prove(best[1])
+            if not proof.proven:
+                if proof.counterexample is None:
+                    banned.add(best[3])
+                else:
+                    assert rebuild is not None
+                    found += refuting_vectors(proof, net.wb)
+                    ev = rebuild(found)
+                    dirty = np.zeros(ev.n_addr, dtype=np.bool_)
+                    ev.load_parent(cur)
+                continue
+        cost, cur, wce, _ = best
         _, act = ev.load_parent(cur)
         steps += 1
-    return Descent(cur, cost, wce, steps, evaluations)
+    return Descent(cur, cost, wce, steps, evaluations, found, proofs)

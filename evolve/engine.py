@@ -3,7 +3,17 @@
 Each island is a (1+lambda) ES with its own random stream. Islands run *epochs* of a fixed number of
 generations through ``toolbox.map`` (a process pool when more than one job is used); between epochs
 the best circuit migrates, progress is shown, the WCE schedule advances and, every so often, a
-checkpoint is written. Because epochs are counted in generations, not seconds, a run is a
+checkpoint is written.
+
+Up to 16 input bits every candidate is simulated on every input pair, so its WCE is exact. Above,
+the search is counterexample-guided: candidates are simulated on a vector set (a sample, the corner
+cases and every counterexample found so far, :func:`evolve.evaluator.search_vectors`), and a
+candidate that would become an island's best circuit, or a parent that would migrate, is first
+*proven* within the limit on all inputs (:mod:`verify.wce`: exhaustive simulation where it fits
+``proof_timeout``, else a SAT miter). A refuted candidate is rejected and its counterexample joins
+the vector set of every island (its own at once, the others' at the next epoch); a proof that runs
+out of time rejects the candidate too. So the best circuit an island holds, the one that is
+checkpointed and shipped, is always proven. Because epochs are counted in generations, not seconds, a run is a
 deterministic function of its seed: a time budget only decides after how many epochs it stops.
 """
 
@@ -27,8 +37,9 @@ from deap import base, tools
 
 from core.errors import ConfigError
 from evolve import cgp, kernels
-from evolve.evaluator import Evaluator
+from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import Netlist
+from verify import wce as prover
 
 CHECKPOINT_FORMAT = "axflow-evolve-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -51,6 +62,24 @@ class Problem:
     tiebreak: bool = True
     uphill: float = 0.0  # cost a child may add and still replace a feasible parent
     mutations: int = 1  # most phenotypic mutations per child (uniform in 1..mutations)
+    proof_timeout: float = 60.0  # seconds one proof may take (above 16 input bits)
+    reference: Netlist | None = field(default=None, compare=False)  # exact netlist for SAT miters
+
+    @property
+    def proves(self) -> bool:
+        """Whether candidates need a proof: above 16 input bits the evaluation is not exhaustive."""
+        return self.wa + self.wb > EXHAUSTIVE_MAX_BITS
+
+    def evaluator(self, counterexamples: tuple[int, ...] = ()) -> Evaluator:
+        if not self.proves:
+            return Evaluator(self.wa, self.wb, self.signed, self.n_addr, children=self.offspring,
+                             samples=self.samples, seed=self.sample_seed)
+        return Evaluator(self.wa, self.wb, self.signed, self.n_addr, children=self.offspring,
+                         vectors=search_vectors(self.wa, self.wb, self.signed, self.samples, self.sample_seed,
+                                                counterexamples))
+
+    def prove(self, net: Netlist, bound: int, threads: int = 1) -> prover.Proof:
+        return prover.check(net, bound, timeout=self.proof_timeout, reference=self.reference, threads=threads)
 
 
 @dataclass
@@ -68,6 +97,10 @@ class Island:
     candidates: int = 0
     accepted: int = 0
     op_counts: list[int] = field(default_factory=lambda: [0] * kernels.N_OPS)
+    proof_times: list[float] = field(default_factory=list)  # seconds of each proof that accepted a best
+    refuted: int = 0  # candidates a proof rejected with a counterexample
+    unproven: int = 0  # candidates rejected because their proof ran out of time
+    counterexamples: list[int] = field(default_factory=list)  # found in the last epoch (vectors)
 
 
 @dataclass(frozen=True)
@@ -76,25 +109,44 @@ class EpochJob:
     generations: int
     limit: int  # WCE limit during this epoch
     final_limit: int  # the run's EPS limit: what the archive accepts
+    counterexamples: tuple[int, ...] = ()  # every island's, so far: part of the vector set
 
 
 # -------------------------------------------------------------------------- worker side
 _WORKER: cgp.Context | None = None
 _WORKER_PROBLEM: Problem | None = None
+_WORKER_CEX: tuple[int, ...] = ()
 
 
 def init_worker(problem: Problem, ignore_sigint: bool = True) -> None:
     """Build the process's evaluator once (a pool initializer); Ctrl-C is handled by the parent."""
-    global _WORKER, _WORKER_PROBLEM
+    global _WORKER, _WORKER_PROBLEM, _WORKER_CEX
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _WORKER_PROBLEM == problem and _WORKER is not None:
         return
-    ev = Evaluator(problem.wa, problem.wb, problem.signed, problem.n_addr, children=problem.offspring,
-                   samples=problem.samples, seed=problem.sample_seed)
-    _WORKER = cgp.Context(ev, np.array(problem.weights, dtype=np.float64), problem.max_depth,
+    _WORKER = cgp.Context(problem.evaluator(), np.array(problem.weights, dtype=np.float64), problem.max_depth,
                           tiebreak=problem.tiebreak, uphill=problem.uphill)
     _WORKER_PROBLEM = problem
+    _WORKER_CEX = ()
+
+
+def _use_counterexamples(ctx: cgp.Context, problem: Problem, cex: tuple[int, ...]) -> Evaluator:
+    """Make the worker's evaluator simulate the vector set with these counterexamples."""
+    global _WORKER_CEX
+    if cex != _WORKER_CEX:
+        ctx.evaluator = problem.evaluator(cex)
+        _WORKER_CEX = cex
+    return ctx.evaluator
+
+
+def _parent_fitness(ctx: cgp.Context, problem: Problem, parent: cgp.Individual, limit: int) -> float:
+    """Load ``parent`` into the evaluator's cache and set its fitness; returns its cost."""
+    wce, act = ctx.evaluator.load_parent(parent.net)
+    parent.act, parent.wce = act, wce
+    cost = float(kernels.gate_cost(parent.net.func, act, ctx.weights))
+    parent.fitness.values = (float(max(0, wce - limit)), cost, float(wce) if problem.tiebreak else 0.0)
+    return cost
 
 
 def run_epoch(job: EpochJob) -> Island:
@@ -102,21 +154,21 @@ def run_epoch(job: EpochJob) -> Island:
     ctx, problem = _WORKER, _WORKER_PROBLEM
     assert ctx is not None and problem is not None, "init_worker was not called"
     isl = job.island
-    ev = ctx.evaluator
+    cex = tuple(job.counterexamples)
+    ev = _use_counterexamples(ctx, problem, cex)
     ctx.limit = job.limit
     cum = np.cumsum(np.array(problem.ops, dtype=np.float64))
     rng = np.random.default_rng()
     rng.bit_generator.state = isl.rng_state
 
     parent = cgp.Individual(isl.net.copy())
-    wce, act = ev.load_parent(parent.net)
-    parent.act, parent.wce = act, wce
-    cost = float(kernels.gate_cost(parent.net.func, act, ctx.weights))
-    parent.fitness.values = (float(max(0, wce - job.limit)), cost, float(wce) if problem.tiebreak else 0.0)
+    cost = _parent_fitness(ctx, problem, parent, job.limit)
     dirties = [np.zeros(ev.n_addr, dtype=np.bool_) for _ in range(problem.offspring)]
     best, best_cost, best_wce = isl.best, isl.best_cost, isl.best_wce
-    if wce <= job.final_limit and cost < best_cost:
-        best, best_cost, best_wce = parent.net.copy(), cost, wce
+    proof_times, refuted, unproven = list(isl.proof_times), isl.refuted, isl.unproven
+    found: list[int] = []
+    if not problem.proves and parent.wce <= job.final_limit and cost < best_cost:
+        best, best_cost, best_wce = parent.net.copy(), cost, parent.wce
     evaluations = candidates = accepted = 0
     op_counts = list(isl.op_counts)
     for _ in range(job.generations):
@@ -133,17 +185,35 @@ def run_epoch(job: EpochJob) -> Island:
             offspring.append(child)
         candidates += len(offspring)
         chosen = cgp.select(parent, offspring, problem.uphill)
-        if chosen is not parent:
-            assert chosen.order is not None and chosen.act is not None
-            ev.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)
-            parent = chosen
-            accepted += 1
-            if parent.wce <= job.final_limit and parent.cost < best_cost:
-                best, best_cost, best_wce = parent.net.copy(), parent.cost, parent.wce
+        if chosen is parent:
+            continue
+        new_best = chosen.wce <= job.final_limit and chosen.cost < best_cost
+        if new_best and problem.proves:
+            # it would become the island's best: prove it on all inputs before accepting it
+            proof = problem.prove(chosen.net, job.final_limit)
+            if not proof.proven:
+                if proof.counterexample is None:
+                    unproven += 1  # out of time: rejected, never accepted
+                    continue
+                refuted += 1
+                new = prover.refuting_vectors(proof, problem.wb)
+                found += new
+                cex = tuple(sorted(set(cex) | set(new)))
+                ev = _use_counterexamples(ctx, problem, cex)
+                _parent_fitness(ctx, problem, parent, job.limit)  # the cache is new: reload the parent
+                continue
+            proof_times.append(proof.time_s)
+        assert chosen.order is not None and chosen.act is not None
+        ev.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)
+        parent = chosen
+        accepted += 1
+        if new_best:
+            best, best_cost, best_wce = parent.net.copy(), parent.cost, parent.wce
     return Island(net=parent.net, rng_state=dict(rng.bit_generator.state), fitness=parent.fitness.values,
                   wce=parent.wce, best=best, best_cost=best_cost, best_wce=best_wce,
                   evaluations=isl.evaluations + evaluations, candidates=isl.candidates + candidates,
-                  accepted=isl.accepted + accepted, op_counts=op_counts)
+                  accepted=isl.accepted + accepted, op_counts=op_counts, proof_times=proof_times,
+                  refuted=refuted, unproven=unproven, counterexamples=found)
 
 
 # -------------------------------------------------------------------------- driver side
@@ -172,6 +242,10 @@ class State:
     epoch: int = 0
     elapsed: float = 0.0
     logbook: list[dict] = field(default_factory=list)
+    counterexamples: list[int] = field(default_factory=list)  # every refuted candidate's, as vectors
+
+    def add_counterexamples(self, vectors: list[int]) -> None:
+        self.counterexamples = sorted(set(self.counterexamples) | set(vectors))
 
 
 @dataclass
@@ -251,17 +325,21 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
                                                                      generations - state.generation)
             limit = schedule.limit(state.generation)
             t0 = time.monotonic()
-            results = toolbox.map(toolbox.epoch, [EpochJob(isl, gens, limit, final_limit)
+            cex = tuple(state.counterexamples)
+            results = toolbox.map(toolbox.epoch, [EpochJob(isl, gens, limit, final_limit, cex)
                                                   for isl in state.islands])
             dt = time.monotonic() - t0
             last_epoch_time = dt
             before = sum(i.evaluations for i in state.islands)
             state.islands = list(results)
+            for isl in state.islands:
+                state.add_counterexamples(isl.counterexamples)
+                isl.counterexamples = []
             state.generation += gens
             state.epoch += 1
             state.elapsed += dt
             if migrate_every > 0 and state.epoch % migrate_every == 0:
-                _migrate(state.islands)
+                _migrate(state, problem, final_limit, jobs)
             record = _record(state, limit, final_limit, (sum(i.evaluations for i in state.islands) - before) / dt)
             state.logbook.append(record)
             progress(state, record)
@@ -295,9 +373,20 @@ class _StopRequest:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def _migrate(islands: list[Island]) -> None:
-    """Every island whose parent is worse than the best parent takes a copy of it."""
+def _migrate(state: State, problem: Problem, final_limit: int, jobs: int) -> None:
+    """Every island whose parent is worse than the best parent takes a copy of it.
+
+    Above 16 input bits a feasible parent that would migrate is proven first; a refuted one stays
+    where it is and its counterexample joins the vector set.
+    """
+    islands = state.islands
     best = min(islands, key=lambda i: i.fitness)
+    if problem.proves and best.fitness[0] == 0 and any(isl.fitness > best.fitness for isl in islands):
+        proof = problem.prove(best.net, final_limit, threads=jobs)
+        if not proof.proven:
+            if proof.counterexample is not None:
+                state.add_counterexamples(prover.refuting_vectors(proof, problem.wb))
+            return
     for isl in islands:
         if isl.fitness > best.fitness:
             isl.net, isl.fitness, isl.wce = best.net.copy(), best.fitness, best.wce
@@ -321,6 +410,10 @@ def _record(state: State, limit: int, final_limit: int, rate: float) -> dict:
         "candidates": sum(i.candidates for i in state.islands),
         "accepted": sum(i.accepted for i in state.islands),
         "evals_per_s": round(rate, 1),
+        "proofs": sum(len(i.proof_times) for i in state.islands),
+        "refuted": sum(i.refuted for i in state.islands),
+        "unproven": sum(i.unproven for i in state.islands),
+        "counterexamples": len(state.counterexamples),
     }
 
 
@@ -346,13 +439,15 @@ def save_checkpoint(path: Path, state: State, fingerprint: dict[str, Any]) -> No
             "rng_state": isl.rng_state, "fitness": list(isl.fitness), "wce": isl.wce,
             "has_best": isl.best is not None, "best_cost": isl.best_cost, "best_wce": isl.best_wce,
             "evaluations": isl.evaluations, "candidates": isl.candidates, "accepted": isl.accepted,
-            "op_counts": isl.op_counts,
+            "op_counts": isl.op_counts, "proof_times": isl.proof_times, "refuted": isl.refuted,
+            "unproven": isl.unproven,
         })
     ref = state.islands[0].net
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": fingerprint,
         "generation": state.generation, "epoch": state.epoch, "elapsed": state.elapsed,
         "logbook": state.logbook, "islands": meta_islands, "shape": [ref.wa, ref.wb, ref.signed],
+        "counterexamples": state.counterexamples,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     tmp = path.with_name(path.name + ".tmp.npz")
@@ -404,9 +499,11 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
                 net=net("net"), rng_state=m["rng_state"], fitness=tuple(m["fitness"]), wce=m["wce"],
                 best=net("best") if m["has_best"] else None, best_cost=m["best_cost"], best_wce=m["best_wce"],
                 evaluations=m["evaluations"], candidates=m["candidates"], accepted=m["accepted"],
-                op_counts=list(m["op_counts"])))
+                op_counts=list(m["op_counts"]), proof_times=[float(x) for x in m.get("proof_times", [])],
+                refuted=int(m.get("refuted", 0)), unproven=int(m.get("unproven", 0))))
+        counterexamples = [int(v) for v in meta.get("counterexamples", [])]
     except (KeyError, ValueError, TypeError):
         raise ConfigError(f"checkpoint {path} is corrupt or truncated: delete it or use --overwrite to "
                           "start again") from None
     return State(islands, generation=meta["generation"], epoch=meta["epoch"], elapsed=meta["elapsed"],
-                 logbook=meta["logbook"])
+                 logbook=meta["logbook"], counterexamples=counterexamples)

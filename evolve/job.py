@@ -35,20 +35,21 @@ from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision
 from evolve import cgp, descent, engine, kernels
-from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, errors_of
+from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
 from verify import formal, golden
 from verify import multiplier as vecs
+from verify import wce as prover
 from verify.multiplier import Shape
 
 ROOT = Path(__file__).resolve().parent.parent
-LUT_MAX_BITS = 20  # a product table of 2**20 entries is 4 MB; wider designs ship no lut.npy
+LUT_MAX_BITS = 16  # a full product table up to 16 input bits; wider runs ship the proven netlist and metrics
 # Settings that define the search: a checkpoint only resumes a run with the same values.
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
                "migrate", "spare", "samples", "allow_slower", "descent", "uphill", "seed_netlist_sha256")
-RESUMABLE = ("budget", "generations", "jobs", "checkpoint_every")
+RESUMABLE = ("budget", "generations", "jobs", "checkpoint_every", "proof_timeout")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,11 @@ class EvolveConfig:
     epoch: int = option(1000, unit="generations", help="generations between migration, progress and checkpoints")
     migrate: int = option(10, unit="epochs", help="epochs between migrations of the best circuit")
     spare: float = option(0.1, help="inactive gates added to the seed, as a fraction of its gates")
-    samples: int = option(65536, help="input vectors sampled when wa+wb > 16 (the WCE is then a lower bound)")
+    samples: int = option(65536, help="random input vectors the search evaluates when wa+wb > 16 (with the corner "
+                          "cases and every counterexample; the WCE limit is proven on all inputs)")
+    proof_timeout: float = option(60.0, unit="s", help="time one WCE proof may take when wa+wb > 16 (exhaustive "
+                                  "simulation where it fits, else SAT); a candidate whose proof overruns it is "
+                                  "rejected, and a result whose WCE cannot be proven in it is an error")
     seed_netlist: Path | None = option(None, help="start from this gate-level Verilog instead of the "
                                        "synthesised exact multiplier (ports a, b, y)")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
@@ -122,6 +127,8 @@ class EvolveConfig:
         check_range("SPARE", self.spare, 0.0, 10.0)
         if self.clock_period <= 0:
             raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
+        if not self.proof_timeout > 0:
+            raise must("PROOF_TIMEOUT", "> 0 s", self.proof_timeout)
         if self.checkpoint_every <= 0:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
         if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):
@@ -160,6 +167,7 @@ class Context:
     limit: int
     norm: int
     verbose: bool = True
+    reference: Netlist | None = None  # the exact seed, for SAT miters (None for a user's seed netlist)
 
     def say(self, text: str) -> None:
         """One line of progress on stderr for the steps around the evolution (its own bar says the rest)."""
@@ -280,8 +288,10 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
     seed_depth = seed_net.depth()
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
+    ctx.reference = seed_net if cfg.seed_netlist is None else None
     problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
-                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()))
+                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()),
+                             proof_timeout=cfg.proof_timeout, reference=ctx.reference)
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
     schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
@@ -291,22 +301,40 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
             raise ConfigError(f"checkpoint {ckpt} belongs to a different seed netlist")
     else:
         # the seed must meet the limit itself: it is where the search starts
-        ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr, samples=cfg.samples, seed=cfg.seed)
+        def rebuild(cex: list[int]) -> Evaluator:
+            return Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr,
+                             vectors=search_vectors(cfg.wa, cfg.wb, cfg.signed, cfg.samples, cfg.seed, cex))
+
+        ev = rebuild([]) if problem.proves else Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr)
         seed_wce, _ = ev.load_parent(seed_net)
+        if problem.proves and cfg.seed_netlist is not None and seed_wce <= ctx.limit:
+            # a user's seed: its WCE on all inputs, not only on the vector set
+            proof = problem.prove(seed_net, ctx.limit, threads=cfg.jobs)
+            if proof.status == "unknown":
+                raise ConfigError(f"the WCE of seed netlist {cfg.seed_netlist} cannot be proven within "
+                                  f"--proof-timeout {cfg.proof_timeout:g} s ({proof.method}): raise --proof-timeout")
+            if proof.counterexample is not None:
+                seed_wce = proof.counterexample.error
         if seed_wce > ctx.limit:
             raise ConfigError(f"the seed netlist has a worst-case error of {seed_wce}, above the limit "
                               f"{ctx.limit} = floor(EPS x N): start from an exact or more accurate netlist")
         start, start_wce = seed_net, seed_wce
+        found: list[int] = []
         if cfg.descent:
             t0 = time.monotonic()
-            ctx.say(f"steepest descent under WCE <= {ctx.limit}")
-            d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth)
-            start, start_wce = d.net, d.wce
+            ctx.say(f"steepest descent under WCE <= {ctx.limit}"
+                    + (" (each step proven on all inputs)" if problem.proves else ""))
+            d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth,
+                                prove=(lambda n: problem.prove(n, ctx.limit, threads=cfg.jobs))
+                                if problem.proves else None, rebuild=rebuild)
+            start, start_wce, found = d.net, d.wce, d.counterexamples
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
-                                                "wce": d.wce, "runtime_s": time.monotonic() - t0})
+                                                "wce": d.wce, "runtime_s": time.monotonic() - t0,
+                                                "proofs": d.proofs, "counterexamples": len(found)})
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
         genome = cgp.with_spares(start, cfg.spare, rng)
         state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce)
+        state.add_counterexamples(found)
     bar = _Progress(cfg, ctx.limit, enabled=show_progress)
     try:
         outcome = engine.evolve(
@@ -357,19 +385,11 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     run.write_json("approx.json", best.to_json())
     rtl = run.path / f"{cfg.design}.v"
 
-    # the evolution model's view of the result, and the exact reference on the same vectors
-    ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr, samples=cfg.samples, seed=cfg.seed)
-    errors = ev.errors(best)
-    if errors.wce > ctx.limit:  # the archive only keeps feasible circuits: this is a bug, not a user error
-        raise VerificationError(f"the evolved circuit has WCE {errors.wce} above the limit {ctx.limit}")
+    # the proven WCE and the error metrics over every input pair (estimated where that does not fit)
+    proof, errors, metrics_how = _proven_errors(ctx, best, outcome.state.counterexamples)
     lut = None
     if cfg.wa + cfg.wb <= LUT_MAX_BITS:
-        full = ev if not ev.sampled else Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
-                                                   vectors=np.arange(1 << (cfg.wa + cfg.wb)))
-        lut = full.outputs(best).reshape(1 << cfg.wa, 1 << cfg.wb).astype(np.int32)
-        if ev.sampled:  # the table covers every input: measure the errors over all of them
-            errors = errors_of(lut.ravel().astype(np.int64), golden.table(cfg.wa, cfg.wb, cfg.signed).ravel(),
-                               ctx.norm, False)
+        lut = Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr).lut(best)
         np.save(run.path / "lut.npy", lut)
         _write_lut_csv(run.path / "lut.csv", lut, cfg.wa, cfg.wb, cfg.signed)
 
@@ -378,7 +398,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     exact_map = yosys.map_to_cells(run, [rtl], cfg.design, t, run.path / f"exact_{t.name}.v", step="map_exact")
     approx_map, timing = _map_in_time(ctx, approx_v, module, exact_map)
 
-    verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut)
+    verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut,
+                           outcome.state.counterexamples)
     ppa = _ppa(ctx, exact_map, approx_map, module, best, lut, probs)
 
     seed_tr = seed_net.cost({f: float(t.transistors(f)) for f in FUNCS})
@@ -390,9 +411,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     report: dict[str, Any] = {
         "design": cfg.design, "module": module, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
         "eps": cfg.eps, "norm": ctx.norm, "wce_limit": ctx.limit, "tech": t.name, "cost_objective": cfg.cost,
-        **errors.as_report(),
-        "limit_enforced_on": (f"{cfg.samples} random input pairs" if cfg.wa + cfg.wb > EXHAUSTIVE_MAX_BITS
-                              else "all input pairs"),
+        **errors,
+        "wce_proof": proof.as_report(), "error_metrics": metrics_how,
         "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
         "gate_area": best.cost({f: t.gate_area(f) for f in FUNCS}),
         "transistors": int(best_tr), "transistor_ratio": best_tr / seed_tr,
@@ -411,6 +431,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "descent": (json.loads((run.path / "descent.json").read_text())
                     if (run.path / "descent.json").is_file() else None),
         "operators": {name: int(n) for name, n in zip(kernels.OP_NAMES, ops)},
+        "proofs": _proof_stats(state, cfg),
         "operands": cfg.operands, "power_vectors": cfg.power_vectors,
         "lut": "lut.npy" if lut is not None else None,
     }
@@ -421,6 +442,60 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     rep.plot_evolution(run.path / "evolution.png", state.logbook, report)
     run.write_text("report.md", rep.markdown(report))
     return report
+
+
+def _proven_errors(ctx: Context, best: Netlist, counterexamples: list[int]
+                   ) -> tuple[prover.Wce, dict[str, Any], dict[str, Any]]:
+    """The exact WCE of ``best``, proven, and its other error metrics with how they were measured.
+
+    Up to 16 input bits everything is exhaustive (the evaluator and the prover must agree). Above,
+    the prover scans every pair where that fits ``--proof-timeout`` (and the metrics come from the same
+    scan), else it proves the WCE by SAT and the other metrics are estimated on the random sample.
+    """
+    cfg = ctx.cfg
+    nbits = cfg.wa + cfg.wb
+    vec_ev = (Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr) if nbits <= EXHAUSTIVE_MAX_BITS else
+              Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr,
+                        vectors=search_vectors(cfg.wa, cfg.wb, cfg.signed, cfg.samples, cfg.seed, counterexamples)))
+    on_vectors = vec_ev.errors(best)
+    ctx.say(f"proving the WCE of the result on all 2^{nbits} input pairs")
+    try:
+        proof = prover.exact_wce(best, lower=on_vectors.wce, timeout=cfg.proof_timeout, reference=ctx.reference,
+                                 threads=cfg.jobs, metrics=nbits > EXHAUSTIVE_MAX_BITS)
+    except prover.ProofTimeout as e:
+        raise VerificationError(f"the WCE of the evolved circuit could not be proven within --proof-timeout "
+                                f"{cfg.proof_timeout:g} s ({e}); raise --proof-timeout and run again with "
+                                "--resume") from None
+    if proof.wce > ctx.limit:  # every best circuit was proven in the search: this is a bug, not a user error
+        raise VerificationError(f"the evolved circuit has a proven WCE of {proof.wce}, above the limit {ctx.limit}")
+    if nbits <= EXHAUSTIVE_MAX_BITS:
+        if proof.wce != on_vectors.wce:
+            raise VerificationError(f"the prover ({proof.wce}) and the exhaustive evaluation ({on_vectors.wce}) "
+                                    "disagree on the WCE")
+        return proof, on_vectors.as_report(), {"method": "exhaustive", "pairs": 1 << nbits}
+    if proof.metrics is not None:
+        errors = {"wce": proof.wce, "wce_pct": 100.0 * proof.wce / ctx.norm, **proof.metrics}
+        return proof, errors, {"method": "exhaustive", "pairs": 1 << nbits}
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xE57]))
+    sample = rng.integers(0, 1 << nbits, size=cfg.samples, dtype=np.int64)
+    est = Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr, vectors=sample).errors(best).as_report()
+    est.update(wce=proof.wce, wce_pct=100.0 * proof.wce / ctx.norm)
+    return proof, est, {"method": "estimate", "pairs": cfg.samples,
+                        "note": "every metric but the WCE estimated on uniformly random input pairs; "
+                                "the WCE is proven"}
+
+
+def _proof_stats(state: engine.State, cfg: EvolveConfig) -> dict[str, Any] | None:
+    """Proofs made by the search (above 16 input bits): how many, how long, what they rejected."""
+    if cfg.wa + cfg.wb <= EXHAUSTIVE_MAX_BITS:
+        return None
+    times = sorted(t for i in state.islands for t in i.proof_times)
+    evaluations = sum(i.evaluations for i in state.islands)
+    return {"accepted": len(times), "refuted": sum(i.refuted for i in state.islands),
+            "unproven": sum(i.unproven for i in state.islands), "counterexamples": len(state.counterexamples),
+            "median_s": float(np.median(times)) if times else None, "max_s": max(times) if times else None,
+            "total_s": float(sum(times)), "proof_timeout_s": cfg.proof_timeout,
+            "proven_evals_per_s": evaluations / state.elapsed if state.elapsed else 0.0}
 
 
 def _write_lut_csv(path: Path, lut: np.ndarray, wa: int, wb: int, is_signed: bool) -> None:
@@ -473,21 +548,19 @@ def _map_in_time(ctx: Context, approx_v: Path, module: str, exact_map: yosys.Map
 
 
 def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: str, approx_v: Path,
-            exact_map: yosys.Mapped, approx_map: yosys.Mapped, lut: np.ndarray | None) -> dict[str, Any]:
+            exact_map: yosys.Mapped, approx_map: yosys.Mapped, lut: np.ndarray | None,
+            counterexamples: list[int]) -> dict[str, Any]:
     cfg, run, t = ctx.cfg, ctx.run, ctx.tech
     shape = Shape(cfg.wa, cfg.wb, cfg.signed)
-    a, b, sampled = vecs.vectors(shape, cfg.seed)
+    # every pair up to 16 input bits; above, a sample, the corner cases and every counterexample
+    a, b, sampled = vecs.vectors(shape, cfg.seed, extra=counterexamples)
     exact_codes = shape.exact_codes(a, b)
     model_codes = _model_codes(shape, best, lut, a, b)
-    # above 16 input bits the search enforced the limit on its samples only: the shipped Verilog is then
-    # checked bit for bit against the model, and its error measured, not held to the limit
-    ev_sampled = shape.nb > EXHAUSTIVE_MAX_BITS
     checks = [("exact_rtl", [rtl], cfg.design, exact_codes, 0),
               ("seed_gates", [run.path / "seed.v"], cfg.design, exact_codes, 0),
               ("exact_mapped", [exact_map.verilog, *t.verilog], cfg.design, exact_codes, 0),
-              ("approx_gates", [approx_v], module, model_codes, None if ev_sampled else ctx.limit),
-              ("approx_mapped", [approx_map.verilog, *t.verilog], module, model_codes,
-               None if ev_sampled else ctx.limit)]
+              ("approx_gates", [approx_v], module, model_codes, ctx.limit),
+              ("approx_mapped", [approx_map.verilog, *t.verilog], module, model_codes, ctx.limit)]
     results: dict[str, Any] = {}
     for name, sources, top, expected, wce_limit in checks:
         if name == "seed_gates" and cfg.seed_netlist is not None:

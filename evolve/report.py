@@ -83,13 +83,23 @@ def markdown(r: dict[str, Any]) -> str:
                   "continue it with `--resume`.", ""]
     lines += ["## Error", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
     lines += [_row(k, r[k]) for k in ERROR_KEYS]
-    if r.get("wce_is_bound"):
-        lines += ["", f"The limit was enforced on {r['limit_enforced_on']}, and these errors are measured on them: "
-                  "the WCE is a lower bound."]
-    elif r.get("limit_enforced_on", "all input pairs") != "all input pairs":
-        lines += ["", f"The limit was enforced on {r['limit_enforced_on']}; the errors above are over all input "
-                  "pairs (from the product table)"
-                  + (f", where the WCE exceeds the limit {r['wce_limit']}." if r["wce"] > r["wce_limit"] else ".")]
+    pf = r["wce_proof"]
+    how = (f"by simulating all {pf['vectors']:,} input pairs" if pf["method"] == "exhaustive" else
+           f"by a SAT miter ({pf['solver']}, {pf['steps']} solver calls, {pf['variables']:,} variables)")
+    lines += ["", f"The WCE {r['wce']} is proven {how} in {pf['time_s']:.3g} s"
+              + (f"; a = {pf['counterexample_at_wce_minus_1']['a']}, b = {pf['counterexample_at_wce_minus_1']['b']} "
+                 f"errs by exactly that much" if pf.get("counterexample_at_wce_minus_1") else "") + "."]
+    em = r.get("error_metrics", {})
+    if em.get("method") == "estimate":
+        lines += ["", f"The other metrics are **estimates** on {em['pairs']:,} uniformly random input pairs."]
+    pr = r.get("proofs")
+    if pr:
+        med = "-" if pr["median_s"] is None else f"{pr['median_s']:.3g} s"
+        mx = "-" if pr["max_s"] is None else f"{pr['max_s']:.3g} s"
+        lines += ["", f"The search proved {pr['accepted']} circuits before accepting them (median {med}, max {mx}); "
+                  f"{pr['refuted']} candidates were refuted, adding {pr['counterexamples']} counterexamples to its "
+                  f"vector set, and {pr['unproven']} rejected because their proof overran "
+                  f"{pr['proof_timeout_s']:g} s."]
     lines += ["", "## Cost (evolved | exact, same flow)", "", "| metric | evolved | exact | meaning |",
               "| --- | --- | --- | --- |"]
     exact_of = {"area": ex["area"], "transistors": ex["transistors"], "cells": ex["cells"], "gates": ex["gates"],

@@ -193,17 +193,27 @@ def test_ctrl_c_leaves_a_verified_design_and_a_checkpoint(tmp_path):
     assert r2["generations"] > r["generations"] and not r2["interrupted"]
 
 
-def test_wide_design_is_sampled_and_says_so(tmp_path):
-    """17 input bits: the search samples, the table still covers every input, and the report tells which."""
+def test_wide_design_is_proven_on_every_input(tmp_path):
+    """17 input bits: the search evaluates a vector set, but the WCE in the report is proven on all
+    inputs, and it equals an independent simulation of the shipped netlist on every pair."""
+    from evolve.evaluator import reference_outputs
+    from evolve.netlist import load
+
     d = tmp_path / "mul9x8u"
     proc = flow("evolve", "--bits", "9", "--bits-b", "8", "--no-signed", "--eps", "0.01", "--generations", "300",
                 "--budget", "0", "--samples", "4096", "--run-dir", str(d), *QUICK)
     assert proc.returncode == 0, proc.stderr
     r = json.loads((d / "report.json").read_text())
-    assert r["limit_enforced_on"] == "4096 random input pairs" and not r["wce_is_bound"]
-    lut = np.load(d / "lut.npy")
-    err = np.abs(lut.astype(np.int64) - golden.table(9, 8, False))
-    assert lut.shape == (512, 256) and r["wce"] == err.max() and r["mae"] == pytest.approx(err.mean())
+    assert "wce_is_bound" not in r and "limit_enforced_on" not in r
+    assert r["wce_proof"]["method"] == "exhaustive" and r["error_metrics"] == {"method": "exhaustive",
+                                                                               "pairs": 1 << 17}
+    net = load(d / "approx.json")
+    err = np.abs(reference_outputs(net) - golden.table(9, 8, False).ravel())
+    assert r["wce"] == err.max() <= r["wce_limit"] and r["mae"] == pytest.approx(err.mean())
+    wit = r["wce_proof"]["counterexample_at_wce_minus_1"]
+    assert wit["error"] == r["wce"] == abs(wit["y"] - wit["a"] * wit["b"])
+    assert not (d / "lut.npy").exists() and r["lut"] is None  # tables only up to 16 input bits
+    assert r["proofs"]["accepted"] >= 1 and r["proofs"]["median_s"] is not None
     v = r["verification"]
     assert v["passed"] and not v["exhaustive"] and v["benches"]["approx_mapped"]["mismatches"] == 0
 

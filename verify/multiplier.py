@@ -31,14 +31,26 @@ class Shape:
         return golden.encode(golden.values(self.wa, self.signed)[a] * golden.values(self.wb, self.signed)[b], self.nb)
 
 
-def vectors(shape: Shape, seed: int, samples: int = 1 << 16, exhaustive_bits: int = 16
-            ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Every operand pair up to ``exhaustive_bits`` input bits, else a seeded random sample."""
+def corner_codes(width: int, is_signed: bool) -> np.ndarray:
+    """Operand codes always worth simulating: 0, +-1, the extremes and their neighbours, +-powers of two."""
+    lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1)
+    vals = {0, 1, lo, hi, lo + 1, hi - 1}
+    for k in range(width):
+        vals |= {1 << k, (1 << k) - 1, -(1 << k), -(1 << k) + 1}
+    return np.array(sorted(v & ((1 << width) - 1) for v in vals if lo <= v <= hi), dtype=np.int64)
+
+
+def vectors(shape: Shape, seed: int, samples: int = 1 << 16, exhaustive_bits: int = 16,
+            extra: list[int] | tuple[int, ...] | np.ndarray = ()) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Every operand pair up to ``exhaustive_bits`` input bits; else a seeded random sample, every pair
+    of corner operands (:func:`corner_codes`) and the vectors ``extra`` (numbered ``(a << wb) | b``)."""
     if shape.nb <= exhaustive_bits:
         a, b = golden.vector_codes(shape.wa, shape.wb)
         return a, b, False
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBE7C]))
-    v = rng.integers(0, 1 << shape.nb, size=samples, dtype=np.int64)
+    ca, cb = corner_codes(shape.wa, shape.signed), corner_codes(shape.wb, shape.signed)
+    v = np.concatenate([rng.integers(0, 1 << shape.nb, size=samples, dtype=np.int64),
+                        ((ca[:, None] << shape.wb) | cb[None, :]).ravel(), np.asarray(extra, dtype=np.int64)])
     a, b = golden.vector_codes(shape.wa, shape.wb, v)
     return a, b, True
 
