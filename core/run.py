@@ -58,22 +58,12 @@ class RunDir:
         an OS file lock, released when its process dies, so a killed run never blocks the next one.
         ``resumable``: whether the command has ``--resume`` (only then does an error suggest it).
         """
-        from filelock import FileLock, Timeout
-
         if overwrite and resume:
             raise ConfigError("OVERWRITE and RESUME cannot both be set")
         path = Path(path).resolve()
         if path.exists() and not path.is_dir():
             raise ConfigError(f"run directory {path} is a file, not a directory")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = path.parent / f".{path.name}.lock"
-        lock = FileLock(lock_path)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise ConfigError(f"run directory {path} is in use by another command (it holds the lock "
-                              f"{lock_path})") from None
-        try:
+        with locked(path):
             staging, old = path.parent / f".{path.name}.staging", path.parent / f".{path.name}.old"
             if old.is_dir() and not path.exists():  # a swap that was killed half-way: put the old run back
                 os.replace(old, path)
@@ -115,8 +105,6 @@ class RunDir:
                 if not any((path / name).exists() for name in results):
                     shutil.rmtree(path, ignore_errors=True)
                 raise
-        finally:
-            lock.release()
 
     @classmethod
     def create(cls, path: Path, *, overwrite: bool = False, resume: bool = False) -> RunDir:
@@ -137,6 +125,13 @@ class RunDir:
         run = cls(path)
         run.logs.mkdir(exist_ok=True)
         return run
+
+    def see(self, name: str = "report.md") -> str:
+        """Where to look after a failure raised inside :meth:`open`: the file, or (for an ``--overwrite``,
+        whose staging directory the failure removes) that the earlier run is kept."""
+        if self.path == self.final:
+            return f"see {self.path / name}"
+        return f"the earlier run in {self.final} is kept"
 
     def log_path(self, step: str) -> Path:
         """A fresh numbered log file for ``step``: ``logs/<n>_<step>.log``."""
@@ -181,6 +176,29 @@ class RunDir:
         path = self.path / name
         write_text(path, text)
         return path
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[Path]:
+    """Hold the lock of directory ``path`` (the file ``.<name>.lock`` beside it) or refuse in one line.
+
+    An OS file lock: the kernel releases it when its process dies, so a killed command never blocks.
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.parent / f".{path.name}.lock"
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(f"run directory {path} is in use by another command (it holds the lock "
+                          f"{lock_path})") from None
+    try:
+        yield lock_path
+    finally:
+        lock.release()
 
 
 def _state(path: Path, results: tuple[str, ...]) -> str:
