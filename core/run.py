@@ -63,6 +63,9 @@ class RunDir:
         path = Path(path).resolve()
         if path.exists() and not path.is_dir():
             raise ConfigError(f"run directory {path} is a file, not a directory")
+        if resume and not path.is_dir() and not (path.parent / f".{path.name}.old").is_dir():
+            # checked before the lock, which would create the parent directory
+            raise ConfigError(f"run directory {path} does not exist, so there is nothing to resume")
         with locked(path):
             staging, old = path.parent / f".{path.name}.staging", path.parent / f".{path.name}.old"
             if old.is_dir() and not path.exists():  # a swap that was killed half-way: put the old run back

@@ -167,6 +167,7 @@ def evolved_multiplier(run_dir: Path, *, wa: int | None = None, wb: int | None =
     if signed is not None and signed != rsigned:
         raise ConfigError(f"the array's operands are {'signed' if signed else 'unsigned'} but the multiplier in "
                           f"{run_dir} is {'signed' if rsigned else 'unsigned'}")
+    read_lut(run_dir / "lut.npy", rwa, rwb, rsigned)  # checked now, not after the array is built
     text = (run_dir / "approx.v").read_text(encoding="utf-8", errors="replace")
     top = _last_module(text)
     if top is None:
@@ -178,7 +179,6 @@ def evolved_multiplier(run_dir: Path, *, wa: int | None = None, wb: int | None =
         need = ", ".join(f"{d} {n}[{w}]" for n, (d, w) in sorted(want.items()))
         raise ConfigError(f"module {top} in {run_dir / 'approx.v'} must have ports {need} (from report.json), "
                           f"not {got}")
-    read_lut(run_dir / "lut.npy", rwa, rwb, rsigned)  # checked now, not after the array is built
     keep = ("design", "eps", "wce", "area", "area_ratio", "power_w", "power_ratio", "delay_ns", "tech",
             "clock_period_ns", "exact")
     report = tuple((k, rep[k]) for k in keep if k in rep)
