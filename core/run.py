@@ -66,48 +66,59 @@ class RunDir:
         if resume and not path.is_dir() and not (path.parent / f".{path.name}.old").is_dir():
             # checked before the lock, which would create the parent directory
             raise ConfigError(f"run directory {path} does not exist, so there is nothing to resume")
-        with locked(path):
-            staging, old = path.parent / f".{path.name}.staging", path.parent / f".{path.name}.old"
-            if old.is_dir() and not path.exists():  # a swap that was killed half-way: put the old run back
-                os.replace(old, path)
-            for debris in (staging, old):
-                shutil.rmtree(debris, ignore_errors=True)
-            state = _state(path, results)
-            if resume:
-                if state == "none":
-                    raise ConfigError(f"run directory {path} does not exist, so there is nothing to resume")
-                run = cls(path)
-                yield run
-                return
-            if state == "run" and not overwrite:
-                hint = " or --resume to continue it" if resumable else ""
-                raise ConfigError(f"run directory {path} already exists (use --overwrite to replace it{hint})")
-            if state == "run":
-                staging.mkdir()
-                (staging / MARKER).touch()
-                run = cls(staging, final=path)
-                run.logs.mkdir()
-                try:
-                    yield run
-                except BaseException:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise
-                os.replace(path, old)
-                os.replace(staging, path)
-                shutil.rmtree(old, ignore_errors=True)
-                return
-            if state == "debris":
-                shutil.rmtree(path)
-            path.mkdir(exist_ok=True)
-            (path / MARKER).touch()
+        try:
+            with locked(path):
+                yield from cls._open(path, overwrite=overwrite, resume=resume, resumable=resumable,
+                                     results=results)
+        except OSError as exc:
+            if exc.filename is None:  # a full disk fails write(), which names no file: name the run
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise
+
+    @classmethod
+    def _open(cls, path: Path, *, overwrite: bool, resume: bool, resumable: bool,
+              results: tuple[str, ...]) -> Iterator[RunDir]:
+        staging, old = path.parent / f".{path.name}.staging", path.parent / f".{path.name}.old"
+        if old.is_dir() and not path.exists():  # a swap that was killed half-way: put the old run back
+            os.replace(old, path)
+        for debris in (staging, old):
+            shutil.rmtree(debris, ignore_errors=True)
+        state = _state(path, results)
+        if resume:
+            if state == "none":
+                raise ConfigError(f"run directory {path} does not exist, so there is nothing to resume")
             run = cls(path)
-            run.logs.mkdir(exist_ok=True)
+            yield run
+            return
+        if state == "run" and not overwrite:
+            hint = " or --resume to continue it" if resumable else ""
+            raise ConfigError(f"run directory {path} already exists (use --overwrite to replace it{hint})")
+        if state == "run":
+            staging.mkdir()
+            (staging / MARKER).touch()
+            run = cls(staging, final=path)
+            run.logs.mkdir()
             try:
                 yield run
             except BaseException:
-                if not any((path / name).exists() for name in results):
-                    shutil.rmtree(path, ignore_errors=True)
+                shutil.rmtree(staging, ignore_errors=True)
                 raise
+            os.replace(path, old)
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        if state == "debris":
+            shutil.rmtree(path)
+        path.mkdir(exist_ok=True)
+        (path / MARKER).touch()
+        run = cls(path)
+        run.logs.mkdir(exist_ok=True)
+        try:
+            yield run
+        except BaseException:
+            if not any((path / name).exists() for name in results):
+                shutil.rmtree(path, ignore_errors=True)
+            raise
 
     @classmethod
     def create(cls, path: Path, *, overwrite: bool = False, resume: bool = False) -> RunDir:

@@ -40,8 +40,10 @@ def earlier_run(path: Path) -> dict[str, str]:
 
 
 def one_line(capsys) -> str:
+    """The one line of the error (progress bars, which end in a carriage return, aside)."""
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if line.strip() and "it/s]" not in line
+             and not line.rstrip().endswith("/s]")]
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]
@@ -334,3 +336,371 @@ def test_resume_while_another_process_holds_the_run_is_refused(tmp_path, capsys)
     assert code == 2
     assert line == f"error: run directory {run} is in use by another command (it holds the lock {tmp_path}/.r.lock)"
     assert digest(run) == before
+
+
+# ---------------------------------------------------------------------------------- 5: Ctrl-C in a sweep
+def _fake_report(cfg, interrupted: bool) -> dict:
+    return {"eps": cfg.eps, "wce_limit": 3, "wce": 2, "wce_pct": 1.0, "mae_pct": 0.5, "er": 10.0, "mred": 1.0,
+            "area": 100.0, "area_ratio": 0.8, "transistors": 50, "transistor_ratio": 0.8, "power_w": 1e-4,
+            "power_ratio": 0.9, "delay_ratio": 1.0, "generations": 10, "evaluations": 40,
+            "verification": {"passed": True}, "interrupted": interrupted}
+
+
+@pytest.fixture
+def fake_evolve(monkeypatch):
+    """job.run replaced by one that writes a report (and a checkpoint); Ctrl-C during the EPS listed."""
+    from evolve import job
+
+    calls: list[tuple[float, bool]] = []
+    ctrl_c: set[float] = set()
+
+    def run(cfg, *, given=None, progress=True):
+        calls.append((cfg.eps, cfg.resume))
+        with RunDir.open(cfg.run_dir, overwrite=cfg.overwrite, resume=cfg.resume, resumable=True) as rd:
+            interrupted = cfg.eps in ctrl_c
+            rd.write_text("checkpoint.npz", "state")
+            report = _fake_report(cfg, interrupted)
+            rd.write_json("report.json", report)
+        return report
+
+    monkeypatch.setattr(job, "run", run)
+    return calls, ctrl_c
+
+
+def test_ctrl_c_stops_a_sweep_and_says_what_was_interrupted(tmp_path, capsys, fake_evolve):
+    calls, ctrl_c = fake_evolve
+    ctrl_c.add(0.02)
+    code = flow.main(["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--out", str(tmp_path / "s"),
+                      "--quiet"])
+    assert code == 130 and "Traceback" not in capsys.readouterr().err
+    assert calls == [(0.01, False), (0.02, False)]  # 0.05 never started
+    summary = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert not summary["complete"] and summary["not_run"] == [0.05]
+    assert [(r["eps"], r["interrupted"]) for r in summary["runs"]] == [(0.01, False), (0.02, True)]
+    md = (tmp_path / "s" / "sweep.md").read_text()
+    assert "Interrupted sweep" in md and "| 0.05 |" in md and "not run" in md and "interrupted: evolved" in md
+
+
+def test_a_sweep_run_again_resumes_without_redoing_finished_runs(tmp_path, capsys, fake_evolve):
+    calls, ctrl_c = fake_evolve
+    ctrl_c.add(0.02)
+    args = ["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--out", str(tmp_path / "s"), "--quiet"]
+    assert flow.main(args) == 130
+    ctrl_c.clear()
+    calls.clear()
+    capsys.readouterr()
+    assert flow.main(args) == 0
+    assert calls == [(0.02, True), (0.05, False)]  # 0.01 reused, 0.02 resumed from its checkpoint
+    summary = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert summary["complete"] and not summary["not_run"]
+
+
+def test_a_sweep_run_killed_before_its_first_result_is_run_again(tmp_path, capsys, fake_evolve):
+    calls, _ = fake_evolve
+    debris = tmp_path / "s" / "eps0.01-seed1"
+    (debris / "logs").mkdir(parents=True)
+    (debris / MARKER).touch()
+    (debris / "mul4s.v").write_text("half")
+    assert flow.main(["sweep", "--eps", "0.01", "--bits", "4", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    assert calls == [(0.01, False)] and not (debris / "mul4s.v").exists()
+
+
+# ---------------------------------------------------------------------------------- 6: SIGKILL early
+@pytest.mark.tools
+@pytest.mark.sim
+def test_sigkill_early_then_resume(tmp_path):
+    """The checkpoint exists before the first epoch: an evolve killed in its first seconds resumes."""
+    import signal
+    import time
+
+    tools_or_skip()
+    d = tmp_path / "killed"
+    quick = ["--power-vectors", "200", "--jobs", "1", "--epoch", "200", "--quiet"]
+    with subprocess.Popen([sys.executable, str(ROOT / "flow.py"), "evolve", "--bits", "4", "--eps", "0.05",
+                           "--budget", "300", "--run-dir", str(d), *quick], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True) as proc:
+        deadline = time.time() + 120
+        while not (d / "checkpoint.npz").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert (d / "checkpoint.npz").is_file(), "no checkpoint within 120 s"
+    resumed = subprocess.run([sys.executable, str(ROOT / "flow.py"), "evolve", "--resume", "--budget", "1",
+                              "--run-dir", str(d), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=900, stdin=subprocess.DEVNULL)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((d / "report.json").read_text())["verification"]["passed"]
+
+
+# ---------------------------------------------------------------------------------- 8: the file system
+def _fake_evolve_run(path: Path, lut: bytes | None = None) -> Path:
+    """What ``verify`` and ``array --mult`` read of a 2x2 signed evolve run (no simulation needed to fail)."""
+    import io
+
+    import numpy as np
+
+    from verify import golden
+
+    path.mkdir(parents=True)
+    (path / "report.json").write_text(json.dumps({"design": "mul2s", "module": "mul2s_ax", "wa": 2, "wb": 2,
+                                                  "signed": True, "wce_limit": 0, "tech": "osu018", "eps": 0.01}))
+    (path / "config.json").write_text(json.dumps({"settings": {"tech": "osu018"}}))
+    for name in ("approx.v", "approx_osu018.v"):
+        (path / name).write_text("module mul2s_ax (a, b, y);\n input [1:0] a; input [1:0] b; output [3:0] y;\n"
+                                 " assign y = $signed(a) * $signed(b);\nendmodule\n")
+    (path / "approx.json").write_text("{}")
+    if lut is None:
+        buf = io.BytesIO()
+        np.save(buf, golden.table(2, 2, True).astype(np.int32))
+        lut = buf.getvalue()
+    (path / "lut.npy").write_bytes(lut)
+    return path
+
+
+def _npy(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array))
+    return buf.getvalue()
+
+
+def _bad_luts() -> dict[str, tuple[bytes, str]]:
+    import numpy as np
+
+    good = _npy(np.zeros((4, 4), dtype=np.int32))
+    return {
+        "truncated": (good[:-9], r"must be a whole \.npy array, not a truncated or corrupt file"),
+        "empty": (b"", r"must be a whole \.npy array, not a truncated or corrupt file"),
+        "float": (_npy(np.zeros((4, 4))), r"must have an integer dtype \(int32\), not float64$"),
+        "string": (_npy(np.full((4, 4), "x")), r"must have an integer dtype \(int32\), not <U1$"),
+        "shape": (_npy(np.zeros((4, 2), dtype=np.int32)), r"must have shape \(4, 4\), not \(4, 2\)$"),
+        "range": (_npy(np.full((4, 4), 99, dtype=np.int32)), r"must hold 4-bit signed products in -8\.\.7, "
+                                                             r"not 99 at \[0, 0\]$"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_bad_luts()))
+def test_array_mult_with_a_bad_lut_is_one_line(tmp_path, capsys, kind):
+    data, message = _bad_luts()[kind]
+    run = _fake_evolve_run(tmp_path / "m", data)
+    code, line = run_flow(capsys, "array", "--mult", run, "--no-ppa", "--run-dir", tmp_path / "a", "--quiet")
+    assert code == 2 and __import__("re").search(rf"^error: product table {run}/lut\.npy {message}", line), line
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("kind", list(_bad_luts()))
+def test_verify_with_a_bad_lut_is_one_line(tmp_path, capsys, kind):
+    data, message = _bad_luts()[kind]
+    run = _fake_evolve_run(tmp_path / "m", data)
+    before = digest(run)
+    code, line = run_flow(capsys, "verify", run)
+    assert code == 2 and __import__("re").search(rf"^error: product table {run}/lut\.npy {message}", line), line
+    assert digest(run) == before
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("{trunc", r"^error: run report .*report\.json must be valid JSON, not a corrupt file"),
+    ("\x00\x01binary", r"^error: run report .*report\.json must be valid JSON, not a corrupt file"),
+    ('{"wa": 2}', r"^error: run report .*report\.json must hold wa, wb, signed, wce_limit, tech and module"),
+], ids=["truncated", "binary", "not-evolve"])
+def test_verify_with_a_corrupt_report_is_one_line(tmp_path, capsys, text, pattern):
+    run = _fake_evolve_run(tmp_path / "m")
+    (run / "report.json").write_text(text)
+    code, line = run_flow(capsys, "verify", run)
+    assert code == 2 and __import__("re").match(pattern, line), line
+
+
+def test_verify_names_the_failed_check():
+    from verify.cli import _wce_line
+
+    assert _wce_line({"wce": 48}, 3) == "WCE 48 > 3 (FAILED)"
+    assert _wce_line({"wce": 2}, 3) == "WCE 2 <= 3"
+
+
+def test_rtl_out_a_directory_is_one_line(tmp_path, capsys):
+    code, line = run_flow(capsys, "rtl", "--out", tmp_path)
+    assert (code, line) == (2, f"error: OUT must be a file name, not '{tmp_path} (a directory)'")
+
+
+def test_rtl_out_refuses_to_replace_a_file(tmp_path, capsys):
+    (tmp_path / "m.v").write_text("mine")
+    code, line = run_flow(capsys, "rtl", "--out", tmp_path / "m.v")
+    assert (code, line) == (2, f"error: {tmp_path / 'm.v'} already exists (use --overwrite to replace it)")
+    assert (tmp_path / "m.v").read_text() == "mine"
+    assert flow.main(["rtl", "--out", str(tmp_path / "m.v"), "--overwrite"]) == 0
+    assert "module mul8s" in (tmp_path / "m.v").read_text()
+
+
+def test_bench_json_into_a_missing_directory_is_refused_before_the_benchmarks(tmp_path, capsys, monkeypatch):
+    from evolve import bench
+
+    monkeypatch.setattr(bench, "run_suite", lambda *a: pytest.fail("the benchmarks ran"))
+    code, line = run_flow(capsys, "bench", "--suite", "evolve", "--json", tmp_path / "no" / "b.json")
+    assert (code, line) == (2, f"error: JSON must be a file in an existing directory, not "
+                               f"'{tmp_path / 'no' / 'b.json'} (no directory {tmp_path / 'no'})'")
+
+
+def test_accel_binary_topology_is_one_line(tmp_path, capsys):
+    topo = tmp_path / "net.csv"
+    topo.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(512))
+    code, line = run_flow(capsys, "accel", "--net", topo, "--array", "8x8", "--run-dir", tmp_path / "a")
+    assert (code, line) == (2, f"error: topology file {topo} must be a CSV text file, not binary")
+    assert not (tmp_path / "a").exists()
+
+
+def test_accel_existing_run_message_does_not_suggest_resume(tmp_path, capsys):
+    earlier_run(tmp_path / "a")
+    code, line = run_flow(capsys, "accel", "--net", "lenet5", "--array", "8x8", "--run-dir", tmp_path / "a")
+    assert (code, line) == (2, f"error: run directory {tmp_path / 'a'} already exists (use --overwrite to "
+                               "replace it)")
+
+
+# read-only: a real read-only bind mount where the kernel allows it (root in a container usually may);
+# otherwise the same EROFS is raised at the OS-call level (os.open, os.mkdir, io.open) in this process
+@pytest.fixture
+def read_only(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted: list[bool] = []
+
+    def seal() -> str:
+        bind = subprocess.run(["mount", "--bind", str(ro), str(ro)], capture_output=True, check=False)
+        if bind.returncode == 0:
+            mounted.append(True)
+            if subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True,
+                              check=False).returncode == 0:
+                return "mount"
+        _simulate_erofs(monkeypatch, ro)
+        return "simulated"
+
+    yield ro, seal
+    if mounted:
+        subprocess.run(["umount", str(ro)], check=False)
+
+
+def _simulate_erofs(monkeypatch, root: Path) -> None:
+    import builtins
+    import io
+
+    def under(p) -> bool:
+        try:
+            return Path(os.fsdecode(p)).resolve().is_relative_to(root.resolve())
+        except (TypeError, ValueError):
+            return False
+
+    def refuse(p):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(p))
+
+    real_open, real_os_open, real_mkdir = io.open, os.open, os.mkdir
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+") and under(file):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def fake_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and under(path):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def fake_mkdir(path, *args, **kwargs):
+        if under(path):
+            refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", fake_open)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_os_open)
+    monkeypatch.setattr(os, "mkdir", fake_mkdir)
+
+
+READ_ONLY_COMMANDS = {
+    "evolve-overwrite": ["evolve", "--overwrite", "--run-dir", "{ro}/r", "--quiet"],
+    "evolve-resume": ["evolve", "--resume", "--run-dir", "{ro}/r", "--quiet"],
+    "evolve-new": ["evolve", "--run-dir", "{ro}/new", "--quiet"],
+    "sweep": ["sweep", "--eps", "0.01", "--out", "{ro}/s", "--quiet"],
+    "verify": ["verify", "{ro}/m"],
+    "rtl": ["rtl", "--out", "{ro}/m.v"],
+    "accel": ["accel", "--net", "lenet5", "--array", "8x8", "--run-dir", "{ro}/a"],
+    "array": ["array", "--no-ppa", "--rows", "2", "--cols", "2", "--run-dir", "{ro}/a", "--quiet"],
+    "ppa": ["ppa", "--verilog", "{ro}/r/m.v", "--top", "m", "--bits", "2", "--run-dir", "{ro}/p"],
+}
+
+
+@pytest.mark.parametrize("command", list(READ_ONLY_COMMANDS))
+def test_read_only_directory_is_one_line(read_only, capsys, command):
+    ro, seal = read_only
+    earlier_run(ro / "r")
+    evolve_config_json(ro / "r")
+    (ro / "r" / "m.v").write_text("module m (a, b, y);\n input [1:0] a; input [1:0] b; output [3:0] y;\n"
+                                  " assign y = a * b;\nendmodule\n")
+    _fake_evolve_run(ro / "m")
+    before = digest(ro)
+    if command in ("array", "ppa"):
+        tools_or_skip()
+    how = seal()
+    code, line = run_flow(capsys, *[a.replace("{ro}", str(ro)) for a in READ_ONLY_COMMANDS[command]])
+    assert code == 6, (how, line)
+    assert __import__("re").match(rf"^error: cannot use {ro}/\S+: Read-only file system$", line), (how, line)
+    assert digest(ro) == before
+
+
+@pytest.mark.tools
+def test_full_disk_during_an_overwrite_keeps_the_earlier_run(tmp_path, capsys, monkeypatch):
+    import builtins
+    import io
+
+    tools_or_skip()
+    before = earlier_run(tmp_path / "r")
+    staging = (tmp_path / ".r.staging").resolve()
+    real_open = io.open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # write() names no file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        inside = isinstance(file, (str, os.PathLike)) and Path(file).resolve().is_relative_to(staging)
+        return Full(f) if inside and "w" in mode and not str(file).endswith(".lock") else f
+
+    monkeypatch.setattr(io, "open", fake_open)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    code, line = run_flow(capsys, "evolve", "--bits", "2", "--overwrite", "--run-dir", tmp_path / "r", "--quiet")
+    assert code == 6 and __import__("re").match(rf"^error: cannot use {tmp_path / 'r'}: No space left on device$",
+                                                line), line
+    assert digest(tmp_path / "r") == before and not staging.exists()
+
+
+def test_full_disk_never_leaves_half_a_file(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    (tmp_path / "m.v").write_text("old")
+    real_open = builtins.open
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if "w" in mode and str(file).startswith(str(tmp_path)):
+            f = real_open(file, mode, *args, **kwargs)
+            f.close()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    code, line = run_flow(capsys, "rtl", "--out", tmp_path / "m.v", "--overwrite")
+    assert (code, line) == (6, f"error: cannot use {tmp_path / 'm.v'}: No space left on device")
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert (tmp_path / "m.v").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["m.v"]
