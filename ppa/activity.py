@@ -76,11 +76,13 @@ def read_histogram(path: Path, wa: int, wb: int, is_signed: bool) -> tuple[np.nd
                     raise ConfigError(f"operand histogram {path} line {n}: value must be in {lo}..{hi} for "
                                       f"a {width}-bit {'signed' if is_signed else 'unsigned'} operand, not {v}")
                 continue
-            p[v & ((1 << width) - 1)] += c
-        total = p.sum()
+            with np.errstate(over="ignore"):  # a sum too large for a float is refused just below
+                p[v & ((1 << width) - 1)] += c
+        with np.errstate(over="ignore"):
+            total = float(p.sum())
         if not total > 0:
             raise ConfigError(f"operand histogram {path}: {key} has no positive count")
-        if not math.isfinite(total):
+        if not math.isfinite(total) or not np.isfinite(p).all():
             raise ConfigError(f"operand histogram {path}: {key} must sum to a finite number, not {total}")
         probs.append(p / total)
     return probs[0], probs[1]

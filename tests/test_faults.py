@@ -704,3 +704,132 @@ def test_full_disk_never_leaves_half_a_file(tmp_path, capsys, monkeypatch):
     assert (code, line) == (6, f"error: cannot use {tmp_path / 'm.v'}: No space left on device")
     monkeypatch.setattr(builtins, "open", real_open)
     assert (tmp_path / "m.v").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["m.v"]
+
+
+# ---------------------------------------------------------------------------------- 7: histograms
+def _hist(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "hist.csv"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("value,count\n0,nan\n1,1\n", r"line 2: count must be a finite number >= 0, not 'nan'$"),
+    ("value,count\n0,inf\n1,1\n", r"line 2: count must be a finite number >= 0, not 'inf'$"),
+    ("value,count\n0,1\n1,-inf\n", r"line 3: count must be a finite number >= 0, not '-inf'$"),
+    ("value,count\n0,1e400\n", r"line 2: count must be a finite number >= 0, not '1e400'$"),
+    ("value,count\n0,1e308\n1,1e308\n", r": count must sum to a finite number, not inf$"),
+    ("value,count\n0,x\n", r"line 2: value must be an integer and count a number, not '0', 'x'$"),
+    ("value,count\n0.5,1\n", r"line 2: value must be an integer and count a number, not '0\.5', '1'$"),
+    ("value,count\n0,1,2\n", r"line 2: must have 2 columns, not 3$"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", r" must be a CSV text file, not binary$"),
+    (b"value,count\n\xff\xfe,1\n", r" must be UTF-8 CSV text, not binary$"),
+], ids=["nan", "inf", "minus-inf", "overflow", "sum-overflow", "text", "float-value", "extra-column", "binary",
+        "not-utf8"])
+def test_histogram_refuses_what_is_not_a_histogram(tmp_path, text, message):
+    from ppa.activity import read_histogram
+
+    path = _hist(tmp_path, text)
+    with pytest.raises(ConfigError, match=rf"^operand histogram {path}.*{message}"):
+        read_histogram(path, 2, 2, True)
+
+
+@pytest.mark.tools
+def test_evolve_with_a_nan_histogram_stops_before_it_starts(tmp_path, capsys):
+    tools_or_skip()
+    path = _hist(tmp_path, "value,count\n0,nan\n1,1\n")
+    code, line = run_flow(capsys, "evolve", "--bits", "2", "--operands", path, "--run-dir", tmp_path / "r",
+                          "--quiet")
+    assert (code, line) == (2, f"error: operand histogram {path} line 2: count must be a finite number >= 0, "
+                               "not 'nan'")
+    assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------------------------- property tests
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CELLS = st.one_of(st.integers(-10, 10).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                  st.sampled_from(["nan", "inf", "-inf", "", " ", "1e999", "0x1", "value", "count", "\"", "1,2"]),
+                  st.text(max_size=4))
+
+
+@st.composite
+def histogram_files(draw) -> bytes:
+    header = draw(st.sampled_from(["value,count", "value,count_a,count_b", "value", "count,value", ""]))
+    rows = draw(st.lists(st.lists(CELLS, min_size=0, max_size=4), max_size=6))
+    text = header + "\n" + "\n".join(",".join(r) for r in rows)
+    data = text.encode("utf-8", errors="surrogatepass")
+    if draw(st.booleans()):  # mutate: flip, cut or insert bytes
+        pos = draw(st.integers(0, max(len(data) - 1, 0)))
+        op = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if op == "flip" and data:
+            data = data[:pos] + bytes([data[pos] ^ draw(st.integers(1, 255))]) + data[pos + 1:]
+        elif op == "cut":
+            data = data[:pos]
+        else:
+            data = data[:pos] + draw(st.binary(min_size=1, max_size=8)) + data[pos:]
+    return data
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(histogram_files(), st.binary(max_size=64)), signed=st.booleans())
+def test_histogram_reader_raises_only_config_errors(tmp_path, data, signed):
+    """Random and mutated files: a histogram (probabilities summing to 1) or a ConfigError, nothing else."""
+    import numpy as np
+
+    from ppa.activity import read_histogram
+
+    path = tmp_path / "h.csv"
+    path.write_bytes(data)
+    try:
+        pa, pb = read_histogram(path, 3, 2, signed)
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+        return
+    assert np.isfinite(pa).all() and np.isfinite(pb).all() and (pa >= 0).all() and (pb >= 0).all()
+    assert abs(pa.sum() - 1) < 1e-9 and abs(pb.sum() - 1) < 1e-9
+
+
+@st.composite
+def lut_files(draw) -> bytes:
+    import numpy as np
+
+    dtype = draw(st.sampled_from(["int32", "int64", "int8", "uint16", "float64", "float32", "bool", "<U2",
+                                  "complex64"]))
+    shape = draw(st.sampled_from([(4, 4), (4, 2), (16,), (), (4, 4, 1), (0, 4)]))
+    values = draw(st.lists(st.integers(-20, 20), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+    array = np.array(values, dtype=np.int64).reshape(shape).astype(dtype)
+    data = _npy(array)
+    if draw(st.booleans()):
+        pos = draw(st.integers(0, len(data) - 1))
+        op = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if op == "flip":
+            data = data[:pos] + bytes([data[pos] ^ draw(st.integers(1, 255))]) + data[pos + 1:]
+        elif op == "cut":
+            data = data[:pos]
+        else:
+            data = data[:pos] + draw(st.binary(min_size=1, max_size=8)) + data[pos:]
+    return data
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(lut_files(), st.binary(max_size=200)), signed=st.booleans())
+def test_lut_reader_raises_only_config_errors(tmp_path, data, signed):
+    """Random and mutated .npy files: a 4x4 int64 table of 4-bit products or a ConfigError, nothing else."""
+    import numpy as np
+
+    from core.tables import read_lut
+
+    path = tmp_path / "lut.npy"
+    path.write_bytes(data)
+    try:
+        lut = read_lut(path, 2, 2, signed)
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+        return
+    lo, hi = (-8, 7) if signed else (0, 15)
+    assert lut.shape == (4, 4) and lut.dtype == np.int64 and lo <= lut.min() and lut.max() <= hi
