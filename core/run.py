@@ -48,10 +48,12 @@ class RunDir:
         """The run directory ``path`` for one command, locked until the ``with`` block ends.
 
         - new (neither flag): ``path`` must not hold a run; if the block fails, the directory is removed
-          unless it holds one of ``results`` (a report, a checkpoint to resume). What a killed run left
-          without results (the marker file and no results) counts as no run and is replaced.
+          unless it holds one of ``results`` (a report, a checkpoint to resume) or the failure is a
+          :class:`ToolError`, whose message names a log in it. What a failed or killed run left without
+          results (the marker file and no results) counts as no run and the next run replaces it.
         - ``overwrite``: the new run is built in ``.<name>.staging`` beside ``path``; only when the block
-          succeeds does it replace the old run, which a failure leaves byte for byte as it was.
+          succeeds does it replace the old run, which a failure leaves byte for byte as it was (the
+          staging directory goes, or after a ToolError stays for its log until the next command).
         - ``resume``: ``path`` must hold a run; nothing is removed, whatever happens.
 
         A second command on the same directory is refused while the first holds the lock; the lock is
@@ -100,8 +102,9 @@ class RunDir:
             run.logs.mkdir()
             try:
                 yield run
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
+            except BaseException as exc:
+                if not isinstance(exc, ToolError):  # a tool's log, which its error names, stays until the next run
+                    shutil.rmtree(staging, ignore_errors=True)
                 raise
             os.replace(path, old)
             os.replace(staging, path)
@@ -115,8 +118,9 @@ class RunDir:
         run.logs.mkdir(exist_ok=True)
         try:
             yield run
-        except BaseException:
-            if not any((path / name).exists() for name in results):
+        except BaseException as exc:
+            # nothing worth keeping: removed, except the log a tool's error names (the next run replaces it)
+            if not any((path / name).exists() for name in results) and not isinstance(exc, ToolError):
                 shutil.rmtree(path, ignore_errors=True)
             raise
 

@@ -75,6 +75,16 @@ def test_new_run_that_fails_before_any_result_leaves_no_directory(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_new_run_whose_tool_failed_keeps_its_log_until_the_next_run(tmp_path):
+    from core.errors import ToolError
+
+    with pytest.raises(ToolError), RunDir.open(tmp_path / "r") as run:
+        run.run("python", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], step="fails")
+    assert (tmp_path / "r" / "logs" / "1_fails.log").read_text().strip() == "boom"
+    with RunDir.open(tmp_path / "r") as run:  # no result in it: the next run replaces it, no --overwrite needed
+        assert not (run.logs / "1_fails.log").exists()
+
+
 def test_new_run_that_fails_after_a_checkpoint_is_kept_for_resume(tmp_path):
     with pytest.raises(KeyboardInterrupt), RunDir.open(tmp_path / "r") as run:
         run.write_text("checkpoint.npz", "state")
@@ -233,7 +243,14 @@ def test_evolve_overwrite_with_a_bad_seed_keeps_the_earlier_run(tmp_path, capsys
                          "--overwrite", "--run-dir", tmp_path / "r", "--quiet")
     assert got == code and __import__("re").match(pattern, line), line
     assert digest(tmp_path / "r") == before
-    assert not (tmp_path / ".r.staging").exists()
+    # the staging directory goes, or after a tool failure stays for the log the message names
+    assert (tmp_path / ".r.staging").exists() == (code == 4)
+    if code == 4:
+        log = line.split("(log: ")[1].split(")")[0]
+        assert Path(log).is_file()
+        with RunDir.open(tmp_path / "r", resume=True):  # the next command on the run clears it away
+            pass
+        assert not (tmp_path / ".r.staging").exists() and digest(tmp_path / "r") == before
 
 
 @pytest.mark.tools
