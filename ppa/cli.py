@@ -67,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
 def characterise(cfg: PpaConfig) -> dict[str, Any]:
     import tech as techmod
     from core import tools
-    from core.run import RunDir
+    from core.run import RunDir, write_bytes
     from evolve.evaluator import errors_of
     from ppa import activity, yosys
     from ppa import characterise as ch
@@ -85,10 +85,9 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
     _check_ports(cfg.verilog, cfg.top, shape.wa, wb)  # before the run directory: a wrong design changes nothing
     with RunDir.open(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite) as run:
         exact_name = design_name(shape.wa, wb, cfg.signed)
-        rtl = run.path / f"{exact_name}.v"
-        rtl.write_text(to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name), encoding="utf-8")
+        rtl = run.write_text(f"{exact_name}.v", to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name))
         source = run.path / cfg.verilog.name
-        source.write_bytes(cfg.verilog.read_bytes())
+        write_bytes(source, cfg.verilog.read_bytes())
 
         # error: simulate the design and compare with the goldenbrick table
         a, b, sampled = vectors(shape, cfg.seed)
