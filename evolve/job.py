@@ -233,8 +233,9 @@ def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> Evo
     data = read_json(stored_path, "run configuration")
     stored = data.get("settings") if isinstance(data, dict) else None
     if not isinstance(stored, dict):
-        raise ConfigError(f"run configuration {stored_path} must be a JSON object with 'settings', not "
-                          f"{type(data).__name__ if stored is None else type(stored).__name__}")
+        got = ("an object without it" if isinstance(data, dict) and "settings" not in data
+               else type(stored if isinstance(data, dict) else data).__name__)
+        raise ConfigError(f"run configuration {stored_path} must be a JSON object with 'settings', not {got}")
     mine = cfgmod.to_dict(cfg)
     for key in given:
         if key in RESUMABLE or key in ("resume", "run_dir", "tag"):
