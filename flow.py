@@ -3,7 +3,9 @@
 
 One subcommand per stage. Each stage's ``cli`` module declares its options and runs it; only this
 file turns the project's exceptions into exit codes, so a user mistake is one line on stderr and a
-non-zero exit, never a traceback.
+non-zero exit, never a traceback. Exit codes: 1 other, 2 settings and input files, 3 a missing tool,
+4 a tool failure, 5 a failed verification, 6 the file system (read-only, full, a missing directory),
+130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import importlib
 import os
 import sys
 
-from core.errors import FlowError, ToolError
+from core.errors import DiskError, FlowError, ToolError
 
 # name -> (module with add_arguments(parser) and main(args) -> int, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(chosen if chosen in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
-        return int(importlib.import_module(COMMANDS[args.command][0]).main(args) or 0)
+        try:
+            return int(importlib.import_module(COMMANDS[args.command][0]).main(args) or 0)
+        except OSError as err:  # read-only or full disk, a missing directory: the path and the reason
+            raise DiskError(err) from err
     except FlowError as err:
         print(f"error: {err}", file=sys.stderr)
         if isinstance(err, ToolError) and os.environ.get("AXFLOW_VERBOSE"):

@@ -210,11 +210,11 @@ def main(args: argparse.Namespace) -> int:
 
     tag = cfg.default_tag(result.net)
     run_dir = cfg.run_dir or ROOT / "runs" / "accel" / tag
-    run = RunDir.create(run_dir, overwrite=cfg.overwrite)
-    write(run, result)
-    rep = json.loads((run.path / "report.json").read_text(encoding="utf-8"))
+    with RunDir.open(run_dir, overwrite=cfg.overwrite) as run:
+        write(run, result)
+        rep = json.loads((run.path / "report.json").read_text(encoding="utf-8"))
     print(f"{result.net}: {rep['cycles']:,} cycles ({rep['time_s'] * 1e3:.4g} ms), "
-          f"{rep['energy_total_pj'] / 1e6:.4g} uJ, utilisation {rep['utilization']:.3f} -> {run.path}")
+          f"{rep['energy_total_pj'] / 1e6:.4g} uJ, utilisation {rep['utilization']:.3f} -> {run.final}")
     return 0
 
 

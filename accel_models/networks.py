@@ -13,6 +13,7 @@ ImageNet networks; the BERT-base encoder layer takes ``seq_len`` tokens (default
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -214,8 +215,18 @@ def read_topology(path: Path, fmt: str = "auto") -> list[Layer]:
     """
     if fmt not in ("auto", "conv", "gemm"):
         raise must("TOPOLOGY_FORMAT", "one of the listed choices", fmt, ("auto", "conv", "gemm"))
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read topology file {path}: {exc.strerror or exc}") from None
+    if b"\0" in data:
+        raise ConfigError(f"topology file {path} must be a CSV text file, not binary")
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    except UnicodeDecodeError:
+        raise ConfigError(f"topology file {path} must be UTF-8 CSV text, not binary") from None
+    except csv.Error as exc:
+        raise ConfigError(f"topology file {path} must be CSV, not malformed text ({exc})") from None
     if not rows:
         raise ConfigError(f"topology file {path} is empty")
     header = [h.strip().lower() for h in rows[0]]

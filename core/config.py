@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -80,7 +81,9 @@ def _convert(name: str, tp: Any, raw: Any, choices: tuple[str, ...] | None) -> A
         if base is float:
             if isinstance(raw, bool):
                 raise ValueError
-            return float(raw)
+            value = float(raw)
+            if math.isfinite(value):
+                return value
         if base is Path:
             return Path(raw)
         if base is str:
@@ -88,6 +91,8 @@ def _convert(name: str, tp: Any, raw: Any, choices: tuple[str, ...] | None) -> A
     except ValueError:
         kind = {bool: "a boolean (1/0, true/false)", int: "an integer", float: "a number"}[base]
         raise must(name, kind, raw) from None
+    if base is float:  # nan passes every comparison a range check makes, inf every upper-bound-free one
+        raise must(name, "a finite number", value)
     raise TypeError(f"unsupported option type {tp!r} for {name}")
 
 
@@ -166,7 +171,9 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool = False,
                 hi_open: bool = False) -> None:
-    """Raise the project error when ``value`` lies outside the (half-)open interval."""
+    """Raise the project error when ``value`` lies outside the (half-)open interval (or is not finite)."""
+    if not math.isfinite(value):
+        raise must(name, "a finite number", value)
     below = value <= lo if lo_open else value < lo
     above = value >= hi if hi_open else value > hi
     if below or above:

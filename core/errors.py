@@ -51,6 +51,18 @@ class VerificationError(FlowError):
     exit_code = 5
 
 
+class DiskError(FlowError):
+    """Reading or writing a file failed in the operating system (read-only, full disk, missing directory)."""
+
+    exit_code = 6
+
+    def __init__(self, err: OSError):
+        self.errno = err.errno
+        where = " -> ".join(str(p) for p in (err.filename, err.filename2) if p is not None)
+        reason = err.strerror or str(err)
+        super().__init__(f"cannot use {where}: {reason}" if where else f"file system error: {reason}")
+
+
 def must(what: str, rule: str, value: object, choices: list[str] | tuple[str, ...] | None = None) -> ConfigError:
     """The project's error sentence: ``<what> must be <rule>, not <value!r>``, with choices when listed."""
     text = f"{what} must be {rule}, not {value!r}"

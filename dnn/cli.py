@@ -142,117 +142,118 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     approx.sort(key=lambda m: (cost_model.multiplier(m)["energy_pj"] or 0.0, m.name))
     candidates = [exact, *approx]
     run_dir = conf.run_dir or Path("runs/dnn") / f"{conf.net}-{Path(conf.data).name}"
-    rd = RunDir.create(run_dir, overwrite=conf.overwrite, resume=conf.resume)
-    torch.set_num_threads(conf.threads)
-    started = time.time()
-    rd.write_json("config.json", {**cfg.to_dict(conf), "git": git_revision(ROOT),
-                                  "torch": torch.__version__, "multipliers": [m.name for m in candidates]})
+    with RunDir.open(run_dir, overwrite=conf.overwrite, resume=conf.resume, resumable=True,
+                     results=("report.json", "evaluations.jsonl")) as rd:
+        torch.set_num_threads(conf.threads)
+        started = time.time()
+        rd.write_json("config.json", {**cfg.to_dict(conf), "git": git_revision(ROOT),
+                                      "torch": torch.__version__, "multipliers": [m.name for m in candidates]})
 
-    recipe = train.Recipe(conf.net, conf.epochs, conf.qat_epochs, conf.lr, conf.batch, conf.seed)
-    model, info = train.trained(recipe, data, conf.cache_dir, progress=say)
-    qnn.set_signed(model, exact.signed)
-    if not exact.signed:
-        negative = [n for n, layer in qnn.qlayers(model) if not layer.non_negative]
-        if negative:
-            raise ConfigError(f"unsigned multipliers need non-negative activations, but layer {negative[0]} "
-                              "sees negative inputs; use signed multipliers")
-    x_eval, y_eval = data.x_test[:conf.eval_images], data.y_test[:conf.eval_images]
-    macs = _macs(model, data)
-    ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
-    log_path = rd.path / "evaluations.jsonl"
-    _reload(ev, log_path, candidates)
-    bar = None if quiet else tqdm(desc="evaluations", unit="net", leave=False)
+        recipe = train.Recipe(conf.net, conf.epochs, conf.qat_epochs, conf.lr, conf.batch, conf.seed)
+        model, info = train.trained(recipe, data, conf.cache_dir, progress=say)
+        qnn.set_signed(model, exact.signed)
+        if not exact.signed:
+            negative = [n for n, layer in qnn.qlayers(model) if not layer.non_negative]
+            if negative:
+                raise ConfigError(f"unsigned multipliers need non-negative activations, but layer {negative[0]} "
+                                  "sees negative inputs; use signed multipliers")
+        x_eval, y_eval = data.x_test[:conf.eval_images], data.y_test[:conf.eval_images]
+        macs = _macs(model, data)
+        ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
+        log_path = rd.path / "evaluations.jsonl"
+        _reload(ev, log_path, candidates)
+        bar = None if quiet else tqdm(desc="evaluations", unit="net", leave=False)
 
-    def record(res: search.Result) -> None:
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_row(res, ev, candidates)) + "\n")
+        def record(res: search.Result) -> None:
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(_row(res, ev, candidates)) + "\n")
+            if bar is not None:
+                bar.update(1)
+
+        ev.progress = record
+        baseline = ev(ev.exact(), "baseline").accuracy
+        say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} test images")
+
+        sens: dict[str, Any] = {}
+        requested: dict[str, list[search.Result]] = {}
+        reps = sensitivity.representatives(model, data.x_train, conf.representatives, conf.seed)
+        xr, yr = data.x_train[reps], data.y_train[reps]
+        for method in conf.method:
+            if method == "xai":
+                qnn.set_mode(model, "qat")
+                importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
+                sens["conductance"] = importance
+                requested["xai"] = search.xai(ev, importance, baseline, conf.max_acc_loss)
+            elif method == "hawx":
+                scores = sensitivity.hawx(model, xr, yr, candidates)
+                sens["hawx_layer"] = scores.layers
+                sens["hawx_filter"] = {k: [v.tolist() for v in fs] for k, fs in scores.filters.items()}
+                grans = ("layer", "filter") if conf.granularity == "both" else (conf.granularity,)
+                for g in grans:
+                    requested[f"hawx-{g}"] = search.hawx(ev, scores, baseline, conf.max_acc_loss, g)
+            else:
+                requested["exhaustive"] = search.exhaustive(ev, conf.max_evals)
         if bar is not None:
-            bar.update(1)
+            bar.close()
+        rd.write_json("sensitivity.json", {"representatives": reps.tolist(), **sens})
 
-    ev.progress = record
-    baseline = ev(ev.exact(), "baseline").accuracy
-    say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} test images")
+        all_results = list(ev.results.values())
+        exact_cost = ev.cost(ev.exact())
+        methods: dict[str, Any] = {}
+        for name, seen in requested.items():
+            b = search.best(seen, baseline, conf.max_acc_loss)
+            methods[name] = {"evaluations": len({r.choice for r in seen}),
+                             "best": _row(b, ev, candidates) if b else None,
+                             "energy_reduction": (exact_cost.energy_pj / b.cost.energy_pj) if b and b.cost.energy_pj
+                             else None}
+        chosen = search.best(all_results, baseline, conf.max_acc_loss)
+        front = search.pareto(all_results)
+        rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
+        _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
+        _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
+        _plot(rd.path / "pareto.png", all_results, front, baseline, conf.max_acc_loss, chosen, exact_cost,
+              "accelerator energy" if cost_model.name == "accel" else "multiply energy")
 
-    sens: dict[str, Any] = {}
-    requested: dict[str, list[search.Result]] = {}
-    reps = sensitivity.representatives(model, data.x_train, conf.representatives, conf.seed)
-    xr, yr = data.x_train[reps], data.y_train[reps]
-    for method in conf.method:
-        if method == "xai":
-            qnn.set_mode(model, "qat")
-            importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
-            sens["conductance"] = importance
-            requested["xai"] = search.xai(ev, importance, baseline, conf.max_acc_loss)
-        elif method == "hawx":
-            scores = sensitivity.hawx(model, xr, yr, candidates)
-            sens["hawx_layer"] = scores.layers
-            sens["hawx_filter"] = {k: [v.tolist() for v in fs] for k, fs in scores.filters.items()}
-            grans = ("layer", "filter") if conf.granularity == "both" else (conf.granularity,)
-            for g in grans:
-                requested[f"hawx-{g}"] = search.hawx(ev, scores, baseline, conf.max_acc_loss, g)
+        report: dict[str, Any] = {
+            "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
+            "multipliers": [{"name": m.name, "path": str(m.path) if m.path else "exact", **cost_model.multiplier(m),
+                             "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
+            "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
+            "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
+            "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
+            "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
+            "pareto_size": len(front), "model_cache": info.get("cached"),
+        }
+        if chosen is not None:
+            assignment = ev.assignment(chosen.choice)
+            rd.write_json("assign.json", ev.assign_json(chosen.choice))
+            used = {m.digest: m for v in assignment.values() for m in (v if isinstance(v, list) else [v])}
+            exported = []
+            for m in used.values():
+                if m.path is not None:
+                    exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
+            report["chosen"] = _row(chosen, ev, candidates)
+            report["energy_reduction"] = exact_cost.energy_pj / chosen.cost.energy_pj if chosen.cost.energy_pj else None
+            report["exported_luts"] = exported
+            if conf.finetune_epochs:
+                qnn.assign(model, assignment)
+                qnn.set_mode(model, "lut")
+                before = train.accuracy(model, data.x_test, data.y_test)
+                train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed, progress=say)
+                after_eval = train.accuracy(model, x_eval, y_eval)
+                after = train.accuracy(model, data.x_test, data.y_test)
+                torch.save(model.state_dict(), rd.path / "model_finetuned.pt")
+                report["finetune"] = {"epochs": conf.finetune_epochs, "test_accuracy_before": before,
+                                      "test_accuracy_after": after, "eval_accuracy_after": after_eval,
+                                      "test_images": len(data.x_test)}
         else:
-            requested["exhaustive"] = search.exhaustive(ev, conf.max_evals)
-    if bar is not None:
-        bar.close()
-    rd.write_json("sensitivity.json", {"representatives": reps.tolist(), **sens})
-
-    all_results = list(ev.results.values())
-    exact_cost = ev.cost(ev.exact())
-    methods: dict[str, Any] = {}
-    for name, seen in requested.items():
-        b = search.best(seen, baseline, conf.max_acc_loss)
-        methods[name] = {"evaluations": len({r.choice for r in seen}),
-                         "best": _row(b, ev, candidates) if b else None,
-                         "energy_reduction": (exact_cost.energy_pj / b.cost.energy_pj) if b and b.cost.energy_pj
-                         else None}
-    chosen = search.best(all_results, baseline, conf.max_acc_loss)
-    front = search.pareto(all_results)
-    rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
-    _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
-    _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
-    _plot(rd.path / "pareto.png", all_results, front, baseline, conf.max_acc_loss, chosen, exact_cost,
-          "accelerator energy" if cost_model.name == "accel" else "multiply energy")
-
-    report: dict[str, Any] = {
-        "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
-        "multipliers": [{"name": m.name, "path": str(m.path) if m.path else "exact", **cost_model.multiplier(m),
-                         "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
-        "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
-        "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
-        "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
-        "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
-        "pareto_size": len(front), "model_cache": info.get("cached"),
-    }
-    if chosen is not None:
-        assignment = ev.assignment(chosen.choice)
-        rd.write_json("assign.json", ev.assign_json(chosen.choice))
-        used = {m.digest: m for v in assignment.values() for m in (v if isinstance(v, list) else [v])}
-        exported = []
-        for m in used.values():
-            if m.path is not None:
-                exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
-        report["chosen"] = _row(chosen, ev, candidates)
-        report["energy_reduction"] = exact_cost.energy_pj / chosen.cost.energy_pj if chosen.cost.energy_pj else None
-        report["exported_luts"] = exported
-        if conf.finetune_epochs:
-            qnn.assign(model, assignment)
-            qnn.set_mode(model, "lut")
-            before = train.accuracy(model, data.x_test, data.y_test)
-            train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed, progress=say)
-            after_eval = train.accuracy(model, x_eval, y_eval)
-            after = train.accuracy(model, data.x_test, data.y_test)
-            torch.save(model.state_dict(), rd.path / "model_finetuned.pt")
-            report["finetune"] = {"epochs": conf.finetune_epochs, "test_accuracy_before": before,
-                                  "test_accuracy_after": after, "eval_accuracy_after": after_eval,
-                                  "test_images": len(data.x_test)}
-    else:
-        report["chosen"] = None
-    report["runtime_s"] = time.time() - started
-    rd.write_json("report.json", report)
-    rd.write_text("report.md", _markdown(report))
-    say(f"wrote {rd.path / 'report.md'}")
-    del np
-    return 0
+            report["chosen"] = None
+        report["runtime_s"] = time.time() - started
+        rd.write_json("report.json", report)
+        rd.write_text("report.md", _markdown(report))
+        say(f"wrote {rd.path / 'report.md'}")
+        del np
+        return 0
 
 
 def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:

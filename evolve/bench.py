@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from core.bench import row
+from core.errors import must
+from core.run import write_text
 
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
 SUITES = ("evolve", "accel", "dnn", "array", "quality")
@@ -167,6 +169,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.json is not None:  # checked before the benchmarks run, not after
+        if args.json.is_dir():
+            raise must("JSON", "a file name", f"{args.json} (a directory)")
+        if not args.json.parent.resolve().is_dir():
+            raise must("JSON", "a file in an existing directory", f"{args.json} (no directory {args.json.parent})")
     all_rows = []
     for suite in args.suite:
         rows = run_suite(suite, args.quick)
@@ -176,5 +183,5 @@ def main(args: argparse.Namespace) -> int:
             ref = f"  vs {r['reference']:.6g}  ratio {r['ratio']:.2f}" if r.get("ratio") else ""
             print(f"  {r['name']:<56} {r['value']:>12.6g} {r['unit']:<8}{ref}  {r['note']}")
     if args.json:
-        args.json.write_text(json.dumps(all_rows, indent=1))
+        write_text(args.json, json.dumps(all_rows, indent=1))
     return 0

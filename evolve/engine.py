@@ -298,11 +298,13 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
            progress: Callable[[State, dict], None]) -> Outcome:
     """Run epochs until the budget or generation count is reached, or Ctrl-C.
 
+    The state is checkpointed before the first epoch, then every ``checkpoint_every`` seconds and at the end.
     The first Ctrl-C asks the loop to stop at the end of the epoch under way (a fraction of a second),
     so the state stays whole: it is checkpointed and the outcome comes back with ``interrupted`` set.
     A second Ctrl-C interrupts at once.
     """
     final_limit = schedule.limit(10**12)
+    checkpoint(state)  # resumable from the start: a kill before the first minute loses nothing
     toolbox, close = make_toolbox(problem, min(jobs, len(state.islands)))
     session_start = time.monotonic()
     last_ckpt = session_start

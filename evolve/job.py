@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from core import config as cfgmod
 from core import tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
-from core.run import RunDir, git_revision
+from core.run import RunDir, git_revision, read_json
 from evolve import cgp, descent, engine, kernels
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
@@ -184,47 +183,67 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
     import tech as techmod
 
     path = cfg.directory()
-    if cfg.resume:
-        cfg = _resumed_config(cfg, path, given or {})
-    t = techmod.load(cfg.tech)
-    for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
-        tool.require()
-    probs = None
-    if cfg.operands != "uniform":
-        probs = activity.read_histogram(Path(cfg.operands), cfg.wa, cfg.wb, cfg.signed)
-    if cfg.seed_netlist is not None and not cfg.seed_netlist.is_file():
-        raise ConfigError(f"seed netlist {cfg.seed_netlist} does not exist")
-
-    run_dir = RunDir.create(path, overwrite=cfg.overwrite, resume=cfg.resume)
-    weights = np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float)
-    ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
-                  golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress)
-    started = time.time()
-    try:
+    # the lock comes first: the stored settings and the checkpoint are read under it
+    with RunDir.open(path, overwrite=cfg.overwrite, resume=cfg.resume, resumable=True) as run_dir:
+        if cfg.resume:
+            cfg = _resumed_config(cfg, path, given or {})
+        t = techmod.load(cfg.tech)
+        for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
+            tool.require()
+        probs = None
+        if cfg.operands != "uniform":
+            probs = activity.read_histogram(Path(cfg.operands), cfg.wa, cfg.wb, cfg.signed)
+        if cfg.seed_netlist is not None:
+            _check_seed_netlist(cfg.seed_netlist)
+        weights = np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float)
+        ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
+                      golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress)
+        if cfg.resume:  # a refused resume writes nothing: its checkpoint is read before any file is written
+            engine.load_checkpoint(run_dir.path / "checkpoint.npz", _fingerprint(ctx))
+        started = time.time()
         seed_net = _rtl_and_seed(ctx)
         _write_config(ctx)
         outcome = _evolve(ctx, seed_net, progress)
-    except ConfigError:
-        if not cfg.resume:  # a run that never started leaves nothing behind
-            shutil.rmtree(run_dir.path, ignore_errors=True)
-        raise
-    report = _finish(ctx, seed_net, outcome, probs, started)
-    if not report["verification"]["passed"]:
-        raise VerificationError(f"verification failed: {report['verification']['failed'][0]} "
-                                f"(see {run_dir.path / 'report.md'})")
-    if cfg.timing == "sta" and not report["timing"]["met"]:
-        raise VerificationError(f"the evolved multiplier is slower than the exact one "
-                                f"({report['timing']['approx_delay_ns']:.4g} ns > "
-                                f"{report['timing']['exact_delay_ns']:.4g} ns) even when mapped for speed; "
-                                f"use --allow-slower to accept it (see {run_dir.path / 'report.md'})")
+        report = _finish(ctx, seed_net, outcome, probs, started)
+        # a run that fails its checks is not a success: an --overwrite then keeps the earlier run
+        see = run_dir.see("report.md")
+        if not report["verification"]["passed"]:
+            raise VerificationError(f"verification failed: {report['verification']['failed'][0]} ({see})")
+        if cfg.timing == "sta" and not report["timing"]["met"]:
+            raise VerificationError(f"the evolved multiplier is slower than the exact one "
+                                    f"({report['timing']['approx_delay_ns']:.4g} ns > "
+                                    f"{report['timing']['exact_delay_ns']:.4g} ns) even when mapped for speed; "
+                                    f"use --allow-slower to accept it ({see})")
     return report
+
+
+SEED_NETLIST_MAX_BYTES = 64 << 20
+
+
+def _check_seed_netlist(path: Path) -> None:
+    """A seed netlist is a Verilog text file: one line for a missing, binary or oversized one."""
+    if not path.is_file():
+        raise ConfigError(f"seed netlist {path} does not exist")
+    size = path.stat().st_size
+    if size > SEED_NETLIST_MAX_BYTES:
+        raise must("SEED_NETLIST", f"a Verilog file of at most {SEED_NETLIST_MAX_BYTES >> 20} MB",
+                   f"{path} ({size / 2**20:.1f} MB)")
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if b"\0" in head:
+        raise must("SEED_NETLIST", "a Verilog text file", f"{path} (binary)")
 
 
 def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> EvolveConfig:
     stored_path = path / "config.json"
     if not stored_path.is_file():
         raise ConfigError(f"{path} holds no config.json, so it cannot be resumed")
-    stored = json.loads(stored_path.read_text())["settings"]
+    data = read_json(stored_path, "run configuration")
+    stored = data.get("settings") if isinstance(data, dict) else None
+    if not isinstance(stored, dict):
+        got = ("an object without it" if isinstance(data, dict) and "settings" not in data
+               else type(stored if isinstance(data, dict) else data).__name__)
+        raise ConfigError(f"run configuration {stored_path} must be a JSON object with 'settings', not {got}")
     mine = cfgmod.to_dict(cfg)
     for key in given:
         if key in RESUMABLE or key in ("resume", "run_dir", "tag"):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from core import config
 from core.config import option
 from core.errors import ConfigError, must
-from core.run import write_json
+from core.run import locked, read_json, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
@@ -66,20 +67,42 @@ def main(args: argparse.Namespace) -> int:
     runs = [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
             for e in sorted(cfg.eps)]  # every setting checked before anything runs
     out = cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}"
-    rows = [_one(run_cfg, out, cfg.overwrite, not args.quiet) for run_cfg in runs]
-    write_json(out / "sweep.json", {"settings": config.to_dict(cfg), "runs": rows})
-    with open(out / "sweep.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows({k: r.get(k) for k in COLUMNS} for r in rows)
-    (out / "sweep.md").write_text(_markdown(rows, runs[0].design, cfg), encoding="utf-8")
-    _plots(out, rows, runs[0].design, cfg.tech)
+    rows: list[dict[str, Any]] = []
+    with locked(out):
+        try:
+            for run_cfg in runs:
+                rows.append(_one(run_cfg, out, cfg.overwrite, not args.quiet))
+                if rows[-1]["interrupted"]:  # Ctrl-C stopped this run's evolution: stop the sweep here
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            _roll_up(out, rows, runs, cfg)
+            print(f"interrupted: {out / 'sweep.md'} says which EPS finished; run the sweep again to resume it",
+                  file=sys.stderr)
+            raise
+        _roll_up(out, rows, runs, cfg)
     for r in rows:
         print(f"EPS {r['eps']:<6g} WCE {r['wce']:>6} (limit {r['wce_limit']:>6})  area {r['area_ratio']:.4f}  "
               f"transistors {r['transistor_ratio']:.4f}  power {r['power_ratio']:.4f}  "
               f"{'verified' if r['verified'] else 'NOT VERIFIED'}")
     print(out / "sweep.md")
     return 0 if all(r["verified"] for r in rows) else 5
+
+
+def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepConfig) -> None:
+    """sweep.json, sweep.csv, sweep.md and the plots of what ran; an interrupted sweep says what did not."""
+    done = {r["eps"] for r in rows}
+    missing = [r.eps for r in runs if r.eps not in done]
+    complete = [r for r in rows if not r["interrupted"]]
+    write_json(out / "sweep.json", {"settings": config.to_dict(cfg), "complete": not missing and
+                                    len(complete) == len(rows), "runs": rows, "not_run": missing})
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=(*COLUMNS, "interrupted"))
+    w.writeheader()
+    w.writerows({k: r.get(k) for k in (*COLUMNS, "interrupted")} for r in rows)
+    write_text(out / "sweep.csv", buf.getvalue())
+    write_text(out / "sweep.md", _markdown(rows, runs[0].design, cfg, missing))
+    if complete:
+        _plots(out, complete, runs[0].design, cfg.tech)
 
 
 def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]:
@@ -90,8 +113,8 @@ def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]
     run_dir = out / f"eps{cfg.eps:g}-seed{cfg.seed}"
     report = run_dir / "report.json"
     if report.is_file() and not overwrite:
-        r = json.loads(report.read_text())
-        if not r.get("interrupted"):
+        r = read_json(report, "run report")
+        if isinstance(r, dict) and not r.get("interrupted"):
             return _row(r, run_dir)
     resume = (run_dir / "checkpoint.npz").is_file() and not overwrite
     if resume and cfg.budget > 0:  # every EPS gets the same evolution time: an interrupted run only the rest
@@ -105,10 +128,10 @@ def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]
 
 def _row(r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     return {**{k: r.get(k) for k in COLUMNS if k != "verified"}, "verified": r["verification"]["passed"],
-            "run_dir": str(run_dir)}
+            "interrupted": bool(r.get("interrupted")), "run_dir": str(run_dir)}
 
 
-def _markdown(rows: list[dict[str, Any]], design: str, cfg: SweepConfig) -> str:
+def _markdown(rows: list[dict[str, Any]], design: str, cfg: SweepConfig, missing: list[float]) -> str:
     head = ("| EPS | WCE limit | WCE | WCE % | MAE % | ER % | area ratio | transistor ratio | power ratio | "
             "delay ratio | verified |")
     lines = [f"# {design}: cost and error against EPS on {cfg.tech}", "",
@@ -118,7 +141,13 @@ def _markdown(rows: list[dict[str, Any]], design: str, cfg: SweepConfig) -> str:
     for r in rows:
         lines.append(f"| {r['eps']:g} | {r['wce_limit']} | {r['wce']} | {r['wce_pct']:.4f} | {r['mae_pct']:.4f} | "
                      f"{r['er']:.2f} | {r['area_ratio']:.4f} | {r['transistor_ratio']:.4f} | {r['power_ratio']:.4f} | "
-                     f"{r['delay_ratio']:.4f} | {'yes' if r['verified'] else 'NO'} |")
+                     f"{r['delay_ratio']:.4f} | {'yes' if r['verified'] else 'NO'}"
+                     f"{' (interrupted: evolved for less than its budget)' if r['interrupted'] else ''} |")
+    for e in missing:
+        lines.append(f"| {e:g} |" + " |" * 9 + " not run (interrupted sweep) |")
+    if missing or any(r["interrupted"] for r in rows):
+        lines += ["", "**Interrupted sweep**: run it again to resume it (finished runs are reused, the "
+                  "interrupted one continues from its checkpoint)."]
     lines += ["", "![cost](cost_vs_eps.png) ![error](error_vs_eps.png)", ""]
     return "\n".join(lines)
 

@@ -13,6 +13,8 @@ tool reading the VCD of a timing simulation would. Activity of a net = transitio
 from __future__ import annotations
 
 import csv
+import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,44 +24,67 @@ from verify import golden
 
 
 def read_histogram(path: Path, wa: int, wb: int, is_signed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities over operand codes (a, b) from a histogram CSV."""
+    """Probabilities over operand codes (a, b) from a histogram CSV.
+
+    Every way the file can be wrong (unreadable, binary, not UTF-8, wrong columns, a value that is not
+    an integer or a count that is not a finite number >= 0) is a :class:`ConfigError` naming the file.
+    """
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read operand histogram {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read operand histogram {path}: {exc.strerror or exc}") from None
+    if b"\0" in data:
+        raise ConfigError(f"operand histogram {path} must be a CSV text file, not binary")
+    try:
+        text = data.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except UnicodeDecodeError:
+        raise ConfigError(f"operand histogram {path} must be UTF-8 CSV text, not binary") from None
+    except csv.Error as exc:
+        raise ConfigError(f"operand histogram {path} must be CSV, not malformed text ({exc})") from None
     if not rows:
         raise ConfigError(f"operand histogram {path} has no rows")
-    cols = set(rows[0])
-    if cols == {"value", "count"}:
+    header = [h for h in rows[0] if h is not None]
+    cols = set(header)
+    if cols == {"value", "count"} and len(header) == 2:
         keys = ("count", "count")
-    elif cols == {"value", "count_a", "count_b"}:
+    elif cols == {"value", "count_a", "count_b"} and len(header) == 3:
         keys = ("count_a", "count_b")
     else:
         raise ConfigError(f"operand histogram {path} must have columns value,count or value,count_a,count_b, "
-                          f"not {','.join(rows[0])}")
+                          f"not {','.join(header)}")
     probs = []
     for width, key in ((wa, keys[0]), (wb, keys[1])):
         vals = golden.values(width, is_signed)
         lo, hi = int(vals.min()), int(vals.max())
         p = np.zeros(1 << width)
         for n, row in enumerate(rows, start=2):
+            if None in row:
+                raise ConfigError(f"operand histogram {path} line {n}: must have {len(header)} columns, "
+                                  f"not {len(header) + len(row[None])}")
+            raw_v, raw_c = row["value"], row[key]
             try:
-                v, c = int(row["value"]), float(row[key])
+                v, c = int(str(raw_v).strip()), float(str(raw_c).strip())
             except (TypeError, ValueError):
                 raise ConfigError(f"operand histogram {path} line {n}: value must be an integer and "
-                                  f"{key} a number, not {row['value']!r}, {row[key]!r}") from None
-            if c < 0:
-                raise ConfigError(f"operand histogram {path} line {n}: {key} must be >= 0, not {c}")
+                                  f"{key} a number, not {raw_v!r}, {raw_c!r}") from None
+            if not math.isfinite(c) or c < 0:
+                raise ConfigError(f"operand histogram {path} line {n}: {key} must be a finite number >= 0, "
+                                  f"not {raw_c.strip()!r}")
             if v < lo or v > hi:
                 if c > 0:
                     raise ConfigError(f"operand histogram {path} line {n}: value must be in {lo}..{hi} for "
                                       f"a {width}-bit {'signed' if is_signed else 'unsigned'} operand, not {v}")
                 continue
-            p[v & ((1 << width) - 1)] += c
-        if p.sum() <= 0:
+            with np.errstate(over="ignore"):  # a sum too large for a float is refused just below
+                p[v & ((1 << width) - 1)] += c
+        with np.errstate(over="ignore"):
+            total = float(p.sum())
+        if not total > 0:
             raise ConfigError(f"operand histogram {path}: {key} has no positive count")
-        probs.append(p / p.sum())
+        if not math.isfinite(total) or not np.isfinite(p).all():
+            raise ConfigError(f"operand histogram {path}: {key} must sum to a finite number, not {total}")
+        probs.append(p / total)
     return probs[0], probs[1]
 
 

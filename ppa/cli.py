@@ -67,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
 def characterise(cfg: PpaConfig) -> dict[str, Any]:
     import tech as techmod
     from core import tools
-    from core.run import RunDir
+    from core.run import RunDir, write_bytes
     from evolve.evaluator import errors_of
     from ppa import activity, yosys
     from ppa import characterise as ch
@@ -82,50 +82,64 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         tool.require()
     probs = None if cfg.operands == "uniform" else activity.read_histogram(Path(cfg.operands), shape.wa, wb,
                                                                             cfg.signed)
-    run = RunDir.create(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite)
-    exact_name = design_name(shape.wa, wb, cfg.signed)
-    rtl = run.path / f"{exact_name}.v"
-    rtl.write_text(to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name), encoding="utf-8")
-    source = run.path / cfg.verilog.name
-    source.write_bytes(cfg.verilog.read_bytes())
+    _check_ports(cfg.verilog, cfg.top, shape.wa, wb)  # before the run directory: a wrong design changes nothing
+    with RunDir.open(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite) as run:
+        exact_name = design_name(shape.wa, wb, cfg.signed)
+        rtl = run.write_text(f"{exact_name}.v", to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name))
+        source = run.path / cfg.verilog.name
+        write_bytes(source, cfg.verilog.read_bytes())
 
-    # error: simulate the design and compare with the goldenbrick table
-    a, b, sampled = vectors(shape, cfg.seed)
-    exact_codes = shape.exact_codes(a, b)
-    res = simulate(run, "errors", [source], cfg.top, shape, a, b, exact_codes, wce_limit=None, seed=cfg.seed)
-    got = simulated_codes(run, "errors")
-    if (got < 0).any():
-        raise ConfigError(f"{cfg.top} drives X or Z on y for {(got < 0).sum()} input pairs")
-    y = golden.decode(got, shape.nb, cfg.signed)
-    exact = golden.decode(exact_codes, shape.nb, cfg.signed)
-    errors = errors_of(y, exact, golden.norm(shape.wa, wb, cfg.signed), sampled)
+        # error: simulate the design and compare with the goldenbrick table
+        a, b, sampled = vectors(shape, cfg.seed)
+        exact_codes = shape.exact_codes(a, b)
+        res = simulate(run, "errors", [source], cfg.top, shape, a, b, exact_codes, wce_limit=None, seed=cfg.seed)
+        got = simulated_codes(run, "errors")
+        if (got < 0).any():
+            raise ConfigError(f"{cfg.top} drives X or Z on y for {(got < 0).sum()} input pairs")
+        y = golden.decode(got, shape.nb, cfg.signed)
+        exact = golden.decode(exact_codes, shape.nb, cfg.signed)
+        errors = errors_of(y, exact, golden.norm(shape.wa, wb, cfg.signed), sampled)
 
-    exact_map = yosys.map_to_cells(run, [rtl], exact_name, t, run.path / f"exact_{t.name}.v", step="map_exact")
-    mapped = yosys.map_to_cells(run, [source], cfg.top, t, run.path / f"{cfg.top}_{t.name}.v", step="map")
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
-    pa, pb = activity.operand_stream(shape.wa, wb, cfg.power_vectors, rng, probs)
-    lookup = {int(v): int(c) for v, c in zip((a << wb) | b, got)}
-    design_codes = np.array([lookup[int(v)] for v in (pa << wb) | pb]) if not sampled else None
-    if design_codes is None:  # a sampled design: simulate the power stream's own products
-        simulate(run, "power_stream", [source], cfg.top, shape, pa, pb, shape.exact_codes(pa, pb), wce_limit=None,
-                 seed=cfg.seed)
-        design_codes = simulated_codes(run, "power_stream")
-    pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
-                            clock_period_ns=cfg.clock_period, seed=cfg.seed)
-    pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes,
-                            clock_period_ns=cfg.clock_period, seed=cfg.seed)
-    report = {
-        "design": cfg.top, "wa": shape.wa, "wb": wb, "signed": cfg.signed, "tech": t.name,
-        "run_dir": str(run.path), **errors.as_report(), "verification_vectors": len(a),
-        "area": mapped.area, "area_ratio": mapped.area / exact_map.area, "cells": mapped.n_cells, **pd,
-        "delay_ratio": pd["delay_ns"] / pe["delay_ns"], "power_ratio": pd["power_w"] / pe["power_w"],
-        "clock_period_ns": cfg.clock_period, "operands": cfg.operands,
-        "exact": {"area": exact_map.area, "cells": exact_map.n_cells, **pe},
-        "simulation": res.as_report(),
-    }
-    run.write_json("report.json", report)
-    run.write_text("report.md", _markdown(report))
+        exact_map = yosys.map_to_cells(run, [rtl], exact_name, t, run.path / f"exact_{t.name}.v", step="map_exact")
+        mapped = yosys.map_to_cells(run, [source], cfg.top, t, run.path / f"{cfg.top}_{t.name}.v", step="map")
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
+        pa, pb = activity.operand_stream(shape.wa, wb, cfg.power_vectors, rng, probs)
+        lookup = {int(v): int(c) for v, c in zip((a << wb) | b, got)}
+        design_codes = np.array([lookup[int(v)] for v in (pa << wb) | pb]) if not sampled else None
+        if design_codes is None:  # a sampled design: simulate the power stream's own products
+            simulate(run, "power_stream", [source], cfg.top, shape, pa, pb, shape.exact_codes(pa, pb), wce_limit=None,
+                     seed=cfg.seed)
+            design_codes = simulated_codes(run, "power_stream")
+        pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
+                                clock_period_ns=cfg.clock_period, seed=cfg.seed)
+        pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes,
+                                clock_period_ns=cfg.clock_period, seed=cfg.seed)
+        report = {
+            "design": cfg.top, "wa": shape.wa, "wb": wb, "signed": cfg.signed, "tech": t.name,
+            "run_dir": str(run.final), **errors.as_report(), "verification_vectors": len(a),
+            "area": mapped.area, "area_ratio": mapped.area / exact_map.area, "cells": mapped.n_cells, **pd,
+            "delay_ratio": pd["delay_ns"] / pe["delay_ns"], "power_ratio": pd["power_w"] / pe["power_w"],
+            "clock_period_ns": cfg.clock_period, "operands": cfg.operands,
+            "exact": {"area": exact_map.area, "cells": exact_map.n_cells, **pe},
+            "simulation": res.as_report(),
+        }
+        run.write_json("report.json", report)
+        run.write_text("report.md", _markdown(report))
     return report
+
+
+def _check_ports(verilog: Path, top: str, wa: int, wb: int) -> None:
+    """``top`` must exist in ``verilog`` with ports a[wa], b[wb], y[wa+wb] (Yosys reads them)."""
+    from rtl_gen.array import verilog_ports
+
+    if b"\0" in verilog.read_bytes()[:1 << 16]:
+        raise must("VERILOG", "a Verilog text file", f"{verilog} (binary)")
+    ports = verilog_ports(verilog, top)
+    want = {"a": ("input", wa), "b": ("input", wb), "y": ("output", wa + wb)}
+    if ports != want:
+        got = ", ".join(f"{d} {n}[{w}]" for n, (d, w) in sorted(ports.items()))
+        need = ", ".join(f"{d} {n}[{w}]" for n, (d, w) in sorted(want.items()))
+        raise ConfigError(f"module {top} in {verilog} must have ports {need} (from BITS and BITS_B), not {got}")
 
 
 def _markdown(r: dict[str, Any]) -> str:

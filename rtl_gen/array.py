@@ -44,6 +44,8 @@ from amaranth.lib.wiring import In, Out
 
 from core import tools
 from core.errors import ConfigError, must
+from core.run import read_json
+from core.tables import read_lut
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name
 
 DATAFLOWS = ("ws", "os")
@@ -99,7 +101,7 @@ class MultSpec:
 
             return golden.table(self.wa, self.wb, self.signed)
         assert self.run_dir is not None
-        return np.load(self.run_dir / "lut.npy").astype(np.int64)
+        return read_lut(self.run_dir / "lut.npy", self.wa, self.wb, self.signed)
 
     def report_dict(self) -> dict:
         return dict(self.report)
@@ -120,7 +122,7 @@ def _last_module(text: str) -> str | None:
     return names[-1] if names else None
 
 
-def _verilog_ports(path: Path, top: str) -> dict[str, tuple[str, int]]:
+def verilog_ports(path: Path, top: str) -> dict[str, tuple[str, int]]:
     """Direction and width of every port of ``top`` in ``path``, as Yosys reads them."""
     exe = tools.YOSYS.require()
     with tempfile.TemporaryDirectory(prefix="axf_ports_") as tmp:
@@ -153,8 +155,8 @@ def evolved_multiplier(run_dir: Path, *, wa: int | None = None, wb: int | None =
     for name in ("approx.v", "lut.npy", "report.json"):
         if not (run_dir / name).is_file():
             raise ConfigError(f"multiplier run directory {run_dir} has no {name}")
+    rep = read_json(run_dir / "report.json", "multiplier report")
     try:
-        rep = json.loads((run_dir / "report.json").read_text())
         rwa, rwb, rsigned = int(rep["wa"]), int(rep["wb"]), bool(rep["signed"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{run_dir / 'report.json'} must hold wa, wb and signed ({exc})") from None
@@ -165,20 +167,18 @@ def evolved_multiplier(run_dir: Path, *, wa: int | None = None, wb: int | None =
     if signed is not None and signed != rsigned:
         raise ConfigError(f"the array's operands are {'signed' if signed else 'unsigned'} but the multiplier in "
                           f"{run_dir} is {'signed' if rsigned else 'unsigned'}")
+    read_lut(run_dir / "lut.npy", rwa, rwb, rsigned)  # checked now, not after the array is built
     text = (run_dir / "approx.v").read_text(encoding="utf-8", errors="replace")
     top = _last_module(text)
     if top is None:
         raise ConfigError(f"{run_dir / 'approx.v'} defines no module")
-    ports = _verilog_ports(run_dir / "approx.v", top)
+    ports = verilog_ports(run_dir / "approx.v", top)
     want = {"a": ("input", rwa), "b": ("input", rwb), "y": ("output", rwa + rwb)}
     if ports != want:
         got = ", ".join(f"{d} {n}[{w}]" for n, (d, w) in sorted(ports.items()))
         need = ", ".join(f"{d} {n}[{w}]" for n, (d, w) in sorted(want.items()))
         raise ConfigError(f"module {top} in {run_dir / 'approx.v'} must have ports {need} (from report.json), "
                           f"not {got}")
-    lut = np.load(run_dir / "lut.npy", mmap_mode="r")
-    if lut.shape != (1 << rwa, 1 << rwb):
-        raise ConfigError(f"{run_dir / 'lut.npy'} must have shape {(1 << rwa, 1 << rwb)}, not {lut.shape}")
     keep = ("design", "eps", "wce", "area", "area_ratio", "power_w", "power_ratio", "delay_ns", "tech",
             "clock_period_ns", "exact")
     report = tuple((k, rep[k]) for k in keep if k in rep)

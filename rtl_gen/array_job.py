@@ -98,12 +98,8 @@ def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
     design = arr.generate(g, mult)
     compare = cfg.ppa and cfg.compare_exact and not mult.exact
     path = cfg.run_dir or ROOT / "runs" / g.name / mult.label
-    run_dir = RunDir.create(path, overwrite=cfg.overwrite)
-    try:
+    with RunDir.open(path, overwrite=cfg.overwrite) as run_dir:
         return _run(cfg, run_dir, design, gemms, pg, t, probs, source, compare, progress)
-    except KeyboardInterrupt:
-        print(f"interrupted: {run_dir.path} holds the steps that finished", file=sys.stderr)
-        raise
 
 
 def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg: Any, t: Any, probs: Any,
@@ -164,7 +160,7 @@ def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg
     run.write_text("report.md", markdown(report))
     if not ver.passed:
         first = ver.bench.messages[0] if ver.bench.messages else f"see {ver.bench.log}"
-        raise VerificationError(f"array verification failed: {first} (see {run.path / 'report.md'})")
+        raise VerificationError(f"array verification failed: {first} ({run.see('report.md')})")
     return report
 
 
@@ -173,7 +169,7 @@ def _report_head(cfg: ArrayConfig, run: RunDir, design: arr.Design, ver: Any, so
     rows = [r.as_report() for r in ver.gemms]
     mrep = mult.report_dict()
     return {
-        "design": design.top, "run_dir": str(run.path), "rows": g.rows, "cols": g.cols, "pods": g.pods,
+        "design": design.top, "run_dir": str(run.final), "rows": g.rows, "cols": g.cols, "pods": g.pods,
         "dataflow": g.dataflow, "wa": g.wa, "wb": g.wb, "signed": g.signed, "acc_bits": g.acc_bits,
         "mult": {"label": mult.label, "module": mult.module, "exact": mult.exact,
                  "run_dir": None if mult.exact else str(mult.run_dir),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from core import config
 from core.config import option
+from core.errors import ConfigError, must
+from core.run import write_text
 from rtl_gen.multiplier import Multiplier, check_widths, design_name, to_verilog
 
 
@@ -17,6 +19,7 @@ class RtlConfig:
     wb: int | None = option(None, help="width of operand b (default: WA)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
     out: Path | None = option(None, help="output file (default: <design>.v in the current directory)")
+    overwrite: bool = option(False, help="replace the output file if it exists")
 
     def __post_init__(self) -> None:
         check_widths(self.wa, self.wa if self.wb is None else self.wb)
@@ -31,6 +34,10 @@ def main(args: argparse.Namespace) -> int:
     wb = cfg.wa if cfg.wb is None else cfg.wb
     name = design_name(cfg.wa, wb, cfg.signed)
     out = cfg.out or Path(f"{name}.v")
-    out.write_text(to_verilog(Multiplier(cfg.wa, wb, signed_=cfg.signed), name), encoding="utf-8")
+    if out.is_dir():
+        raise must("OUT", "a file name", f"{out} (a directory)")
+    if out.exists() and not cfg.overwrite:
+        raise ConfigError(f"{out} already exists (use --overwrite to replace it)")
+    write_text(out, to_verilog(Multiplier(cfg.wa, wb, signed_=cfg.signed), name))
     print(out)
     return 0

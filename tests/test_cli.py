@@ -70,7 +70,8 @@ def test_missing_tool_names_the_package(tmp_path):
 
 def test_resume_without_a_run(tmp_path):
     proc = flow("evolve", "--resume", "--run-dir", str(tmp_path / "none"))
-    one_line_error(proc, 2, r"^error: .*none holds no config\.json, so it cannot be resumed$")
+    one_line_error(proc, 2, r"^error: run directory .*none does not exist, so there is nothing to resume$")
+    assert not (tmp_path / "none").exists() and not (tmp_path / ".none.lock").exists()
 
 
 def _seed_file(tmp_path: Path, body: str) -> Path:
