@@ -28,6 +28,7 @@ from core.errors import ConfigError
 
 MARGIN = 1.25  # derived period = MARGIN x delay, rounded up to a whole ns
 PROBE_FACTOR = 8  # the settling probe holds each vector for this many clock periods
+ARRAY_SIM_MARGIN = 2.0  # arrays: sim period = this x the clock x (settling / STA delay of the exact multiplier)
 
 
 def derive(delay_ns: float) -> float:
@@ -50,8 +51,8 @@ class Periods:
     clock_period_source: str  # "user" or "derived"
     delay_ns: float  # the STA delay the clock period was derived from or checked against
     sim_period_ns: float
-    sim_period_source: str  # "user", "clock" (the models settle within it) or "derived"
-    settle_ns: float | None = None  # the exact design's settling time in the timing simulation (probe)
+    sim_period_source: str  # "user", "clock" (the models settle within it), "derived" or "derived-ratio"
+    settle_ns: float | None = None  # the exact design's (arrays: multiplier's) settling time in the probe
 
     def as_report(self) -> dict[str, object]:
         how = (f"set by the user (--clock-period), at least the STA delay {self.delay_ns:.4g} ns"
@@ -62,7 +63,11 @@ class Periods:
                "clock": "the clock period: the cell models settle within it",
                "derived": f"derived: {MARGIN:g} x the settling time of the exact design in the timing "
                           f"simulation, rounded up to a whole ns (the cell models are slower than the "
-                          f"Liberty)"}[self.sim_period_source]
+                          f"Liberty)",
+               "derived-ratio": f"derived: {ARRAY_SIM_MARGIN:g} x the clock period x the ratio of the exact "
+                                f"multiplier's settling time in a timing simulation to its STA delay, rounded "
+                                f"up to a whole ns (the cell models are slower than the Liberty)",
+               }[self.sim_period_source]
         return {"clock_period_ns": self.clock_period_ns, "clock_period_source": self.clock_period_source,
                 "clock_period_how": how, "clock_delay_ns": self.delay_ns, "sim_period_ns": self.sim_period_ns,
                 "sim_period_source": self.sim_period_source, "sim_period_how": sim, "sim_settle_ns": self.settle_ns}
@@ -83,6 +88,19 @@ def sim_period(user_ns: float | None, clock_ns: float, settle_ns: float | None) 
     if settle_ns is None or settle_ns <= clock_ns:
         return clock_ns, "clock"
     return max(clock_ns, derive(settle_ns)), "derived"
+
+
+def array_sim_period(user_ns: float | None, clock_ns: float, mult_delay_ns: float | None,
+                     mult_settle_ns: float | None) -> tuple[float, str]:
+    """The simulation period of a clocked array: the user's; the clock period when the exact multiplier
+    settles within its derived period; else scaled by how much slower the models are than the Liberty
+    (there is no settling probe of a whole array: its simulation is the expensive step)."""
+    if user_ns is not None:
+        return user_ns, "user"
+    if mult_settle_ns is None or mult_delay_ns is None or mult_settle_ns <= derive(mult_delay_ns):
+        return clock_ns, "clock"
+    ratio = mult_settle_ns / mult_delay_ns
+    return max(clock_ns, float(math.ceil(ARRAY_SIM_MARGIN * ratio * clock_ns - 1e-9))), "derived-ratio"
 
 
 def settle_time_ns(vcd_path: Path, signal_prefix: str, n_vectors: int, period_ps: int) -> float:
