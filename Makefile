@@ -4,7 +4,7 @@ PYTHON_SYS ?= python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS   := yosys iverilog opensta qflow-tech-osu018
+APT_PKGS   := yosys iverilog opensta qflow-tech-osu018 qflow-tech-osu035 qflow-tech-osu050
 
 # Settings of the main job (see `python flow.py evolve --help` for all of them).
 EPS     ?= 0.005
@@ -86,6 +86,8 @@ deps:
 	command -v iverilog >/dev/null 2>&1 || missing="$$missing iverilog"; \
 	command -v sta >/dev/null 2>&1 || missing="$$missing opensta"; \
 	[ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] || missing="$$missing qflow-tech-osu018"; \
+	[ -f /usr/share/qflow/tech/osu035/osu035_stdcells.lib ] || missing="$$missing qflow-tech-osu035"; \
+	[ -f /usr/share/qflow/tech/osu050/osu05_stdcells.lib ] || missing="$$missing qflow-tech-osu050"; \
 	$(PYTHON_SYS) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \

@@ -4,7 +4,11 @@ Steps, each with a numbered log in ``runs/<design>/<tag>/logs``:
 
 1. RTL of the exact multiplier (Amaranth) and its synthesis to generic gates (Yosys): the seed.
 2. Formal equivalence of the RTL and the seed.
-3. The exact multiplier synthesised straight from its RTL onto the technology: the reference of every ratio.
+3. Technology preflight, before the search, so that a technology problem costs seconds and not the
+   budget: the exact multiplier synthesised straight from its RTL onto the technology (the reference of
+   every ratio), its STA delay, the clock period (the user's, checked against that delay, or derived
+   from it, :mod:`ppa.clock`), the period of the timing simulation, and the exact design's delay and
+   power, kept for the report.
 4. Evolution (Cartesian GP, :mod:`evolve.engine`) under the hard WCE limit, minimising area.
 5. Export of the best circuit: ``approx.v`` (generic gates), ``approx_<tech>.v`` (cells), ``lut.npy``/``lut.csv``.
 6. Verification by simulation of the shipped Verilog (cocotb + Icarus): exact RTL, seed, exact mapped,
@@ -37,6 +41,7 @@ from evolve import cgp, descent, engine, kernels
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
+from ppa import clock as pclock
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
 from verify import formal, golden
 from verify import multiplier as vecs
@@ -92,7 +97,12 @@ class EvolveConfig:
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
                            "(value,count or value,count_a,count_b)")
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
-    clock_period: float = option(10.0, unit="ns", help="clock period at which power is reported")
+    clock_period: float | None = option(None, unit="ns", help="clock period at which power is simulated and "
+                                        "reported; at least the exact design's STA delay (default: derived, "
+                                        "1.25 x the STA delay of the slower design rounded up to a whole ns)")
+    sim_period: float | None = option(None, unit="ns", help="period per operand pair of the gate-level power "
+                                      "simulation (default: the clock period, longer when the cell models "
+                                      "settle more slowly, e.g. GF180's 1 ns per arc)")
     checkpoint_every: float = option(60.0, unit="s", help="seconds between checkpoints")
     tag: str | None = option(None, help="run name under runs/<design>/ (default: eps<EPS>-seed<SEED>)")
     run_dir: Path | None = option(None, help="run directory (default: runs/<design>/<tag>)")
@@ -124,10 +134,14 @@ class EvolveConfig:
         if self.migrate < 0:
             raise must("MIGRATE", ">= 0 epochs (0: never)", self.migrate)
         check_range("SPARE", self.spare, 0.0, 10.0)
-        if self.clock_period <= 0:
+        if self.clock_period is not None and self.clock_period <= 0:
             raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
         if not self.proof_timeout > 0:
             raise must("PROOF_TIMEOUT", "> 0 s", self.proof_timeout)
+        if self.sim_period is not None and self.sim_period <= 0:
+            raise must("SIM_PERIOD", "> 0 ns", self.sim_period)
+        if self.sim_period is not None and self.clock_period is not None and self.sim_period < self.clock_period:
+            raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({self.clock_period:g} ns)", self.sim_period)
         if self.checkpoint_every <= 0:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
         if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):
@@ -156,6 +170,16 @@ class EvolveConfig:
 
 
 @dataclass
+class Preflight:
+    """What the technology preflight found on the exact design, reused after the search."""
+
+    exact_map: yosys.Mapped
+    exact_delay_ns: float
+    periods: pclock.Periods
+    exact_ppa: dict[str, float]
+
+
+@dataclass
 class Context:
     """What the steps share."""
 
@@ -167,6 +191,13 @@ class Context:
     norm: int
     verbose: bool = True
     reference: Netlist | None = None  # the exact seed, for SAT miters (None for a user's seed netlist)
+    preflight: Preflight | None = None
+
+    @property
+    def periods(self) -> pclock.Periods:
+        if self.preflight is None:
+            raise RuntimeError("the technology preflight has not run")
+        return self.preflight.periods
 
     def say(self, text: str) -> None:
         """One line of progress on stderr for the steps around the evolution (its own bar says the rest)."""
@@ -202,6 +233,7 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
             engine.load_checkpoint(run_dir.path / "checkpoint.npz", _fingerprint(ctx))
         started = time.time()
         seed_net = _rtl_and_seed(ctx)
+        _technology_preflight(ctx, probs)
         _write_config(ctx)
         outcome = _evolve(ctx, seed_net, progress)
         report = _finish(ctx, seed_net, outcome, probs, started)
@@ -265,6 +297,7 @@ def _write_config(ctx: Context) -> None:
         "design": cfg.design, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
         "wce_limit": ctx.limit, "norm": ctx.norm,
         "technology": ctx.tech.describe(),
+        "periods": ctx.periods.as_report() if ctx.preflight else None,
         "tools": tools.versions() | {"python": sys.version.split()[0], **_py_versions()},
         "git_revision": git_revision(ROOT),
     })
@@ -292,6 +325,42 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
     data = json.loads(seed_json.read_text())
     return Netlist.from_yosys_json(data, top, cfg.wa, cfg.wb, cfg.signed,
                                    source=source)
+
+
+def _technology_preflight(ctx: Context, probs: Any) -> None:
+    """Every step that can fail on a technology, on the exact design, before the search: mapping, STA,
+    the clock period (a user's one shorter than the exact STA delay is a ConfigError), the settling
+    probe that sets the timing simulation's period, and the exact design's timing simulation and power
+    (kept in ``ctx.preflight`` for :func:`_ppa`)."""
+    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    ctx.say(f"technology preflight on {t.name}: mapping, STA, timing simulation and power of the exact {cfg.design}")
+    rtl = run.path / f"{cfg.design}.v"
+    exact_map = yosys.map_to_cells(run, [rtl], cfg.design, t, run.path / f"exact_{t.name}.v", step="map_exact")
+    delay = sta.analyse(run, exact_map.verilog, cfg.design, t, clock_period_ns=cfg.clock_period or 10.0,
+                        step="sta_delay_exact").delay_ns
+    clock, clock_source = pclock.clock_period(cfg.clock_period, delay, f"the exact {cfg.design} on {t.name}")
+    if cfg.sim_period is not None and cfg.sim_period < clock:
+        raise must("--sim-period", f"at least the clock period ({clock:g} ns)", cfg.sim_period)
+    shape = Shape(cfg.wa, cfg.wb, cfg.signed)
+    a, b = _power_stream(ctx, probs)
+    settle = None
+    if cfg.sim_period is None:
+        settle = characterise.settle_probe(run, "exact", exact_map, cfg.design, t, shape, a, b,
+                                           shape.exact_codes(a, b), clock_period_ns=clock, seed=cfg.seed)
+    sim, sim_source = pclock.sim_period(cfg.sim_period, clock, settle)
+    periods = pclock.Periods(clock, clock_source, delay, sim, sim_source, settle)
+    ppa = characterise.delay_and_power(run, "exact", exact_map, cfg.design, t, shape, a, b, shape.exact_codes(a, b),
+                                       clock_period_ns=clock, sim_period_ns=sim, seed=cfg.seed)
+    ctx.preflight = Preflight(exact_map, delay, periods, ppa)
+    ctx.say(f"exact {cfg.design} on {t.name}: STA delay {delay:.4g} ns, clock period {clock:g} ns ({clock_source}), "
+            f"timing simulation at {sim:g} ns per operand pair")
+
+
+def _power_stream(ctx: Context, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The operand pairs of the power simulations (the same for the exact and the evolved design)."""
+    cfg = ctx.cfg
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
+    return activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
 
 
 def _fingerprint(ctx: Context) -> dict[str, Any]:
@@ -413,8 +482,9 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         _write_lut_csv(run.path / "lut.csv", lut, cfg.wa, cfg.wb, cfg.signed)
 
     # mapping onto the technology, exact (straight from RTL) and evolved
-    ctx.say(f"mapping the exact and the evolved multiplier onto {t.name}")
-    exact_map = yosys.map_to_cells(run, [rtl], cfg.design, t, run.path / f"exact_{t.name}.v", step="map_exact")
+    ctx.say(f"mapping the evolved multiplier onto {t.name}")
+    assert ctx.preflight is not None  # run() maps the exact design before the search
+    exact_map = ctx.preflight.exact_map
     approx_map, timing = _map_in_time(ctx, approx_v, module, exact_map)
 
     verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut,
@@ -439,7 +509,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         **ppa["approx"],
         "delay_ratio": ppa["approx"]["delay_ns"] / ppa["exact"]["delay_ns"],
         "power_ratio": ppa["approx"]["power_w"] / ppa["exact"]["power_w"],
-        "clock_period_ns": cfg.clock_period,
+        "clock_period_ns": ctx.periods.clock_period_ns, "clock": ctx.periods.as_report(),
         "exact": {"area": exact_map.area, "cells": exact_map.n_cells, "transistors": int(seed_tr),
                   "gates": seed_net.n_gates, "depth": seed_net.depth(), **ppa["exact"]},
         "verification": verification, "timing": timing,
@@ -539,10 +609,10 @@ def _map_in_time(ctx: Context, approx_v: Path, module: str, exact_map: yosys.Map
     """
     cfg, run, t = ctx.cfg, ctx.run, ctx.tech
     out = run.path / f"approx_{t.name}.v"
-    exact_ns = sta.analyse(run, exact_map.verilog, cfg.design, t, clock_period_ns=cfg.clock_period,
-                           step="sta_delay_exact").delay_ns
+    clock = ctx.periods.clock_period_ns
+    exact_ns = ctx.periods.delay_ns
     mapped = yosys.map_to_cells(run, [approx_v], module, t, out, step="map_approx")
-    delay = sta.analyse(run, out, module, t, clock_period_ns=cfg.clock_period, step="sta_delay_approx").delay_ns
+    delay = sta.analyse(run, out, module, t, clock_period_ns=clock, step="sta_delay_approx").delay_ns
     timing: dict[str, Any] = {"exact_delay_ns": exact_ns, "approx_delay_ns": delay, "required": not cfg.allow_slower,
                               "abc_delay_target_ps": None}
     if not cfg.allow_slower and delay > exact_ns:
@@ -552,7 +622,7 @@ def _map_in_time(ctx: Context, approx_v: Path, module: str, exact_map: yosys.Map
             trial = run.path / f"approx_{t.name}_D{target}.v"
             m = yosys.map_to_cells(run, [approx_v], module, t, trial, step="map_approx_timed",
                                    delay_target_ps=target)
-            d = sta.analyse(run, trial, module, t, clock_period_ns=cfg.clock_period, step="sta_delay_timed").delay_ns
+            d = sta.analyse(run, trial, module, t, clock_period_ns=clock, step="sta_delay_timed").delay_ns
             if d <= exact_ns and (best is None or m.area < best[0]):
                 best = (m.area, target, d)
         if best is not None:
@@ -610,12 +680,25 @@ def _model_codes(shape: Shape, best: Netlist, lut: np.ndarray | None, a: np.ndar
 
 def _ppa(ctx: Context, exact_map: yosys.Mapped, approx_map: yosys.Mapped, module: str, best: Netlist,
          lut: np.ndarray | None, probs: Any) -> dict[str, dict[str, float]]:
-    cfg = ctx.cfg
+    cfg, pre = ctx.cfg, ctx.preflight
+    assert pre is not None
     shape = Shape(cfg.wa, cfg.wb, cfg.signed)
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
-    a, b = activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
+    a, b = _power_stream(ctx, probs)
+    periods, exact = pre.periods, pre.exact_ppa
+    approx_delay = sta.analyse(ctx.run, approx_map.verilog, module, ctx.tech, clock_period_ns=periods.clock_period_ns,
+                               step="sta_delay_final").delay_ns
+    if periods.clock_period_source == "derived" and pclock.derive(approx_delay) > periods.clock_period_ns:
+        # the evolved design is the slower one: the clock follows it, and the exact design is powered again
+        clock = pclock.derive(approx_delay)
+        sim = clock if periods.sim_period_source == "clock" else max(clock, periods.sim_period_ns)
+        periods = pclock.Periods(clock, "derived", approx_delay, sim, periods.sim_period_source, periods.settle_ns)
+        exact = characterise.delay_and_power(ctx.run, "exact", exact_map, cfg.design, ctx.tech, shape, a, b,
+                                             shape.exact_codes(a, b), clock_period_ns=clock, sim_period_ns=sim,
+                                             seed=cfg.seed)
+        ctx.preflight = Preflight(pre.exact_map, pre.exact_delay_ns, periods, exact)
     ctx.say(f"delay and power (OpenSTA, activity from {cfg.power_vectors:,} simulated operand pairs)")
-    return {name: characterise.delay_and_power(ctx.run, name, mapped, top, ctx.tech, shape, a, b, codes,
-                                               clock_period_ns=cfg.clock_period, seed=cfg.seed)
-            for name, mapped, top, codes in (("exact", exact_map, cfg.design, shape.exact_codes(a, b)),
-                                             ("approx", approx_map, module, _model_codes(shape, best, lut, a, b)))}
+    approx = characterise.delay_and_power(ctx.run, "approx", approx_map, module, ctx.tech, shape, a, b,
+                                          _model_codes(shape, best, lut, a, b),
+                                          clock_period_ns=periods.clock_period_ns,
+                                          sim_period_ns=periods.sim_period_ns, seed=cfg.seed)
+    return {"exact": exact, "approx": approx}

@@ -115,7 +115,10 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["", f"**Slower than the exact multiplier under OpenSTA** ({tm['approx_delay_ns']:.4g} ns vs "
                   f"{tm['exact_delay_ns']:.4g} ns) although its logic depth is not greater and no ABC delay target "
                   "helped; `--timing sta` refuses such a result."]
-    lines += ["", f"Power at a {r['clock_period_ns']:g} ns clock with switching activity measured from a timing "
+    ck = r.get("clock")
+    how = (f" ({ck['clock_period_how']}; timing simulation at {ck['sim_period_ns']:g} ns per operand pair: "
+           f"{ck['sim_period_how']})" if ck else "")
+    lines += ["", f"Power at a {r['clock_period_ns']:g} ns clock{how} with switching activity measured from a timing "
               f"simulation of {r['power_vectors']:,} operand pairs ({r['operands']}); OpenSTA's vectorless "
               f"estimate from the same input activities: {r['power_vectorless_w']:.4g} W "
               f"(exact {ex['power_vectorless_w']:.4g} W).", ""]

@@ -62,6 +62,19 @@ def _by_block(values: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def min_period(run: RunDir, design: Design, tech: Technology, *, target_ps: int, tag: str) -> float:
+    """The core's minimum clock period (OpenSTA, register to register) when mapped for ``target_ps``:
+    what the clock period is checked against or derived from (:mod:`ppa.clock`)."""
+    core_rtl = design.write(run.path / f"{tag}_core_rtl.v", ("mult", "pe", "core"))
+    mapped = yosys.map_hierarchical(run, [core_rtl], design.core, tech,
+                                    run.path / f"{tag}_core_{tech.name}_probe.v", clock_period_ps=target_ps,
+                                    step=f"map_{tag}_probe")
+    r = sta.analyse(run, mapped.verilog, design.core, tech, clock_period_ns=target_ps / 1000, clock_port="clk",
+                    step=f"sta_{tag}_probe")
+    Path(mapped.verilog).unlink()
+    return float(r.min_period_ns if r.min_period_ns is not None else r.delay_ns)
+
+
 def characterise(run: RunDir, design: Design, tech: Technology, *, clock_period_ns: float,
                  power_gemm: varray.Gemm, probs: tuple[np.ndarray, np.ndarray] | None, seed: int,
                  tag: str, sim_period_ns: float | None = None) -> dict[str, Any]:

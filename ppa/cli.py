@@ -31,7 +31,12 @@ class PpaConfig:
     bits_b: int | None = option(None, help="operand width of b (default: --bits)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
     tech: str = option("osu018", help="technology")
-    clock_period: float = option(10.0, unit="ns", help="clock period at which power is reported")
+    clock_period: float | None = option(None, unit="ns", help="clock period at which power is simulated and "
+                                        "reported; at least the exact design's STA delay (default: derived, "
+                                        "1.25 x the STA delay of the slower design rounded up to a whole ns)")
+    sim_period: float | None = option(None, unit="ns", help="period per operand pair of the gate-level power "
+                                      "simulation (default: the clock period, longer when the cell models "
+                                      "settle more slowly, e.g. GF180's 1 ns per arc)")
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV")
     seed: int = option(1, help="random seed (operand streams, sampled vectors)")
@@ -45,8 +50,12 @@ class PpaConfig:
                 raise must(name.upper(), f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", w)
         if not self.verilog.is_file():
             raise ConfigError(f"VERILOG {self.verilog} does not exist")
-        if self.clock_period <= 0:
+        if self.clock_period is not None and self.clock_period <= 0:
             raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
+        if self.sim_period is not None and self.sim_period <= 0:
+            raise must("SIM_PERIOD", "> 0 ns", self.sim_period)
+        if self.sim_period is not None and self.clock_period is not None and self.sim_period < self.clock_period:
+            raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({self.clock_period:g} ns)", self.sim_period)
         if self.power_vectors < 10:
             raise must("POWER_VECTORS", ">= 10", self.power_vectors)
 
@@ -69,8 +78,9 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
     from core import tools
     from core.run import RunDir, write_bytes
     from evolve.evaluator import errors_of
-    from ppa import activity, yosys
+    from ppa import activity, sta, yosys
     from ppa import characterise as ch
+    from ppa import clock as pclock
     from rtl_gen.multiplier import Multiplier, design_name, to_verilog
     from verify import golden
     from verify.multiplier import Shape, simulate, simulated_codes, vectors
@@ -86,6 +96,11 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
     with RunDir.open(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite) as run:
         exact_name = design_name(shape.wa, wb, cfg.signed)
         rtl = run.write_text(f"{exact_name}.v", to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name))
+        # the technology first, on the exact design: mapping, STA, and the clock period checked against it
+        exact_map = yosys.map_to_cells(run, [rtl], exact_name, t, run.path / f"exact_{t.name}.v", step="map_exact")
+        exact_delay = sta.analyse(run, exact_map.verilog, exact_name, t, clock_period_ns=cfg.clock_period or 10.0,
+                                  step="sta_delay_exact").delay_ns
+        pclock.clock_period(cfg.clock_period, exact_delay, f"the exact {exact_name} on {t.name}")
         source = run.path / cfg.verilog.name
         write_bytes(source, cfg.verilog.read_bytes())
 
@@ -100,8 +115,13 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         exact = golden.decode(exact_codes, shape.nb, cfg.signed)
         errors = errors_of(y, exact, golden.norm(shape.wa, wb, cfg.signed), sampled)
 
-        exact_map = yosys.map_to_cells(run, [rtl], exact_name, t, run.path / f"exact_{t.name}.v", step="map_exact")
         mapped = yosys.map_to_cells(run, [source], cfg.top, t, run.path / f"{cfg.top}_{t.name}.v", step="map")
+        design_delay = sta.analyse(run, mapped.verilog, cfg.top, t, clock_period_ns=cfg.clock_period or 10.0,
+                                   step="sta_delay_design").delay_ns
+        slower = max(exact_delay, design_delay)
+        clock, clock_source = pclock.clock_period(cfg.clock_period, exact_delay, f"the exact {exact_name} on {t.name}")
+        if clock_source == "derived":
+            clock = pclock.derive(slower)
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
         pa, pb = activity.operand_stream(shape.wa, wb, cfg.power_vectors, rng, probs)
         lookup = {int(v): int(c) for v, c in zip((a << wb) | b, got)}
@@ -110,16 +130,23 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
             simulate(run, "power_stream", [source], cfg.top, shape, pa, pb, shape.exact_codes(pa, pb), wce_limit=None,
                      seed=cfg.seed)
             design_codes = simulated_codes(run, "power_stream")
+        settle = None
+        if cfg.sim_period is None:
+            settle = ch.settle_probe(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
+                                     clock_period_ns=clock, seed=cfg.seed)
+        sim, sim_source = pclock.sim_period(cfg.sim_period, clock, settle)
+        periods = pclock.Periods(clock, clock_source, slower if clock_source == "derived" else exact_delay, sim,
+                                 sim_source, settle)
         pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
-                                clock_period_ns=cfg.clock_period, seed=cfg.seed)
+                                clock_period_ns=clock, sim_period_ns=sim, seed=cfg.seed)
         pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes,
-                                clock_period_ns=cfg.clock_period, seed=cfg.seed)
+                                clock_period_ns=clock, sim_period_ns=sim, seed=cfg.seed)
         report = {
             "design": cfg.top, "wa": shape.wa, "wb": wb, "signed": cfg.signed, "tech": t.name,
             "run_dir": str(run.final), **errors.as_report(), "verification_vectors": len(a),
             "area": mapped.area, "area_ratio": mapped.area / exact_map.area, "cells": mapped.n_cells, **pd,
             "delay_ratio": pd["delay_ns"] / pe["delay_ns"], "power_ratio": pd["power_w"] / pe["power_w"],
-            "clock_period_ns": cfg.clock_period, "operands": cfg.operands,
+            "clock_period_ns": clock, "clock": periods.as_report(), "operands": cfg.operands,
             "exact": {"area": exact_map.area, "cells": exact_map.n_cells, **pe},
             "simulation": res.as_report(),
         }
@@ -156,5 +183,7 @@ def _markdown(r: dict[str, Any]) -> str:
         unit = f" {m.unit}" if m.unit else ""
         exact = f"{m.fmt(ex[key])}{unit}" if key in ex else ""
         rows.append(f"| {key} | {m.fmt(r[key])}{unit} | {exact} | {m.description.replace('|', chr(92) + '|')} |")
-    rows += ["", f"Power at a {r['clock_period_ns']:g} ns clock, operands {r['operands']}.", ""]
+    ck = r["clock"]
+    rows += ["", f"Power at a {r['clock_period_ns']:g} ns clock ({ck['clock_period_how']}), operands {r['operands']}; "
+                 f"timing simulation at {ck['sim_period_ns']:g} ns per operand pair ({ck['sim_period_how']}).", ""]
     return "\n".join(rows)

@@ -20,7 +20,7 @@ from typing import Any
 
 from core import config as cfgmod
 from core import tools
-from core.errors import VerificationError
+from core.errors import VerificationError, must
 from core.run import RunDir, git_revision
 from rtl_gen import array as arr
 from rtl_gen.cli_array import ROOT, ArrayConfig, gemm
@@ -99,11 +99,62 @@ def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
     compare = cfg.ppa and cfg.compare_exact and not mult.exact
     path = cfg.run_dir or ROOT / "runs" / g.name / mult.label
     with RunDir.open(path, overwrite=cfg.overwrite) as run_dir:
-        return _run(cfg, run_dir, design, gemms, pg, t, probs, source, compare, progress)
+        try:
+            periods = _technology_preflight(cfg, run_dir, design, t) if cfg.ppa else None
+            return _run(cfg, run_dir, design, gemms, pg, t, probs, source, compare, progress, periods)
+        except KeyboardInterrupt:
+            print(f"interrupted: {run_dir.path} holds the steps that finished", file=sys.stderr)
+            raise
+
+
+PROVISIONAL_PERIOD_NS = 10.0  # ABC's delay target of the mapping that measures the minimum period
+PROBE_VECTORS = 500
+
+
+def _technology_preflight(cfg: ArrayConfig, run: RunDir, design: arr.Design, t: Any) -> Any:
+    """Before the verification and the gate-level simulations: the exact (and the evolved) core mapped
+    and timed, the clock period checked against or derived from its minimum period, and the exact
+    multiplier alone mapped, timed and simulated with its cells' delays, for the simulation period."""
+    import numpy as np
+
+    from ppa import activity, sta, yosys
+    from ppa import array as parr
+    from ppa import characterise as ch
+    from ppa import clock as pclock
+    from rtl_gen.multiplier import Multiplier, design_name, to_verilog
+    from verify.multiplier import Shape
+
+    g = design.geometry
+    target = round((cfg.clock_period or PROVISIONAL_PERIOD_NS) * 1000)
+    exact = design if design.mult.exact else arr.generate(g, arr.exact_multiplier(g.wa, g.wb, g.signed))
+    exact_min = parr.min_period(run, exact, t, target_ps=target, tag="exact")
+    clock, clock_source = pclock.clock_period(cfg.clock_period, exact_min,
+                                              f"the exact {design.top} core on {t.name}")
+    slower = exact_min
+    if clock_source == "derived" and not design.mult.exact:
+        slower = max(slower, parr.min_period(run, design, t, target_ps=target, tag=design.mult.label))
+        clock = pclock.derive(slower)
+    if cfg.sim_period is not None and cfg.sim_period < clock:
+        raise must("--sim-period", f"at least the clock period ({clock:g} ns)", cfg.sim_period)
+    settle = mult_delay = None
+    if cfg.sim_period is None:
+        name = design_name(g.wa, g.wb, g.signed)
+        rtl = run.path / f"probe_{name}.v"
+        rtl.write_text(to_verilog(Multiplier(g.wa, g.wb, signed_=g.signed), name), encoding="utf-8")
+        m = yosys.map_to_cells(run, [rtl], name, t, run.path / f"probe_{name}_{t.name}.v", step="map_probe_mult")
+        mult_delay = sta.analyse(run, m.verilog, name, t, clock_period_ns=clock, step="sta_probe_mult").delay_ns
+        shape = Shape(g.wa, g.wb, g.signed)
+        a, b = activity.operand_stream(g.wa, g.wb, PROBE_VECTORS,
+                                       np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5E77])))
+        settle = ch.settle_probe(run, "probe_mult", m, name, t, shape, a, b, shape.exact_codes(a, b),
+                                 clock_period_ns=pclock.derive(mult_delay), seed=cfg.seed)
+    sim, sim_source = pclock.array_sim_period(cfg.sim_period, clock, mult_delay, settle)
+    return pclock.Periods(clock, clock_source, slower if clock_source == "derived" else exact_min, sim, sim_source,
+                          settle)
 
 
 def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg: Any, t: Any, probs: Any,
-         source: str, compare: bool, progress: bool) -> dict[str, Any]:
+         source: str, compare: bool, progress: bool, periods: Any = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from ppa import array as parr
@@ -137,19 +188,20 @@ def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg
     if cfg.ppa and ver.passed:
         bar.set_description(f"synthesise and power ({mult.label})")
         t0 = time.perf_counter()
-        ppa = parr.characterise(run, design, t, clock_period_ns=cfg.clock_period, power_gemm=pg, probs=probs,
-                                seed=cfg.seed, tag=mult.label, sim_period_ns=cfg.sim_period)
+        ppa = parr.characterise(run, design, t, clock_period_ns=periods.clock_period_ns, power_gemm=pg, probs=probs,
+                                seed=cfg.seed, tag=mult.label, sim_period_ns=periods.sim_period_ns)
         times["ppa_s"] = time.perf_counter() - t0
         bar.update()
         report.update(_flat(ppa))
         report["ppa"] = ppa
+        report["clock"] = periods.as_report()
         if compare:
             bar.set_description("synthesise and power (exact)")
             t0 = time.perf_counter()
             exact = arr.generate(g, arr.exact_multiplier(g.wa, g.wb, g.signed))
             exact.write(run.path / "array_exact.v")
-            ex = parr.characterise(run, exact, t, clock_period_ns=cfg.clock_period, power_gemm=pg, probs=probs,
-                                   seed=cfg.seed, tag="exact", sim_period_ns=cfg.sim_period)
+            ex = parr.characterise(run, exact, t, clock_period_ns=periods.clock_period_ns, power_gemm=pg,
+                                   probs=probs, seed=cfg.seed, tag="exact", sim_period_ns=periods.sim_period_ns)
             times["ppa_exact_s"] = time.perf_counter() - t0
             bar.update()
             report["exact"] = ex
@@ -261,7 +313,10 @@ def _ppa_table(r: dict[str, Any]) -> list[str]:
     ex = r.get("exact")
     pg = p["power_gemm"]
     cols = ["metric", r["mult"]["label"]] + (["exact", "ratio"] if ex else [])
+    ck = r.get("clock")
     out = [f"## Area, delay, power ({p['tech']}, {p['clock_period_ns']:g} ns clock)", "",
+           *([f"Clock period {ck['clock_period_how']}; gate-level simulation at {ck['sim_period_ns']:g} ns: "
+              f"{ck['sim_period_how']}.", ""] if ck else []),
            f"The core (controller, sequencers, feeders, PEs) synthesised by Yosys, timed and powered by OpenSTA; "
            f"power from the switching activity of a gate-level timing simulation of GEMM {pg['shape']} "
            f"({pg['cycles']:,} cycles, equal to the rtl model: {_fmt(pg['cycles'] == pg['rtl_model_cycles'])}, "

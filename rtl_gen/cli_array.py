@@ -44,10 +44,12 @@ class ArrayConfig:
     compare_exact: bool = option(True, help="with an evolved multiplier, cost the exact-multiplier array too "
                                             "(the array-level saving)")
     tech: str = option("osu018", help="technology")
-    clock_period: float = option(10.0, unit="ns", help="clock period of timing and power")
+    clock_period: float | None = option(None, unit="ns", help="clock period of synthesis, timing and power; at "
+                                        "least the exact array's minimum period (default: derived, 1.25 x the "
+                                        "minimum period of the slower core rounded up to a whole ns)")
     sim_period: float | None = option(None, unit="ns", help="clock period of the gate-level power simulation "
-                                      "(default: CLOCK_PERIOD; longer for cell models with unit delays, e.g. "
-                                      "GF180's 1 ns per arc)")
+                                      "(default: CLOCK_PERIOD, longer when the cell models are slower than the "
+                                      "Liberty, e.g. GF180's 1 ns per arc)")
     operands: str = option("auto", help="operands of the power GEMM: 'auto' (INT8 activations and weights of "
                                         "LeNet-5 on Fashion-MNIST for 8-bit signed operands, else uniform), "
                                         "'uniform', or a histogram CSV (value,count or value,count_a,count_b)")
@@ -61,9 +63,11 @@ class ArrayConfig:
             w = getattr(self, name)
             if w is not None and not arr.MIN_WIDTH <= w <= arr.MAX_WIDTH:
                 raise must(name.upper(), f"an operand width in {arr.MIN_WIDTH}..{arr.MAX_WIDTH}", w)
-        if self.clock_period <= 0:
+        if self.clock_period is not None and self.clock_period <= 0:
             raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
-        if self.sim_period is not None and self.sim_period < self.clock_period:
+        if self.sim_period is not None and self.sim_period <= 0:
+            raise must("SIM_PERIOD", "> 0 ns", self.sim_period)
+        if self.sim_period is not None and self.clock_period is not None and self.sim_period < self.clock_period:
             raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({self.clock_period:g} ns)", self.sim_period)
         for s in self.shapes:
             if s != "standard":
@@ -106,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
             f"correct, cycles {'equal' if v['cycles_match'] else 'DIFFER from'} the rtl model")
     if "area" in report:
         line += (f"; area {report['area']:.6g} um^2, power {report['power_w'] * 1e3:.4g} mW, "
-                 f"min period {report['min_period_ns']:.4g} ns")
+                 f"min period {report['min_period_ns']:.4g} ns (clock {report['clock_period_ns']:g} ns)")
     if report.get("savings"):
         s = report["savings"]
         line += (f"; array area ratio {s['area_ratio']:.4f} (multiplier {s['multiplier_level']['area_ratio']:.4f}), "

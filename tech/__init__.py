@@ -1,6 +1,8 @@
 """Technologies: immutable descriptions of a standard-cell library, passed to every stage that needs one.
 
-``tech.load("osu018")`` gives the default, the OSU 0.18 um library from Debian's qflow-tech-osu018.
+``tech.load("osu018")`` gives the default, the OSU 0.18 um library from Debian's qflow-tech-osu018;
+``"osu035"`` and ``"osu050"`` are the OSU 0.35 um and 0.5 um libraries of qflow-tech-osu035 and
+qflow-tech-osu050 (installed by ``make deps``).
 Any other library is given by path:
 
 - a Liberty file (``.lib``): its cell models are the ``.v`` files in the same directory;
@@ -31,11 +33,14 @@ from types import MappingProxyType
 from core.errors import ConfigError, must
 from tech import liberty
 
+_QFLOW = Path("/usr/share/qflow/tech")
+# name -> (Liberty, cell models), as Debian's qflow-tech-<name> packages install them
 BUILTIN: dict[str, tuple[Path, tuple[Path, ...]]] = {
-    "osu018": (Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib"),
-               (Path("/usr/share/qflow/tech/osu018/osu018_stdcells.v"),)),
+    "osu018": (_QFLOW / "osu018/osu018_stdcells.lib", (_QFLOW / "osu018/osu018_stdcells.v",)),
+    "osu035": (_QFLOW / "osu035/osu035_stdcells.lib", (_QFLOW / "osu035/osu035_stdcells.v",)),
+    "osu050": (_QFLOW / "osu050/osu05_stdcells.lib", (_QFLOW / "osu050/osu05_stdcells.v",)),
 }
-BUILTIN_PACKAGES = {"osu018": "qflow-tech-osu018"}
+BUILTIN_PACKAGES = {name: f"qflow-tech-{name}" for name in BUILTIN}
 
 # Generic gates of the evolution: name -> (inputs, truth table over inputs (A=bit0, B=bit1)).
 GATES: dict[str, tuple[int, int]] = {

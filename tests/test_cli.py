@@ -33,7 +33,7 @@ def one_line_error(proc: subprocess.CompletedProcess, code: int, pattern: str) -
     (["--eps", "half"], r"^error: EPS must be a number, not 'half'$"),
     (["--bits", "1"], r"^error: BITS must be an operand width in 2\.\.16, not 1$"),
     (["--bits", "8", "--bits-b", "17"], r"^error: BITS_B must be an operand width in 2\.\.16, not 17$"),
-    (["--tech", "tsmc7"], r"^error: TECH must be a built-in technology .* \(choices: osu018\)$"),
+    (["--tech", "tsmc7"], r"^error: TECH must be a built-in technology .* \(choices: osu018, osu035, osu050\)$"),
     (["--cost", "speed"], r"^error: COST must be one of the listed choices, not 'speed' "
                           r"\(choices: area, transistors\)$"),
     (["--budget", "0"], r"^error: BUDGET is 0 \(no time limit\), so GENERATIONS must be given$"),

@@ -33,7 +33,7 @@ def test_osu018_binds_the_smallest_cells():
 
 def test_unknown_technology_lists_the_choices():
     with pytest.raises(ConfigError, match=r"^TECH must be a built-in technology or a path .*, not 'tsmc7' "
-                                          r"\(choices: osu018\)$"):
+                                          r"\(choices: osu018, osu035, osu050\)$"):
         tech.load("tsmc7")
 
 
