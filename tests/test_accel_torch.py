@@ -53,6 +53,16 @@ def test_dilation_counts_the_real_output(tmp_path):
     assert {"0": a.macs, "1": b.macs} == truth
 
 
+def test_dilated_conv_reaches_the_scalesim_model_as_its_gemm():
+    from accel_models import scalesim
+
+    (layer,), _ = torch_extract.extract(nn.Conv2d(32, 32, 3, padding=2, dilation=2), (2, 32, 16, 16))
+    row = networks.scalesim_row(layer)
+    assert row == (256, 288, 1, 288, 1, 32, 1, 1)  # SCALE-Sim has no dilation: its M, N, K form, one image
+    g = scalesim.geometry(row)
+    assert g.m * g.k * g.n * networks.scalesim_repeats(layer) == layer.macs == 2 * 256 * 288 * 32
+
+
 def test_conv1d_is_a_conv_of_height_one():
     model = nn.Sequential(nn.Conv1d(4, 8, 5, stride=2, padding=1, dilation=2), nn.ReLU(), nn.Conv1d(8, 8, 3, groups=4))
     ex = torch_extract.extract_all(model, (2, 4, 50))
