@@ -63,6 +63,14 @@ def test_dilated_conv_reaches_the_scalesim_model_as_its_gemm():
     assert g.m * g.k * g.n * networks.scalesim_repeats(layer) == layer.macs == 2 * 256 * 288 * 32
 
 
+@pytest.mark.parametrize("padding,mode", [("same", "zeros"), (2, "reflect")], ids=["same", "reflect"])
+def test_string_padding_and_padding_modes(padding, mode):
+    model = nn.Conv2d(3, 4, 3, padding=padding, dilation=2, padding_mode=mode)
+    (layer,), _ = torch_extract.extract(model, (1, 3, 16, 16))
+    assert (layer.m, layer.k, layer.n) == (256, 27, 4)
+    assert layer.macs == _true_conv_macs(model, (1, 3, 16, 16))[""]
+
+
 def test_conv1d_is_a_conv_of_height_one():
     model = nn.Sequential(nn.Conv1d(4, 8, 5, stride=2, padding=1, dilation=2), nn.ReLU(), nn.Conv1d(8, 8, 3, groups=4))
     ex = torch_extract.extract_all(model, (2, 4, 50))

@@ -141,8 +141,9 @@ def _tfapprox_conv(t: np.ndarray, x: np.ndarray, w: np.ndarray, s1: float, m1: f
     return total * s1 * s2 + m2 * x.sum(axis=-1) + m1 * w.sum(axis=-1) - x.shape[-1] * m1 * m2
 
 
-def test_tfapprox_signed_conversion_is_the_signed_hardware(tmp_path):
-    lut = _signed()
+@pytest.mark.parametrize("table", ["asymmetric", "broken_array4"])
+def test_tfapprox_signed_conversion_is_the_signed_hardware(tmp_path, table):
+    lut = _signed() if table == "asymmetric" else fixtures.broken_array(4)
     m = mults.Multiplier("s", lut, True)
     (path,) = export.export(m, tmp_path, ("tfapprox",))
     t = _tfapprox_entries(path)
