@@ -42,10 +42,11 @@ from core.errors import ConfigError
 # ATen operations that multiply but have no GEMM model here (seen after decomposition)
 UNMODELLED = frozenset({
     "_native_multi_head_attention", "_transformer_encoder_layer_fwd", "mkldnn_rnn_layer",
-    "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell", "mkldnn_convolution", "_convolution",
-    "convolution_overrideable", "linear", "matmul", "einsum", "tensordot", "_int_mm",
-    "_weight_int8pack_mm", "_efficientzerotensor", "mkldnn_linear", "_mkldnn_transpose",
-    "conv_tbc", "cudnn_convolution", "miopen_convolution", "lstm", "gru", "rnn_tanh", "rnn_relu",
+    "_thnn_fused_lstm_cell", "_thnn_fused_gru_cell", "lstm", "gru", "rnn_tanh", "rnn_relu",
+    "mkldnn_convolution", "_convolution", "convolution_overrideable", "conv_tbc", "cudnn_convolution",
+    "miopen_convolution", "mkldnn_linear", "_int_mm", "_weight_int8pack_mm",
+    # composite operations, normally decomposed before the mode sees them
+    "linear", "matmul", "einsum", "tensordot",
 })
 SDPA = frozenset({"_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
                   "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",

@@ -151,6 +151,28 @@ def test_unmodelled_operations_are_listed_not_dropped():
         torch_extract.extract(Mixed(), (1, 2, 4, 8, 8))
 
 
+class Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.gru = nn.GRU(16, 4)
+
+    def forward(self, x):  # (2, 5, 8); the GRU reads it as 2 steps of a batch of 5
+        y, _ = self.lstm(x)
+        return self.gru(y)[0]
+
+
+def test_recurrent_layers_are_counted_or_listed():
+    ex = torch_extract.extract_all(Recurrent(), (2, 5, 8))
+    for module in ("lstm", "gru"):
+        counted = [x for x in ex.layers if x.name.startswith(module + ".")]
+        listed = [e for e in ex.not_modelled if e["name"].startswith(module + ".")]
+        assert counted or listed, module
+    gru = [(x.m, x.k, x.n) for x in ex.layers if x.name.startswith("gru.")]
+    if gru:  # input GEMM over both steps, then one hidden-state GEMM per step
+        assert sum(m * k * n for m, k, n in gru) == 10 * 16 * 12 + 2 * 5 * 4 * 12
+
+
 def test_torchscript_file_gives_the_same_layers(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=2, dilation=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 10))
     path = tmp_path / "net.pt"
