@@ -233,9 +233,9 @@ def read_topology(path: Path, fmt: str = "auto") -> list[Layer]:
     layers: list[Layer] = []
     notes: list[str] = []
     for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
         cells = [c.strip() for c in line.strip().split(",")]
+        if not any(cells):  # a blank line, or a spreadsheet's row of empty cells
+            continue
         name = cells[0]
         if not name:
             raise ConfigError(f"{path}:{lineno}: a layer needs a name in the first cell")

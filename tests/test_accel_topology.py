@@ -82,6 +82,12 @@ def test_as_scalesim_reads_it(tmp_path, text):
     assert _ours(layers) == scalesim_layers(text)
 
 
+def test_rows_of_empty_cells_are_blank_lines(tmp_path):
+    path = tmp_path / "net.csv"
+    path.write_text(COMMENTED + ",,,,,,,,,\n\n", encoding="utf-8")
+    assert _ours(networks.read_topology(path)) == scalesim_layers(COMMENTED)
+
+
 def test_duplicate_names_are_made_unique_with_a_warning(tmp_path):
     path = tmp_path / "deepbench.csv"
     path.write_text(DEEPBENCH, encoding="utf-8")
