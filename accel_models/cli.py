@@ -12,7 +12,7 @@ import io
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,8 @@ class Result:
     mask_method: str | None
     hawx: dict
     wall_s: float
+    # multiplying operations of a PyTorch model that no layer counts (torch_extract.Extraction)
+    not_modelled: list = field(default_factory=list)
 
 
 def evaluate(cfg: AccelConfig, *, progress: bool = False, layers: list | None = None,
@@ -152,6 +154,7 @@ def evaluate(cfg: AccelConfig, *, progress: bool = False, layers: list | None = 
     from accel_models.model import Accelerator, Evaluation, Hardware
 
     weights = None
+    not_modelled: list[dict[str, str]] = []
     if layers is not None:
         net_name = "custom"
     elif networks.is_torch_spec(cfg.net):
@@ -159,7 +162,8 @@ def evaluate(cfg: AccelConfig, *, progress: bool = False, layers: list | None = 
 
         if cfg.input_shape is None:
             raise ConfigError("a PyTorch model needs --input-shape (e.g. 1,3,224,224)")
-        net_name, layers, weights = torch_extract.load_with_weights(cfg.net, cfg.shape)
+        net_name, extraction = torch_extract.load_full(cfg.net, cfg.shape)
+        layers, weights, not_modelled = extraction.layers, extraction.weights, extraction.not_modelled
     else:
         net_name, layers = networks.load(cfg.net, batch=cfg.batch, seq_len=cfg.seq_len,
                                          topology_format=cfg.topology_format)
@@ -200,7 +204,7 @@ def evaluate(cfg: AccelConfig, *, progress: bool = False, layers: list | None = 
     evaluation = Evaluation(hw, perfs, lib, params, array, cfg.clock_ns)
     hawx = assign.hawx(layers, assignment, lib, params, cfg.hawx_pes, cfg.hawx_simd)
     wall = time.perf_counter() - start
-    return Result(cfg, net_name, layers, perfs, evaluation, assignment, masks, method, hawx, wall)
+    return Result(cfg, net_name, layers, perfs, evaluation, assignment, masks, method, hawx, wall, not_modelled)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -294,6 +298,7 @@ def report(result: Result) -> dict[str, Any]:
             / sum(p.layer.weights for p in result.perfs),
             "macs_dense": sum(p.layer.macs for p in result.perfs)},
         "model_wall_s": result.wall_s,
+        "not_modelled": result.not_modelled,
     }
 
 
@@ -335,6 +340,11 @@ def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         lines += [f"Block sparsity: {s['block']}x{s['block']} blocks, target {s['target']:g}, method "
                   f"{s['method']}, kept weights {s['weight_density']:.4f}, MACs {rep['macs']:,} of "
                   f"{s['macs_dense']:,}.", ""]
+    if rep.get("not_modelled"):
+        lines += ["## Not modelled", "", "Operations of the model that multiply but are counted in no layer "
+                  "(time and energy above leave them out):", ""]
+        lines += [f"- {e['name']}: {e['op']} ({e.get('why') or e['shapes']})" for e in rep["not_modelled"]]
+        lines.append("")
     lines += ["## Layers", "", "| layer | GEMM | split | cycles | util | DRAM B | energy pJ | multiplier |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:

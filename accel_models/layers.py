@@ -30,7 +30,11 @@ def _positive(what: str, value: int) -> int:
 
 @dataclass(frozen=True)
 class ConvGeom:
-    """Geometry of a 2-D convolution (NCHW, batch folded into ``m``)."""
+    """Geometry of a 2-D convolution (NCHW, batch folded into ``m``); a 1-D one has ``in_h = kh = 1``.
+
+    ``dil_h``/``dil_w`` are PyTorch's dilation: the kernel spans ``dil * (k - 1) + 1`` input pixels but
+    still has ``kh * kw`` taps, so only the output size (``m``) changes, not ``k``.
+    """
 
     in_h: int
     in_w: int
@@ -44,10 +48,12 @@ class ConvGeom:
     pad_w: int = 0
     groups: int = 1
     batch: int = 1
+    dil_h: int = 1
+    dil_w: int = 1
 
     def __post_init__(self) -> None:
         for name in ("in_h", "in_w", "in_c", "out_c", "kh", "kw", "stride_h", "stride_w", "groups",
-                     "batch"):
+                     "batch", "dil_h", "dil_w"):
             _positive(name.upper(), getattr(self, name))
         for name in ("pad_h", "pad_w"):
             value = getattr(self, name)
@@ -56,21 +62,37 @@ class ConvGeom:
         if self.in_c % self.groups or self.out_c % self.groups:
             raise ConfigError(f"GROUPS must divide the input and output channels, not {self.groups!r} "
                               f"(channels {self.in_c} -> {self.out_c})")
-        if self.kh > self.in_h + 2 * self.pad_h or self.kw > self.in_w + 2 * self.pad_w:
-            raise ConfigError(f"kernel {self.kh}x{self.kw} is larger than the padded input "
+        if self.span_h > self.in_h + 2 * self.pad_h or self.span_w > self.in_w + 2 * self.pad_w:
+            raise ConfigError(f"kernel {self.span_h}x{self.span_w} is larger than the padded input "
                               f"{self.in_h + 2 * self.pad_h}x{self.in_w + 2 * self.pad_w}")
 
     @property
+    def span_h(self) -> int:
+        """Input rows one output pixel reads (the dilated kernel height)."""
+        return self.dil_h * (self.kh - 1) + 1
+
+    @property
+    def span_w(self) -> int:
+        return self.dil_w * (self.kw - 1) + 1
+
+    @property
     def out_h(self) -> int:
-        return (self.in_h + 2 * self.pad_h - self.kh) // self.stride_h + 1
+        return (self.in_h + 2 * self.pad_h - self.span_h) // self.stride_h + 1
 
     @property
     def out_w(self) -> int:
-        return (self.in_w + 2 * self.pad_w - self.kw) // self.stride_w + 1
+        return (self.in_w + 2 * self.pad_w - self.span_w) // self.stride_w + 1
 
     def scalesim_row(self) -> tuple[int, int, int, int, int, int, int, int]:
         """The SCALE-Sim topology row of one group: padded ifmap H, W, filter H, W, channels, filters,
-        strides (SCALE-Sim has no padding field; users write the padded input size)."""
+        strides (SCALE-Sim has no padding field; users write the padded input size).
+
+        SCALE-Sim has no dilation either: a dilated convolution is given as its GEMM (SCALE-Sim's own
+        M, N, K form: an ``out pixels x K`` ifmap with ``1 x K`` filters), same M, K and N, so the
+        scalesim model sees the right shape but not the dilated im2col address pattern."""
+        if self.dil_h > 1 or self.dil_w > 1:
+            m, k = self.out_h * self.out_w, self.kh * self.kw * (self.in_c // self.groups)  # one image
+            return (m, k, 1, k, 1, self.out_c // self.groups, 1, 1)
         return (self.in_h + 2 * self.pad_h, self.in_w + 2 * self.pad_w, self.kh, self.kw,
                 self.in_c // self.groups, self.out_c // self.groups, self.stride_h, self.stride_w)
 

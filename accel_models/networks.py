@@ -13,8 +13,9 @@ ImageNet networks; the BERT-base encoder layer takes ``seq_len`` tokens (default
 from __future__ import annotations
 
 import csv
-import io
+import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from accel_models.layers import Layer, conv, fc, matmul, scalesim_conv
@@ -206,12 +207,19 @@ def is_torch_spec(spec: str) -> bool:
 # --- SCALE-Sim topology files ------------------------------------------------------------------
 
 def read_topology(path: Path, fmt: str = "auto") -> list[Layer]:
-    """Read a SCALE-Sim topology CSV: convolution rows or (``fmt='gemm'``) ``name, M, N, K`` rows.
+    """Read a SCALE-Sim topology CSV the way SCALE-Sim v2 reads it (``scalesim/topology_utils.py``).
 
-    Convolution rows are ``name, ifmap H, ifmap W, filter H, filter W, channels, filters, stride
-    [, stride W]`` with the padding already in the ifmap size; a name containing ``DP`` is a depthwise
-    layer, which SCALE-Sim runs as one single-channel layer per channel (here: ``groups`` =
-    channels). ``fmt='auto'`` reads a header whose second column is ``M`` as GEMM format.
+    SCALE-Sim skips the first line (the header) and blank lines, splits each line at commas and drops
+    its last cell: rows end with a comma, and a trailing comment cell is ignored the same way.
+    Convolution rows are then ``name, ifmap H, ifmap W, filter H, filter W, channels, filters, stride
+    [, stride W]``, every cell an integer (numbers after the eighth are unused); the padding is already
+    in the ifmap size. A name containing ``DP`` is a depthwise layer, which SCALE-Sim runs as one
+    single-channel layer per channel (here: ``groups`` = channels). GEMM rows (``fmt='gemm'``, or
+    ``'auto'`` with a header whose second column is ``M``) are ``name, M, N, K``; later cells are unused.
+
+    Where this differs from SCALE-Sim it warns: a convolution row missing its last cell (SCALE-Sim
+    cannot read it) is read with its last number; a name that appears twice (DeepBench files) is made
+    unique as ``name#1``, because an assignment and ``layers.csv`` address layers by name.
     """
     if fmt not in ("auto", "conv", "gemm"):
         raise must("TOPOLOGY_FORMAT", "one of the listed choices", fmt, ("auto", "conv", "gemm"))
@@ -222,40 +230,39 @@ def read_topology(path: Path, fmt: str = "auto") -> list[Layer]:
     if b"\0" in data:
         raise ConfigError(f"topology file {path} must be a CSV text file, not binary")
     try:
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+        lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise ConfigError(f"topology file {path} must be UTF-8 CSV text, not binary") from None
-    except csv.Error as exc:
-        raise ConfigError(f"topology file {path} must be CSV, not malformed text ({exc})") from None
-    if not rows:
+    if not lines:
         raise ConfigError(f"topology file {path} is empty")
-    header = [h.strip().lower() for h in rows[0]]
+    header = [h.strip().lower() for h in lines[0].split(",")]
     if fmt == "auto":
         fmt = "gemm" if len(header) > 1 and header[1] == "m" else "conv"
     layers: list[Layer] = []
-    seen: set[str] = set()
-    for lineno, row in enumerate(rows[1:], start=2):
-        cells = [c.strip() for c in row]
-        if not cells or not cells[0]:
+    notes: list[str] = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        cells = [c.strip() for c in line.strip().split(",")]
+        if not any(cells):  # a blank line, or a spreadsheet's row of empty cells
             continue
         name = cells[0]
-        values = []
-        for c in cells[1:]:
-            if c == "":
-                break
-            try:
-                values.append(int(c))
-            except ValueError:
-                raise ConfigError(f"{path}:{lineno}: {c!r} is not an integer (layer {name})") from None
-        if name in seen:
-            raise ConfigError(f"{path}:{lineno}: layer name {name!r} appears twice")
-        seen.add(name)
+        if not name:
+            raise ConfigError(f"{path}:{lineno}: a layer needs a name in the first cell")
         if fmt == "gemm":
-            if len(values) < 3:
+            if len(cells) < 4:
                 raise ConfigError(f"{path}:{lineno}: a GEMM row needs name, M, N, K (layer {name})")
-            m, n, k = values[:3]
+            m, n, k = (_cell(path, lineno, name, c) for c in cells[1:4])
             layers.append(_gemm_row(name, m, k, n))
             continue
+        used = cells[1:-1]  # SCALE-Sim: row.split(',')[:-1]
+        last_is_number = cells[-1].lstrip("+-").isdigit()
+        if last_is_number and len(used) < 7:
+            used = cells[1:]
+            notes.append(f"line {lineno} ({name}) has no last cell, which SCALE-Sim needs (end the row with a "
+                         "comma); its last number is read")
+        elif last_is_number and len(used) == 7:
+            notes.append(f"line {lineno} ({name}): SCALE-Sim ignores the last cell, so the stride width "
+                         f"{cells[-1]} is not read (end the row with a comma)")
+        values = [_cell(path, lineno, name, c) for c in used]
         if len(values) < 7:
             raise ConfigError(f"{path}:{lineno}: a convolution row needs name, ifmap H, W, filter H, W, "
                               f"channels, filters, stride (layer {name})")
@@ -267,7 +274,36 @@ def read_topology(path: Path, fmt: str = "auto") -> list[Layer]:
             layers.append(scalesim_conv(name, h, w, fh, fw, ch, nf, sh, sw))
     if not layers:
         raise ConfigError(f"topology file {path} has no layers")
+    layers = _unique(layers, notes)
+    if notes:
+        warnings.warn(f"topology file {path}: " + "; ".join(notes), stacklevel=2)
     return layers
+
+
+def _cell(path: Path, lineno: int, name: str, cell: str) -> int:
+    try:
+        return int(cell)
+    except ValueError:
+        raise ConfigError(f"{path}:{lineno}: {cell!r} is not an integer (layer {name})") from None
+
+
+def _unique(layers: list[Layer], notes: list[str]) -> list[Layer]:
+    """Layers with distinct names: a repeated ``name`` becomes ``name#1``, ``name#2``, ..."""
+    taken = {layer.name for layer in layers}
+    seen: set[str] = set()
+    out = []
+    for layer in layers:
+        if layer.name in seen:
+            i = 1
+            while f"{layer.name}#{i}" in taken:
+                i += 1
+            new = f"{layer.name}#{i}"
+            taken.add(new)
+            notes.append(f"layer name {layer.name!r} appears again, read as {new!r}")
+            layer = replace(layer, name=new)
+        seen.add(layer.name)
+        out.append(layer)
+    return out
 
 
 def _gemm_row(name: str, m: int, k: int, n: int) -> Layer:

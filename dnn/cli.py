@@ -9,7 +9,7 @@ writes into the run directory:
   pareto.json  pareto.csv  pareto.png   the non-dominated set (accuracy, energy, area)
   assign.json                           the chosen assignment, as ``flow.py accel --assign`` reads it
   sensitivity.json                      conductance importance and HAWX scores
-  luts/                                 the chosen multipliers' tables for AdaPT- and TFApprox-style tools
+  luts/                                 the chosen multipliers' tables for AdaPT, TFApprox, numpy (dnn.export)
   model_finetuned.pt                    the fine-tuned network's weights
 """
 
@@ -26,12 +26,12 @@ from typing import Any
 from core import config as cfg
 from core.errors import ConfigError, must
 from core.run import RunDir, git_revision
+from dnn.export import DEFAULT_FORMATS, FORMATS
 
 NETS = ("lenet5", "vgg", "resnet20")
 DATASETS = ("digits", "mnist", "fashion")
 METHODS = ("xai", "hawx", "exhaustive")
 GRANULARITIES = ("layer", "filter", "both")
-FORMATS = ("adapt", "tfapprox")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -68,7 +68,8 @@ class DnnConfig:
     threads: int = cfg.option(2, help="CPU threads for PyTorch")
     cache_dir: Path = cfg.option(
         Path("runs/dnn/models"), help="where trained networks are cached")
-    export: tuple[str, ...] = cfg.option(FORMATS, help="LUT export formats (adapt, tfapprox)")
+    export: tuple[str, ...] = cfg.option(DEFAULT_FORMATS, help="LUT export formats under luts/ (adapt, tfapprox, "
+                                          "npy, csv; README says which tool reads which file)")
 
     def __post_init__(self) -> None:
         cfg.check_range("MAX_ACC_LOSS", self.max_acc_loss, 0.0, 1.0, lo_open=True, hi_open=True)
@@ -131,6 +132,9 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     candidates = mults.load_all(list(conf.mults))
     if len(candidates) < 2:
         raise ConfigError(mults.NO_MULTS)
+    for m in candidates:  # any candidate may be chosen: refuse an impossible export before the run
+        if m.path is not None:
+            export.check(m, conf.export)
     data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
     if conf.accel:
         layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]

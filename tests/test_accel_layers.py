@@ -93,9 +93,8 @@ def test_read_gemm_topology(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ("Layer name, H,\nc1, 8, x, 3, 3, 1, 1, 1,\n", r"net.csv:2: 'x' is not an integer"),
     ("Layer name, H,\nc1, 8, 8, 3,\n", r"a convolution row needs"),
-    ("Layer name, H,\nc1, 8, 8, 3, 3, 1, 1, 1,\nc1, 8, 8, 3, 3, 1, 1, 1,\n", r"appears twice"),
     ("Layer name, H,\n", r"has no layers"),
-], ids=["not_int", "short", "duplicate", "empty"])
+], ids=["not_int", "short", "empty"])
 def test_bad_topology(tmp_path, text, message):
     path = tmp_path / "net.csv"
     path.write_text(text, encoding="utf-8")

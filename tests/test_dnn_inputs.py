@@ -14,8 +14,7 @@ import pytest
 
 import flow
 from core.errors import ConfigError
-from dnn import export, fixtures, mults
-from verify import golden
+from dnn import fixtures, mults
 
 COSTS = {"area": 800.0, "energy_pj": 0.8, "power_w": 8e-5, "clock_period_ns": 10.0,
          "exact": {"area": 1000.0, "power_w": 1e-4, "delay_ns": 3.0}}
@@ -103,22 +102,6 @@ def test_cli_without_torch(tmp_path, capsys, monkeypatch):
     assert code == 2
     assert capsys.readouterr().err.strip() == "error: torch is not installed: run make dnn-setup"
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("fmt", ["adapt", "tfapprox"])
-def test_export_round_trip(tmp_path, fmt):
-    m = mults.Multiplier("mul8s/ba5", fixtures.broken_array(5), True)
-    (path,) = export.export(m, tmp_path, (fmt,))
-    if fmt == "adapt":
-        table = export.read_adapt(path)
-        vals = golden.values(8, True)
-        order = np.argsort(vals)  # codes sorted by value: row i is value i - 128
-        assert np.array_equal(table, m.lut[np.ix_(order, order)])
-        assert "#define M_MUL8S_BA5_MUL" not in path.read_text()
-        assert "mul8s_ba5_lut[256][256]" in path.read_text()
-    else:
-        assert path.stat().st_size == 2 * 65536
-        assert np.array_equal(export.read_tfapprox(path, True), m.lut)
 
 
 def _idx(path: Path, arr: np.ndarray) -> None:
