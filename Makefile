@@ -4,7 +4,7 @@ PYTHON_SYS ?= python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS   := yosys iverilog opensta qflow-tech-osu018
+APT_PKGS   := yosys iverilog verilator opensta qflow-tech-osu018
 
 # Settings of the main job (see `python flow.py evolve --help` for all of them).
 EPS     ?= 0.005
@@ -84,6 +84,7 @@ deps:
 	@missing=""; \
 	command -v yosys >/dev/null 2>&1 || missing="$$missing yosys"; \
 	command -v iverilog >/dev/null 2>&1 || missing="$$missing iverilog"; \
+	command -v verilator >/dev/null 2>&1 || missing="$$missing verilator"; \
 	command -v sta >/dev/null 2>&1 || missing="$$missing opensta"; \
 	[ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] || missing="$$missing qflow-tech-osu018"; \
 	$(PYTHON_SYS) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
