@@ -160,6 +160,6 @@ def test_small_array_ppa_adds_up(tmp_path, which, request):
     assert 0 < r["delay_ns"] <= r["min_period_ns"] + 1e-6 < 20
     assert 0 < r["pe"]["min_period_ns"] <= r["min_period_ns"] + 0.1  # the PE alone drives no wires out
     # the multiplier inside the array is the multiplier mapped alone by the same script
-    alone = yosys.map_hierarchical(run, [d.write(tmp_path / "m.v", ("mult",))], d.mult.module, t,
+    alone = yosys.map_hierarchical(run, [d.write(tmp_path / "m.v", ("mult",))], d.mult_module, t,
                                    run.path / "mult_alone.v", clock_period_ps=20000, step="map_alone")
     assert alone.area == pytest.approx(r["pe"]["mult_area"])
