@@ -1,6 +1,7 @@
 """``flow.py ppa``: characterise any multiplier given as Verilog, with the flow that characterises evolved ones.
 
-The design (ports ``a``, ``b``, ``y``) is simulated on every input pair (a random sample above 16 input
+The design (any combinational module, submodules included; ports ``a``, ``b``, ``y``, EvoApproxLib's
+``A``, ``B``, ``O``, or any named by ``--ports``) is simulated on every input pair (a random sample above 16 input
 bits) to measure its error against the goldenbrick table, mapped onto the technology, timed and
 powered like an evolved circuit, and compared with the exact multiplier synthesised by the same flow.
 Typical use: put a multiplier from a library (EvoApproxLib, say) next to axflow's on your technology.
@@ -9,6 +10,7 @@ Typical use: put a multiplier from a library (EvoApproxLib, say) next to axflow'
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,16 @@ from core.errors import ConfigError, must
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH
 
 ROOT = Path(__file__).resolve().parent.parent
+_ID = r"[A-Za-z_][A-Za-z0-9_$]*"
+_PORTS = re.compile(rf"{_ID},{_ID},{_ID}")
 
 
 @dataclass(frozen=True)
 class PpaConfig:
-    verilog: Path = option(help="Verilog of the multiplier (ports a, b, y)")
+    verilog: Path = option(help="Verilog of the multiplier: any combinational module, submodules included")
     top: str = option(help="its top module")
+    ports: str | None = option(None, help="its operand and product ports, 'A,B,Y' (default: a,b,y or A,B,O, "
+                                          "whichever the top has)")
     bits: int = option(8, help="operand width of a (and of b unless --bits-b is given)")
     bits_b: int | None = option(None, help="operand width of b (default: --bits)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
@@ -45,6 +51,8 @@ class PpaConfig:
                 raise must(name.upper(), f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", w)
         if not self.verilog.is_file():
             raise ConfigError(f"VERILOG {self.verilog} does not exist")
+        if self.ports is not None and not _PORTS.fullmatch(self.ports):
+            raise must("PORTS", "three port names separated by commas (operand a, operand b, product)", self.ports)
         if self.clock_period <= 0:
             raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
         if self.power_vectors < 10:
@@ -73,7 +81,7 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
     from ppa import characterise as ch
     from rtl_gen.multiplier import Multiplier, design_name, to_verilog
     from verify import golden
-    from verify.multiplier import Shape, simulate, simulated_codes, vectors
+    from verify.multiplier import Shape, simulate, vectors
 
     wb = cfg.bits if cfg.bits_b is None else cfg.bits_b
     shape = Shape(cfg.bits, wb, cfg.signed)
@@ -82,40 +90,48 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         tool.require()
     probs = None if cfg.operands == "uniform" else activity.read_histogram(Path(cfg.operands), shape.wa, wb,
                                                                             cfg.signed)
+    ports = ch.inspect(cfg.verilog, cfg.top, cfg.ports, shape.wa, wb)
     run = RunDir.create(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite)
     exact_name = design_name(shape.wa, wb, cfg.signed)
     rtl = run.path / f"{exact_name}.v"
     rtl.write_text(to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name), encoding="utf-8")
     source = run.path / cfg.verilog.name
     source.write_bytes(cfg.verilog.read_bytes())
+    sources, top = [source], cfg.top
+    if ports != ("a", "b", "y"):  # the RTL is simulated in a wrapper with the flow's port names
+        top = f"axf_ports_{cfg.top}"
+        sources.append(run.write_text(f"{top}.v", ch.port_wrapper(top, cfg.top, ports, shape.wa, wb)))
 
     # error: simulate the design and compare with the goldenbrick table
     a, b, sampled = vectors(shape, cfg.seed)
     exact_codes = shape.exact_codes(a, b)
-    res = simulate(run, "errors", [source], cfg.top, shape, a, b, exact_codes, wce_limit=None, seed=cfg.seed)
-    got = simulated_codes(run, "errors")
+    res = simulate(run, "errors", sources, top, shape, a, b, exact_codes, wce_limit=None, seed=cfg.seed)
+    got = ch.codes(run, "errors", res)
     if (got < 0).any():
-        raise ConfigError(f"{cfg.top} drives X or Z on y for {(got < 0).sum()} input pairs")
+        raise ConfigError(f"{cfg.top} drives X or Z on {ports[2]} for {(got < 0).sum()} input pairs")
     y = golden.decode(got, shape.nb, cfg.signed)
     exact = golden.decode(exact_codes, shape.nb, cfg.signed)
     errors = errors_of(y, exact, golden.norm(shape.wa, wb, cfg.signed), sampled)
 
     exact_map = yosys.map_to_cells(run, [rtl], exact_name, t, run.path / f"exact_{t.name}.v", step="map_exact")
+    # mapped as written, by the script that maps the exact and the evolved multipliers (a wrapper or a
+    # flattening beforehand would change what ABC is given, and its area by a few per cent)
     mapped = yosys.map_to_cells(run, [source], cfg.top, t, run.path / f"{cfg.top}_{t.name}.v", step="map")
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
     pa, pb = activity.operand_stream(shape.wa, wb, cfg.power_vectors, rng, probs)
     lookup = {int(v): int(c) for v, c in zip((a << wb) | b, got)}
     design_codes = np.array([lookup[int(v)] for v in (pa << wb) | pb]) if not sampled else None
     if design_codes is None:  # a sampled design: simulate the power stream's own products
-        simulate(run, "power_stream", [source], cfg.top, shape, pa, pb, shape.exact_codes(pa, pb), wce_limit=None,
-                 seed=cfg.seed)
-        design_codes = simulated_codes(run, "power_stream")
+        res_p = simulate(run, "power_stream", sources, top, shape, pa, pb, shape.exact_codes(pa, pb),
+                         wce_limit=None, seed=cfg.seed)
+        design_codes = ch.codes(run, "power_stream", res_p)
     pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
                             clock_period_ns=cfg.clock_period, seed=cfg.seed)
     pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes,
-                            clock_period_ns=cfg.clock_period, seed=cfg.seed)
+                            clock_period_ns=cfg.clock_period, seed=cfg.seed, ports=ports)
     report = {
-        "design": cfg.top, "wa": shape.wa, "wb": wb, "signed": cfg.signed, "tech": t.name,
+        "design": cfg.top, "ports": dict(zip(("a", "b", "y"), ports)), "wa": shape.wa, "wb": wb,
+        "signed": cfg.signed, "tech": t.name,
         "run_dir": str(run.path), **errors.as_report(), "verification_vectors": len(a),
         "area": mapped.area, "area_ratio": mapped.area / exact_map.area, "cells": mapped.n_cells, **pd,
         "delay_ratio": pd["delay_ns"] / pe["delay_ns"], "power_ratio": pd["power_w"] / pe["power_w"],
