@@ -172,3 +172,11 @@ def test_netlist_verilog_lints_clean(tmp_path, seed):
     assert vl.returncode == 0, vl.stdout + vl.stderr
     iv = _run(["iverilog", "-Wall", "-o", str(tmp_path / "a.vvp"), str(path)], tmp_path)
     assert iv.returncode == 0 and "warning" not in (iv.stdout + iv.stderr).lower(), iv.stdout + iv.stderr
+
+
+def test_prefix_option_is_checked_before_the_run():
+    from rtl_gen.cli_array import ArrayConfig
+
+    with pytest.raises(ConfigError, match=r"^PREFIX must be a Verilog identifier .*, not 'my-array'$"):
+        ArrayConfig(prefix="my-array")
+    assert ArrayConfig(prefix="acc0").prefix == "acc0"
