@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _array_fixtures import evolved_run
+from _array_fixtures import evolved_run, offset_run
 
 from conftest import need_tools
 from core.errors import ConfigError
@@ -69,33 +69,51 @@ def two_evolved(tmp_path_factory):
     return runs, specs
 
 
+def _elaborate_together(tmp_path: Path, approx: list[tuple[Path, str]], designs: list[arr.Design]) -> None:
+    """``approx`` (file, module) and ``designs`` instantiated in one top: no module defined twice, and
+    Yosys, Icarus and Verilator elaborate it cleanly."""
+    assert len({d.top for d in designs}) == len(designs)
+    files = [f for f, _ in approx] + [d.write(tmp_path / f"array{i}.v") for i, d in enumerate(designs)]
+    defined = [m for f in files for m in re.findall(r"^\s*module\s+(\S+?)\s*\(", f.read_text(), re.M)]
+    assert len(defined) == len(set(defined))
+    modules = {n: m for f in files for n, m in yosys.read_modules(f).items()}  # the ports of each
+    top = "two_of_each"
+    insts = [(m, f"m{i}") for i, (_, m) in enumerate(approx)] + [(d.top, f"arr{i}") for i, d in enumerate(designs)]
+    files.append(tmp_path / f"{top}.v")
+    files[-1].write_text(_wrapper(top, insts, modules))
+
+    kept = _yosys_modules(files, top, tmp_path)
+    assert {m for _, m in approx} | {top} | {d.top for d in designs} | {d.mult_module for d in designs} <= set(kept)
+    iv = _run(["iverilog", "-Wall", "-g2012", "-o", str(tmp_path / "a.vvp"), "-s", top, *map(str, files)], tmp_path)
+    assert iv.returncode == 0 and "warning" not in (iv.stdout + iv.stderr).lower(), iv.stdout + iv.stderr
+    vl = _run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)], tmp_path)
+    assert vl.returncode == 0, vl.stdout + vl.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.tools
 def test_two_multipliers_and_three_arrays_in_one_top(tmp_path, two_evolved):
-    """Two arrays of the same geometry with different multipliers, one of another geometry with the exact
-    multiplier, and both approx.v files beside them: no module is defined twice, and all three tools
-    elaborate it cleanly."""
+    """Two arrays of the same geometry with different evolved multipliers, one of another geometry with the
+    exact multiplier, and both approx.v files beside them."""
     need_tools("yosys", "iverilog", "verilator")
     runs, (m1, m2) = two_evolved
     exact = arr.exact_multiplier(4, 4, True)
     designs = [arr.generate(_geometry(2, 2, 1, "ws", m1), m1), arr.generate(_geometry(2, 2, 1, "ws", m2), m2),
                arr.generate(_geometry(2, 3, 2, "os", exact), exact)]
-    assert len({d.top for d in designs}) == 3
-    files = [r / "approx.v" for r in runs] + [d.write(tmp_path / f"array{i}.v") for i, d in enumerate(designs)]
-    defined = [m for f in files for m in re.findall(r"^\s*module\s+(\S+?)\s*\(", f.read_text(), re.M)]
-    assert len(defined) == len(set(defined))
-    modules = {n: m for f in files for n, m in yosys.read_modules(f).items()}  # the ports of each
-    top = "two_of_each"
-    insts = [(m1.module, "m1"), (m2.module, "m2")] + [(d.top, f"arr{i}") for i, d in enumerate(designs)]
-    files.append(tmp_path / f"{top}.v")
-    files[-1].write_text(_wrapper(top, insts, modules))
+    _elaborate_together(tmp_path, [(runs[0] / "approx.v", m1.module), (runs[1] / "approx.v", m2.module)], designs)
 
-    kept = _yosys_modules(files, top, tmp_path)
-    assert {m1.module, m2.module, top} | {d.top for d in designs} | {d.mult_module for d in designs} <= set(kept)
-    iv = _run(["iverilog", "-Wall", "-g2012", "-o", str(tmp_path / "a.vvp"), "-s", top, *map(str, files)], tmp_path)
-    assert iv.returncode == 0 and "warning" not in (iv.stdout + iv.stderr).lower(), iv.stdout + iv.stderr
-    vl = _run(["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)], tmp_path)
-    assert vl.returncode == 0, vl.stdout + vl.stderr
+
+@pytest.mark.tools
+def test_arrays_with_hand_written_multipliers_in_one_top(tmp_path):
+    """The same without evolving: two arrays whose multipliers differ (a*b+3, a*b+5) but share a geometry,
+    and two exact arrays of different geometries (each ships its own copy of the exact multiplier)."""
+    need_tools("yosys", "iverilog", "verilator")
+    m3 = arr.evolved_multiplier(offset_run(tmp_path / "m3", offset=3))
+    m5 = arr.evolved_multiplier(offset_run(tmp_path / "m5", offset=5))
+    exact = arr.exact_multiplier(4, 4, True)
+    designs = [arr.generate(_geometry(2, 2, 1, "ws", m), m) for m in (m3, m5)]
+    designs += [arr.generate(_geometry(1, 1, 1, "ws", exact), exact), arr.generate(_geometry(2, 3, 2, "os", exact), exact)]
+    _elaborate_together(tmp_path, [], designs)
 
 
 @pytest.mark.slow
