@@ -105,7 +105,7 @@ def read_modules(source: Path, *, option: str = "VERILOG") -> dict:
             lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
             why = next((ln for ln in lines if "ERROR" in ln), lines[-1] if lines else "no output")
             raise ConfigError(f"{option} {source} must be Verilog that Yosys reads, not a file where it stops "
-                              f"with: {why.removeprefix('ERROR: ')}")
+                              f"with: {why.replace('ERROR: ', '')}")
         return json.loads(out.read_text())["modules"]
 
 
