@@ -4,7 +4,7 @@ PYTHON_SYS ?= python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS   := yosys iverilog opensta qflow-tech-osu018 qflow-tech-osu035 qflow-tech-osu050
+APT_PKGS   := yosys iverilog verilator opensta qflow-tech-osu018 qflow-tech-osu035 qflow-tech-osu050
 
 # Settings of the main job (see `python flow.py evolve --help` for all of them).
 EPS     ?= 0.005
@@ -84,6 +84,7 @@ deps:
 	@missing=""; \
 	command -v yosys >/dev/null 2>&1 || missing="$$missing yosys"; \
 	command -v iverilog >/dev/null 2>&1 || missing="$$missing iverilog"; \
+	command -v verilator >/dev/null 2>&1 || missing="$$missing verilator"; \
 	command -v sta >/dev/null 2>&1 || missing="$$missing opensta"; \
 	[ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] || missing="$$missing qflow-tech-osu018"; \
 	[ -f /usr/share/qflow/tech/osu035/osu035_stdcells.lib ] || missing="$$missing qflow-tech-osu035"; \

@@ -151,12 +151,20 @@ class Netlist:
 
     # ------------------------------------------------------------------ views
     def to_verilog(self, module: str, header: str = "") -> str:
-        """A self-contained module of Verilog gate primitives with ports ``a``, ``b``, ``y``."""
+        """A self-contained module of Verilog gate primitives with ports ``a``, ``b``, ``y``.
+
+        The file drops into other tools' designs: the flow's `` `timescale ``, no top attribute (the
+        module is a part of someone's design), clean under ``verilator --lint-only -Wall``, with the one
+        waiver it can need (operand bits the circuit ignores) written in the file with its reason.
+        """
+        from core.verilog import TIMESCALE, waived
+
         c = self.compact()
         lines = []
         if header:
             lines += [f"// {h}" if h else "//" for h in header.splitlines()]
-        lines += [
+        lines.append(TIMESCALE)
+        body = [
             f"module {module} (a, b, y);",
             f"  input [{c.wa - 1}:0] a;",
             f"  input [{c.wb - 1}:0] b;",
@@ -165,17 +173,23 @@ class Netlist:
         if c.n_gates:
             names = [f"n{c.first + k}" for k in range(c.n_gates)]
             for i in range(0, len(names), 16):
-                lines.append("  wire " + ", ".join(names[i:i + 16]) + ";")
+                body.append("  wire " + ", ".join(names[i:i + 16]) + ";")
         for k in range(c.n_gates):
             f = int(c.func[k])
             ins = [c.addr_name(int(c.in0[k]))]
             if ARITY[f] == 2:
                 ins.append(c.addr_name(int(c.in1[k])))
-            lines.append(f"  {_VERILOG_PRIM[f]} g{c.first + k} (n{c.first + k}, {', '.join(ins)});")
+            body.append(f"  {_VERILOG_PRIM[f]} g{c.first + k} (n{c.first + k}, {', '.join(ins)});")
         for i, addr in enumerate(c.out):
-            lines.append(f"  assign y[{i}] = {c.addr_name(int(addr))};")
-        lines.append("endmodule")
-        return "\n".join(lines) + "\n"
+            body.append(f"  assign y[{i}] = {c.addr_name(int(addr))};")
+        body.append("endmodule")
+        reasons = {"DECLFILENAME": "the flow names the file approx.v, whatever the module is called"}
+        read = set(c.out.tolist()) | set(c.in0.tolist()) | set(c.in1[ARITY[c.func] == 2].tolist())
+        ignored = [c.addr_name(x) for x in range(2, c.first) if x not in read]
+        if ignored:
+            reasons["UNUSEDSIGNAL"] = ("an approximate multiplier may ignore operand bits (here "
+                                       f"{', '.join(ignored)}); the ports keep the operands' widths")
+        return "\n".join(lines) + "\n" + waived("\n".join(body) + "\n", reasons)
 
     def to_blif(self, model: str) -> str:
         c = self.compact()

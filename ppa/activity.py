@@ -100,7 +100,10 @@ def operand_stream(wa: int, wb: int, n: int, rng: np.random.Generator,
 
 def vcd_wrapper(top: str, wa: int, wb: int, vcd: Path) -> str:
     """A top module around ``top`` that dumps every net of it into ``vcd``."""
-    return f"""module axf_vcd_top (a, b, y);
+    from core.verilog import TIMESCALE
+
+    return f"""{TIMESCALE}
+module axf_vcd_top (a, b, y);
   input [{wa - 1}:0] a;
   input [{wb - 1}:0] b;
   output [{wa + wb - 1}:0] y;
@@ -114,47 +117,15 @@ endmodule
 
 
 def measure(vcd_path: Path, scope: str, n_vectors: int, period_ps: int) -> dict[str, tuple[float, float]]:
-    """Per-net (transitions per vector, duty) from a VCD; bits of a vector become ``name[i]`` nets.
+    """Per-net (transitions per vector, duty) of the nets declared in ``scope`` over ``n_vectors`` periods;
+    bits of a vector become ``name[i]`` nets.
 
+    A design with submodules is mapped flat, its nets keeping their hierarchical names as escaped
+    identifiers (``\\dut.U12.CO``): they are declared in ``scope`` and count like any other net (the
+    backslash dropped, as the netlist's readers name them); the nested scopes are the cells' own models.
     Only changes between known values count: the first settling from X at time 0 is not a toggle.
     """
-    from vcdvcd import VCDVCD
-
-    vcd = VCDVCD(str(vcd_path), store_tvs=True)
-    t_end = n_vectors * period_ps
-    out: dict[str, tuple[float, float]] = {}
-    prefix = scope + "."
-    for name in vcd.references_to_ids:
-        if not name.startswith(prefix) or "." in name[len(prefix):]:
-            continue  # outside the design, or a signal inside a cell model
-        local = name[len(prefix):]
-        sig = vcd[name]
-        width = int(sig.size)
-        base = local.split("[")[0]
-        for bit in range(width):
-            key = f"{base}[{bit}]" if width > 1 else local
-            out[key] = _bit_activity(sig.tv, width, bit, t_end, n_vectors)
-    return out
-
-
-def _bit_activity(tv: list, width: int, bit: int, t_end: int, n_vectors: int) -> tuple[float, float]:
-    toggles = 0
-    high = 0
-    prev_t, prev = 0, ""
-    for t, value in tv:
-        if t >= t_end:
-            break
-        # VCD drops leading zeros of a vector value; x/z extend as themselves
-        value = value.rjust(width, value[0] if value[0] in "xzXZ" else "0")
-        b = value[width - 1 - bit]
-        if prev == "1":
-            high += t - prev_t
-        if b in "01" and prev in "01" and prev and b != prev:
-            toggles += 1
-        prev_t, prev = t, b
-    if prev == "1":
-        high += t_end - prev_t
-    return toggles / n_vectors, high / t_end if t_end else 0.0
+    return measure_window(vcd_path, scope, 0, n_vectors * period_ps, n_vectors)
 
 
 _TIME_UNITS_PS = {"fs": 1e-3, "ps": 1.0, "ns": 1e3, "us": 1e6, "ms": 1e9, "s": 1e12}

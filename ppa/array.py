@@ -123,7 +123,7 @@ def characterise(run: RunDir, design: Design, tech: Technology, *, clock_period_
                          step=f"sta_{tag}_pe")
 
     pe_area = mapped.modules[design.pe]
-    mult_area = mapped.modules[design.mult.module]
+    mult_area = mapped.modules[design.mult_module]
     pe_power = (power["mult"] + power["pe"]) / pes
     mult_power = power["mult"] / pes
     energy = r.power_w * gr.cycles * clock_period_ns * 1e-9

@@ -1,6 +1,7 @@
 """``flow.py ppa``: characterise any multiplier given as Verilog, with the flow that characterises evolved ones.
 
-The design (ports ``a``, ``b``, ``y``) is simulated on every input pair (a random sample above 16 input
+The design (any combinational module, submodules included; ports ``a``, ``b``, ``y``, EvoApproxLib's
+``A``, ``B``, ``O``, or any named by ``--ports``) is simulated on every input pair (a random sample above 16 input
 bits) to measure its error against the goldenbrick table, mapped onto the technology, timed and
 powered like an evolved circuit, and compared with the exact multiplier synthesised by the same flow.
 Typical use: put a multiplier from a library (EvoApproxLib, say) next to axflow's on your technology.
@@ -9,6 +10,7 @@ Typical use: put a multiplier from a library (EvoApproxLib, say) next to axflow'
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,16 @@ from core.errors import ConfigError, must
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH
 
 ROOT = Path(__file__).resolve().parent.parent
+_ID = r"[A-Za-z_][A-Za-z0-9_$]*"
+_PORTS = re.compile(rf"{_ID},{_ID},{_ID}")
 
 
 @dataclass(frozen=True)
 class PpaConfig:
-    verilog: Path = option(help="Verilog of the multiplier (ports a, b, y)")
+    verilog: Path = option(help="Verilog of the multiplier: any combinational module, submodules included")
     top: str = option(help="its top module")
+    ports: str | None = option(None, help="its operand and product ports, 'A,B,Y' (default: a,b,y or A,B,O, "
+                                          "whichever the top has)")
     bits: int = option(8, help="operand width of a (and of b unless --bits-b is given)")
     bits_b: int | None = option(None, help="operand width of b (default: --bits)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
@@ -50,6 +56,8 @@ class PpaConfig:
                 raise must(name.upper(), f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", w)
         if not self.verilog.is_file():
             raise ConfigError(f"VERILOG {self.verilog} does not exist")
+        if self.ports is not None and not _PORTS.fullmatch(self.ports):
+            raise must("PORTS", "three port names separated by commas (operand a, operand b, product)", self.ports)
         if self.clock_period is not None and self.clock_period <= 0:
             raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
         if self.sim_period is not None and self.sim_period <= 0:
@@ -83,7 +91,7 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
     from ppa import clock as pclock
     from rtl_gen.multiplier import Multiplier, design_name, to_verilog
     from verify import golden
-    from verify.multiplier import Shape, simulate, simulated_codes, vectors
+    from verify.multiplier import Shape, simulate, vectors
 
     wb = cfg.bits if cfg.bits_b is None else cfg.bits_b
     shape = Shape(cfg.bits, wb, cfg.signed)
@@ -92,7 +100,7 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         tool.require()
     probs = None if cfg.operands == "uniform" else activity.read_histogram(Path(cfg.operands), shape.wa, wb,
                                                                             cfg.signed)
-    _check_ports(cfg.verilog, cfg.top, shape.wa, wb)  # before the run directory: a wrong design changes nothing
+    ports = ch.inspect(cfg.verilog, cfg.top, cfg.ports, shape.wa, wb)  # before the run directory exists
     with RunDir.open(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite) as run:
         exact_name = design_name(shape.wa, wb, cfg.signed)
         rtl = run.write_text(f"{exact_name}.v", to_verilog(Multiplier(shape.wa, wb, signed_=cfg.signed), exact_name))
@@ -103,18 +111,24 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         pclock.clock_period(cfg.clock_period, exact_delay, f"the exact {exact_name} on {t.name}")
         source = run.path / cfg.verilog.name
         write_bytes(source, cfg.verilog.read_bytes())
+        sources, top = [source], cfg.top
+        if ports != ("a", "b", "y"):  # the RTL is simulated in a wrapper with the flow's port names
+            top = f"axf_ports_{cfg.top}"
+            sources.append(run.write_text(f"{top}.v", ch.port_wrapper(top, cfg.top, ports, shape.wa, wb)))
 
         # error: simulate the design and compare with the goldenbrick table
         a, b, sampled = vectors(shape, cfg.seed)
         exact_codes = shape.exact_codes(a, b)
-        res = simulate(run, "errors", [source], cfg.top, shape, a, b, exact_codes, wce_limit=None, seed=cfg.seed)
-        got = simulated_codes(run, "errors")
+        res = simulate(run, "errors", sources, top, shape, a, b, exact_codes, wce_limit=None, seed=cfg.seed)
+        got = ch.codes(run, "errors", res)
         if (got < 0).any():
-            raise ConfigError(f"{cfg.top} drives X or Z on y for {(got < 0).sum()} input pairs")
+            raise ConfigError(f"{cfg.top} drives X or Z on {ports[2]} for {(got < 0).sum()} input pairs")
         y = golden.decode(got, shape.nb, cfg.signed)
         exact = golden.decode(exact_codes, shape.nb, cfg.signed)
         errors = errors_of(y, exact, golden.norm(shape.wa, wb, cfg.signed), sampled)
 
+        # mapped as written, by the script that maps the exact and the evolved multipliers (a wrapper or a
+        # flattening beforehand would change what ABC is given, and its area by a few per cent)
         mapped = yosys.map_to_cells(run, [source], cfg.top, t, run.path / f"{cfg.top}_{t.name}.v", step="map")
         design_delay = sta.analyse(run, mapped.verilog, cfg.top, t, clock_period_ns=cfg.clock_period or 10.0,
                                    step="sta_delay_design").delay_ns
@@ -127,9 +141,9 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         lookup = {int(v): int(c) for v, c in zip((a << wb) | b, got)}
         design_codes = np.array([lookup[int(v)] for v in (pa << wb) | pb]) if not sampled else None
         if design_codes is None:  # a sampled design: simulate the power stream's own products
-            simulate(run, "power_stream", [source], cfg.top, shape, pa, pb, shape.exact_codes(pa, pb), wce_limit=None,
-                     seed=cfg.seed)
-            design_codes = simulated_codes(run, "power_stream")
+            res_p = simulate(run, "power_stream", sources, top, shape, pa, pb, shape.exact_codes(pa, pb),
+                             wce_limit=None, seed=cfg.seed)
+            design_codes = ch.codes(run, "power_stream", res_p)
         settle = None
         if cfg.sim_period is None:
             settle = ch.settle_probe(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
@@ -140,9 +154,10 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         pe = ch.delay_and_power(run, "exact", exact_map, exact_name, t, shape, pa, pb, shape.exact_codes(pa, pb),
                                 clock_period_ns=clock, sim_period_ns=sim, seed=cfg.seed)
         pd = ch.delay_and_power(run, "design", mapped, cfg.top, t, shape, pa, pb, design_codes,
-                                clock_period_ns=clock, sim_period_ns=sim, seed=cfg.seed)
+                                clock_period_ns=clock, sim_period_ns=sim, seed=cfg.seed, ports=ports)
         report = {
-            "design": cfg.top, "wa": shape.wa, "wb": wb, "signed": cfg.signed, "tech": t.name,
+            "design": cfg.top, "ports": dict(zip(("a", "b", "y"), ports)), "wa": shape.wa, "wb": wb,
+            "signed": cfg.signed, "tech": t.name,
             "run_dir": str(run.final), **errors.as_report(), "verification_vectors": len(a),
             "area": mapped.area, "area_ratio": mapped.area / exact_map.area, "cells": mapped.n_cells, **pd,
             "delay_ratio": pd["delay_ns"] / pe["delay_ns"], "power_ratio": pd["power_w"] / pe["power_w"],
@@ -153,20 +168,6 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         run.write_json("report.json", report)
         run.write_text("report.md", _markdown(report))
     return report
-
-
-def _check_ports(verilog: Path, top: str, wa: int, wb: int) -> None:
-    """``top`` must exist in ``verilog`` with ports a[wa], b[wb], y[wa+wb] (Yosys reads them)."""
-    from rtl_gen.array import verilog_ports
-
-    if b"\0" in verilog.read_bytes()[:1 << 16]:
-        raise must("VERILOG", "a Verilog text file", f"{verilog} (binary)")
-    ports = verilog_ports(verilog, top)
-    want = {"a": ("input", wa), "b": ("input", wb), "y": ("output", wa + wb)}
-    if ports != want:
-        got = ", ".join(f"{d} {n}[{w}]" for n, (d, w) in sorted(ports.items()))
-        need = ", ".join(f"{d} {n}[{w}]" for n, (d, w) in sorted(want.items()))
-        raise ConfigError(f"module {top} in {verilog} must have ports {need} (from BITS and BITS_B), not {got}")
 
 
 def _markdown(r: dict[str, Any]) -> str:

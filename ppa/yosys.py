@@ -86,6 +86,29 @@ write_verilog -noattr {_q(out_verilog)}
     return tops[0]
 
 
+def read_modules(source: Path, *, option: str = "VERILOG") -> dict:
+    """The modules of ``source`` as Yosys reads them (``write_json`` of the unelaborated design).
+
+    Reading happens before a run exists, in a temporary directory; a file Yosys cannot read is the
+    user's mistake, reported as one line naming ``option`` and Yosys' own message."""
+    import subprocess
+    import tempfile
+
+    exe = tools.YOSYS.require()
+    with tempfile.TemporaryDirectory(prefix="axf_read_") as tmp:
+        out = Path(tmp) / "design.json"
+        script = Path(tmp) / "read.ys"
+        script.write_text(f"read_verilog -sv {_q(source)}\nproc\nwrite_json {_q(out)}\n", encoding="utf-8")
+        proc = subprocess.run([exe, "-q", "-s", str(script)], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, check=False, timeout=600)
+        if proc.returncode != 0 or not out.is_file():
+            lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+            why = next((ln for ln in lines if "ERROR" in ln), lines[-1] if lines else "no output")
+            raise ConfigError(f"{option} {source} must be Verilog that Yosys reads, not a file where it stops "
+                              f"with: {why.replace('ERROR: ', '')}")
+        return json.loads(out.read_text())["modules"]
+
+
 @dataclass(frozen=True)
 class Mapped:
     """A design mapped onto a technology's cells."""
@@ -127,7 +150,15 @@ stat -liberty {lib}
 write_verilog -noattr -noexpr {_q(out_verilog)}
 """
     run(run_dir, script, step=step)
+    _timescale(out_verilog)
     return Mapped(out_verilog, *_area(stat_json, top, tech))
+
+
+def _timescale(verilog: Path) -> None:
+    """Start a netlist Yosys wrote with the flow's timescale, so it drops in beside files that have one."""
+    from core.verilog import TIMESCALE
+
+    verilog.write_text(TIMESCALE + "\n" + verilog.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 def _area(stat_json: Path, top: str, tech: Technology) -> tuple[dict[str, int], float]:
@@ -189,6 +220,7 @@ write_verilog -noattr -noexpr {_q(out_verilog)}
 write_json {_q(flat_json)}
 """
     run(run_dir, script, step=step)
+    _timescale(out_verilog)
     cells, area = _area(stat_json, top, tech)
     data = json.loads(flat_json.read_text())
     mod = data["modules"][top]

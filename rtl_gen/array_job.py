@@ -2,7 +2,8 @@
 
 Run directory (``runs/<array>/<mult>/`` by default)::
 
-    array.v                  the whole accelerator, self-contained (multiplier, PE, core, top)
+    array.v                  the whole accelerator, self-contained (multiplier, PE, core, top); every
+                             module named <prefix>..., the multiplier shipped as <prefix>_mult
     array_exact.v            the same array with the exact multiplier (when it is costed for comparison)
     <tag>_core_<tech>.v      the mapped core (flat, hierarchical names); <tag>_pe_<tech>.v the PE alone
     results.xml              JUnit results of the verification bench
@@ -95,7 +96,7 @@ def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
         needed.append(tools.YOSYS)  # reads the evolved multiplier's ports
     for tool in needed:
         tool.require()
-    design = arr.generate(g, mult)
+    design = arr.generate(g, mult, cfg.prefix)
     compare = cfg.ppa and cfg.compare_exact and not mult.exact
     path = cfg.run_dir or ROOT / "runs" / g.name / mult.label
     with RunDir.open(path, overwrite=cfg.overwrite) as run_dir:
@@ -198,7 +199,8 @@ def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg
         if compare:
             bar.set_description("synthesise and power (exact)")
             t0 = time.perf_counter()
-            exact = arr.generate(g, arr.exact_multiplier(g.wa, g.wb, g.signed))
+            exact = arr.generate(g, arr.exact_multiplier(g.wa, g.wb, g.signed),
+                                 None if cfg.prefix is None else f"{cfg.prefix}_exact")
             exact.write(run.path / "array_exact.v")
             ex = parr.characterise(run, exact, t, clock_period_ns=periods.clock_period_ns, power_gemm=pg,
                                    probs=probs, seed=cfg.seed, tag="exact", sim_period_ns=periods.sim_period_ns)

@@ -55,6 +55,9 @@ class ArrayConfig:
                                         "'uniform', or a histogram CSV (value,count or value,count_a,count_b)")
     power_shape: str = option("auto", help="GEMM of the power simulation: MxKxN[:SPLIT]; 'auto' is "
                                            "(8 ROWS)x(2 ROWS)x(2 COLS PODS)")
+    prefix: str | None = option(None, help="name of the top module and start of every other module's name in "
+                                           "array.v (default: <array>_<hash of the configuration and the "
+                                           "multiplier>)")
     run_dir: Path | None = option(None, help="run directory (default: runs/<array>/<mult>)")
     overwrite: bool = option(False, help="replace an existing run directory")
 
@@ -74,6 +77,9 @@ class ArrayConfig:
                 gemm(s, "shape")
         if self.power_shape != "auto":
             gemm(self.power_shape, "power")
+        if self.prefix is not None and not arr.IDENTIFIER.fullmatch(self.prefix):
+            raise must("PREFIX", "a Verilog identifier (letters, digits and _, not starting with a digit)",
+                       self.prefix)
         if self.operands not in ("auto", "uniform") and not Path(self.operands).is_file():
             raise must("OPERANDS", "'auto', 'uniform' or an existing histogram CSV", self.operands)
 

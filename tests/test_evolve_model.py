@@ -135,7 +135,8 @@ def test_views_round_trip(tmp_path):
     back = Netlist.from_json(net.to_json())
     assert np.array_equal(reference_outputs(back), reference_outputs(net))
     text = net.to_verilog("m_test", header="hello")
-    assert text.startswith("// hello\nmodule m_test (a, b, y);") and text.rstrip().endswith("endmodule")
+    assert text.startswith("// hello\n`timescale 1ns / 1ps\n") and "\nmodule m_test (a, b, y);\n" in text
+    assert "endmodule\n/* verilator lint_on DECLFILENAME */\n" in text
     assert ".model m_test" in net.to_blif("m_test")
 
 

@@ -158,8 +158,11 @@ def test_small_array_ppa_adds_up(tmp_path, which, request):
     assert 0 < r["pe"]["mult_area_share"] < 1 and 0 < r["pe"]["mult_power_share"] < 1
     assert 0 < r["power_clock_w"] < r["power_dynamic_w"]
     assert 0 < r["delay_ns"] <= r["min_period_ns"] + 1e-6 < 20
-    assert 0 < r["pe"]["min_period_ns"] <= r["min_period_ns"] + 0.1  # the PE alone drives no wires out
+    # the PE alone drives no wires out; but ABC's timed mapping of the core moves with the modules' names
+    # (on GF180, renaming only the multiplier module takes the core from 16.60 to 15.06 ns, the PE alone
+    # staying at 15.59 ns), so the PE alone may be a few per cent slower than the array
+    assert 0 < r["pe"]["min_period_ns"] <= 1.05 * r["min_period_ns"] + 0.1
     # the multiplier inside the array is the multiplier mapped alone by the same script
-    alone = yosys.map_hierarchical(run, [d.write(tmp_path / "m.v", ("mult",))], d.mult.module, t,
+    alone = yosys.map_hierarchical(run, [d.write(tmp_path / "m.v", ("mult",))], d.mult_module, t,
                                    run.path / "mult_alone.v", clock_period_ps=20000, step="map_alone")
     assert alone.area == pytest.approx(r["pe"]["mult_area"])
