@@ -10,6 +10,13 @@ reference it was measured against in the same run and the ratio. Suites:
 - ``quality``: evolve runs at EPS 0.005, 0.01, 0.02 and 0.05 with the default 10-minute budget, next to
   the transistor ratios CircuitsDNA reports (0.765, 0.741, 0.644, 0.473; theirs after hours).
 - ``accel`` and ``dnn``: the accelerator-model and DNN suites, when those packages are present.
+- ``formal``: trusted WCE above 16 input bits. 12x12 signed and unsigned at EPS 0.005 and 0.02: the
+  proven run's WCE re-measured by an independent exhaustive simulation of all 2^24 pairs (the evolution's
+  own bit-parallel evaluator, chunk by chunk), and its area next to what a search on the sample alone
+  would reach (and the true WCE of what it would have shipped). Then 16x16 unsigned and signed at EPS
+  0.00058 (EvoApproxLib's mul16u_8VH, 0.385 of the exact area in this flow): area ratio, proof time per
+  accepted candidate (median, max) and proven evaluations per second. 10 minutes per 12x12 run and an
+  hour per 16x16 one; ``--quick`` gives each 20 s.
 - ``array``: the 8x8 array with the EPS=0.005 multiplier verified on a 64x64x64 GEMM and costed, against
   the 10-minute target; its area and power ratios next to the multiplier's own (``rtl_gen/bench.py``).
 """
@@ -27,11 +34,11 @@ from typing import Any
 import numpy as np
 
 from core.bench import row
-from core.errors import must
+from core.errors import ConfigError, VerificationError, must
 from core.run import write_text
 
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
-SUITES = ("evolve", "accel", "dnn", "array", "quality")
+SUITES = ("evolve", "accel", "dnn", "array", "quality", "formal")
 
 
 def _rate(fn, min_seconds: float) -> float:
@@ -148,9 +155,99 @@ def quality_suite(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def exhaustive_wce(net: Any, chunk_bits: int = 20) -> int:
+    """max |y - a*b| over every input pair by the evolution's evaluator, chunk by chunk (independent of
+    the prover's kernel)."""
+    from evolve.evaluator import Evaluator
+
+    nbits = net.wa + net.wb
+    step = 1 << min(chunk_bits, nbits)
+    worst = 0
+    for start in range(0, 1 << nbits, step):
+        ev = Evaluator(net.wa, net.wb, net.signed, net.n_addr, vectors=np.arange(start, start + step))
+        worst = max(worst, ev.load_parent(net)[0])
+    return worst
+
+
+def _sampled_only(bits: int, signed: bool, eps: float, budget: float, seed: int = 1) -> tuple[float, int, int]:
+    """What the search would ship on its sample alone (no proofs): (gate-area ratio, true WCE, limit)."""
+    import tech as techmod
+    from evolve import cgp, descent, engine, kernels
+    from evolve.evaluator import Evaluator
+    from evolve.netlist import FUNCS
+    from verify import golden
+
+    t = techmod.load("osu018")
+    weights = np.array([t.gate_area(f) for f in FUNCS], dtype=float)
+    with tempfile.TemporaryDirectory() as tmp:
+        net = seed_netlist(Path(tmp), bits, signed)
+    limit = golden.wce_limit(eps, bits, bits, signed)
+    ev = Evaluator(bits, bits, signed, net.n_addr, samples=65536, seed=seed)
+    t0 = time.monotonic()
+    d = descent.descend(net, ev, weights, limit, net.depth())
+    genome = cgp.with_spares(d.net, 0.1, np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])))
+    problem = engine.Problem(bits, bits, signed, genome.n_addr, tuple(weights), net.depth(), 4, cgp.DEFAULT_OPS,
+                             65536, seed, uphill=float(weights.min()), proofs=False)
+    state = engine.new_state(genome, 2, seed, weights, d.wce)
+    out = engine.evolve(state, problem, engine.Schedule(golden.norm(bits, bits, signed), eps), jobs=2,
+                        epoch_generations=1000, budget=max(1.0, budget - (time.monotonic() - t0)), generations=None,
+                        migrate_every=10, checkpoint=lambda s: None, checkpoint_every=1e9, progress=lambda s, r: None)
+    seed_cost = float(kernels.gate_cost(net.func, net.active(), weights))
+    return out.best_cost / seed_cost, exhaustive_wce(out.best.compact()), limit
+
+
+def formal_suite(quick: bool = False) -> list[dict[str, Any]]:
+    from evolve import job
+    from evolve.netlist import load
+
+    rows = []
+    budget = 20.0 if quick else 600.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for signed in (True, False):
+            for eps in (0.005, 0.02):
+                tag = f"mul12{'s' if signed else 'u'} EPS={eps:g}"
+                cfg = job.EvolveConfig(eps=eps, bits=12, signed=signed, budget=budget, power_vectors=500,
+                                       run_dir=Path(tmp) / f"m12{signed}{eps}")
+                r = job.run(cfg, progress=False)
+                true = exhaustive_wce(load(cfg.directory() / "approx.json"))
+                rows.append(row(f"{tag}: proven WCE = exhaustive re-measure", float(true == r["wce"] <= r["wce_limit"]),
+                                "bool", None, f"report {r['wce']}, all 2^24 pairs {true}, limit {r['wce_limit']}"))
+                gate_ratio = r["gate_area"] / r["exact"]["gate_area"] if r["exact"].get("gate_area") else float("nan")
+                area, sampled_wce, limit = _sampled_only(12, signed, eps, budget)
+                rows.append(row(f"{tag}: area ratio, proven search", r["area_ratio"], "", None,
+                                f"{budget:g} s; gate-area ratio {gate_ratio:.4f}"))
+                rows.append(row(f"{tag}: gate-area ratio, sampled-only search", area, "", gate_ratio,
+                                f"ships WCE {sampled_wce} on all pairs ({sampled_wce / limit:.2f}x the limit {limit})"))
+        for signed in (False, True):
+            eps, hours = 0.00058, 3600.0
+            b16 = 20.0 if quick else hours
+            cfg = job.EvolveConfig(eps=eps, bits=16, signed=signed, budget=b16, power_vectors=500,
+                                   run_dir=Path(tmp) / f"m16{signed}")
+            try:
+                r = job.run(cfg, progress=False)
+            except (VerificationError, ConfigError) as exc:  # a proof that cannot finish is a result here
+                rows.append(row(f"mul16{'s' if signed else 'u'} EPS={eps:g}: not finished", float("nan"), "",
+                                note=str(exc)[:160]))
+                continue
+            pr = r["proofs"] or {}
+            rows.append(row(f"mul16{'s' if signed else 'u'} EPS={eps:g}: area ratio", r["area_ratio"], "",
+                            0.385 if not signed else None,
+                            f"{b16:g} s; reference: EvoApproxLib mul16u_8VH in this flow; WCE {r['wce']} proven by "
+                            f"{r['wce_proof']['method']}"))
+            rows.append(row(f"mul16{'s' if signed else 'u'}: proof time per accepted candidate, median",
+                            pr.get("median_s") or float("nan"), "s", None,
+                            f"max {pr.get('max_s')}, {pr.get('accepted')} accepted, {pr.get('refuted')} refuted, "
+                            f"{pr.get('unproven')} unproven"))
+            rows.append(row(f"mul16{'s' if signed else 'u'}: proven evaluations per second",
+                            pr.get("proven_evals_per_s") or float("nan"), "evals/s"))
+    return rows
+
+
 def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
     if name == "evolve":
         return evolve_suite(quick)
+    if name == "formal":
+        return formal_suite(quick)
     if name == "quality":
         return quality_suite(quick)
     module = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench"}[name]
@@ -163,7 +260,8 @@ def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", nargs="+", choices=SUITES, default=["evolve", "accel", "dnn", "array"],
-                        help="suites to run (default: evolve accel dnn array; quality takes 40 minutes)")
+                        help="suites to run (default: evolve accel dnn array; quality takes 40 minutes, formal "
+                             "three hours)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the benchmarks")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
 

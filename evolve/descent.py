@@ -15,6 +15,7 @@ out of time is never taken.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,11 +50,12 @@ def redirect(net: Netlist, addr: int, to: int) -> None:
 
 def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int, max_depth: int,
             prove: Callable[[Netlist], Proof] | None = None,
-            rebuild: Callable[[list[int]], Evaluator] | None = None) -> Descent:
+            rebuild: Callable[[list[int]], Evaluator] | None = None, deadline: float | None = None) -> Descent:
     """Apply the best single-gate simplification until none fits the WCE limit and depth bound.
 
     With ``prove`` (and ``rebuild``, which makes an evaluator whose vector set holds the given
-    counterexamples) every step is proven before it is taken."""
+    counterexamples) every step is proven before it is taken. ``deadline`` (``time.monotonic()``)
+    ends the descent early: the GP carries on from the last proven step."""
     ev = evaluator
     cur = net.copy()
     wce, act = ev.load_parent(cur)
@@ -62,7 +64,7 @@ def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int,
     steps = evaluations = proofs = 0
     found: list[int] = []
     banned: set[tuple[int, int]] = set()  # steps whose proof ran out of time
-    while True:
+    while deadline is None or time.monotonic() < deadline:
         best: tuple[float, Netlist, int, tuple[int, int]] | None = None
         for k in np.flatnonzero(act):
             addr = cur.first + int(k)

@@ -64,11 +64,12 @@ class Problem:
     mutations: int = 1  # most phenotypic mutations per child (uniform in 1..mutations)
     proof_timeout: float = 60.0  # seconds one proof may take (above 16 input bits)
     reference: Netlist | None = field(default=None, compare=False)  # exact netlist for SAT miters
+    proofs: bool = True  # False only in `make bench`, to measure what sampling alone would ship
 
     @property
     def proves(self) -> bool:
         """Whether candidates need a proof: above 16 input bits the evaluation is not exhaustive."""
-        return self.wa + self.wb > EXHAUSTIVE_MAX_BITS
+        return self.proofs and self.wa + self.wb > EXHAUSTIVE_MAX_BITS
 
     def evaluator(self, counterexamples: tuple[int, ...] = ()) -> Evaluator:
         if not self.proves:

@@ -414,7 +414,8 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
                     + (" (each step proven on all inputs)" if problem.proves else ""))
             d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth,
                                 prove=(lambda n: problem.prove(n, ctx.limit, threads=cfg.jobs))
-                                if problem.proves else None, rebuild=rebuild)
+                                if problem.proves else None, rebuild=rebuild,
+                                deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None)
             start, start_wce, found = d.net, d.wce, d.counterexamples
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
                                                 "wce": d.wce, "runtime_s": time.monotonic() - t0,
@@ -511,7 +512,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "power_ratio": ppa["approx"]["power_w"] / ppa["exact"]["power_w"],
         "clock_period_ns": ctx.periods.clock_period_ns, "clock": ctx.periods.as_report(),
         "exact": {"area": exact_map.area, "cells": exact_map.n_cells, "transistors": int(seed_tr),
-                  "gates": seed_net.n_gates, "depth": seed_net.depth(), **ppa["exact"]},
+                  "gates": seed_net.n_gates, "depth": seed_net.depth(),
+                  "gate_area": seed_net.cost({f: t.gate_area(f) for f in FUNCS}), **ppa["exact"]},
         "verification": verification, "timing": timing,
         "generations": state.generation, "evaluations": evaluations, "candidates": candidates,
         "evals_per_s": evaluations / state.elapsed if state.elapsed else 0.0,

@@ -146,7 +146,7 @@ def test_missing_activity_is_an_error(mul4):
 @pytest.mark.parametrize("text, message", [
     ("value,count\n0,1\n300,2\n", r"value must be in -128\.\.127 for a 8-bit signed operand, not 300"),
     ("v,c\n0,1\n", r"must have columns value,count or value,count_a,count_b, not v,c"),
-    ("value,count\n0,-1\n", r"count must be >= 0, not -1"),
+    ("value,count\n0,-1\n", r"count must be a finite number >= 0, not '-1'"),
     ("value,count\n0,0\n", r"count has no positive count"),
 ], ids=["range", "columns", "negative", "empty"])
 def test_bad_operand_histograms(tmp_path, text, message):

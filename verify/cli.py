@@ -1,7 +1,10 @@
-"""``flow.py verify RUN_DIR``: simulate a run's shipped Verilog again against its tables.
+"""``flow.py verify RUN_DIR``: prove a run's WCE again and simulate its shipped Verilog against its tables.
 
-Checks that ``approx.v`` and its mapped cells reproduce ``lut.npy`` bit for bit (or, for designs too
-wide for a table, the evolution model on sampled vectors) and stay within the run's WCE limit.
+The shipped ``approx.v`` is read back by Yosys into a gate netlist and its worst-case error proven
+again on every input pair (:mod:`verify.wce`: exhaustive where it fits ``--proof-timeout``, else SAT);
+it must equal the report's ``wce`` and be within the run's limit. Then ``approx.v`` and its mapped
+cells are simulated against ``lut.npy`` bit for bit (or, for designs too wide for a table, against the
+netlist on a sample, the corner cases and more) and held to the limit.
 Results go to ``RUN_DIR/reverify.json``; the exit code is non-zero when a check fails.
 """
 
@@ -18,6 +21,8 @@ from core.tables import read_lut
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="an evolve run directory")
     parser.add_argument("--seed", type=int, default=1, help="cocotb seed (default: 1)")
+    parser.add_argument("--proof-timeout", type=float, default=600.0,
+                        help="seconds the WCE proof may take (default: 600)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -57,8 +62,18 @@ def main(args: argparse.Namespace) -> int:
         model = golden.encode(Evaluator(shape.wa, shape.wb, shape.signed, net.n_addr,
                                         vectors=(a << shape.wb) | b).outputs(net), shape.nb)
         expected = "approx.json (evolution model)"
-    results = {}
+    if not args.proof_timeout > 0:
+        raise ConfigError(f"PROOF_TIMEOUT must be > 0 s, not {args.proof_timeout!r}")
+    results: dict = {}
     with RunDir.open(path, resume=True) as run:  # the lock: no evolve may rewrite the run meanwhile
+        results["reprove"] = _reprove(run, path, module, str(r.get("design", "")), shape, int(r["wce"]), wce_limit,
+                                      args.proof_timeout)
+        if not results["reprove"]["passed"]:
+            run.write_json("reverify.json", {"passed": False, "vectors": len(a), "exhaustive": not sampled,
+                                             "benches": results})
+            raise VerificationError(f"{path}: reprove failed: {results['reprove']['message']}")
+        print(f"reprove: pass (WCE {results['reprove']['wce']} <= {wce_limit}, proven by "
+              f"{results['reprove']['method']} in {results['reprove']['time_s']:.3g} s)")
         for name, sources in (("reverify_gates", [path / "approx.v"]),
                               ("reverify_mapped", [path / f"approx_{tech_name}.v", *t.verilog])):
             res = simulate(run, name, sources, module, shape, a, b, model, wce_limit=wce_limit, seed=args.seed)
@@ -67,6 +82,8 @@ def main(args: argparse.Namespace) -> int:
         run.write_json("reverify.json", {"passed": passed, "vectors": len(a), "exhaustive": not sampled,
                                          "benches": results})
     for name, v in results.items():
+        if name == "reprove":
+            continue
         print(f"{name}: {'pass' if v['passed'] else 'FAIL'} ({v.get('vectors')} vectors, "
               f"{v.get('mismatches')} mismatches, {_wce_line(v, wce_limit)})")
     if not passed:
@@ -76,6 +93,42 @@ def main(args: argparse.Namespace) -> int:
                 else f"{v.get('mismatches')} mismatches against {expected}")
         raise VerificationError(f"{path}: {failed} failed: {what}")
     return 0
+
+
+def _reprove(run: RunDir, path: Path, module: str, design: str, shape, wce: int, limit: int,
+             timeout: float) -> dict:
+    """The WCE of the shipped approx.v, read back by Yosys, proven on every input pair."""
+    from evolve.netlist import Netlist
+    from ppa import yosys
+    from verify import wce as prover
+
+    build = run.path / "sim_build" / "reprove"
+    build.mkdir(parents=True, exist_ok=True)
+    top = yosys.read_gates(run, path / "approx.v", build / "approx_read.json", build / "approx_read.v",
+                           step="reprove_read")
+    if top != module:
+        return {"passed": False, "message": f"approx.v's top is {top}, not the report's {module}"}
+    import json
+
+    net = Netlist.from_yosys_json(json.loads((build / "approx_read.json").read_text()), top, shape.wa, shape.wb,
+                                  shape.signed, source=str(path / "approx.v"))
+    reference = None  # the run's exact seed (Yosys proved it equal to the RTL): smaller SAT miters
+    seed = path / "seed.json"
+    if seed.is_file() and shape.nb > 16:
+        try:
+            reference = Netlist.from_yosys_json(json.loads(seed.read_text()), design, shape.wa, shape.wb, shape.signed)
+        except (ValueError, KeyError, ConfigError):
+            reference = None
+    try:
+        proof = prover.exact_wce(net, timeout=timeout, threads=2, reference=reference)
+    except prover.ProofTimeout as e:
+        return {"passed": False, "message": f"the WCE could not be proven within --proof-timeout {timeout:g} s ({e})"}
+    out = {**proof.as_report(), "report_wce": wce, "limit": limit}
+    if proof.wce != wce:
+        return {**out, "passed": False, "message": f"the proven WCE {proof.wce} is not the report's {wce}"}
+    if proof.wce > limit:
+        return {**out, "passed": False, "message": f"the proven WCE {proof.wce} is above the limit {limit}"}
+    return {**out, "passed": True}
 
 
 def _wce_failed(v: dict, limit: int) -> bool:
