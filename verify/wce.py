@@ -569,25 +569,19 @@ class _SatProver:
 
 
 # ------------------------------------------------------------------------------------ entry points
-def _choose(net: GateNetlist, method: str, timeout: float | None, threads: int) -> tuple[str, Scan | None]:
-    """'exhaustive' with the scan's first block already measured, or 'sat'."""
+def _choose(net: GateNetlist, method: str, timeout: float | None, threads: int) -> str:
+    """'exhaustive' where the scan of every pair is projected to fit ``timeout`` (measured on one block), else 'sat'."""
     if method not in METHODS:
         raise ValueError(f"proof method must be one of {', '.join(METHODS)}, not {method!r}")
-    if method == "sat":
-        return "sat", None
-    if method == "exhaustive":
-        return "exhaustive", None
+    if method != "auto":
+        return method
     nbits = net.wa + net.wb
     if nbits <= 20 or timeout is None:
-        return "exhaustive", None
-    # project the scan from one block
-    try:
-        probe = scan(net, timeout=None, threads=1, estimate_only=True)
-    except ProofTimeout:  # pragma: no cover - estimate_only never raises
-        return "sat", None
+        return "exhaustive"
+    probe = scan(net, timeout=None, threads=1, estimate_only=True)
     blocks = math.ceil(((1 << nbits) >> 6) / BLOCK_WORDS)
     projected = probe.time_s * blocks / max(1, threads)
-    return ("exhaustive" if projected <= 0.8 * timeout else "sat"), None
+    return "exhaustive" if projected <= 0.8 * timeout else "sat"
 
 
 def check(net: GateNetlist, bound: int, *, timeout: float | None = None, method: str = "auto",
@@ -598,7 +592,7 @@ def check(net: GateNetlist, bound: int, *, timeout: float | None = None, method:
     shift-and-add multiplier otherwise. ``timeout`` bounds the proof's seconds (None: unbounded).
     """
     t0 = time.monotonic()
-    chosen, _ = _choose(net, method, timeout, threads)
+    chosen = _choose(net, method, timeout, threads)
     if chosen == "exhaustive":
         try:
             s = scan(net, bound=bound, timeout=timeout, threads=threads)
@@ -633,7 +627,7 @@ def exact_wce(net: GateNetlist, *, lower: int = 0, timeout: float | None = None,
     ``metrics``: an exhaustive scan also returns every error metric over all pairs (``Wce.metrics``).
     """
     t0 = time.monotonic()
-    chosen, _ = _choose(net, method, timeout, threads)
+    chosen = _choose(net, method, timeout, threads)
     if chosen == "exhaustive":
         try:
             s = scan(net, timeout=timeout, threads=threads)
