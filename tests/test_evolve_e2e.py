@@ -246,3 +246,39 @@ def test_interrupted_sweep_run_gets_only_the_rest_of_its_budget(run4s, tmp_path,
     sweep._one(job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent / 2), tmp_path, overwrite=False,
                progress=False)
     assert seen[-1][0] == sweep.MIN_REST_S
+
+
+def test_unprovable_result_is_exit_5_naming_proof_timeout(tmp_path, monkeypatch):
+    """A result whose WCE proof cannot complete is an error naming --proof-timeout, never a report."""
+    from core.errors import VerificationError
+    from evolve import job
+    from verify import wce
+
+    def overrun(*args, **kwargs):
+        raise wce.ProofTimeout("the SAT proof of the WCE overran 1 s")
+
+    monkeypatch.setattr(wce, "exact_wce", overrun)
+    cfg = job.EvolveConfig(bits=4, eps=0.05, generations=200, budget=0, seed=3, jobs=1, epoch=100,
+                           power_vectors=50, run_dir=tmp_path / "r")
+    with pytest.raises(VerificationError, match=r"could not be proven within --proof-timeout 60 s"):
+        job.run(cfg, progress=False)
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_issue_12x12_command_ships_a_proven_wce(tmp_path):
+    """The issue's command (12x12 signed, EPS 0.005): the report's WCE equals an exhaustive simulation of
+    all 2^24 pairs of the shipped netlist (the evolution's evaluator, not the prover), within the limit;
+    `flow.py verify` re-proves it."""
+    from evolve.bench import exhaustive_wce
+    from evolve.netlist import load
+
+    d = tmp_path / "mul12s"
+    proc = flow("evolve", "--eps", "0.005", "--bits", "12", "--signed", "--seed", "1", "--budget", "30",
+                "--run-dir", str(d), "--power-vectors", "200", "--quiet", timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((d / "report.json").read_text())
+    assert exhaustive_wce(load(d / "approx.json")) == r["wce"] <= r["wce_limit"] == 20971
+    assert r["wce_proof"]["method"] == "exhaustive" and r["error_metrics"]["method"] == "exhaustive"
+    again = flow("verify", str(d))
+    assert again.returncode == 0, again.stderr
