@@ -223,16 +223,9 @@ def read_topology(path: Path, fmt: str = "auto") -> list[Layer]:
     """
     if fmt not in ("auto", "conv", "gemm"):
         raise must("TOPOLOGY_FORMAT", "one of the listed choices", fmt, ("auto", "conv", "gemm"))
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read topology file {path}: {exc.strerror or exc}") from None
-    if b"\0" in data:
-        raise ConfigError(f"topology file {path} must be a CSV text file, not binary")
-    try:
-        lines = data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise ConfigError(f"topology file {path} must be UTF-8 CSV text, not binary") from None
+    from core.tables import read_text
+
+    lines = read_text(path, "topology file").splitlines()
     if not lines:
         raise ConfigError(f"topology file {path} is empty")
     header = [h.strip().lower() for h in lines[0].split(",")]

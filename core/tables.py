@@ -1,4 +1,5 @@
-"""Reading a product table (``lut.npy``) another command wrote: every way it can be wrong is one line.
+"""Reading a product table (``lut.npy``) another command wrote, or a user's text file: every way it can be
+wrong is one line.
 
 A table is an integer array of shape ``(2**wa, 2**wb)`` indexed by operand codes, each entry a product
 value that fits the multiplier's ``wa + wb`` output bits (signed or unsigned).
@@ -12,6 +13,21 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of a user's file (``what`` names it in errors): unreadable, binary or non-UTF-8 files are
+    one-line :class:`ConfigError`s naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if b"\0" in data:
+        raise ConfigError(f"{what} {path} must be a CSV text file, not binary")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} must be UTF-8 CSV text, not binary") from None
 
 
 def read_lut(path: Path, wa: int, wb: int, signed: bool | None = None) -> np.ndarray:

@@ -97,12 +97,8 @@ class EvolveConfig:
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
                            "(value,count or value,count_a,count_b)")
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
-    clock_period: float | None = option(None, unit="ns", help="clock period at which power is simulated and "
-                                        "reported; at least the exact design's STA delay (default: derived, "
-                                        "1.25 x the STA delay of the slower design rounded up to a whole ns)")
-    sim_period: float | None = option(None, unit="ns", help="period per operand pair of the gate-level power "
-                                      "simulation (default: the clock period, longer when the cell models "
-                                      "settle more slowly, e.g. GF180's 1 ns per arc)")
+    clock_period: float | None = option(None, unit="ns", help=pclock.CLOCK_HELP)
+    sim_period: float | None = option(None, unit="ns", help=pclock.SIM_HELP)
     checkpoint_every: float = option(60.0, unit="s", help="seconds between checkpoints")
     tag: str | None = option(None, help="run name under runs/<design>/ (default: eps<EPS>-seed<SEED>)")
     run_dir: Path | None = option(None, help="run directory (default: runs/<design>/<tag>)")

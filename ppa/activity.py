@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError
+from core.tables import read_text
 from verify import golden
 
 
@@ -29,17 +30,9 @@ def read_histogram(path: Path, wa: int, wb: int, is_signed: bool) -> tuple[np.nd
     Every way the file can be wrong (unreadable, binary, not UTF-8, wrong columns, a value that is not
     an integer or a count that is not a finite number >= 0) is a :class:`ConfigError` naming the file.
     """
+    text = read_text(path, "operand histogram")
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read operand histogram {path}: {exc.strerror or exc}") from None
-    if b"\0" in data:
-        raise ConfigError(f"operand histogram {path} must be a CSV text file, not binary")
-    try:
-        text = data.decode("utf-8-sig")
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    except UnicodeDecodeError:
-        raise ConfigError(f"operand histogram {path} must be UTF-8 CSV text, not binary") from None
     except csv.Error as exc:
         raise ConfigError(f"operand histogram {path} must be CSV, not malformed text ({exc})") from None
     if not rows:

@@ -20,6 +20,7 @@ import numpy as np
 from core import config
 from core.config import option
 from core.errors import ConfigError, must
+from ppa import clock as pclock
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,12 +38,8 @@ class PpaConfig:
     bits_b: int | None = option(None, help="operand width of b (default: --bits)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
     tech: str = option("osu018", help="technology")
-    clock_period: float | None = option(None, unit="ns", help="clock period at which power is simulated and "
-                                        "reported; at least the exact design's STA delay (default: derived, "
-                                        "1.25 x the STA delay of the slower design rounded up to a whole ns)")
-    sim_period: float | None = option(None, unit="ns", help="period per operand pair of the gate-level power "
-                                      "simulation (default: the clock period, longer when the cell models "
-                                      "settle more slowly, e.g. GF180's 1 ns per arc)")
+    clock_period: float | None = option(None, unit="ns", help=pclock.CLOCK_HELP)
+    sim_period: float | None = option(None, unit="ns", help=pclock.SIM_HELP)
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV")
     seed: int = option(1, help="random seed (operand streams, sampled vectors)")
@@ -88,7 +85,6 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
     from evolve.evaluator import errors_of
     from ppa import activity, sta, yosys
     from ppa import characterise as ch
-    from ppa import clock as pclock
     from rtl_gen.multiplier import Multiplier, design_name, to_verilog
     from verify import golden
     from verify.multiplier import Shape, simulate, vectors

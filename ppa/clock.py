@@ -31,6 +31,12 @@ PROBE_FACTOR = 8  # the settling probe holds each vector for this many clock per
 ARRAY_SIM_MARGIN = 2.0  # arrays: sim period = this x the clock x (settling / STA delay of the exact multiplier)
 
 
+CLOCK_HELP = ("clock period at which power is simulated and reported; at least the exact design's STA delay "
+              "(default: derived, 1.25 x the STA delay of the slower design rounded up to a whole ns)")
+SIM_HELP = ("period per operand pair of the gate-level power simulation (default: the clock period, longer when "
+            "the cell models settle more slowly, e.g. GF180's 1 ns per arc)")
+
+
 def derive(delay_ns: float) -> float:
     """``MARGIN`` x ``delay_ns`` rounded up to a whole nanosecond (at least 1 ns)."""
     return float(max(1, math.ceil(MARGIN * delay_ns - 1e-9)))
