@@ -774,13 +774,9 @@ CELLS = st.one_of(st.integers(-10, 10).map(str), st.floats(allow_nan=True, allow
                   st.text(max_size=4))
 
 
-@st.composite
-def histogram_files(draw) -> bytes:
-    header = draw(st.sampled_from(["value,count", "value,count_a,count_b", "value", "count,value", ""]))
-    rows = draw(st.lists(st.lists(CELLS, min_size=0, max_size=4), max_size=6))
-    text = header + "\n" + "\n".join(",".join(r) for r in rows)
-    data = text.encode("utf-8", errors="surrogatepass")
-    if draw(st.booleans()):  # mutate: flip, cut or insert bytes
+def _mutated(draw, data: bytes) -> bytes:
+    """Half the time the file with one byte flipped, its tail cut, or a few bytes inserted."""
+    if draw(st.booleans()):
         pos = draw(st.integers(0, max(len(data) - 1, 0)))
         op = draw(st.sampled_from(["flip", "cut", "insert"]))
         if op == "flip" and data:
@@ -790,6 +786,15 @@ def histogram_files(draw) -> bytes:
         else:
             data = data[:pos] + draw(st.binary(min_size=1, max_size=8)) + data[pos:]
     return data
+
+
+@st.composite
+def histogram_files(draw) -> bytes:
+    header = draw(st.sampled_from(["value,count", "value,count_a,count_b", "value", "count,value", ""]))
+    rows = draw(st.lists(st.lists(CELLS, min_size=0, max_size=4), max_size=6))
+    text = header + "\n" + "\n".join(",".join(r) for r in rows)
+    data = text.encode("utf-8", errors="surrogatepass")
+    return _mutated(draw, data)
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -821,16 +826,7 @@ def lut_files(draw) -> bytes:
     values = draw(st.lists(st.integers(-20, 20), min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
     array = np.array(values, dtype=np.int64).reshape(shape).astype(dtype)
     data = _npy(array)
-    if draw(st.booleans()):
-        pos = draw(st.integers(0, len(data) - 1))
-        op = draw(st.sampled_from(["flip", "cut", "insert"]))
-        if op == "flip":
-            data = data[:pos] + bytes([data[pos] ^ draw(st.integers(1, 255))]) + data[pos + 1:]
-        elif op == "cut":
-            data = data[:pos]
-        else:
-            data = data[:pos] + draw(st.binary(min_size=1, max_size=8)) + data[pos:]
-    return data
+    return _mutated(draw, data)
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
