@@ -31,12 +31,18 @@ class ToolError(FlowError):
 
     exit_code = 4
 
-    def __init__(self, tool: str, returncode: int, log: Path | None, tail: list[str]):
+    def __init__(self, tool: str, returncode: int, log: Path | None, tail: list[str], *,
+                 reason: str | None = None):
+        """``reason``: what went wrong, for a tool that exits 0 after an error (OpenSTA); then the line
+        says ``<tool> failed: <reason>`` instead of quoting the exit code and the log's last line."""
         self.tool = tool
         self.returncode = returncode
         self.log = log
         self.tail = tail
         where = f" (log: {log})" if log else ""
+        if reason is not None:
+            super().__init__(f"{tool} failed: {reason}{where}")
+            return
         last = f": {tail[-1].strip()}" if tail else ""
         super().__init__(f"{tool} failed with exit code {returncode}{where}{last}")
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import tempfile
 import time
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from core.bench import row
-from core.errors import ConfigError, VerificationError, must
+from core.errors import ConfigError, ToolMissing, VerificationError, must
 from core.run import write_text
 
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
@@ -243,25 +244,49 @@ def formal_suite(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+DEFAULT_SUITES = ("evolve", "accel", "dnn", "array")
+# the suites of other packages, imported when run
+SUITE_MODULES = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench"}
+# optional Python packages a suite needs (import names) and how to install them
+SUITE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "dnn": (("torch", "sklearn"), "make dnn-setup (requirements-dnn.txt)"),
+}
+
+
+def missing_packages(name: str) -> list[str]:
+    """The optional packages suite ``name`` needs that are not installed."""
+    packages = SUITE_PACKAGES.get(name, ((), ""))[0]
+    return [p for p in packages if importlib.util.find_spec(p) is None]
+
+
+def _missing(name: str, missing: list[str]) -> ToolMissing:
+    return ToolMissing(f"the {name} suite needs the Python package {missing[0]!r}: install it with "
+                       f"{SUITE_PACKAGES[name][1]}")
+
+
 def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
+    """The rows of suite ``name``; a missing optional package raises :class:`ToolMissing` naming it.
+
+    Only the packages listed in :data:`SUITE_PACKAGES` count as missing; any other import failure (a
+    module of this project, a package the list forgot) is a bug and propagates as it is.
+    """
+    missing = missing_packages(name)
+    if missing:
+        raise _missing(name, missing)
     if name == "evolve":
         return evolve_suite(quick)
     if name == "formal":
         return formal_suite(quick)
     if name == "quality":
         return quality_suite(quick)
-    module = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench"}[name]
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        return [row(f"{name} suite not run", float("nan"), "", note=f"missing: {exc.name}")]
-    return list(mod.run(quick=quick))
+    return list(importlib.import_module(SUITE_MODULES[name]).run(quick=quick))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", nargs="+", choices=SUITES, default=["evolve", "accel", "dnn", "array"],
-                        help="suites to run (default: evolve accel dnn array; quality takes 40 minutes, formal "
-                             "three hours)")
+    parser.add_argument("--suite", nargs="+", choices=SUITES, default=None,
+                        help=f"suites to run (default: {' '.join(DEFAULT_SUITES)}, those whose optional packages "
+                             "are installed; quality takes 40 minutes, formal three hours). A suite named here "
+                             "that cannot run is an error")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the benchmarks")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
 
@@ -272,9 +297,23 @@ def main(args: argparse.Namespace) -> int:
             raise must("JSON", "a file name", f"{args.json} (a directory)")
         if not args.json.parent.resolve().is_dir():
             raise must("JSON", "a file in an existing directory", f"{args.json} (no directory {args.json.parent})")
+    explicit = args.suite is not None
+    suites = list(dict.fromkeys(args.suite)) if explicit else list(DEFAULT_SUITES)
+    skipped = {}
+    for suite in suites:  # before any suite runs: a suite asked for that cannot run fails at once
+        missing = missing_packages(suite)
+        if missing and explicit:
+            raise _missing(suite, missing)
+        if missing:
+            skipped[suite] = missing
     all_rows = []
-    for suite in args.suite:
-        rows = run_suite(suite, args.quick)
+    for suite in suites:
+        if suite in skipped:
+            rows = [row(f"{suite} suite not run", float("nan"), "",
+                        note=f"missing Python package {', '.join(skipped[suite])} ({SUITE_PACKAGES[suite][1]}); "
+                             f"--suite {suite} makes this an error")]
+        else:
+            rows = run_suite(suite, args.quick)
         all_rows += [{"suite": suite, **r} for r in rows]
         print(f"\n== {suite}")
         for r in rows:

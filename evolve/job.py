@@ -355,8 +355,7 @@ def _technology_preflight(ctx: Context, probs: Any) -> None:
 def _power_stream(ctx: Context, probs: Any) -> tuple[np.ndarray, np.ndarray]:
     """The operand pairs of the power simulations (the same for the exact and the evolved design)."""
     cfg = ctx.cfg
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
-    return activity.operand_stream(cfg.wa, cfg.wb, cfg.power_vectors, rng, probs)
+    return activity.power_stream(cfg.wa, cfg.wb, cfg.power_vectors, cfg.seed, probs)
 
 
 def _fingerprint(ctx: Context) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from core import config
 from core.config import option
 from core.errors import ConfigError, must
-from core.run import locked, read_json, write_json, write_text
+from core.run import locked, read_json, write_bytes, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
@@ -174,8 +174,10 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
         ax.grid(alpha=0.3, which="both")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
+        png = io.BytesIO()  # rendered in memory, then written under a temporary name and renamed
+        fig.savefig(png, format="png", dpi=120)
         plt.close(fig)
+        write_bytes(out / name, png.getvalue())
 
     plot("cost_vs_eps.png", (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")),
          "ratio to the exact multiplier", "cost", errors=False)

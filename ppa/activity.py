@@ -91,6 +91,21 @@ def operand_stream(wa: int, wb: int, n: int, rng: np.random.Generator,
             rng.choice(1 << wb, size=n, p=probs[1]).astype(np.int64))
 
 
+POWER_SALT = 0x90E7
+"""Mixed into the run's seed for the power stream, so it is independent of the other seeded draws."""
+
+
+def power_stream(wa: int, wb: int, n: int, seed: int,
+                 probs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` operand code pairs of a run's power simulations, drawn from ``seed``.
+
+    The one definition: the exact and the evolved design of ``evolve`` and the design of ``ppa`` are
+    all simulated on this stream, so their powers compare like for like.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, POWER_SALT]))
+    return operand_stream(wa, wb, n, rng, probs)
+
+
 def vcd_wrapper(top: str, wa: int, wb: int, vcd: Path) -> str:
     """A top module around ``top`` that dumps every net of it into ``vcd``."""
     from core.verilog import TIMESCALE

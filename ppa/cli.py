@@ -132,8 +132,7 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
         clock, clock_source = pclock.clock_period(cfg.clock_period, exact_delay, f"the exact {exact_name} on {t.name}")
         if clock_source == "derived":
             clock = pclock.derive(slower)
-        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x90E7]))
-        pa, pb = activity.operand_stream(shape.wa, wb, cfg.power_vectors, rng, probs)
+        pa, pb = activity.power_stream(shape.wa, wb, cfg.power_vectors, cfg.seed, probs)
         lookup = {int(v): int(c) for v, c in zip((a << wb) | b, got)}
         design_codes = np.array([lookup[int(v)] for v in (pa << wb) | pb]) if not sampled else None
         if design_codes is None:  # a sampled design: simulate the power stream's own products

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from core import tools
 from core.errors import ConfigError, ToolError
-from core.run import RunDir
+from core.run import RunDir, tail
 from tech import Technology
 
 _UNITS = {"1ps": 1e-3, "10ps": 1e-2, "100ps": 0.1, "1ns": 1.0, "10ns": 10.0, "1us": 1e3}
@@ -60,14 +60,28 @@ def version() -> str:
 
 
 def run(run_dir: RunDir, script: str, *, step: str) -> Path:
-    """Run an OpenSTA Tcl script (kept next to the logs); returns the log path."""
+    """Run an OpenSTA Tcl script (kept next to the logs); returns the log path.
+
+    OpenSTA reports a failing command (an unreadable Liberty file, a design that does not link, a Tcl
+    error) as an ``Error: ...`` line, carries on with the next one and exits 0: such a line is a
+    :class:`ToolError` naming the first error.
+    """
     exe = tools.STA.require()
     path = run_dir.logs / f"{step}.tcl"
     path.write_text(script, encoding="utf-8")
-    return run_dir.run("OpenSTA", [exe, "-no_splash", "-exit", str(path.resolve())], step=step)
+    log = run_dir.run("OpenSTA", [exe, "-no_splash", "-exit", str(path.resolve())], step=step)
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    errors = [line.strip() for line in lines if _ERROR.match(line)]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ToolError("OpenSTA", 0, log, tail(log), reason=f"{errors[0]}{more}")
+    return log
 
 
-@dataclass(frozen=True)
+_ERROR = re.compile(r"^Error: ")
+
+
+@dataclass(frozen=True, kw_only=True)
 class StaResult:
     delay_ns: float
     clock_period_ns: float
@@ -160,11 +174,12 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
     text = log.read_text(encoding="utf-8", errors="replace")
     m = re.search(r"^AXF_DELAY (\S+) (\S+)$", text, re.M)
     if not m:
-        raise ToolError("OpenSTA", 0, log, text.splitlines()[-10:])
+        raise ToolError("OpenSTA", 0, log, text.splitlines()[-10:],
+                        reason="its script printed no AXF_DELAY line (no timing path was reported)")
     delay_ns = float(m.group(1)) * 1e9
     min_period = clock_period_ns - float(m.group(2)) * 1e9 if clock_port is not None else None
     if activity is None:
-        return StaResult(delay_ns, clock_period_ns, min_period_ns=min_period)
+        return StaResult(delay_ns=delay_ns, clock_period_ns=clock_period_ns, min_period_ns=min_period)
     clocked = {inst: float(i) + float(s) for inst, i, s in re.findall(r"^AXF_CLK (\S+) (\S+) (\S+)$", text, re.M)}
     instances: dict[str, tuple[str, float, float, float]] = {}
     per_inst: dict[str, float] = {}
@@ -189,5 +204,7 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
                           f"({len(unmatched)} nets unmatched between the VCD and the netlist)")
     vl = re.search(r"^AXF_VECTORLESS (\S+)$", text, re.M)
     vectorless = float(vl.group(1)) if vl else math.nan
-    return StaResult(delay_ns, clock_period_ns, dynamic + leakage, dynamic, leakage, vectorless, instances,
-                     clock if clock_port is not None else None, min_period, per_inst)
+    return StaResult(delay_ns=delay_ns, clock_period_ns=clock_period_ns, power_w=dynamic + leakage,
+                     power_dynamic_w=dynamic, power_leakage_w=leakage, power_vectorless_w=vectorless,
+                     instances=instances, power_clock_w=clock if clock_port is not None else None,
+                     min_period_ns=min_period, instance_power_w=per_inst)

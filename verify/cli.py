@@ -5,7 +5,9 @@ again on every input pair (:mod:`verify.wce`: exhaustive where it fits ``--proof
 it must equal the report's ``wce`` and be within the run's limit. Then ``approx.v`` and its mapped
 cells are simulated against ``lut.npy`` bit for bit (or, for designs too wide for a table, against the
 netlist on a sample, the corner cases and more) and held to the limit.
-Results go to ``RUN_DIR/reverify.json``; the exit code is non-zero when a check fails.
+Everything it writes goes under ``RUN_DIR/reverify/``, a run directory of its own (``reverify.json``,
+``COMMANDS``, ``logs/``, ``sim_build/``), replaced as a whole by the next ``verify``: no file the
+evolve run wrote is touched. The exit code is non-zero when a check fails.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import argparse
 from pathlib import Path
 
 from core.errors import ConfigError, VerificationError
-from core.run import RunDir, read_json
+from core.run import RunDir, locked, read_json
 from core.tables import read_lut
+
+OUT = "reverify"  # the subdirectory of the run that holds what verify writes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,22 +69,23 @@ def main(args: argparse.Namespace) -> int:
     if not args.proof_timeout > 0:
         raise ConfigError(f"PROOF_TIMEOUT must be > 0 s, not {args.proof_timeout!r}")
     results: dict = {}
-    with RunDir.open(path, resume=True) as run:  # the lock: no evolve may rewrite the run meanwhile
+    # the run's lock: no evolve may rewrite the run meanwhile; the results are a run of their own inside it
+    with locked(path), RunDir.open(path / OUT, overwrite=True, results=("reverify.json",)) as run:
         results["reprove"] = _reprove(run, path, module, str(r.get("design", "")), shape, int(r["wce"]), wce_limit,
                                       args.proof_timeout)
-        if not results["reprove"]["passed"]:
-            run.write_json("reverify.json", {"passed": False, "vectors": len(a), "exhaustive": not sampled,
-                                             "benches": results})
-            raise VerificationError(f"{path}: reprove failed: {results['reprove']['message']}")
-        print(f"reprove: pass (WCE {results['reprove']['wce']} <= {wce_limit}, proven by "
-              f"{results['reprove']['method']} in {results['reprove']['time_s']:.3g} s)")
-        for name, sources in (("reverify_gates", [path / "approx.v"]),
-                              ("reverify_mapped", [path / f"approx_{tech_name}.v", *t.verilog])):
-            res = simulate(run, name, sources, module, shape, a, b, model, wce_limit=wce_limit, seed=args.seed)
-            results[name] = {**res.as_report(), "expected": expected}
+        if results["reprove"]["passed"]:
+            print(f"reprove: pass (WCE {results['reprove']['wce']} <= {wce_limit}, proven by "
+                  f"{results['reprove']['method']} in {results['reprove']['time_s']:.3g} s)")
+            for name, sources in (("reverify_gates", [path / "approx.v"]),
+                                  ("reverify_mapped", [path / f"approx_{tech_name}.v", *t.verilog])):
+                res = simulate(run, name, sources, module, shape, a, b, model, wce_limit=wce_limit, seed=args.seed)
+                results[name] = {**res.as_report(), "expected": expected}
         passed = all(v["passed"] for v in results.values())
         run.write_json("reverify.json", {"passed": passed, "vectors": len(a), "exhaustive": not sampled,
                                          "benches": results})
+    # raised after the block, so that the results of a failed check replace the previous ones too
+    if not results["reprove"]["passed"]:
+        raise VerificationError(f"{path}: reprove failed: {results['reprove']['message']}")
     for name, v in results.items():
         if name == "reprove":
             continue
