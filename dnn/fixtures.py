@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from verify import golden
+from core import golden
 
 
 def _bits(v: np.ndarray, i: int) -> np.ndarray:

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from core import golden
 from core.errors import ConfigError
-from verify import golden
 
 BITS = 8  # the quantisation width
 W_MAX = (1 << (BITS - 1)) - 1  # weights are symmetric: -127 .. 127

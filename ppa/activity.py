@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core import golden
 from core.errors import ConfigError
-from verify import golden
 
 
 def read_histogram(path: Path, wa: int, wb: int, is_signed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -96,24 +96,6 @@ def operand_stream(wa: int, wb: int, n: int, rng: np.random.Generator,
                 rng.integers(0, 1 << wb, size=n, dtype=np.int64))
     return (rng.choice(1 << wa, size=n, p=probs[0]).astype(np.int64),
             rng.choice(1 << wb, size=n, p=probs[1]).astype(np.int64))
-
-
-def vcd_wrapper(top: str, wa: int, wb: int, vcd: Path) -> str:
-    """A top module around ``top`` that dumps every net of it into ``vcd``."""
-    from core.verilog import TIMESCALE
-
-    return f"""{TIMESCALE}
-module axf_vcd_top (a, b, y);
-  input [{wa - 1}:0] a;
-  input [{wb - 1}:0] b;
-  output [{wa + wb - 1}:0] y;
-  {top} dut (.a(a), .b(b), .y(y));
-  initial begin
-    $dumpfile("{vcd}");
-    $dumpvars(0, dut);
-  end
-endmodule
-"""
 
 
 def measure(vcd_path: Path, scope: str, n_vectors: int, period_ps: int) -> dict[str, tuple[float, float]]:

@@ -43,7 +43,7 @@ from amaranth.back import verilog
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from core import tools
+from core import golden, tools
 from core.errors import ConfigError, must
 from core.run import read_json
 from core.tables import read_lut
@@ -98,8 +98,6 @@ class MultSpec:
 
     def lut(self) -> np.ndarray:
         if self.exact:
-            from verify import golden
-
             return golden.table(self.wa, self.wb, self.signed)
         assert self.run_dir is not None
         return read_lut(self.run_dir / "lut.npy", self.wa, self.wb, self.signed)

@@ -36,7 +36,7 @@ def find_multiplier(eps: float = 0.005) -> Path | None:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     from evolve import job
     from rtl_gen import array_job
-    from rtl_gen.cli_array import ArrayConfig
+    from rtl_gen.array_job import ArrayConfig
 
     size, shape = (4, "16x16x16") if quick else (8, "64x64x64")
     with tempfile.TemporaryDirectory() as tmp:

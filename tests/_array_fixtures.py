@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from verify import golden
+from core import golden
 
 ROOT = Path(__file__).resolve().parent.parent
 

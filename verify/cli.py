@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import tech
+    from core import golden
     from evolve.evaluator import Evaluator
     from evolve.netlist import load
-    from verify import golden
     from verify.multiplier import Shape, simulate, vectors
 
     path: Path = args.run_dir
