@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from core import config as cfgmod
-from core import golden, tools
+from core import golden, multrun, tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision, read_json
@@ -479,7 +479,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     lut = None
     if cfg.wa + cfg.wb <= LUT_MAX_BITS:
         lut = Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr).lut(best)
-        np.save(run.path / "lut.npy", lut)
+        multrun.write_lut(run.path, lut)
         _write_lut_csv(run.path / "lut.csv", lut, cfg.wa, cfg.wb, cfg.signed)
 
     # mapping onto the technology, exact (straight from RTL) and evolved

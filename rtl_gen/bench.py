@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bench import row
-from core.run import latest_multiplier_run
+from core.multrun import latest as latest_multiplier_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 600.0
