@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError
+from core.run import read_json
 from core.tables import read_lut
 
 REPORT = "report.json"
@@ -35,13 +36,10 @@ def mapped(tech: str) -> str:
     return f"approx_{tech}.v"
 
 
-def _read_object(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+def _read_object(path: Path, what: str) -> dict[str, Any]:
+    data = read_json(path, what)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
+        raise ConfigError(f"{what} {path} must hold a JSON object, not {type(data).__name__}")
     return data
 
 
@@ -61,12 +59,10 @@ class MultiplierRun:
         """The run in ``path`` after checking ``report.json`` and the files in ``need`` exist, and that its
         shape is ``wa``, ``wb``, ``signed`` where those are given."""
         path = Path(path)
-        if not path.is_dir():
-            raise ConfigError(f"multiplier run directory {path} does not exist")
-        for name in dict.fromkeys((REPORT, *need)):
+        report = read_report(path)
+        for name in dict.fromkeys(need):
             if not (path / name).is_file():
                 raise ConfigError(f"multiplier run directory {path} has no {name}")
-        report = _read_object(path / REPORT)
         for key in ("wa", "wb", "signed"):
             if key not in report:
                 raise ConfigError(f"{path / REPORT} has no {key!r} entry")
@@ -99,7 +95,7 @@ class MultiplierRun:
 
     def config(self) -> dict[str, Any]:
         """``config.json`` (the run's resolved settings)."""
-        return _read_object(self.file(CONFIG))
+        return _read_object(self.file(CONFIG), "run configuration")
 
     @property
     def design(self) -> str | None:
@@ -127,6 +123,16 @@ class MultiplierRun:
             (path / CONFIG).write_text(json.dumps(dict(config), indent=2), encoding="utf-8")
         (path / REPORT).write_text(json.dumps(dict(report), indent=2), encoding="utf-8")
         return MultiplierRun.load(path)
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """The ``report.json`` of the run in ``path`` as a JSON object (for readers of its figures alone)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"multiplier run directory {path} does not exist")
+    if not (path / REPORT).is_file():
+        raise ConfigError(f"multiplier run directory {path} has no {REPORT}")
+    return _read_object(path / REPORT, "multiplier report")
 
 
 def write_lut(path: Path, lut: np.ndarray) -> Path:
