@@ -101,8 +101,8 @@ def run(quick: bool = False) -> list[dict]:
     else:
         rows.append(row("scalesim_v2_differences", float("nan"), "layers", None, f"{GRID} missing"))
 
-    from accel_models.rtl_cycles import gemm_cycles
     from accel_models.rtl_reference import simulate
+    from rtl_gen.rtl_cycles import gemm_cycles
 
     rng = np.random.default_rng(1)
     shapes = [(5, 6, 9), (7, 13, 5)] if quick else [(5, 6, 9), (7, 13, 5), (16, 16, 16), (33, 20, 17)]

@@ -1,7 +1,7 @@
 """Systolic and multi-pod arrays as Amaranth components, with a pluggable multiplier in every PE.
 
 The timing of everything here is the contract written down in ``accel_models/RTL_TIMING.md``; the
-``rtl`` cycle model (:mod:`accel_models.rtl_cycles`) computes it in closed form and the cocotb benches
+``rtl`` cycle model (:mod:`rtl_gen.rtl_cycles`) computes it in closed form and the cocotb benches
 (:mod:`verify.array`) check, for every shape they run, that the RTL needs exactly that many cycles.
 
 Hierarchy (one Verilog module per line; ``array.v`` holds them all, multiplier included)::

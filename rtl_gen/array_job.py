@@ -377,7 +377,7 @@ def markdown(r: dict[str, Any]) -> str:
              "## Verification", "",
              f"Every GEMM ran on Icarus through the host interface; results compared with a numpy reference that "
              f"looks up every product in the multiplier's table, cycles from start to done compared with "
-             f"`accel_models.rtl_cycles` (seed {v['seed']}). **{'PASSED' if v['passed'] else 'FAILED'}**.", "",
+             f"`rtl_gen.rtl_cycles` (seed {v['seed']}). **{'PASSED' if v['passed'] else 'FAILED'}**.", "",
              "| GEMM | MxKxN | split | cycles | rtl model | match | wrong results | utilisation |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for g in v["gemms"]:
