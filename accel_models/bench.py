@@ -37,8 +37,8 @@ def _timed(fn, repeat: int) -> float:
 
 def _fixture_run(root: Path, name: str, power_w: float) -> str:
     run = root / name
-    report = {"wa": 8, "wb": 8, "signed": True, "area": 9000.0, "power_w": power_w, "energy_pj": power_w * 1e4, "clock_period_ns": 10.0,
-              "exact": {"area": 15000.0, "power_w": 4e-4}}
+    report = {"wa": 8, "wb": 8, "signed": True, "area": 9000.0, "power_w": power_w, "energy_pj": power_w * 1e4,
+              "clock_period_ns": 10.0, "exact": {"area": 15000.0, "power_w": 4e-4}}
     MultiplierRun.write(run, report)
     return str(run)
 

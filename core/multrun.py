@@ -67,8 +67,8 @@ class MultiplierRun:
             if key not in report:
                 raise ConfigError(f"{path / REPORT} has no {key!r} entry")
         rwa, rwb, rsigned = report["wa"], report["wb"], report["signed"]
-        if (not isinstance(rwa, int) or isinstance(rwa, bool) or not isinstance(rwb, int) or isinstance(rwb, bool)
-                or not isinstance(rsigned, bool) or rwa < 1 or rwb < 1):
+        widths_ok = all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in (rwa, rwb))
+        if not widths_ok or not isinstance(rsigned, bool):
             raise ConfigError(f"{path / REPORT}: wa and wb must be positive integers and signed a boolean")
         for what, ours, theirs in (("a", wa, rwa), ("b", wb, rwb)):
             if ours is not None and ours != theirs:

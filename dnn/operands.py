@@ -1,7 +1,7 @@
 """Realistic operands for array power: INT8 activations and weights of a trained network.
 
-The power of an array depends on what its multipliers see. :data:`rtl_gen.operands.SHIPPED` is a histogram of the INT8
-operands of LeNet-5 trained by the flow on Fashion-MNIST (``dnn.train``: float training, calibration,
+The power of an array depends on what its multipliers see. :data:`rtl_gen.operands.SHIPPED` is a
+histogram of the INT8 operands of LeNet-5 trained by the flow on Fashion-MNIST (``dnn.train``: float training, calibration,
 quantisation-aware training): ``count_a`` counts the activation codes entering every quantised
 layer over 2,000 test images, ``count_b`` the weight codes of every layer (batch norm folded), in the
 CSV format of :func:`ppa.activity.read_histogram`. It is the default operand distribution of

@@ -68,14 +68,16 @@ def test_bad_run(tmp_path, case, message):
 def test_lut_must_fit_the_report(tmp_path):
     run = _run(tmp_path)
     multrun.write_lut(run.path, np.zeros((8, 16)))
-    with pytest.raises(ConfigError, match=r"^product table .*lut\.npy must have shape \(16, 16\), not \(8, 16\)$"):
+    with pytest.raises(ConfigError,
+                       match=r"^product table .*lut\.npy must have shape \(16, 16\), not \(8, 16\)$"):
         run.lut()
 
 
 def test_latest_picks_the_newest_verified_run(tmp_path):
     for i, passed in enumerate((True, True, False)):
-        MultiplierRun.write(tmp_path / "runs" / "mul4s" / f"t{i}", {**REPORT, "verification": {"passed": passed}},
-                            lut=golden.table(4, 4, True), verilog="module m; endmodule\n")
+        report = {**REPORT, "verification": {"passed": passed}}
+        MultiplierRun.write(tmp_path / "runs" / "mul4s" / f"t{i}", report, lut=golden.table(4, 4, True),
+                            verilog="module m; endmodule\n")
         time.sleep(0.01)
     assert multrun.latest(tmp_path, 0.05, "mul4s") == tmp_path / "runs" / "mul4s" / "t1"
     assert multrun.latest(tmp_path, 0.01, "mul4s") is None
