@@ -29,7 +29,7 @@ help:
 	@echo "make sweep EPS='0.001 0.002 0.005 0.01 0.02 0.05'   a grid over EPS, with plots"
 	@echo "make test               the test suite (slow tests: make test-all)"
 	@echo "make bench              evaluation-speed and quality benchmarks"
-	@echo "make lint               ruff and mypy"
+	@echo "make lint               ruff, mypy and the import layers (lint-imports)"
 	@echo "make accel NET=resnet18 ARRAY=128x128 PODS=4   time/traffic/energy on a systolic accelerator"
 	@echo "make array ROWS=8 COLS=8 PODS=1 MULT=runs/mul8s/eps0.005-seed1   a systolic array, verified and costed"
 	@echo "make dnn MULTS='runs/mul8s/*'   assign multipliers to a network's layers (DNN level)"
@@ -55,6 +55,7 @@ bench: venv dnn-setup
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # ---- accelerator models (accel_models/, issue 4): `python flow.py accel --help` lists every option ----
 accel: NET ?= resnet18

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from accel_models import assign
-from accel_models.cli import AccelConfig, evaluate
 from accel_models.energy import Multiplier
+from accel_models.evaluation import AccelConfig, evaluate
 from accel_models.layers import Layer
 from accel_models.model import LayerMults
 from core import config as cfgmod

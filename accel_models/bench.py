@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.bench import row
+from core.multrun import MultiplierRun
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "tests" / "data" / "scalesim_v2_grid.json"
@@ -36,10 +37,9 @@ def _timed(fn, repeat: int) -> float:
 
 def _fixture_run(root: Path, name: str, power_w: float) -> str:
     run = root / name
-    run.mkdir()
-    report = {"area": 9000.0, "power_w": power_w, "energy_pj": power_w * 1e4, "clock_period_ns": 10.0,
-              "exact": {"area": 15000.0, "power_w": 4e-4}}
-    (run / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    report = {"wa": 8, "wb": 8, "signed": True, "area": 9000.0, "power_w": power_w, "energy_pj": power_w * 1e4,
+              "clock_period_ns": 10.0, "exact": {"area": 15000.0, "power_w": 4e-4}}
+    MultiplierRun.write(run, report)
     return str(run)
 
 
@@ -101,8 +101,8 @@ def run(quick: bool = False) -> list[dict]:
     else:
         rows.append(row("scalesim_v2_differences", float("nan"), "layers", None, f"{GRID} missing"))
 
-    from accel_models.rtl_cycles import gemm_cycles
     from accel_models.rtl_reference import simulate
+    from rtl_gen.rtl_cycles import gemm_cycles
 
     rng = np.random.default_rng(1)
     shapes = [(5, 6, 9), (7, 13, 5)] if quick else [(5, 6, 9), (7, 13, 5), (16, 16, 16), (33, 20, 17)]

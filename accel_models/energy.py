@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import multrun
 from core.errors import ConfigError
 
 DRAM_PJ_PER_BYTE = 160.0
@@ -109,7 +110,9 @@ class MultiplierRun:
 def load_multiplier(run_dir: str | Path) -> MultiplierRun:
     """Read a multiplier run's ``report.json``; a missing report or key is a one-line error."""
     path = Path(run_dir)
-    data = _report(path, "multiplier")
+    if path.is_dir() and not (path / multrun.REPORT).is_file():
+        raise ConfigError(f"multiplier run directory {path} has no report.json (no PPA report to read)")
+    data = multrun.read_report(path)
     _missing(data, MULT_KEYS, path, "multiplier")
     clock = _number(data, "clock_period_ns", path)
     power = _number(data, "power_w", path)

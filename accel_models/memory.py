@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from accel_models.rtl_cycles import PodWork, RtlRun
+from rtl_gen.rtl_cycles import PodWork, RtlRun
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accel_models import memory, rtl_cycles, sparsity
+from accel_models import memory, sparsity
 from accel_models.energy import ArrayPPA, EnergyParams, Library, PodPower, pod_power
 from accel_models.layers import Layer
 from accel_models.memory import MemConfig
 from core.errors import ConfigError, must
+from rtl_gen import rtl_cycles
 
 CYCLE_MODELS = ("rtl", "scalesim")
 SPLIT_CHOICES = ("auto", "n", "m", "k")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from accel_models.rtl_cycles import ceil_div
+from rtl_gen.rtl_cycles import ceil_div
 
 
 class _Mult:

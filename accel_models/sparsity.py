@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from accel_models.layers import Layer
-from accel_models.rtl_cycles import ceil_div
 from core.errors import ConfigError, must
+from rtl_gen.rtl_cycles import ceil_div
 
 METHODS = ("auto", "l1", "l2", "var", "random")
 

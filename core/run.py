@@ -285,18 +285,3 @@ def git_revision(repo: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return rev.stdout.strip() or None if rev.returncode == 0 else None
-
-
-def latest_multiplier_run(root: Path, eps: float, design: str = "mul8s") -> Path | None:
-    """The newest verified evolve run of ``design`` at ``eps`` under ``root/runs`` (sweeps included)
-    that has the files the later stages read (``approx.v``, ``lut.npy``), or None."""
-    found = []
-    for rep in (root / "runs" / design).glob("**/report.json"):
-        try:
-            r = json.loads(rep.read_text())
-        except (OSError, ValueError):
-            continue
-        if (r.get("eps") == eps and r.get("verification", {}).get("passed")
-                and (rep.parent / "approx.v").is_file() and (rep.parent / "lut.npy").is_file()):
-            found.append((rep.stat().st_mtime, str(rep.parent)))
-    return Path(max(found)[1]) if found else None

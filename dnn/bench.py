@@ -62,7 +62,7 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
     """
     import torch
 
-    from core.run import latest_multiplier_run
+    from core.multrun import latest as latest_multiplier_run
     from dnn import data as dnn_data
     from dnn import fixtures, models, qnn, train
     from dnn.mults import Multiplier, exact, load

@@ -11,13 +11,13 @@ product plus independent random errors per entry, the worst case for LUT inferen
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from verify import golden
+from core import golden
+from core.multrun import MultiplierRun
 
 
 def _bits(v: np.ndarray, i: int) -> np.ndarray:
@@ -62,7 +62,6 @@ def metrics(lut: np.ndarray) -> dict[str, Any]:
 def write_run(path: Path, lut: np.ndarray, costs: dict[str, Any], design: str = "mul8s") -> Path:
     """A multiplier run directory: lut.npy (int32), lut.csv (a,b,y by value) and report.json."""
     path.mkdir(parents=True, exist_ok=True)
-    np.save(path / "lut.npy", lut.astype(np.int32))
     vals = golden.values(8, True)
     with open(path / "lut.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -71,7 +70,7 @@ def write_run(path: Path, lut: np.ndarray, costs: dict[str, Any], design: str = 
             for cb in range(256):
                 w.writerow([int(vals[ca]), int(vals[cb]), int(lut[ca, cb])])
     report = {"design": design, "wa": 8, "wb": 8, "signed": True, **metrics(lut), **costs}
-    (path / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    MultiplierRun.write(path, report, lut=lut)
     return path
 
 

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core import golden, multrun
 from core.errors import ConfigError
-from verify import golden
+from core.multrun import MultiplierRun
 
 BITS = 8  # the quantisation width
 W_MAX = (1 << (BITS - 1)) - 1  # weights are symmetric: -127 .. 127
@@ -118,22 +118,8 @@ def load(spec: str | Path) -> Multiplier:
     if not path.is_dir():
         raise ConfigError(f"multiplier {str(spec)!r} must be a run directory with lut.npy and report.json "
                           "or the word 'exact'")
-    report_path, lut_path = path / "report.json", path / "lut.npy"
-    for p in (report_path, lut_path):
-        if not p.is_file():
-            raise ConfigError(f"multiplier run directory {path} has no {p.name}")
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{report_path} is not valid JSON: {exc}") from None
-    if not isinstance(report, dict):
-        raise ConfigError(f"{report_path} must hold a JSON object")
-    for key in ("wa", "wb", "signed"):
-        if key not in report:
-            raise ConfigError(f"{report_path} has no {key!r} entry")
-    wa, wb, signed = report["wa"], report["wb"], report["signed"]
-    if not isinstance(wa, int) or not isinstance(wb, int) or not isinstance(signed, bool):
-        raise ConfigError(f"{report_path}: wa and wb must be integers and signed a boolean")
+    run = MultiplierRun.load(path, need=(multrun.LUT,))
+    wa, wb, signed, report, lut_path = run.wa, run.wb, run.signed, run.report, path / multrun.LUT
     if wa < BITS or wb < BITS:
         raise ConfigError(f"multiplier {path} is {wa}x{wb} bits, narrower than the {BITS}-bit quantisation "
                           f"(an {BITS}x{BITS} multiplier is needed)")

@@ -73,10 +73,10 @@ def seed_netlist(work: Path, bits: int = 8, signed: bool = True):
 
 
 def evolve_suite(quick: bool = False) -> list[dict[str, Any]]:
+    from core import golden
     from evolve import cgp, engine, kernels
     from evolve.evaluator import Evaluator, reference_outputs
     from evolve.netlist import FUNCS
-    from verify import golden
 
     secs = 0.2 if quick else 2.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,10 +173,10 @@ def exhaustive_wce(net: Any, chunk_bits: int = 20) -> int:
 def _sampled_only(bits: int, signed: bool, eps: float, budget: float, seed: int = 1) -> tuple[float, int, int]:
     """What the search would ship on its sample alone (no proofs): (gate-area ratio, true WCE, limit)."""
     import tech as techmod
+    from core import golden
     from evolve import cgp, descent, engine, kernels
     from evolve.evaluator import Evaluator
     from evolve.netlist import FUNCS
-    from verify import golden
 
     t = techmod.load("osu018")
     weights = np.array([t.gate_area(f) for f in FUNCS], dtype=float)

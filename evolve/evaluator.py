@@ -6,18 +6,17 @@ and every counterexample a failed proof has found (:func:`search_vectors`); the 
 then only a lower bound, and :mod:`verify.wce` proves the limit on all inputs before a circuit is
 kept (counterexample-guided search, see :mod:`evolve.engine`). Vectors are packed 64 to a machine word
 and simulated by the compiled kernels in :mod:`evolve.kernels`. The expected products come from
-:mod:`verify.golden`, the one source of expected values.
+:mod:`core.golden`, the one source of expected values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from core import golden
+from core.error_metrics import Errors, errors_of
 from evolve import kernels
 from evolve.netlist import Netlist
-from verify import golden
 from verify.multiplier import corner_codes
 
 EXHAUSTIVE_MAX_BITS = 16
@@ -45,43 +44,6 @@ def _planes(values: np.ndarray, nbits: int, n_chunks: int, ch: int) -> np.ndarra
         bits = ((v >> k) & 1).astype(np.uint8)
         out[k] = np.packbits(bits, bitorder="little").view("<u8")
     return np.ascontiguousarray(out.reshape(nbits, n_chunks, ch).transpose(1, 0, 2))
-
-
-@dataclass
-class Errors:
-    """Error metrics of a netlist against the exact table, all from one simulation."""
-
-    wce: int
-    mae: float
-    mse: float
-    er: float
-    mred: float
-    bias: float
-    smape: float
-    n: int  # normalisation N
-    sampled: bool
-
-    def as_report(self) -> dict[str, float | int | bool]:
-        return {
-            "wce": self.wce, "wce_pct": 100.0 * self.wce / self.n,
-            "mae": self.mae, "mae_pct": 100.0 * self.mae / self.n, "er": 100.0 * self.er,
-            "mred": 100.0 * self.mred, "bias": self.bias, "nmed": 100.0 * self.mae / self.n,
-            "smape": 100.0 * self.smape, "mse": self.mse,
-        }
-
-
-def errors_of(y: np.ndarray, p: np.ndarray, n: int, sampled: bool) -> Errors:
-    """Metrics of outputs ``y`` against exact products ``p`` (both int64 values)."""
-    d = y - p
-    ad = np.abs(d)
-    nz = p != 0
-    denom = np.abs(y) + np.abs(p)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        smape = np.where(denom > 0, ad / np.where(denom > 0, denom, 1), 0.0)
-        mred = float(np.mean(ad[nz] / np.abs(p[nz]))) if nz.any() else 0.0
-    return Errors(wce=int(ad.max()), mae=float(ad.mean()), mse=float(np.mean(d.astype(np.float64) ** 2)),
-                  er=float(np.mean(d != 0)), mred=mred, bias=float(d.mean()), smape=float(smape.mean()),
-                  n=n, sampled=sampled)
 
 
 class Evaluator:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from core import config as cfgmod
-from core import tools
+from core import golden, multrun, tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision, read_json
@@ -43,7 +43,7 @@ from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
 from ppa import clock as pclock
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
-from verify import formal, golden
+from verify import formal
 from verify import multiplier as vecs
 from verify import wce as prover
 from verify.multiplier import Shape
@@ -474,7 +474,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     lut = None
     if cfg.wa + cfg.wb <= LUT_MAX_BITS:
         lut = Evaluator(cfg.wa, cfg.wb, cfg.signed, best.n_addr).lut(best)
-        np.save(run.path / "lut.npy", lut)
+        multrun.write_lut(run.path, lut)
         _write_lut_csv(run.path / "lut.csv", lut, cfg.wa, cfg.wb, cfg.signed)
 
     # mapping onto the technology, exact (straight from RTL) and evolved

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core import golden
 from core.errors import ConfigError
 from core.tables import read_text
-from verify import golden
 
 
 def read_histogram(path: Path, wa: int, wb: int, is_signed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -104,24 +104,6 @@ def power_stream(wa: int, wb: int, n: int, seed: int,
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, POWER_SALT]))
     return operand_stream(wa, wb, n, rng, probs)
-
-
-def vcd_wrapper(top: str, wa: int, wb: int, vcd: Path) -> str:
-    """A top module around ``top`` that dumps every net of it into ``vcd``."""
-    from core.verilog import TIMESCALE
-
-    return f"""{TIMESCALE}
-module axf_vcd_top (a, b, y);
-  input [{wa - 1}:0] a;
-  input [{wb - 1}:0] b;
-  output [{wa + wb - 1}:0] y;
-  {top} dut (.a(a), .b(b), .y(y));
-  initial begin
-    $dumpfile("{vcd}");
-    $dumpvars(0, dut);
-  end
-endmodule
-"""
 
 
 def measure(vcd_path: Path, scope: str, n_vectors: int, period_ps: int) -> dict[str, tuple[float, float]]:

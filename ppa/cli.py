@@ -80,13 +80,12 @@ def main(args: argparse.Namespace) -> int:
 
 def characterise(cfg: PpaConfig) -> dict[str, Any]:
     import tech as techmod
-    from core import tools
+    from core import golden, tools
+    from core.error_metrics import errors_of
     from core.run import RunDir, write_bytes
-    from evolve.evaluator import errors_of
     from ppa import activity, sta, yosys
     from ppa import characterise as ch
     from rtl_gen.multiplier import Multiplier, design_name, to_verilog
-    from verify import golden
     from verify.multiplier import Shape, simulate, vectors
 
     wb = cfg.bits if cfg.bits_b is None else cfg.bits_b

@@ -1,7 +1,7 @@
 """Systolic and multi-pod arrays as Amaranth components, with a pluggable multiplier in every PE.
 
 The timing of everything here is the contract written down in ``accel_models/RTL_TIMING.md``; the
-``rtl`` cycle model (:mod:`accel_models.rtl_cycles`) computes it in closed form and the cocotb benches
+``rtl`` cycle model (:mod:`rtl_gen.rtl_cycles`) computes it in closed form and the cocotb benches
 (:mod:`verify.array`) check, for every shape they run, that the RTL needs exactly that many cycles.
 
 Hierarchy (one Verilog module per line; ``array.v`` holds them all, multiplier included)::
@@ -43,9 +43,9 @@ from amaranth.back import verilog
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from core import tools
+from core import golden, multrun, tools
 from core.errors import ConfigError, must
-from core.run import read_json
+from core.multrun import MultiplierRun
 from core.tables import read_lut
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name
 
@@ -98,8 +98,6 @@ class MultSpec:
 
     def lut(self) -> np.ndarray:
         if self.exact:
-            from verify import golden
-
             return golden.table(self.wa, self.wb, self.signed)
         assert self.run_dir is not None
         return read_lut(self.run_dir / "lut.npy", self.wa, self.wb, self.signed)
@@ -153,23 +151,10 @@ def evolved_multiplier(run_dir: Path, *, wa: int | None = None, wb: int | None =
     if not run_dir.is_dir():
         raise ConfigError(f"MULT must be 'exact' or a multiplier run directory, not {str(run_dir)!r} "
                           "(no such directory)")
-    for name in ("approx.v", "lut.npy", "report.json"):
-        if not (run_dir / name).is_file():
-            raise ConfigError(f"multiplier run directory {run_dir} has no {name}")
-    rep = read_json(run_dir / "report.json", "multiplier report")
-    try:
-        rwa, rwb, rsigned = int(rep["wa"]), int(rep["wb"]), bool(rep["signed"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{run_dir / 'report.json'} must hold wa, wb and signed ({exc})") from None
-    for what, ours, theirs in (("BITS", wa, rwa), ("BITS_B", wb, rwb)):
-        if ours is not None and ours != theirs:
-            raise ConfigError(f"{what} is {ours} but the multiplier in {run_dir} has {theirs}-bit "
-                              f"{'a' if what == 'BITS' else 'b'} operands")
-    if signed is not None and signed != rsigned:
-        raise ConfigError(f"the array's operands are {'signed' if signed else 'unsigned'} but the multiplier in "
-                          f"{run_dir} is {'signed' if rsigned else 'unsigned'}")
-    read_lut(run_dir / "lut.npy", rwa, rwb, rsigned)  # checked now, not after the array is built
-    text = (run_dir / "approx.v").read_text(encoding="utf-8", errors="replace")
+    run = MultiplierRun.load(run_dir, wa, wb, signed, need=(multrun.VERILOG, multrun.LUT))
+    rwa, rwb, rsigned, rep = run.wa, run.wb, run.signed, run.report
+    run.lut()  # checked now, not after the array is built
+    text = run.verilog()
     top = _last_module(text)
     if top is None:
         raise ConfigError(f"{run_dir / 'approx.v'} defines no module")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bench import row
-from core.run import latest_multiplier_run
+from core.multrun import latest as latest_multiplier_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 600.0
@@ -36,7 +36,7 @@ def find_multiplier(eps: float = 0.005) -> Path | None:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     from evolve import job
     from rtl_gen import array_job
-    from rtl_gen.cli_array import ArrayConfig
+    from rtl_gen.array_job import ArrayConfig
 
     size, shape = (4, "16x16x16") if quick else (8, "64x64x64")
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
+from core.multrun import MultiplierRun
+
 
 def mult_run(root: Path, name: str = "trunc4", drop_bits: int = 4, power_w: float = 2.0e-4,
              area: float = 9000.0, clock_ns: float = 10.0) -> Path:
     """A multiplier run: products with ``drop_bits`` low bits cleared, and its PPA report."""
     run = root / name
-    run.mkdir(parents=True)
     vals = np.arange(256)
     vals = np.where(vals >= 128, vals - 256, vals)
     exact = np.outer(vals, vals)
     lut = (exact >> drop_bits) << drop_bits
-    np.save(run / "lut.npy", lut.astype(np.int32))
     err = np.abs(lut - exact)
     report = {
         "design": "mul8s", "wa": 8, "wb": 8, "signed": True, "eps": 0.005, "wce": int(err.max()),
@@ -27,7 +27,7 @@ def mult_run(root: Path, name: str = "trunc4", drop_bits: int = 4, power_w: floa
         "clock_period_ns": clock_ns,
         "exact": {"area": 15000.0, "delay_ns": 3.5, "power_w": 4.0e-4},
     }
-    (run / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    MultiplierRun.write(run, report, lut=lut)
     return run
 
 

@@ -7,14 +7,12 @@ wrong sums with it. ``evolved_run``: a real (small) evolved multiplier made by `
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from verify import golden
+from core import golden
+from core.multrun import MultiplierRun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,20 +21,18 @@ def offset_run(path: Path, *, bits: int = 4, offset: int = 3, signed: bool = Tru
                ports: tuple[int, int, int] | None = None) -> Path:
     """A run directory of the documented shape for ``y = a*b + offset`` (``ports`` overrides the widths
     declared in approx.v, to make a mismatching one)."""
-    path.mkdir(parents=True, exist_ok=True)
     module = name or f"mul{bits}{'s' if signed else 'u'}_ax_offset{offset}"
     wa, wb, wy = ports or (bits, bits, 2 * bits)
     sgn = "signed " if signed else ""
-    (path / "approx.v").write_text(
+    verilog = (
         f"// a*b + {offset}: every product is off by {offset}, zero operands included\n"
         f"module {module} (a, b, y);\n  input [{wa - 1}:0] a;\n  input [{wb - 1}:0] b;\n  output [{wy - 1}:0] y;\n"
         f"  wire {sgn}[{wa - 1}:0] sa = a;\n  wire {sgn}[{wb - 1}:0] sb = b;\n"
-        f"  wire {sgn}[{wy - 1}:0] p = sa * sb;\n  assign y = p + {offset};\nendmodule\n", encoding="utf-8")
+        f"  wire {sgn}[{wy - 1}:0] p = sa * sb;\n  assign y = p + {offset};\nendmodule\n")
     lut = golden.table(bits, bits, signed) + offset
-    np.save(path / "lut.npy", lut.astype(np.int32))
     report = {"design": f"mul{bits}{'s' if signed else 'u'}", "module": module, "wa": bits, "wb": bits,
               "signed": signed, "eps": 0.05, "wce": offset, "area_ratio": 1.0, "power_ratio": 1.0}
-    (path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    MultiplierRun.write(path, report, lut=lut, verilog=verilog)
     return path
 
 

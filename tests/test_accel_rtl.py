@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accel_models import rtl_cycles
-from accel_models.rtl_cycles import gemm_cycles, plan
 from accel_models.rtl_reference import simulate
 from core.errors import ConfigError
+from rtl_gen import rtl_cycles
+from rtl_gen.rtl_cycles import gemm_cycles, plan
 
 WORKED = [  # RTL_TIMING.md section 7
     (dict(m=4, k=4, n=4, rows=4, cols=4, dataflow="ws"), 18),

@@ -39,7 +39,7 @@ def test_ppa_of_a_truncated_multiplier(tmp_path):
     assert r["wce"] == 3 and r["wce_pct"] == pytest.approx(100 * 3 / 64)
     import numpy as np
 
-    from verify import golden
+    from core import golden
 
     p = golden.table(4, 4, True).ravel()
     assert r["mae"] == pytest.approx(np.mean(p % 4)) and r["er"] == pytest.approx(100 * np.mean(p % 4 != 0))

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import flow
+from core import golden
 from core.errors import ConfigError
 from dnn import export, fixtures, mults
-from verify import golden
 
 VALUES = np.r_[0:128, -128:0]  # operand value of each signed code
 

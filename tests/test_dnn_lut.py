@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from core import golden  # noqa: E402
 from dnn import factor, fixtures, lutops, models, qnn  # noqa: E402
 from dnn.mults import Multiplier  # noqa: E402
-from verify import golden  # noqa: E402
 
 EXACT = golden.table(8, 8, True)
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import need_tools
-from verify import golden
+from core import golden
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.tools, pytest.mark.sim]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import golden
 from core.errors import ConfigError
 from evolve import cgp, kernels
 from evolve.evaluator import Evaluator, reference_outputs
 from evolve.netlist import FUNCS, NOT, Netlist
-from verify import golden
 
 
 def random_netlist(wa: int, wb: int, signed: bool, gates: int, rng: np.random.Generator) -> Netlist:

@@ -455,7 +455,7 @@ def _fake_evolve_run(path: Path, lut: bytes | None = None) -> Path:
 
     import numpy as np
 
-    from verify import golden
+    from core import golden
 
     path.mkdir(parents=True)
     (path / "report.json").write_text(json.dumps({"design": "mul2s", "module": "mul2s_ax", "wa": 2, "wb": 2,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from verify import golden
+from core import golden
 
 
 @pytest.mark.parametrize("wa, wb, signed", [(2, 2, True), (3, 5, False), (8, 8, True), (8, 8, False), (4, 7, True)],

@@ -10,12 +10,14 @@ import pytest
 
 import tech
 from conftest import need_tools
+from core import golden
 from core.errors import ConfigError
 from core.run import RunDir
 from evolve.netlist import Netlist
 from ppa import activity, sta, yosys
 from rtl_gen.multiplier import Multiplier, to_verilog
-from verify import formal, golden, sim
+from verify import formal, sim
+from verify.multiplier import vcd_wrapper
 
 pytestmark = pytest.mark.tools
 
@@ -101,7 +103,7 @@ def test_activity_counts_toggles_of_a_known_stream(mul4, tmp_path):
     expected = golden.encode(golden.table(4, 4, True)[a, b], 8)
     np.savez(run.path / "s.npz", a=a, b=b, expected=expected)
     vcd = run.path / "s.vcd"
-    (run.path / "top.v").write_text(activity.vcd_wrapper(name, 4, 4, vcd))
+    (run.path / "top.v").write_text(vcd_wrapper(name, 4, 4, vcd))
     res = sim.run_bench(run, name="stream", sources=[run.path / "top.v", rtl], toplevel="axf_vcd_top",
                         test_module="verify.tb_multiplier", seed=1, vcd=True,
                         config={"vectors": str(run.path / "s.npz"), "wa": 4, "wb": 4, "signed": True,

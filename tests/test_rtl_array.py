@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from _array_fixtures import offset_run
 
-from accel_models import rtl_cycles
 from conftest import need_tools
 from core.errors import ConfigError
 from core.run import RunDir
 from rtl_gen import array as arr
+from rtl_gen import rtl_cycles
 from verify import array as varray
 
 

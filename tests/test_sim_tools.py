@@ -8,10 +8,11 @@ import shutil
 import pytest
 
 from conftest import need_tools
+from core import golden
 from core.errors import ToolError
 from core.run import RunDir
 from rtl_gen.multiplier import Multiplier, to_verilog
-from verify import golden, sim
+from verify import sim
 from verify.multiplier import Shape, simulate
 
 pytestmark = [pytest.mark.tools, pytest.mark.sim]

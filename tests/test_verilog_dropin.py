@@ -193,7 +193,7 @@ def test_netlist_verilog_lints_clean(tmp_path, seed):
 
 
 def test_prefix_option_is_checked_before_the_run():
-    from rtl_gen.cli_array import ArrayConfig
+    from rtl_gen.array_job import ArrayConfig
 
     with pytest.raises(ConfigError, match=r"^PREFIX must be a Verilog identifier .*, not 'my-array'$"):
         ArrayConfig(prefix="my-array")

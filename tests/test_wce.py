@@ -12,10 +12,12 @@ import time
 import numpy as np
 import pytest
 
+from core import golden
+from core.error_metrics import errors_of
 from evolve import cgp, descent, engine
-from evolve.evaluator import Evaluator, errors_of, reference_outputs, search_vectors
+from evolve.evaluator import Evaluator, reference_outputs, search_vectors
 from evolve.netlist import AND, NOT, OR, XOR, Netlist
-from verify import golden, wce
+from verify import wce
 
 
 def shift_add(wa: int, wb: int, signed: bool, by_a: bool = False) -> Netlist:

@@ -3,7 +3,7 @@
 The reference computes ``Cout = A x B`` with every product looked up in the PE multiplier's table
 (exact: the goldenbrick table ``a*b``; evolved: its ``lut.npy``) and the sums wrapped to the
 accumulator width, which is exactly what the hardware is specified to compute. The expected cycle
-count of every GEMM is the ``rtl`` model's (:func:`accel_models.rtl_cycles.gemm_cycles`); the bench
+count of every GEMM is the ``rtl`` model's (:func:`rtl_gen.rtl_cycles.gemm_cycles`); the bench
 (:mod:`verify.tb_array`) fails on any difference in either.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from accel_models import rtl_cycles
 from core.errors import ConfigError
 from core.run import RunDir
+from rtl_gen import rtl_cycles
 from verify import sim
 
 

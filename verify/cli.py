@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core import multrun
 from core.errors import ConfigError, VerificationError
+from core.multrun import MultiplierRun
 from core.run import RunDir, locked, read_json
-from core.tables import read_lut
 
 OUT = "reverify"  # the subdirectory of the run that holds what verify writes
 
@@ -31,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import tech
+    from core import golden
     from evolve.evaluator import Evaluator
     from evolve.netlist import load
-    from verify import golden
     from verify.multiplier import Shape, simulate, vectors
 
     path: Path = args.run_dir
@@ -47,9 +48,8 @@ def main(args: argparse.Namespace) -> int:
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"run report {report_path} must hold wa, wb, signed, wce_limit, tech and module "
                           "(it is not an evolve report)") from None
-    for name in ("approx.v", "approx.json", f"approx_{tech_name}.v"):
-        if not (path / name).is_file():
-            raise ConfigError(f"{path} has no {name} to verify")
+    run_files = MultiplierRun.load(path, wa, wb, is_signed, need=(multrun.VERILOG, multrun.NETLIST,
+                                                                   multrun.mapped(tech_name), multrun.CONFIG))
     cfg = read_json(path / "config.json", "run configuration")
     try:
         t = tech.load(cfg["settings"]["tech"])
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     shape = Shape(wa, wb, is_signed)
     a, b, sampled = vectors(shape, args.seed)
     if (path / "lut.npy").is_file():
-        lut = read_lut(path / "lut.npy", wa, wb, is_signed)
+        lut = run_files.lut()
         model = golden.encode(lut[a, b], shape.nb)
         expected = "lut.npy"
     else:

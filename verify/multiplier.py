@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core import golden
 from core.run import RunDir
-from verify import golden, sim
+from core.verilog import TIMESCALE
+from verify import sim
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,13 @@ def simulate(run: RunDir, name: str, sources: list[Path], top: str, shape: Shape
     ``vcd``: dump every net of ``top`` there (the design is wrapped in a top that does so).
     ``timing``: simulate the cells' specify-block delays (each vector is held ``period_ps``).
     """
-    from ppa import activity
-
     bench_dir = run.path / "sim_build" / name
     bench_dir.mkdir(parents=True, exist_ok=True)
     np.savez(bench_dir / "vectors.npz", a=a, b=b, expected=expected)
     toplevel = top
     if vcd is not None:
         wrapper = bench_dir / "vcd_top.v"
-        wrapper.write_text(activity.vcd_wrapper(top, shape.wa, shape.wb, vcd), encoding="utf-8")
+        wrapper.write_text(vcd_wrapper(top, shape.wa, shape.wb, vcd), encoding="utf-8")
         sources = [wrapper, *sources]
         toplevel = "axf_vcd_top"
     return sim.run_bench(run, name=name, sources=sources, toplevel=toplevel, test_module="verify.tb_multiplier",
@@ -80,6 +80,22 @@ def simulate(run: RunDir, name: str, sources: list[Path], top: str, shape: Shape
                          config={"vectors": str(bench_dir / "vectors.npz"), "wa": shape.wa, "wb": shape.wb,
                                  "signed": shape.signed, "wce_limit": wce_limit, "period_ps": period_ps,
                                  "out": str(bench_dir / "simulated.npy")})
+
+
+def vcd_wrapper(top: str, wa: int, wb: int, vcd: Path) -> str:
+    """A top module around ``top`` that dumps every net of it into ``vcd``."""
+    return f"""{TIMESCALE}
+module axf_vcd_top (a, b, y);
+  input [{wa - 1}:0] a;
+  input [{wb - 1}:0] b;
+  output [{wa + wb - 1}:0] y;
+  {top} dut (.a(a), .b(b), .y(y));
+  initial begin
+    $dumpfile("{vcd}");
+    $dumpvars(0, dut);
+  end
+endmodule
+"""
 
 
 def simulated_codes(run: RunDir, name: str) -> np.ndarray:

@@ -18,7 +18,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import Timer
 
-from verify import golden
+from core import golden
 
 
 @cocotb.test()

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numba as nb
 import numpy as np
 
-from verify import golden
+from core import golden
 
 METHODS = ("auto", "exhaustive", "sat")
 SOLVER = "cadical195"
