@@ -215,6 +215,9 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
     with RunDir.open(path, overwrite=cfg.overwrite, resume=resume, results=RESULTS) as run, _client(cfg) as client:
         where = run.path
         (where / "members").mkdir(exist_ok=True)
+        info = client.scheduler_info()
+        cluster = {"scheduler": cfg.scheduler or "local", "address": info.get("address"),
+                   "workers": len(info.get("workers", {}))}
         tasks = {}
         for m in plan:
             name = member_name(m.eps, m.seed)
@@ -240,11 +243,11 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
         except KeyboardInterrupt:
             for fut in tasks:
                 fut.cancel()
-            _catalogue(where, run.final, cfg, plan, refs, done, failures)
+            _catalogue(where, run.final, cfg, cluster, plan, refs, done, failures)
             print(f"interrupted: {len(done)} of {len(tasks)} built; {where / 'library.json'} lists them; "
                   "run the library again to resume the rest", file=sys.stderr)
             raise
-        result = _catalogue(where, run.final, cfg, plan, refs, done, failures)
+        result = _catalogue(where, run.final, cfg, cluster, plan, refs, done, failures)
         if failures:
             raise MemberError(f"{failures[0]['error']} ({len(failures)} of {len(tasks)} failed; "
                               f"{where / 'library.json'} lists the rest)", failures[0]["exit_code"])
@@ -318,7 +321,8 @@ def dominated(points: list[tuple[float, float]]) -> list[bool]:
     return [any(px <= x and py <= y and (px < x or py < y) for px, py in points) for x, y in points]
 
 
-def _catalogue(where: Path, final: Path, cfg: LibraryConfig, plan: list[Any], refs: list[tuple[Path, str]],
+def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, Any], plan: list[Any],
+               refs: list[tuple[Path, str]],
                done: dict[str, tuple[str, Any, dict[str, Any]]], failures: list[dict[str, Any]]) -> dict[str, Any]:
     rows = []
     for m in plan:  # members in the order of the grid, then the references
@@ -336,7 +340,7 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, plan: list[Any], re
         r["dominated"] = all(r[f"dominated_{p}"] for p, _, _ in PLANES)  # on no front at all
     missing = [member_name(m.eps, m.seed) for m in plan if member_name(m.eps, m.seed) not in done]
     missing += [top for _, top in refs if top not in done]
-    catalogue = {"settings": config.to_dict(cfg), "design": plan[0].design, "tech": cfg.tech,
+    catalogue = {"settings": config.to_dict(cfg), "design": plan[0].design, "tech": cfg.tech, "cluster": cluster,
                  "complete": not missing, "not_built": missing, "failed": [f["error"] for f in failures],
                  "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES], "rows": rows}
     write_json(where / "library.json", catalogue)
