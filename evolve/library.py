@@ -12,8 +12,9 @@ already spent taken off its budget), so a member retried after its worker died c
 
 The catalogue, written atomically, is ``library.json`` and ``library.csv``: one row per member (and per
 ``--reference`` design, characterised by ``flow.py ppa``), with every error metric, area, power, delay,
-energy, how the WCE was proven, and whether it is dominated on each Pareto plane (power vs WCE, area vs
-WCE, power vs MAE). The planes are drawn in ``power_vs_mae.png``, ``area_vs_wce.png`` and
+energy, how the WCE was proven, whether it is dominated on each Pareto plane (power vs WCE, area vs
+WCE, power vs MAE; ``dominated``: on none of the fronts) and how this build got it (``new``, ``resumed``
+from its checkpoint, ``reused``). The planes are drawn in ``power_vs_mae.png``, ``area_vs_wce.png`` and
 ``power_vs_wce.png``.
 """
 
@@ -43,7 +44,7 @@ PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio"
 # the Pareto planes: (name, x, y), both minimised
 PLANES = (("power_wce", "wce", "power_w"), ("area_wce", "wce", "area"), ("power_mae", "mae", "power_w"))
 COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *PPA, "wce_proof_method", "wce_proof_time_s",
-           "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "run_dir")
+           "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "build", "run_dir")
 _ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://\S+")
 
 
@@ -239,7 +240,8 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
                 if "error" in res:
                     failures.append(res)
                 else:
-                    done[name] = (kind, m, res["report"])
+                    how = "reused" if res["reused"] else "resumed" if res.get("resumed") else "new"
+                    done[name] = (kind, m, {**res["report"], "_build": how})
         except KeyboardInterrupt:
             for fut in tasks:
                 fut.cancel()
@@ -313,7 +315,8 @@ def _row(kind: str, name: str, m: Any, r: dict[str, Any], run_dir: Path) -> dict
     return {"kind": kind, "name": name, "eps": m.eps if m else None, "seed": m.seed if m else None,
             "wce_limit": r.get("wce_limit"), **{k: r.get(k) for k in (*ERRORS, *PPA)},
             "wce_proof_method": method, "wce_proof_time_s": time_s, "verified": verified,
-            "generations": r.get("generations"), "run_dir": str(run_dir), "wce_proof": proof or None}
+            "generations": r.get("generations"), "build": r.get("_build"), "run_dir": str(run_dir),
+            "wce_proof": proof or None}
 
 
 def dominated(points: list[tuple[float, float]]) -> list[bool]:

@@ -68,6 +68,7 @@ def test_catalogue_rows_are_the_members_reports(library):
             assert row[key] == rep[key], key
             assert float(csv_row[key]) == pytest.approx(rep[key], rel=1e-12), key
         assert row["wce_proof"] == rep["wce_proof"] and row["wce_proof_method"] == rep["wce_proof"]["method"]
+        assert row["build"] == "new"
     for name in ("power_vs_mae.png", "area_vs_wce.png", "power_vs_wce.png"):
         assert (library / name).stat().st_size > 1000
 
@@ -101,6 +102,7 @@ def test_second_build_reuses_finished_members(library):
     proc = flow("library", *EPS, *TINY, "--out", str(library))
     assert proc.returncode == 0, proc.stderr
     assert snapshot(library) == before
+    assert [r["build"] for r in json.loads((library / "library.json").read_text())["rows"]] == ["reused"] * 2
     assert time.monotonic() - t0 < 60  # no member evolved again (one takes ~20 s)
     assert json.loads((library / "library.json").read_text())["complete"]
 
@@ -212,3 +214,38 @@ def test_build_on_an_external_scheduler(dask_cluster, tmp_path):
     for row in cat["rows"]:
         rep = json.loads((lib / "members" / row["name"] / "report.json").read_text())
         assert row["verified"] and row["wce"] == rep["wce"] and row["area"] == rep["area"]
+
+
+@pytest.mark.slow
+def test_killed_worker_member_resumes_from_its_checkpoint(dask_cluster, tmp_path):
+    """SIGKILL the worker process evolving a member: Dask runs the task again and the member continues
+    from its checkpoint to exactly its generations (none counted twice)."""
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    from distributed import Client
+
+    lib = tmp_path / "lib"
+    args = ["library", "--eps", "0.05", *TINY, "--generations", "10000", "--out", str(lib),
+            "--scheduler", dask_cluster]
+    build = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ckpt = lib / "members" / "eps0.05-seed1" / "checkpoint.npz"
+        deadline = time.monotonic() + 180
+        while not ckpt.is_file():  # written as the search starts, before its first epoch
+            assert build.poll() is None and time.monotonic() < deadline, build.communicate()[1]
+            time.sleep(0.05)
+        with Client(dask_cluster, timeout=30, set_as_default=False) as client:
+            busy = [w for w, keys in client.processing().items() if "member-eps0.05-seed1" in keys]
+            assert len(busy) == 1
+            pid = client.run(os.getpid, workers=busy)[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        _, err = build.communicate(timeout=300)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    assert build.returncode == 0, err
+    (row,) = json.loads((lib / "library.json").read_text())["rows"]
+    rep = json.loads((lib / "members" / "eps0.05-seed1" / "report.json").read_text())
+    assert row["build"] == "resumed" and row["verified"]
+    assert rep["generations"] == row["generations"] == 10000
