@@ -249,3 +249,38 @@ def test_killed_worker_member_resumes_from_its_checkpoint(dask_cluster, tmp_path
     rep = json.loads((lib / "members" / "eps0.05-seed1" / "report.json").read_text())
     assert row["build"] == "resumed" and row["verified"]
     assert rep["generations"] == row["generations"] == 10000
+
+
+def test_references_are_characterised_and_listed(tmp_path):
+    """An EvoApproxLib-style 4x4 unsigned multiplier (WCE 1, error rate 1/4) next to a one-member library."""
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    from test_ppa_any import evo_style
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "mul4u_T1.v").write_text(evo_style(4, "mul4u_T1"))
+    lib = tmp_path / "lib"
+    proc = flow("library", "--no-signed", "--eps", "0.05", *TINY, "--out", str(lib), "--reference", str(refs))
+    assert proc.returncode == 0, proc.stderr
+    cat = json.loads((lib / "library.json").read_text())
+    assert [(r["kind"], r["name"]) for r in cat["rows"]] == [("member", "eps0.05-seed1"), ("reference", "mul4u_T1")]
+    ref = cat["rows"][1]
+    rep = json.loads((lib / "references" / "mul4u_T1" / "report.json").read_text())
+    assert ref["wce"] == rep["wce"] == 1 and ref["er"] == pytest.approx(25.0)
+    assert ref["area"] == rep["area"] and ref["power_w"] == rep["power_w"] and ref["energy_pj"] == rep["energy_pj"]
+    assert ref["wce_proof_method"] == "exhaustive simulation" and ref["build"] == "new"
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({}, r"^REFERENCE .* holds no Verilog file \(\*\.v\)$"),
+    ({"x.v": "module a(); endmodule\nmodule b(); endmodule\n"},
+     r"^reference .*x\.v must hold a module named x or exactly one module, not 2$"),
+], ids=["empty", "ambiguous-top"])
+def test_reference_directory_is_checked(tmp_path, files, message):
+    from core.errors import ConfigError
+    from evolve.library import references
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        references(tmp_path)
