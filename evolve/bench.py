@@ -19,6 +19,8 @@ reference it was measured against in the same run and the ratio. Suites:
   hour per 16x16 one; ``--quick`` gives each 20 s.
 - ``array``: the 8x8 array with the EPS=0.005 multiplier verified on a 64x64x64 GEMM and costed, against
   the 10-minute target; its area and power ratios next to the multiplier's own (``rtl_gen/bench.py``).
+- ``library``: wall-clock of a small ``flow.py library`` build on 1 and on 2 Dask workers
+  (``evolve/library_bench.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from core.errors import ConfigError, VerificationError, must
 from core.run import write_text
 
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
-SUITES = ("evolve", "accel", "dnn", "array", "quality", "formal")
+SUITES = ("evolve", "accel", "dnn", "array", "quality", "formal", "library")
 
 
 def _rate(fn, min_seconds: float) -> float:
@@ -250,7 +252,8 @@ def run_suite(name: str, quick: bool) -> list[dict[str, Any]]:
         return formal_suite(quick)
     if name == "quality":
         return quality_suite(quick)
-    module = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench"}[name]
+    module = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench",
+              "library": "evolve.library_bench"}[name]
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
