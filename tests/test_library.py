@@ -133,7 +133,7 @@ def test_second_build_refuses_then_ctrl_c_then_resume(tmp_path):
     lib = tmp_path / "lib"
     args = ["library", *EPS, *TINY, "--out", str(lib)]
     first = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while not (lib / "members").is_dir():  # made under the lock, once the cluster is up
@@ -143,7 +143,11 @@ def test_second_build_refuses_then_ctrl_c_then_resume(tmp_path):
         assert second.returncode == 2
         assert second.stderr.strip() == (f"error: run directory {lib} is in use by another command (it holds the "
                                          f"lock {tmp_path / '.lib.lock'})")
-        first.send_signal(signal.SIGINT)
+        while not list(lib.glob("members/*/checkpoint.npz")):  # a member is evolving
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        started = {p.parent.name for p in lib.glob("members/*/checkpoint.npz")}
+        os.killpg(first.pid, signal.SIGINT)  # a terminal's Ctrl-C: the client and its cluster's processes
         _, err = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
@@ -152,11 +156,15 @@ def test_second_build_refuses_then_ctrl_c_then_resume(tmp_path):
     assert first.returncode == 130, err
     cat = json.loads((lib / "library.json").read_text())
     assert not cat["complete"] and len(cat["rows"]) + len(cat["not_built"]) == 2
+    finished = {r["name"] for r in cat["rows"]}
     third = flow(*args)
     assert third.returncode == 0, third.stderr
     cat = json.loads((lib / "library.json").read_text())
     assert cat["complete"] and [r["name"] for r in cat["rows"]] == ["eps0.02-seed1", "eps0.05-seed1"]
-    assert all(r["verified"] for r in cat["rows"])
+    assert all(r["verified"] and r["generations"] == 300 for r in cat["rows"])
+    builds = {r["name"]: r["build"] for r in cat["rows"]}
+    assert all(builds[name] == "reused" for name in finished)
+    assert all(builds[name] == "resumed" for name in started - finished)
 
 
 @pytest.fixture
