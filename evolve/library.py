@@ -21,6 +21,7 @@ from its checkpoint, ``reused``). The planes are drawn in ``power_vs_mae.png``, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
@@ -213,7 +214,13 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
     refs = references(cfg.reference) if cfg.reference is not None else []
     path = (cfg.out or ROOT / "runs" / plan[0].design / f"library-{cfg.tech}").resolve()
     resume = path.is_dir() and any(path.iterdir()) and not cfg.overwrite
-    with RunDir.open(path, overwrite=cfg.overwrite, resume=resume, results=RESULTS) as run, _client(cfg) as client:
+    with contextlib.ExitStack() as stack:
+        # a remote scheduler is asked first, before anything touches the disk; a local cluster is started
+        # only once the library's lock is held (a refused second build costs no cluster)
+        client = stack.enter_context(_client(cfg)) if cfg.scheduler is not None else None
+        run = stack.enter_context(RunDir.open(path, overwrite=cfg.overwrite, resume=resume, results=RESULTS))
+        if client is None:
+            client = stack.enter_context(_client(cfg))
         where = run.path
         (where / "members").mkdir(exist_ok=True)
         info = client.scheduler_info()
