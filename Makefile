@@ -20,13 +20,14 @@ JOBS    ?= 2
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
                --seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(if $(TAG),--tag $(TAG)) $(ARGS)
 
-.PHONY: all evolve sweep test test-all bench lint deps venv clean help accel dnn dnn-setup array
+.PHONY: all evolve sweep library test test-all bench lint deps venv clean help accel dnn dnn-setup array
 
 all: help
 
 help:
 	@echo "make evolve EPS=0.005   evolve, verify and characterise an approximate multiplier"
 	@echo "make sweep EPS='0.001 0.002 0.005 0.01 0.02 0.05'   a grid over EPS, with plots"
+	@echo "make library SEEDS='1 2' [EPS='0.001 0.01'] [SCHEDULER=tcp://HOST:8786]   a multiplier library on Dask"
 	@echo "make test               the test suite (slow tests: make test-all)"
 	@echo "make bench              evaluation-speed and quality benchmarks"
 	@echo "make lint               ruff, mypy and the import layers (lint-imports)"
@@ -41,6 +42,23 @@ evolve: venv
 sweep: venv
 	$(PY) flow.py sweep --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
 		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(ARGS)
+
+# ---- multiplier library on Dask (evolve/library.py, issue 14): `python flow.py library --help` ----
+# EPS only when given (else the library's grid 0.001 ... 0.3); BUDGET is per member.
+SEEDS       ?= 1 2
+OPERANDS    ?= uniform
+MEMBER_JOBS ?= 1
+SCHEDULER   ?=
+REFERENCE   ?=
+LIBRARY     ?=
+LIBRARY_EPS = $(if $(filter command line environment,$(origin EPS)),--eps $(EPS))
+
+library: venv
+	$(PY) flow.py library $(LIBRARY_EPS) --seeds $(SEEDS) --bits $(BITS) \
+		$(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) --tech $(TECH) --operands $(OPERANDS) \
+		--budget $(BUDGET) --jobs $(MEMBER_JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+		$(if $(REFERENCE),--reference $(REFERENCE)) $(if $(LIBRARY),--out $(LIBRARY)) $(ARGS)
+# ---- end of multiplier library ----
 
 # The DNN tests need PyTorch and the data sets (CI sets NOSKIP=1, so they must not skip): dnn-setup.
 test: venv dnn-setup

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evolve": ("evolve.cli", "evolve an approximate multiplier under a worst-case-error limit, "
                              "then verify and characterise it"),
     "sweep": ("evolve.sweep", "evolve over a grid of EPS values and plot cost and error against EPS"),
+    "library": ("evolve.library", "build a library of approximate multipliers over a grid of EPS and seeds on Dask, "
+                                  "with a catalogue and Pareto plots"),
     "verify": ("verify.cli", "re-verify a run directory: simulate its shipped Verilog against its tables"),
     "ppa": ("ppa.cli", "area, delay and power of a Verilog design on a technology"),
     "accel": ("accel_models.cli", "time, traffic and energy of a network on a (multi-pod) systolic accelerator "

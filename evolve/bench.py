@@ -19,6 +19,8 @@ reference it was measured against in the same run and the ratio. Suites:
   hour per 16x16 one; ``--quick`` gives each 20 s.
 - ``array``: the 8x8 array with the EPS=0.005 multiplier verified on a 64x64x64 GEMM and costed, against
   the 10-minute target; its area and power ratios next to the multiplier's own (``rtl_gen/bench.py``).
+- ``library``: wall-clock of a small ``flow.py library`` build on 1 and on 2 Dask workers
+  (``evolve/library_bench.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from core.errors import ConfigError, ToolMissing, VerificationError, must
 from core.run import write_text
 
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
-SUITES = ("evolve", "accel", "dnn", "array", "quality", "formal")
+SUITES = ("evolve", "accel", "dnn", "array", "quality", "formal", "library")
 
 
 def _rate(fn, min_seconds: float) -> float:
@@ -246,7 +248,8 @@ def formal_suite(quick: bool = False) -> list[dict[str, Any]]:
 
 DEFAULT_SUITES = ("evolve", "accel", "dnn", "array")
 # the suites of other packages, imported when run
-SUITE_MODULES = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench"}
+SUITE_MODULES = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench",
+                 "library": "evolve.library_bench"}
 # optional Python packages a suite needs (import names) and how to install them
 SUITE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "dnn": (("torch", "sklearn"), "make dnn-setup (requirements-dnn.txt)"),

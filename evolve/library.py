@@ -1,0 +1,399 @@
+"""``flow.py library``: a library of approximate multipliers for one width, signedness, technology and
+operand distribution, built on Dask.
+
+A grid of WCE targets (``--eps``) times ``--seeds``; each member is an ordinary, fully verified evolve
+run in ``<library>/members/eps<EPS>-seed<SEED>/``, built by :func:`evolve.job.run` inside one Dask task
+(``Client.submit``, ``retries=1``). The default cluster is a :class:`distributed.LocalCluster` sized to the
+machine (``cores // jobs`` worker processes of one thread); ``--scheduler tcp://HOST:PORT`` sends the same
+tasks to a running cluster, whose workers must see the library directory and this checkout at the same
+paths. A member is the unit of resume: a finished member (``report.json``, verified) is reused, an
+interrupted or killed one continues from its checkpoint (evolve's ``--resume``, with the evolution time
+already spent taken off its budget), so a member retried after its worker died counts nothing twice.
+
+The catalogue, written atomically, is ``library.json`` and ``library.csv``: one row per member (and per
+``--reference`` design, characterised by ``flow.py ppa``), with every error metric, area, power, delay,
+energy, how the WCE was proven, whether it is dominated on each Pareto plane (power vs WCE, area vs
+WCE, power vs MAE; ``dominated``: on none of the fronts) and how this build got it (``new``, ``resumed``
+from its checkpoint, ``reused``). The planes are drawn in ``power_vs_mae.png``, ``area_vs_wce.png`` and
+``power_vs_wce.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core import config
+from core.config import option
+from core.errors import ConfigError, FlowError, must
+from core.run import RunDir, read_json, write_json, write_text
+
+ROOT = Path(__file__).resolve().parent.parent
+MIN_REST_S = 0.001  # a resumed member whose time is spent still finishes: one epoch, then verification
+RESULTS = ("library.json", "members", "references")  # what makes a library directory worth keeping
+ERRORS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape", "mse")
+PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio", "energy_pj")
+# the Pareto planes: (name, x, y), both minimised
+PLANES = (("power_wce", "wce", "power_w"), ("area_wce", "wce", "area"), ("power_mae", "mae", "power_w"))
+COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *PPA, "wce_proof_method", "wce_proof_time_s",
+           "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "build", "run_dir")
+_ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://\S+")
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    """Settings of one library build."""
+
+    eps: tuple[float, ...] = option((0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3),
+                                    help="WCE targets, as fractions of N")
+    seeds: tuple[int, ...] = option((1, 2), help="random seeds: one member per EPS and seed")
+    bits: int = option(8, help="operand width of a (and of b unless --bits-b is given)")
+    bits_b: int | None = option(None, help="operand width of b (default: --bits)")
+    signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
+    tech: str = option("osu018", help="technology: built-in name, Liberty file, directory or TOML description")
+    cost: str = option("area", choices=("area", "transistors"), help="objective of every member")
+    operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
+                           "(value,count or value,count_a,count_b)")
+    budget: float = option(600.0, unit="s", help="evolution time per member; 0 for none (then set --generations)")
+    generations: int | None = option(None, help="generations per member")
+    jobs: int = option(1, help="processes per member (a worker's share of the cores)")
+    epoch: int = option(1000, unit="generations", help="generations between a member's checkpoints")
+    power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
+    reference: Path | None = option(None, help="directory of other multipliers' Verilog (one top per file, named "
+                                    "like the file) characterised by flow.py ppa and drawn with the library")
+    out: Path | None = option(None, help="library directory (default: runs/<design>/library-<tech>)")
+    scheduler: str | None = option(None, help="address of a running Dask scheduler, tcp://HOST:PORT (default: a "
+                                   "local cluster sized to the machine)")
+    scheduler_timeout: float = option(10.0, unit="s", help="how long to wait for --scheduler to answer")
+    workers: int | None = option(None, help="worker processes of the local cluster (default: cores // jobs)")
+    overwrite: bool = option(False, help="rebuild every member (beside the old library, which it then replaces)")
+
+    def __post_init__(self) -> None:
+        if not self.eps:
+            raise ConfigError("EPS needs at least one value")
+        for e in self.eps:
+            config.check_range("EPS", e, 0.0, 1.0, lo_open=True, hi_open=True)
+        if len(set(self.eps)) != len(self.eps):
+            raise ConfigError(f"EPS values must be distinct, not {' '.join(map(str, self.eps))}")
+        if not self.seeds:
+            raise ConfigError("SEEDS needs at least one value")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"SEEDS must be distinct, not {' '.join(map(str, self.seeds))}")
+        if self.jobs < 1:
+            raise must("JOBS", ">= 1", self.jobs)
+        if self.workers is not None and self.workers < 1:
+            raise must("WORKERS", ">= 1", self.workers)
+        if self.scheduler is not None and not _ADDRESS.fullmatch(self.scheduler):
+            raise must("SCHEDULER", "a Dask scheduler address such as tcp://HOST:PORT", self.scheduler)
+        if not self.scheduler_timeout > 0:
+            raise must("SCHEDULER_TIMEOUT", "> 0 s", self.scheduler_timeout)
+        if self.reference is not None and not self.reference.is_dir():
+            raise ConfigError(f"REFERENCE {self.reference} is not a directory")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    config.add_arguments(parser, LibraryConfig)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config.from_namespace(LibraryConfig, args)
+    result = build(cfg, progress=not args.quiet)
+    print(f"{len(result['members'])} members, {len(result['references'])} references, "
+          f"{sum(not r['dominated'] for r in result['rows'])} on a Pareto front: {result['path'] / 'library.csv'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ plan
+def members(cfg: LibraryConfig) -> list[Any]:
+    """Every member's evolve configuration (checked before anything runs), without its directory."""
+    from evolve.job import EvolveConfig
+
+    settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "budget": cfg.budget,
+                "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost, "jobs": cfg.jobs,
+                "epoch": cfg.epoch, "power_vectors": cfg.power_vectors, "operands": cfg.operands}
+    return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None}
+                             | {"eps": e, "seed": s}) for e in sorted(cfg.eps) for s in cfg.seeds]
+
+
+def member_name(eps: float, seed: int) -> str:
+    return f"eps{eps:g}-seed{seed}"
+
+
+def references(directory: Path) -> list[tuple[Path, str]]:
+    """The Verilog files of ``directory`` and their top modules (the module named like the file, or the
+    file's only module)."""
+    found = []
+    for path in sorted(directory.glob("*.v")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        modules = re.findall(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", text, flags=re.M)
+        if path.stem in modules:
+            found.append((path, path.stem))
+        elif len(modules) == 1:
+            found.append((path, modules[0]))
+        else:
+            raise ConfigError(f"reference {path} must hold a module named {path.stem} or exactly one module, "
+                              f"not {len(modules)}")
+    if not found:
+        raise ConfigError(f"REFERENCE {directory} holds no Verilog file (*.v)")
+    return found
+
+
+# ------------------------------------------------------------------------------------------ tasks
+def build_member(cfg: Any, run_dir: Path, overwrite: bool) -> dict[str, Any]:
+    """One member, in a Dask worker: reused when finished, resumed from its checkpoint when interrupted or
+    killed, else built. Returns ``{"report": ...}`` or ``{"error": line, "exit_code": n}`` (project errors
+    come back as values: a retry would not change them)."""
+    from evolve import engine, job
+
+    try:
+        report_path = run_dir / "report.json"
+        if report_path.is_file() and not overwrite:
+            r = read_json(report_path, "member report")
+            if isinstance(r, dict) and not r.get("interrupted"):
+                if not r.get("verification", {}).get("passed"):
+                    return {"error": f"member {run_dir} failed its verification (see {run_dir / 'report.md'})",
+                            "exit_code": 5}
+                return {"report": r, "reused": True}
+        resume = (run_dir / "checkpoint.npz").is_file() and not overwrite
+        if resume and cfg.budget > 0:  # every member gets the same evolution time: a resumed one only the rest
+            spent = engine.checkpoint_elapsed(run_dir / "checkpoint.npz") or 0.0
+            cfg = replace(cfg, budget=max(cfg.budget - spent, MIN_REST_S))
+        cfg = replace(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite and run_dir.exists())
+        r = job.run(cfg, given={"budget": cfg.budget, "generations": cfg.generations} if resume else None,
+                    progress=False)
+        return {"report": r, "reused": False, "resumed": resume}
+    except FlowError as err:
+        return {"error": f"member {run_dir.name}: {err}", "exit_code": err.exit_code}
+
+
+def characterise_reference(verilog: Path, top: str, cfg: LibraryConfig, run_dir: Path) -> dict[str, Any]:
+    """One reference design through ``flow.py ppa``'s characterisation (reused when already done)."""
+    from ppa.cli import PpaConfig, characterise
+
+    try:
+        report_path = run_dir / "report.json"
+        if report_path.is_file() and not cfg.overwrite:
+            r = read_json(report_path, "reference report")
+            if isinstance(r, dict):
+                return {"report": r, "reused": True}
+        pcfg = PpaConfig(verilog=verilog, top=top, bits=cfg.bits, bits_b=cfg.bits_b, signed=cfg.signed,
+                         tech=cfg.tech, power_vectors=cfg.power_vectors, operands=cfg.operands,
+                         run_dir=run_dir, overwrite=run_dir.exists())
+        return {"report": characterise(pcfg), "reused": False}
+    except FlowError as err:
+        return {"error": f"reference {verilog.name}: {err}", "exit_code": err.exit_code}
+
+
+# ------------------------------------------------------------------------------------------ build
+class MemberError(FlowError):
+    """A member or reference failed; its exit code is the member's."""
+
+    def __init__(self, text: str, exit_code: int):
+        super().__init__(text)
+        self.exit_code = exit_code
+
+
+def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Build (or resume) the library; returns its catalogue. Ctrl-C writes the catalogue of the members
+    finished so far and raises KeyboardInterrupt (the others resume next time)."""
+    plan = members(cfg)  # every setting checked before anything runs
+    if cfg.operands != "uniform":
+        from ppa import activity
+
+        activity.read_histogram(Path(cfg.operands), plan[0].wa, plan[0].wb, cfg.signed)
+    refs = references(cfg.reference) if cfg.reference is not None else []
+    path = (cfg.out or ROOT / "runs" / plan[0].design / f"library-{cfg.tech}").resolve()
+    resume = path.is_dir() and any(path.iterdir()) and not cfg.overwrite
+    with contextlib.ExitStack() as stack:
+        # a remote scheduler is asked first, before anything touches the disk; a local cluster is started
+        # only once the library's lock is held (a refused second build costs no cluster)
+        client = stack.enter_context(_client(cfg)) if cfg.scheduler is not None else None
+        run = stack.enter_context(RunDir.open(path, overwrite=cfg.overwrite, resume=resume, results=RESULTS))
+        if client is None:
+            client = stack.enter_context(_client(cfg))
+        where = run.path
+        (where / "members").mkdir(exist_ok=True)
+        info = client.scheduler_info()
+        cluster = {"scheduler": cfg.scheduler or "local", "address": info.get("address"),
+                   "workers": len(info.get("workers", {}))}
+        tasks = {}
+        for m in plan:
+            name = member_name(m.eps, m.seed)
+            fut = client.submit(build_member, m, where / "members" / name, cfg.overwrite, key=f"member-{name}",
+                                retries=1, pure=False)
+            tasks[fut] = ("member", name, m)
+        if refs:
+            (where / "references").mkdir(exist_ok=True)
+        for verilog, top in refs:
+            fut = client.submit(characterise_reference, verilog.resolve(), top, cfg, where / "references" / top,
+                                key=f"reference-{top}", retries=1, pure=False)
+            tasks[fut] = ("reference", top, None)
+        done: dict[str, tuple[str, Any, dict[str, Any]]] = {}
+        failures: list[dict[str, Any]] = []
+        try:
+            for fut in _completed(client, tasks, progress):
+                kind, name, m = tasks[fut]
+                res = fut.result()
+                if "error" in res:
+                    failures.append(res)
+                else:
+                    how = "reused" if res["reused"] else "resumed" if res.get("resumed") else "new"
+                    done[name] = (kind, m, {**res["report"], "_build": how})
+        except KeyboardInterrupt:
+            for fut in tasks:
+                fut.cancel()
+            _catalogue(where, run.final, cfg, cluster, plan, refs, done, failures)
+            print(f"interrupted: {len(done)} of {len(tasks)} built; {where / 'library.json'} lists them; "
+                  "run the library again to resume the rest", file=sys.stderr)
+            raise
+        result = _catalogue(where, run.final, cfg, cluster, plan, refs, done, failures)
+        if failures:
+            raise MemberError(f"{failures[0]['error']} ({len(failures)} of {len(tasks)} failed; "
+                              f"{where / 'library.json'} lists the rest)", failures[0]["exit_code"])
+    result["path"] = path
+    return result
+
+
+def _completed(client: Any, tasks: dict[Any, Any], progress: bool) -> Iterator[Any]:
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    with tqdm(total=len(tasks), desc="library", unit="member", disable=not progress, file=sys.stderr) as bar:
+        for fut in as_completed(list(tasks), loop=client.loop):
+            yield fut
+            bar.update(1)
+
+
+class _client:
+    """A Dask client on ``--scheduler`` (refused in one line when it does not answer) or on a local cluster
+    of ``cores // jobs`` single-threaded worker processes; closes what it opened."""
+
+    def __init__(self, cfg: LibraryConfig):
+        self.cfg = cfg
+        self.client: Any = None
+        self.cluster: Any = None
+
+    def __enter__(self) -> Any:
+        import dask
+        from distributed import Client, LocalCluster
+
+        cfg = self.cfg
+        if cfg.scheduler is not None:
+            try:
+                self.client = Client(cfg.scheduler, timeout=cfg.scheduler_timeout, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"the Dask scheduler {cfg.scheduler} did not answer within "
+                                  f"{cfg.scheduler_timeout:g} s ({type(exc).__name__})") from None
+            return self.client
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        n = cfg.workers or max(1, cores // cfg.jobs)
+        # a member with --jobs > 1 starts a process pool, which a daemonic worker process may not
+        with dask.config.set({"distributed.worker.daemon": False}):
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                        scheduler_port=0)
+        self.client = Client(self.cluster, set_as_default=False)
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+# ------------------------------------------------------------------------------------------ catalogue
+def _row(kind: str, name: str, m: Any, r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    proof = r.get("wce_proof") or {}
+    if kind == "member":
+        method, time_s, verified = proof.get("method"), proof.get("time_s"), bool(r["verification"]["passed"])
+    else:  # flow.py ppa measures its WCE by simulation, of every pair up to 16 input bits
+        sampled = r.get("verification_vectors", 0) < (1 << (r["wa"] + r["wb"]))
+        method, time_s, verified = "sampled simulation" if sampled else "exhaustive simulation", None, None
+    return {"kind": kind, "name": name, "eps": m.eps if m else None, "seed": m.seed if m else None,
+            "wce_limit": r.get("wce_limit"), **{k: r.get(k) for k in (*ERRORS, *PPA)},
+            "wce_proof_method": method, "wce_proof_time_s": time_s, "verified": verified,
+            "generations": r.get("generations"), "build": r.get("_build"), "run_dir": str(run_dir),
+            "wce_proof": proof or None}
+
+
+def dominated(points: list[tuple[float, float]]) -> list[bool]:
+    """For each (x, y), both minimised: whether another point is no worse in both and better in one."""
+    return [any(px <= x and py <= y and (px < x or py < y) for px, py in points) for x, y in points]
+
+
+def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, Any], plan: list[Any],
+               refs: list[tuple[Path, str]],
+               done: dict[str, tuple[str, Any, dict[str, Any]]], failures: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = []
+    for m in plan:  # members in the order of the grid, then the references
+        name = member_name(m.eps, m.seed)
+        if name in done:
+            rows.append(_row("member", name, m, done[name][2], final / "members" / name))
+    for _, top in refs:
+        if top in done:
+            rows.append(_row("reference", top, None, done[top][2], final / "references" / top))
+    for plane, x, y in PLANES:
+        flags = dominated([(float(r[x]), float(r[y])) for r in rows])
+        for r, flag in zip(rows, flags):
+            r[f"dominated_{plane}"] = flag
+    for r in rows:
+        r["dominated"] = all(r[f"dominated_{p}"] for p, _, _ in PLANES)  # on no front at all
+    missing = [member_name(m.eps, m.seed) for m in plan if member_name(m.eps, m.seed) not in done]
+    missing += [top for _, top in refs if top not in done]
+    catalogue = {"settings": config.to_dict(cfg), "design": plan[0].design, "tech": cfg.tech, "cluster": cluster,
+                 "complete": not missing, "not_built": missing, "failed": [f["error"] for f in failures],
+                 "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES], "rows": rows}
+    write_json(where / "library.json", catalogue)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    write_text(where / "library.csv", buf.getvalue())
+    if rows:
+        _plots(where, rows, plan[0].design, cfg.tech)
+    return {**catalogue, "members": [r for r in rows if r["kind"] == "member"],
+            "references": [r for r in rows if r["kind"] == "reference"]}
+
+
+def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {"wce": "WCE", "mae": "MAE", "power_w": "power (W)", "area": "area (µm²)"}
+    for plane, x, y in PLANES:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for kind, marker in (("member", "o"), ("reference", "s")):
+            for front, colour in ((False, "tab:blue" if kind == "member" else "tab:orange"), (True, "lightgrey")):
+                pts = [r for r in rows if r["kind"] == kind and r[f"dominated_{plane}"] == front]
+                if pts:
+                    ax.scatter([r[x] for r in pts], [r[y] for r in pts], marker=marker, color=colour,
+                               edgecolors="black" if kind == "reference" else "none", zorder=3,
+                               label=f"{'axflow' if kind == 'member' else 'reference'}"
+                                     f"{' (dominated)' if front else ''}")
+        front_pts = sorted((r[x], r[y]) for r in rows if not r[f"dominated_{plane}"])
+        if len(front_pts) > 1:
+            ax.step([p[0] for p in front_pts], [p[1] for p in front_pts], where="post", color="tab:blue",
+                    lw=1, alpha=0.6, label="Pareto front")
+        if any(r[x] > 0 for r in rows):
+            ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel(labels[x])
+        ax.set_ylabel(labels[y])
+        ax.set_title(f"{design} on {tech}: {labels[y].split(' ')[0]} against {labels[x]}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        name = f"{y.split('_')[0]}_vs_{x}.png"
+        fig.savefig(where / name, dpi=120)
+        plt.close(fig)

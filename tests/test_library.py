@@ -1,0 +1,294 @@
+"""``flow.py library``: a tiny 4x4 library on a real Dask LocalCluster and on a real ``dask scheduler`` with
+two ``dask worker`` processes; its catalogue against the members' reports, resume by finished members,
+the lock, Ctrl-C, and a scheduler that does not answer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import need_tools
+
+ROOT = Path(__file__).resolve().parent.parent
+DASK = Path(sys.executable).parent / "dask"
+TINY = ["--bits", "4", "--seeds", "1", "--generations", "300", "--budget", "0", "--power-vectors", "50",
+        "--jobs", "1", "--epoch", "100", "--quiet"]
+EPS = ["--eps", "0.02", "0.05"]
+
+
+def flow(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "flow.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def snapshot(lib: Path) -> dict[str, tuple[int, bytes]]:
+    """mtime and bytes of every member's report.json and approx.v."""
+    return {str(p.relative_to(lib)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(lib.glob("members/*/*")) if p.name in ("report.json", "approx.v")}
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    lib = tmp_path_factory.mktemp("library") / "lib"
+    proc = flow("library", *EPS, *TINY, "--out", str(lib))
+    assert proc.returncode == 0, proc.stderr
+    return lib
+
+
+def test_catalogue_rows_are_the_members_reports(library):
+    cat = json.loads((library / "library.json").read_text())
+    assert cat["complete"] and cat["not_built"] == [] and cat["failed"] == []
+    assert cat["cluster"]["scheduler"] == "local" and cat["cluster"]["workers"] >= 1
+    assert [r["name"] for r in cat["rows"]] == ["eps0.02-seed1", "eps0.05-seed1"]
+    with open(library / "library.csv", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["name"] for r in csv_rows] == ["eps0.02-seed1", "eps0.05-seed1"]
+    for row, csv_row in zip(cat["rows"], csv_rows):
+        rep = json.loads((library / "members" / row["name"] / "report.json").read_text())
+        assert rep["eps"] == row["eps"] and rep["verification"]["passed"] and row["verified"]
+        assert rep["wce"] <= rep["wce_limit"] == row["wce_limit"]
+        for key in ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "mse", "area", "area_ratio",
+                    "power_w", "power_ratio", "delay_ns", "delay_ratio", "energy_pj", "generations"):
+            assert row[key] == rep[key], key
+            assert float(csv_row[key]) == pytest.approx(rep[key], rel=1e-12), key
+        assert row["wce_proof"] == rep["wce_proof"] and row["wce_proof_method"] == rep["wce_proof"]["method"]
+        assert row["build"] == "new"
+    for name in ("power_vs_mae.png", "area_vs_wce.png", "power_vs_wce.png"):
+        assert (library / name).stat().st_size > 1000
+
+
+def test_dominance_flags_follow_the_rows(library):
+    from evolve.library import PLANES, dominated
+
+    rows = json.loads((library / "library.json").read_text())["rows"]
+    for plane, x, y in PLANES:
+        assert [r[f"dominated_{plane}"] for r in rows] == dominated([(r[x], r[y]) for r in rows])
+    for r in rows:
+        assert r["dominated"] == all(r[f"dominated_{p}"] for p, _, _ in PLANES)
+
+
+@pytest.mark.parametrize(("points", "expected"), [
+    ([(0, 3.0), (3, 2.0)], [False, False]),
+    ([(1, 3.0), (1, 2.0)], [True, False]),
+    ([(1, 2.0), (1, 2.0)], [False, False]),
+    ([(0, 1.0), (2, 2.0), (1, 0.5)], [False, True, False]),
+], ids=["trade-off", "same-x", "equal", "one-dominated"])
+def test_dominated(points, expected):
+    from evolve.library import dominated
+
+    assert dominated(points) == expected
+
+
+def test_second_build_reuses_finished_members(library):
+    before = snapshot(library)
+    assert len(before) == 4
+    t0 = time.monotonic()
+    proc = flow("library", *EPS, *TINY, "--out", str(library))
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(library) == before
+    assert [r["build"] for r in json.loads((library / "library.json").read_text())["rows"]] == ["reused"] * 2
+    assert time.monotonic() - t0 < 60  # no member evolved again (one takes ~20 s)
+    assert json.loads((library / "library.json").read_text())["complete"]
+
+
+def test_scheduler_that_does_not_answer(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    proc = flow("library", *EPS, *TINY, "--out", str(tmp_path / "lib"), "--scheduler", address,
+                "--scheduler-timeout", "2", timeout=60)
+    assert proc.returncode == 2
+    assert time.monotonic() - t0 < 30
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: the Dask scheduler {address} did not answer within 2 s")
+    assert list(tmp_path.iterdir()) == []  # nothing written: neither the library nor its lock
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:8786", "tcp://", "http://host:1"], ids=["no-scheme", "empty", "http"])
+def test_scheduler_address_is_checked(tmp_path, value):
+    proc = flow("library", *EPS, *TINY, "--out", str(tmp_path / "lib"), "--scheduler", value, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: SCHEDULER must be a Dask scheduler address such as tcp://HOST:PORT, "
+                                   f"not {value!r}")
+
+
+@pytest.mark.slow
+def test_second_build_refuses_then_ctrl_c_then_resume(tmp_path):
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    lib = tmp_path / "lib"
+    args = ["library", *EPS, *TINY, "--out", str(lib)]
+    first = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (lib / "members").is_dir():  # made under the lock, once the cluster is up
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        second = flow(*args)
+        assert second.returncode == 2
+        assert second.stderr.strip() == (f"error: run directory {lib} is in use by another command (it holds the "
+                                         f"lock {tmp_path / '.lib.lock'})")
+        while not list(lib.glob("members/*/checkpoint.npz")):  # a member is evolving
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        started = {p.parent.name for p in lib.glob("members/*/checkpoint.npz")}
+        os.killpg(first.pid, signal.SIGINT)  # a terminal's Ctrl-C: the client and its cluster's processes
+        _, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 130, err
+    cat = json.loads((lib / "library.json").read_text())
+    assert not cat["complete"] and len(cat["rows"]) + len(cat["not_built"]) == 2
+    finished = {r["name"] for r in cat["rows"]}
+    third = flow(*args)
+    assert third.returncode == 0, third.stderr
+    cat = json.loads((lib / "library.json").read_text())
+    assert cat["complete"] and [r["name"] for r in cat["rows"]] == ["eps0.02-seed1", "eps0.05-seed1"]
+    assert all(r["verified"] and r["generations"] == 300 for r in cat["rows"])
+    builds = {r["name"]: r["build"] for r in cat["rows"]}
+    assert all(builds[name] == "reused" for name in finished)
+    assert all(builds[name] == "resumed" for name in started - finished)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A ``dask scheduler`` and two single-threaded ``dask worker`` processes on 127.0.0.1."""
+    if not DASK.is_file():
+        pytest.skip(f"no dask command at {DASK}")
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs: list[subprocess.Popen] = []
+
+    def start(*argv: str, log: str) -> None:
+        with open(tmp_path / log, "w") as out:
+            procs.append(subprocess.Popen([str(DASK), *argv], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                          stdout=out, stderr=subprocess.STDOUT))
+
+    try:
+        start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+              str(sched_file), log="scheduler.log")
+        deadline = time.monotonic() + 60
+        while not sched_file.is_file():
+            assert procs[0].poll() is None, (tmp_path / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, "the dask scheduler did not start within 60 s"
+            time.sleep(0.2)
+        time.sleep(0.2)  # the file is written whole, but give the writer its close
+        address = json.loads(sched_file.read_text())["address"]
+        for i in range(2):
+            start("worker", "--scheduler-file", str(sched_file), "--nthreads", "1", "--nworkers", "1",
+                  "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}", log=f"worker{i}.log")
+        from distributed import Client
+
+        with Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.mark.slow
+def test_build_on_an_external_scheduler(dask_cluster, tmp_path):
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    lib = tmp_path / "lib"
+    proc = flow("library", *EPS, *TINY, "--out", str(lib), "--scheduler", dask_cluster)
+    assert proc.returncode == 0, proc.stderr
+    cat = json.loads((lib / "library.json").read_text())
+    assert cat["cluster"] == {"scheduler": dask_cluster, "address": dask_cluster, "workers": 2}
+    assert cat["complete"] and [r["name"] for r in cat["rows"]] == ["eps0.02-seed1", "eps0.05-seed1"]
+    for row in cat["rows"]:
+        rep = json.loads((lib / "members" / row["name"] / "report.json").read_text())
+        assert row["verified"] and row["wce"] == rep["wce"] and row["area"] == rep["area"]
+
+
+@pytest.mark.slow
+def test_killed_worker_member_resumes_from_its_checkpoint(dask_cluster, tmp_path):
+    """SIGKILL the worker process evolving a member: Dask runs the task again and the member continues
+    from its checkpoint to exactly its generations (none counted twice)."""
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    from distributed import Client
+
+    lib = tmp_path / "lib"
+    args = ["library", "--eps", "0.05", *TINY, "--generations", "10000", "--out", str(lib),
+            "--scheduler", dask_cluster]
+    build = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ckpt = lib / "members" / "eps0.05-seed1" / "checkpoint.npz"
+        deadline = time.monotonic() + 180
+        while not ckpt.is_file():  # written as the search starts, before its first epoch
+            assert build.poll() is None and time.monotonic() < deadline, build.communicate()[1]
+            time.sleep(0.05)
+        with Client(dask_cluster, timeout=30, set_as_default=False) as client:
+            busy = [w for w, keys in client.processing().items() if "member-eps0.05-seed1" in keys]
+            assert len(busy) == 1
+            pid = client.run(os.getpid, workers=busy)[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        _, err = build.communicate(timeout=300)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    assert build.returncode == 0, err
+    (row,) = json.loads((lib / "library.json").read_text())["rows"]
+    rep = json.loads((lib / "members" / "eps0.05-seed1" / "report.json").read_text())
+    assert row["build"] == "resumed" and row["verified"]
+    assert rep["generations"] == row["generations"] == 10000
+
+
+def test_references_are_characterised_and_listed(tmp_path):
+    """An EvoApproxLib-style 4x4 unsigned multiplier (WCE 1, error rate 1/4) next to a one-member library."""
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    from test_ppa_any import evo_style
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "mul4u_T1.v").write_text(evo_style(4, "mul4u_T1"))
+    lib = tmp_path / "lib"
+    proc = flow("library", "--no-signed", "--eps", "0.05", *TINY, "--out", str(lib), "--reference", str(refs))
+    assert proc.returncode == 0, proc.stderr
+    cat = json.loads((lib / "library.json").read_text())
+    assert [(r["kind"], r["name"]) for r in cat["rows"]] == [("member", "eps0.05-seed1"), ("reference", "mul4u_T1")]
+    ref = cat["rows"][1]
+    rep = json.loads((lib / "references" / "mul4u_T1" / "report.json").read_text())
+    assert ref["wce"] == rep["wce"] == 1 and ref["er"] == pytest.approx(25.0)
+    assert ref["area"] == rep["area"] and ref["power_w"] == rep["power_w"] and ref["energy_pj"] == rep["energy_pj"]
+    assert ref["wce_proof_method"] == "exhaustive simulation" and ref["build"] == "new"
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({}, r"^REFERENCE .* holds no Verilog file \(\*\.v\)$"),
+    ({"x.v": "module a(); endmodule\nmodule b(); endmodule\n"},
+     r"^reference .*x\.v must hold a module named x or exactly one module, not 2$"),
+], ids=["empty", "ambiguous-top"])
+def test_reference_directory_is_checked(tmp_path, files, message):
+    from core.errors import ConfigError
+    from evolve.library import references
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        references(tmp_path)
