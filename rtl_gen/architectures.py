@@ -243,9 +243,9 @@ def ripple(ops: BitOps, cols: Columns) -> list[Bit]:
         if len(bits) > 3:
             raise AssertionError(f"column {k} holds {len(bits)} bits after reduction")
         if len(bits) == 3:
-            s, carry = ops.full(*bits, f"r{k}")
+            s, carry = ops.full(bits[0], bits[1], bits[2], f"r{k}")
         elif len(bits) == 2:
-            s, carry = ops.half(*bits, f"r{k}")
+            s, carry = ops.half(bits[0], bits[1], f"r{k}")
         else:
             s, carry = (bits[0] if bits else 0), 0
         out.append(s)
