@@ -139,3 +139,10 @@ def test_evolution_from_architecture_verifies(tmp_path, arch):
     # the seed is that architecture's: its gate netlist is the synthesis of its RTL, not of a*b
     seed_rtl = (d / info["rtl"]).read_text()
     assert (info["arch"] == "array") == (info["rtl"] == "mul4s.v") and "module mul4s" in seed_rtl
+
+
+def test_rtl_command_writes_the_architecture(tmp_path):
+    out = tmp_path / "mul5x3u.v"
+    proc = _flow("rtl", "--wa", "5", "--wb", "3", "--no-signed", "--arch", "dadda", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == to_verilog(multiplier("dadda", 5, 3, signed_=False), "mul5x3u")
