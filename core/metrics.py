@@ -45,6 +45,8 @@ _METRICS = [
     # implementation costs
     Metric("area", "um^2", "lower", "cell area after mapping onto the technology (Liberty units)"),
     Metric("area_ratio", "", "lower", "area / area of the exact design synthesised by the same flow"),
+    Metric("area_ratio_vs_seed", "", "lower", "area / mapped area of the exact seed the search started from "
+           "(--seed-arch; under auto the smallest architecture)"),
     Metric("gate_area", "um^2", "lower", "area of the generic gates, each costed as its technology cell"),
     Metric("gates", "", "lower", "active generic gates"),
     Metric("transistors", "", "lower", "equivalent transistors of the generic gates (INV 2, NAND/NOR 4, "

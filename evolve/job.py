@@ -37,7 +37,7 @@ from core import golden, multrun, tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision, read_json
-from evolve import cgp, descent, engine, kernels
+from evolve import cgp, descent, engine, kernels, seeds
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
@@ -94,6 +94,9 @@ class EvolveConfig:
                                   "rejected, and a result whose WCE cannot be proven in it is an error")
     seed_netlist: Path | None = option(None, help="start from this gate-level Verilog instead of the "
                                        "synthesised exact multiplier (ports a, b, y)")
+    seed_arch: str = option("array", choices=seeds.SEED_ARCHS,
+                            help="architecture of the exact seed: array (Yosys' a*b), booth (radix 4), wallace, "
+                                 "dadda, or auto (the one of least mapped area on the technology)")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
                            "(value,count or value,count_a,count_b)")
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
@@ -142,6 +145,8 @@ class EvolveConfig:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
         if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):
             raise must("TAG", "a directory name without '/'", self.tag)
+        if self.seed_netlist is not None and self.seed_arch != "array":
+            raise ConfigError("SEED_ARCH and SEED_NETLIST cannot both be set")
         if self.overwrite and self.resume:
             raise ConfigError("OVERWRITE and RESUME cannot both be set")
 
@@ -312,8 +317,7 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
     rtl.write_text(to_verilog(Multiplier(cfg.wa, cfg.wb, signed_=cfg.signed), cfg.design), encoding="utf-8")
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     if cfg.seed_netlist is None:
-        ctx.say(f"synthesising {cfg.design} to generic gates (the seed)")
-        yosys.synth_generic(run, [rtl], cfg.design, seed_json, seed_v)
+        seeds.synthesise_seed(run, cfg.seed_arch, cfg.design, cfg.wa, cfg.wb, cfg.signed, ctx.tech, rtl, ctx.say)
         top, source = cfg.design, "the synthesised seed"
     else:
         top = yosys.read_gates(run, cfg.seed_netlist, seed_json, seed_v)
@@ -493,12 +497,14 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     evaluations = sum(i.evaluations for i in state.islands)
     candidates = sum(i.candidates for i in state.islands)
     ops = np.sum([i.op_counts for i in state.islands], axis=0)
+    seed_info = None if cfg.seed_netlist else seeds.report(run.path, exact_map.area)
     report: dict[str, Any] = {
         "design": cfg.design, "module": module, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
         "eps": cfg.eps, "norm": ctx.norm, "wce_limit": ctx.limit, "tech": t.name, "cost_objective": cfg.cost,
         **errors,
         "wce_proof": proof.as_report(), "error_metrics": metrics_how,
         "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
+        "area_ratio_vs_seed": approx_map.area / seed_info["area"] if seed_info else None,
         "gate_area": best.cost({f: t.gate_area(f) for f in FUNCS}),
         "transistors": int(best_tr), "transistor_ratio": best_tr / seed_tr,
         "cells": approx_map.n_cells, "gates": best.n_gates, "depth": best.depth(),
@@ -519,6 +525,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "operators": {name: int(n) for name, n in zip(kernels.OP_NAMES, ops)},
         "proofs": _proof_stats(state, cfg),
         "operands": cfg.operands, "power_vectors": cfg.power_vectors,
+        "seed_arch": seed_info,
         "lut": "lut.npy" if lut is not None else None,
     }
     from evolve import report as rep

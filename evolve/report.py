@@ -106,6 +106,13 @@ def markdown(r: dict[str, Any]) -> str:
                 "depth": ex["depth"], "delay_ns": ex["delay_ns"], "power_w": ex["power_w"],
                 "energy_pj": ex["energy_pj"]}
     lines += [_row(k, r[k], exact_of.get(k)) for k in COST_KEYS]
+    sa = r.get("seed_arch")
+    if sa:
+        others = ", ".join(f"{k} {v:g}" for k, v in sa["mapped_area"].items())
+        lines += ["", f"Seed: the exact {sa['arch']} multiplier (`--seed-arch {sa['choice']}`"
+                  + (f"; mapped areas: {others}" if sa["choice"] == "auto" else "")
+                  + f"), mapped area {sa['area']:g}; area ratio against it {r['area_ratio_vs_seed']:.3f} "
+                  "(the area ratio above is against the exact multiplier synthesised from a*b)."]
     tm = r["timing"]
     if tm["abc_delay_target_ps"]:
         lines += ["", f"Mapped with an ABC delay target of {tm['abc_delay_target_ps']} ps so that it is no slower "

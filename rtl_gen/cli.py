@@ -10,7 +10,8 @@ from core import config
 from core.config import option
 from core.errors import ConfigError, must
 from core.run import write_text
-from rtl_gen.multiplier import Multiplier, check_widths, design_name, to_verilog
+from rtl_gen.architectures import ARCHITECTURES, multiplier
+from rtl_gen.multiplier import check_widths, design_name, to_verilog
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class RtlConfig:
     wa: int = option(8, help="width of operand a")
     wb: int | None = option(None, help="width of operand b (default: WA)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
+    arch: str = option("array", choices=ARCHITECTURES, help="architecture: array (Yosys builds a*b), booth "
+                       "(radix 4), wallace or dadda (trees of full and half adders written bit by bit)")
     out: Path | None = option(None, help="output file (default: <design>.v in the current directory)")
     overwrite: bool = option(False, help="replace the output file if it exists")
 
@@ -38,6 +41,6 @@ def main(args: argparse.Namespace) -> int:
         raise must("OUT", "a file name", f"{out} (a directory)")
     if out.exists() and not cfg.overwrite:
         raise ConfigError(f"{out} already exists (use --overwrite to replace it)")
-    write_text(out, to_verilog(Multiplier(cfg.wa, wb, signed_=cfg.signed), name))
+    write_text(out, to_verilog(multiplier(cfg.arch, cfg.wa, wb, signed_=cfg.signed), name))
     print(out)
     return 0

@@ -1,0 +1,65 @@
+"""The exact seed of an evolution, synthesised from one of several architectures (``--seed-arch``).
+
+:func:`synthesise_seed` writes the run's ``seed.json``/``seed.v`` (generic gates, top module named after
+the design, as the plain RTL's) from the chosen architecture of :mod:`rtl_gen.architectures`; ``auto``
+synthesises every architecture, maps each onto the technology and keeps the one of least mapped area.
+What was chosen, and each candidate's mapped area, is written to ``seed_arch.json`` for the report. The
+seed is proven equal to the plain ``a*b`` RTL later in the flow (``formal_rtl_vs_seed``), whichever
+architecture it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.run import RunDir, read_json
+from ppa import yosys
+from rtl_gen.architectures import ARCHITECTURES, multiplier
+from rtl_gen.multiplier import to_verilog
+
+SEED_ARCHS = (*ARCHITECTURES, "auto")
+INFO = "seed_arch.json"
+
+
+def _rtl(run: RunDir, arch: str, design: str, wa: int, wb: int, is_signed: bool, plain_rtl: Path) -> Path:
+    if arch == "array":
+        return plain_rtl  # the plain a*b RTL is the array architecture
+    path = run.path / f"{design}_{arch}.v"
+    path.write_text(to_verilog(multiplier(arch, wa, wb, signed_=is_signed), design), encoding="utf-8")
+    return path
+
+
+def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_signed: bool, tech: Any,
+                    plain_rtl: Path, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Write ``seed.json`` and ``seed.v`` for architecture ``choice`` (or the smallest mapped one under
+    ``auto``) and return what :data:`INFO` records: ``choice``, ``arch`` (the one used), ``rtl`` (its
+    file), ``mapped_area`` (architecture -> area on ``tech``; the chosen one's is left out for ``array``,
+    whose mapping is the flow's exact reference)."""
+    seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
+    archs = ARCHITECTURES if choice == "auto" else (choice,)
+    areas: dict[str, float] = {}
+    rtls: dict[str, Path] = {}
+    for arch in archs:
+        rtls[arch] = _rtl(run, arch, design, wa, wb, is_signed, plain_rtl)
+        if choice == "auto" or arch != "array":
+            mapped = yosys.map_to_cells(run, [rtls[arch]], design, tech, run.path / f"exact_{arch}_{tech.name}.v",
+                                        step=f"map_seed_{arch}")
+            areas[arch] = mapped.area
+    arch = min(archs, key=lambda x: areas[x]) if choice == "auto" else choice
+    if choice == "auto":
+        say("seed architectures, mapped area on " + tech.name + ": "
+            + ", ".join(f"{x} {areas[x]:g}" for x in archs) + f"; starting from {arch}")
+    say(f"synthesising {design} ({arch}) to generic gates (the seed)")
+    yosys.synth_generic(run, [rtls[arch]], design, seed_json, seed_v)
+    info = {"choice": choice, "arch": arch, "rtl": rtls[arch].name, "mapped_area": areas}
+    run.write_json(INFO, info)
+    return info
+
+
+def report(run_path: Path, exact_area: float) -> dict[str, Any]:
+    """What :data:`INFO` holds, with ``area``: the mapped area of the exact seed the run started from
+    (the smallest under ``auto``; the exact reference's, ``exact_area``, for ``array``)."""
+    info = read_json(run_path / INFO, "seed architecture")
+    return {**info, "area": float(info["mapped_area"].get(info["arch"], exact_area))}
