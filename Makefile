@@ -13,12 +13,13 @@ SIGNED  ?= 1
 SEED    ?= 1
 BUDGET  ?= 600
 TECH    ?= osu018
+SEED_ARCH ?= auto
 TAG     ?=
 ARGS    ?=
 JOBS    ?= 2
 
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
-               --seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(if $(TAG),--tag $(TAG)) $(ARGS)
+               --seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(if $(TAG),--tag $(TAG)) $(ARGS)
 
 .PHONY: all evolve sweep library test test-all bench lint deps venv clean help accel dnn dnn-setup array
 
@@ -41,7 +42,7 @@ evolve: venv
 
 sweep: venv
 	$(PY) flow.py sweep --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
-		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) $(ARGS)
+		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(ARGS)
 
 # ---- multiplier library on Dask (evolve/library.py, issue 14): `python flow.py library --help` ----
 # EPS only when given (else the library's grid 0.001 ... 0.3); BUDGET is per member.
@@ -56,7 +57,7 @@ LIBRARY_EPS = $(if $(filter command line environment,$(origin EPS)),--eps $(EPS)
 library: venv
 	$(PY) flow.py library $(LIBRARY_EPS) --seeds $(SEEDS) --bits $(BITS) \
 		$(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) --tech $(TECH) --operands $(OPERANDS) \
-		--budget $(BUDGET) --jobs $(MEMBER_JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+		--budget $(BUDGET) --jobs $(MEMBER_JOBS) --seed-arch $(SEED_ARCH) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
 		$(if $(REFERENCE),--reference $(REFERENCE)) $(if $(LIBRARY),--out $(LIBRARY)) $(ARGS)
 # ---- end of multiplier library ----
 

@@ -36,6 +36,7 @@ from core import config
 from core.config import option
 from core.errors import ConfigError, FlowError, must
 from core.run import RunDir, read_json, write_json, write_text
+from evolve.seeds import SEED_ARCHS
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed member whose time is spent still finishes: one epoch, then verification
@@ -66,6 +67,8 @@ class LibraryConfig:
     budget: float = option(600.0, unit="s", help="evolution time per member; 0 for none (then set --generations)")
     generations: int | None = option(None, help="generations per member")
     jobs: int = option(1, help="processes per member (a worker's share of the cores)")
+    seed_arch: str = option("array", choices=SEED_ARCHS,
+                            help="architecture of the exact seed of every run (auto: the smallest after mapping)")
     epoch: int = option(1000, unit="generations", help="generations between a member's checkpoints")
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
     reference: Path | None = option(None, help="directory of other multipliers' Verilog (one top per file, named "
@@ -120,7 +123,8 @@ def members(cfg: LibraryConfig) -> list[Any]:
 
     settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "budget": cfg.budget,
                 "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost, "jobs": cfg.jobs,
-                "epoch": cfg.epoch, "power_vectors": cfg.power_vectors, "operands": cfg.operands}
+                "epoch": cfg.epoch, "power_vectors": cfg.power_vectors, "operands": cfg.operands,
+                "seed_arch": cfg.seed_arch}
     return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None}
                              | {"eps": e, "seed": s}) for e in sorted(cfg.eps) for s in cfg.seeds]
 

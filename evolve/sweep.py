@@ -20,6 +20,7 @@ from core import config
 from core.config import option
 from core.errors import ConfigError, must
 from core.run import locked, read_json, write_bytes, write_json, write_text
+from evolve.seeds import SEED_ARCHS
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
@@ -39,6 +40,8 @@ class SweepConfig:
     tech: str = option("osu018", help="technology")
     cost: str = option("area", choices=("area", "transistors"), help="objective")
     jobs: int = option(2, help="processes per run")
+    seed_arch: str = option("array", choices=SEED_ARCHS,
+                            help="architecture of the exact seed of every run (auto: the smallest after mapping)")
     out: Path | None = option(None, help="sweep directory (default: runs/<design>/sweep-seed<SEED>)")
     overwrite: bool = option(False, help="redo runs that already finished")
 
@@ -63,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = config.from_namespace(SweepConfig, args)
     settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
                 "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
-                "jobs": cfg.jobs}
+                "jobs": cfg.jobs, "seed_arch": cfg.seed_arch}
     runs = [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
             for e in sorted(cfg.eps)]  # every setting checked before anything runs
     out = cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}"
