@@ -462,6 +462,11 @@ class _Progress:
 # ------------------------------------------------------------------------------------------ finish
 def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any, started: float) -> dict:
     cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    # report.json marks a finished run and names the files it describes: it goes before any of them is
+    # replaced, so a finishing phase cut short (Ctrl-C in verification, a full disk) leaves an unfinished
+    # run that --resume completes and `verify` refuses, never a report of other files
+    for name in ("report.json", "report.md"):
+        (run.path / name).unlink(missing_ok=True)
     best = outcome.best.compact()
     module = f"{cfg.design}_ax_{best.digest()}"
     header = (f"{module}: approximate {cfg.wa}x{cfg.wb} {'signed' if cfg.signed else 'unsigned'} multiplier, "

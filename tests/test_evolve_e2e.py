@@ -282,3 +282,30 @@ def test_issue_12x12_command_ships_a_proven_wce(tmp_path):
     assert r["wce_proof"]["method"] == "exhaustive" and r["error_metrics"]["method"] == "exhaustive"
     again = flow("verify", str(d))
     assert again.returncode == 0, again.stderr
+
+
+def test_resume_cut_short_in_the_finishing_phase_leaves_no_stale_report(run4s, tmp_path, monkeypatch):
+    """A --resume interrupted during verification must not leave the old report naming other files:
+    the directory is an unfinished run, and the next --resume finishes it consistently."""
+    import shutil
+
+    from evolve import job
+
+    d = tmp_path / "r"
+    shutil.copytree(run4s, d)
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job, "_verify", interrupted)
+    cfg = job.EvolveConfig(resume=True, run_dir=d, budget=0, generations=6000)
+    with pytest.raises(KeyboardInterrupt):
+        job.run(cfg, given={"generations": 6000, "budget": 0, "resume": True, "run_dir": d}, progress=False)
+    assert not (d / "report.json").exists() and (d / "checkpoint.npz").exists()
+    monkeypatch.undo()
+    again = flow("verify", str(d))
+    assert again.returncode != 0 and "report.json" in again.stderr
+    done = flow("evolve", "--resume", "--run-dir", str(d), "--budget", "0", "--generations", "6000", "--quiet")
+    assert done.returncode == 0, done.stderr
+    r = json.loads((d / "report.json").read_text())
+    assert f"module {r['module']} " in (d / "approx.v").read_text()
+    assert flow("verify", str(d)).returncode == 0
