@@ -117,11 +117,12 @@ class EpochJob:
 _WORKER: cgp.Context | None = None
 _WORKER_PROBLEM: Problem | None = None
 _WORKER_CEX: tuple[int, ...] = ()
+_WORKER_TOOLBOX: base.Toolbox | None = None  # the island's operators, by DEAP's role names
 
 
 def init_worker(problem: Problem, ignore_sigint: bool = True) -> None:
     """Build the process's evaluator once (a pool initializer); Ctrl-C is handled by the parent."""
-    global _WORKER, _WORKER_PROBLEM, _WORKER_CEX
+    global _WORKER, _WORKER_PROBLEM, _WORKER_CEX, _WORKER_TOOLBOX
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _WORKER_PROBLEM == problem and _WORKER is not None:
@@ -130,6 +131,18 @@ def init_worker(problem: Problem, ignore_sigint: bool = True) -> None:
                           tiebreak=problem.tiebreak, uphill=problem.uphill)
     _WORKER_PROBLEM = problem
     _WORKER_CEX = ()
+    _WORKER_TOOLBOX = island_toolbox(_WORKER, problem)
+
+
+def island_toolbox(ctx: cgp.Context, problem: Problem) -> base.Toolbox:
+    """The (1+lambda) ES's operators registered under DEAP's roles: ``mutate`` (one phenotypic mutation
+    of a child, against its parent's active gates), ``evaluate`` (its fitness, simulated incrementally
+    against the parent) and ``select`` (the next parent: neutral drift and threshold accepting)."""
+    toolbox = base.Toolbox()
+    toolbox.register("mutate", ctx.mutate)
+    toolbox.register("evaluate", ctx.evaluate)
+    toolbox.register("select", cgp.select, uphill=problem.uphill)
+    return toolbox
 
 
 def _use_counterexamples(ctx: cgp.Context, problem: Problem, cex: tuple[int, ...]) -> Evaluator:
@@ -152,8 +165,8 @@ def _parent_fitness(ctx: cgp.Context, problem: Problem, parent: cgp.Individual, 
 
 def run_epoch(job: EpochJob) -> Island:
     """Run one island for ``job.generations`` generations; returns its new state."""
-    ctx, problem = _WORKER, _WORKER_PROBLEM
-    assert ctx is not None and problem is not None, "init_worker was not called"
+    ctx, problem, toolbox = _WORKER, _WORKER_PROBLEM, _WORKER_TOOLBOX
+    assert ctx is not None and problem is not None and toolbox is not None, "init_worker was not called"
     isl = job.island
     cex = tuple(job.counterexamples)
     ev = _use_counterexamples(ctx, problem, cex)
@@ -178,14 +191,14 @@ def run_epoch(job: EpochJob) -> Island:
             child = parent.clone()
             child.buf = i + 1
             for _ in range(1 if problem.mutations <= 1 else int(rng.integers(1, problem.mutations + 1))):
-                op = ctx.mutate(child, parent, rng, cum)
+                op = toolbox.mutate(child, parent, rng, cum)
                 if op >= 0:
                     op_counts[op] += 1
-            child.fitness.values = ctx.evaluate(child, parent, dirties[i])
+            child.fitness.values = toolbox.evaluate(child, parent, dirties[i])
             evaluations += child.wce >= 0
             offspring.append(child)
         candidates += len(offspring)
-        chosen = cgp.select(parent, offspring, problem.uphill)
+        chosen = toolbox.select(parent, offspring)
         if chosen is parent:
             continue
         new_best = chosen.wce <= job.final_limit and chosen.cost < best_cost
@@ -242,7 +255,7 @@ class State:
     generation: int = 0
     epoch: int = 0
     elapsed: float = 0.0
-    logbook: list[dict] = field(default_factory=list)
+    logbook: tools.Logbook = field(default_factory=tools.Logbook)  # one record per epoch
     counterexamples: list[int] = field(default_factory=list)  # every refuted candidate's, as vectors
 
     def add_counterexamples(self, vectors: list[int]) -> None:
@@ -344,7 +357,7 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
             if migrate_every > 0 and state.epoch % migrate_every == 0:
                 _migrate(state, problem, final_limit, jobs)
             record = _record(state, limit, final_limit, (sum(i.evaluations for i in state.islands) - before) / dt)
-            state.logbook.append(record)
+            state.logbook.record(**record)
             progress(state, record)
             if time.monotonic() - last_ckpt >= checkpoint_every:
                 checkpoint(state)
@@ -420,9 +433,10 @@ def _record(state: State, limit: int, final_limit: int, rate: float) -> dict:
     }
 
 
-def logbook(state: State) -> tools.Logbook:
+def make_logbook(records: list[dict[str, Any]]) -> tools.Logbook:
+    """A DEAP logbook holding ``records`` (a checkpoint's), in order."""
     book = tools.Logbook()
-    for rec in state.logbook:
+    for rec in records:
         book.record(**rec)
     return book
 
@@ -449,7 +463,7 @@ def save_checkpoint(path: Path, state: State, fingerprint: dict[str, Any]) -> No
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": fingerprint,
         "generation": state.generation, "epoch": state.epoch, "elapsed": state.elapsed,
-        "logbook": state.logbook, "islands": meta_islands, "shape": [ref.wa, ref.wb, ref.signed],
+        "logbook": list(state.logbook), "islands": meta_islands, "shape": [ref.wa, ref.wb, ref.signed],
         "counterexamples": state.counterexamples,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -509,4 +523,4 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
         raise ConfigError(f"checkpoint {path} is corrupt or truncated: delete it or use --overwrite to "
                           "start again") from None
     return State(islands, generation=meta["generation"], epoch=meta["epoch"], elapsed=meta["elapsed"],
-                 logbook=meta["logbook"], counterexamples=counterexamples)
+                 logbook=make_logbook(meta["logbook"]), counterexamples=counterexamples)

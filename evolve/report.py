@@ -21,8 +21,8 @@ SEARCH_KEYS = ("generations", "evaluations", "evals_per_s", "runtime_s")
 def write_evolution_csv(path: Path, logbook: list[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        if logbook:
-            w = csv.DictWriter(f, fieldnames=list(logbook[0]))
+        if logbook:  # the columns of every record (a resumed run's older records may hold fewer)
+            w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for rec in logbook for k in rec)), restval="")
             w.writeheader()
             w.writerows(logbook)
     tmp.replace(path)

@@ -176,6 +176,12 @@ def test_counterexample_guided_search_keeps_only_proven_circuits(tmp_path):
     # the checkpoint carries the counterexamples, so a resumed search keeps its vector set
     back = engine.load_checkpoint(tmp_path / "c.npz", {})
     assert back.counterexamples == out.state.counterexamples
+    # DEAP used through its roles and its Logbook, which the checkpoint carries
+    from deap import tools
+
+    assert isinstance(back.logbook, tools.Logbook) and list(back.logbook) == list(out.state.logbook)
+    assert [r["generation"] for r in back.logbook] == list(range(300, 3001, 300))
+    assert all(hasattr(engine._WORKER_TOOLBOX, role) for role in ("mutate", "evaluate", "select"))
 
 
 def test_descent_with_proofs_never_takes_an_unproven_step():
