@@ -193,11 +193,11 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
         ev.progress = record
         baseline = ev(ev.exact(), "baseline").accuracy
         say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} test images")
-        hists = operands.layer_histograms(model, x_eval)
+        hists = operands.layer_histograms(model, x_eval, signed=exact.signed)
         (rd.path / "operands").mkdir(exist_ok=True)
         for layer_name, (acts, weights) in hists.items():
-            rd.write_text(f"operands/{layer_name}.csv", operands.histogram_csv(acts, weights))
-        rd.write_text("operands/all.csv", operands.histogram_csv(*operands.merged(hists)))
+            rd.write_text(f"operands/{layer_name}.csv", operands.histogram_csv(acts, weights, exact.signed))
+        rd.write_text("operands/all.csv", operands.histogram_csv(*operands.merged(hists), exact.signed))
 
         sens: dict[str, Any] = {}
         requested: dict[str, list[search.Result]] = {}

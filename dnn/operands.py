@@ -26,9 +26,11 @@ import numpy as np
 from rtl_gen.operands import SHIPPED
 
 
-def layer_histograms(model: Any, x: Any, batch: int = 250) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def layer_histograms(model: Any, x: Any, batch: int = 250, signed: bool = True
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per quantised layer: counts of the activation codes it sees on the images ``x`` (operand ``a``)
-    and of its weight codes (operand ``b``, batch norm folded), each over the values -128 .. 127."""
+    and of its weight codes (operand ``b``, batch norm folded), over the values -128 .. 127 (signed
+    multipliers) or 0 .. 255 (unsigned ones, which see the weights' magnitudes)."""
     import torch
 
     from dnn import qnn
@@ -38,7 +40,8 @@ def layer_histograms(model: Any, x: Any, batch: int = 250) -> dict[str, tuple[np
     for name, layer in layers:
         w, _ = layer.params()
         codes = layer.weight_codes(w, layer.weight_scale(w)).to(torch.int64).flatten().numpy()
-        out[name] = (np.zeros(256, dtype=np.int64), np.bincount(codes + 128, minlength=256))
+        codes = codes + 128 if signed else np.abs(codes)
+        out[name] = (np.zeros(256, dtype=np.int64), np.bincount(codes, minlength=256))
         layer.keep_input = True
     try:
         with torch.no_grad():
@@ -47,7 +50,7 @@ def layer_histograms(model: Any, x: Any, batch: int = 250) -> dict[str, tuple[np
                 for name, layer in layers:
                     if layer.last_input is not None:
                         codes = layer.act_codes(layer.last_input).to(torch.int64).flatten().numpy()
-                        out[name][0][:] += np.bincount(codes + 128, minlength=256)
+                        out[name][0][:] += np.bincount(codes + 128 if signed else codes, minlength=256)
     finally:
         for _, layer in layers:
             layer.keep_input = False
@@ -55,13 +58,15 @@ def layer_histograms(model: Any, x: Any, batch: int = 250) -> dict[str, tuple[np
     return out
 
 
-def histogram_csv(acts: np.ndarray, weights: np.ndarray) -> str:
-    """The CSV :func:`ppa.activity.read_histogram` reads: ``value,count_a,count_b`` for -128 .. 127."""
+def histogram_csv(acts: np.ndarray, weights: np.ndarray, signed: bool = True) -> str:
+    """The CSV :func:`ppa.activity.read_histogram` reads: ``value,count_a,count_b`` for -128 .. 127
+    (signed) or 0 .. 255 (unsigned); ``acts[i]`` and ``weights[i]`` count value ``i - 128`` or ``i``."""
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["value", "count_a", "count_b"])
-    for v in range(-128, 128):
-        writer.writerow([v, int(acts[v + 128]), int(weights[v + 128])])
+    lo = -128 if signed else 0
+    for i in range(256):
+        writer.writerow([lo + i, int(acts[i]), int(weights[i])])
     return buf.getvalue()
 
 

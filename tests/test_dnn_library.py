@@ -140,3 +140,23 @@ def test_nsga2_method_writes_its_pareto_set(tmp_path):
     assert best["energy_pj"] <= rep["methods"]["hawx-layer"]["best"]["energy_pj"]
     with open(run / "nsga2_log.csv", newline="") as f:
         assert [int(r["gen"]) for r in csv.DictReader(f)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+def test_operand_histograms_match_the_multipliers_codes(tmp_path, signed):
+    """Unsigned multipliers see activations 0..255 and the weights' magnitudes: the histogram says so."""
+    from dnn import data, operands, qnn, train
+
+    d = data.load("digits")
+    model, _ = train.trained(train.Recipe("lenet5", epochs=1, qat_epochs=1, seed=1), d, None)
+    qnn.set_signed(model, signed)
+    hists = operands.layer_histograms(model, d.x_test[:40], signed=signed)
+    path = tmp_path / "all.csv"
+    path.write_text(operands.histogram_csv(*operands.merged(hists), signed), encoding="utf-8")
+    pa, pb = activity.read_histogram(path, 8, 8, signed)
+    assert pa.sum() == pytest.approx(1.0) and pb.sum() == pytest.approx(1.0)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["value"]) for r in rows] == list(range(-128, 128) if signed else range(256))
+    if not signed:  # magnitudes 0..127 only
+        assert all(int(r["count_b"]) == 0 for r in rows if int(r["value"]) > 127)
