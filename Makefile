@@ -134,12 +134,14 @@ clean:
 dnn: NET ?= lenet5
 DATA         ?= mnist
 MULTS        ?=
+LIBRARY      ?=
 MAX_ACC_LOSS ?= 0.01
 METHOD       ?= hawx
 DNN_APT_PKGS := dataset-fashion-mnist
 
 dnn: dnn-setup
-	$(PY) flow.py dnn --net $(NET) --data $(DATA) --mults $(MULTS) --max-acc-loss $(MAX_ACC_LOSS) \
+	$(PY) flow.py dnn --net $(NET) --data $(DATA) $(if $(MULTS),--mults $(MULTS)) \
+		$(if $(LIBRARY),--library $(LIBRARY)) --max-acc-loss $(MAX_ACC_LOSS) \
 		--method $(METHOD) $(ARGS)
 
 dnn-setup: venv $(VENV)/.stamp-dnn

@@ -9,6 +9,9 @@ writes into the run directory:
   pareto.json  pareto.csv  pareto.png   the non-dominated set (accuracy, energy, area)
   assign.json                           the chosen assignment, as ``flow.py accel --assign`` reads it
   sensitivity.json                      conductance importance and HAWX scores
+  operands/<layer>.csv, operands/all.csv the INT8 operand histograms (value,count_a,count_b: activations,
+                                        weights) per layer and merged, for flow.py library --operands
+  nsga2_pareto.json/.csv, nsga2_log.csv (--method nsga2) its own Pareto set and per-generation logbook
   luts/                                 the chosen multipliers' tables for AdaPT, TFApprox, numpy (dnn.export)
   model_finetuned.pt                    the fine-tuned network's weights
 """
@@ -30,7 +33,7 @@ from dnn.export import DEFAULT_FORMATS, FORMATS
 
 NETS = ("lenet5", "vgg", "resnet20")
 DATASETS = ("digits", "mnist", "fashion")
-METHODS = ("xai", "hawx", "exhaustive")
+METHODS = ("xai", "hawx", "nsga2", "exhaustive")
 GRANULARITIES = ("layer", "filter", "both")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,10 +44,14 @@ class DnnConfig:
     data: str = cfg.option("digits", help="data set: digits, mnist, fashion, or a torchvision-style folder")
     mults: tuple[str, ...] = cfg.option((), help="candidate multipliers: run directories (lut.npy + "
                                         "report.json); the exact multiplier is always a candidate")
+    library: Path | None = cfg.option(None, help="a library directory built by flow.py library: every member "
+                                      "of its library.json is a candidate too")
     max_acc_loss: float = cfg.option(0.01, help="largest accuracy loss allowed against the exact INT8 "
                                      "network (0.01 = one percentage point)")
-    method: tuple[str, ...] = cfg.option(("hawx",), help="search methods (xai, hawx, exhaustive; several "
-                                         "run side by side)")
+    method: tuple[str, ...] = cfg.option(("hawx",), help="search methods (xai, hawx, nsga2, exhaustive; "
+                                         "several run side by side)")
+    generations: int = cfg.option(8, help="NSGA-II generations (--method nsga2)")
+    population: int = cfg.option(16, help="NSGA-II population size (--method nsga2)")
     granularity: str = cfg.option("layer", help="HAWX assignment granularity", choices=GRANULARITIES)
     accel: Path | None = cfg.option(
         None, help="accelerator configuration for accel_models (energy and time of the whole array); "
@@ -85,6 +92,12 @@ class DnnConfig:
             raise must("DATA", "a data set name or an existing folder", self.data, DATASETS)
         if "exhaustive" in self.method and self.granularity == "filter":
             raise ConfigError("GRANULARITY filter cannot be searched exhaustively; use layer or both")
+        if self.population < 2:
+            raise must("POPULATION", "an integer >= 2", self.population)
+        if self.generations < 0:
+            raise must("GENERATIONS", "zero or a positive integer", self.generations)
+        if self.library is not None and not self.library.is_dir():
+            raise must("LIBRARY", "a library directory built by flow.py library", str(self.library))
         for name in ("epochs", "batch", "eval_images", "representatives", "ig_steps", "max_evals", "threads",
                      "train_limit"):
             if getattr(self, name) < 1:
@@ -122,14 +135,17 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     """The whole stage; returns 0. Everything is validated before the run directory is touched."""
     import numpy as np
     import torch
+    from deap import tools
     from tqdm import tqdm
 
     from dnn import cost as costs
     from dnn import data as datasets
-    from dnn import export, mults, qnn, search, sensitivity, train
+    from dnn import export, mults, operands, qnn, search, sensitivity, train
+    from dnn import library as libs
 
     say = (lambda _m: None) if quiet else _say
-    candidates = mults.load_all(list(conf.mults))
+    members = [str(p) for p in libs.member_dirs(conf.library)] if conf.library is not None else []
+    candidates = mults.load_all(list(dict.fromkeys([*conf.mults, *members])))
     if len(candidates) < 2:
         raise ConfigError(mults.NO_MULTS)
     for m in candidates:  # any candidate may be chosen: refuse an impossible export before the run
@@ -177,13 +193,32 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
         ev.progress = record
         baseline = ev(ev.exact(), "baseline").accuracy
         say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} test images")
+        hists = operands.layer_histograms(model, x_eval, signed=exact.signed)
+        (rd.path / "operands").mkdir(exist_ok=True)
+        for layer_name, (acts, weights) in hists.items():
+            rd.write_text(f"operands/{layer_name}.csv", operands.histogram_csv(acts, weights, exact.signed))
+        rd.write_text("operands/all.csv", operands.histogram_csv(*operands.merged(hists), exact.signed))
 
         sens: dict[str, Any] = {}
         requested: dict[str, list[search.Result]] = {}
         reps = sensitivity.representatives(model, data.x_train, conf.representatives, conf.seed)
         xr, yr = data.x_train[reps], data.y_train[reps]
-        for method in conf.method:
-            if method == "xai":
+        # NSGA-II is seeded with the heuristics' answers: it runs after them (HAWX at layer granularity
+        # is run for it when no heuristic is asked for)
+        order = sorted(conf.method, key=lambda m: m == "nsga2")
+        if "nsga2" in order and not {"xai", "hawx"} & set(order):
+            order.insert(0, "hawx")
+        for method in order:
+            if method == "nsga2":
+                seeds = [b.choice for name, seen in requested.items() if name != "exhaustive"
+                         for b in [search.best(seen, baseline, conf.max_acc_loss)] if b is not None]
+                book = tools.Logbook()
+                requested["nsga2"] = search.nsga2(ev, seeds, conf.generations, conf.population, conf.seed, book)
+                own = search.pareto(list({r.choice: r for r in requested["nsga2"]}.values()))
+                rd.write_json("nsga2_pareto.json", [_row(r, ev, candidates) for r in own])
+                _csv(rd.path / "nsga2_pareto.csv", [_row(r, ev, candidates) for r in own])
+                _csv_plain(rd.path / "nsga2_log.csv", list(book))
+            elif method == "xai":
                 qnn.set_mode(model, "qat")
                 importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
                 sens["conductance"] = importance
@@ -192,7 +227,8 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
                 scores = sensitivity.hawx(model, xr, yr, candidates)
                 sens["hawx_layer"] = scores.layers
                 sens["hawx_filter"] = {k: [v.tolist() for v in fs] for k, fs in scores.filters.items()}
-                grans = ("layer", "filter") if conf.granularity == "both" else (conf.granularity,)
+                grans = (("layer", "filter") if conf.granularity == "both" else
+                         (conf.granularity,) if method in conf.method else ("layer",))
                 for g in grans:
                     requested[f"hawx-{g}"] = search.hawx(ev, scores, baseline, conf.max_acc_loss, g)
             else:
@@ -205,7 +241,9 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
         exact_cost = ev.cost(ev.exact())
         methods: dict[str, Any] = {}
         for name, seen in requested.items():
-            b = search.best(seen, baseline, conf.max_acc_loss)
+            # NSGA-II's answer: the lowest-energy point of its Pareto set within the budget
+            distinct = list({r.choice: r for r in seen}.values())
+            b = search.best(search.pareto(distinct) if name == "nsga2" else seen, baseline, conf.max_acc_loss)
             methods[name] = {"evaluations": len({r.choice for r in seen}),
                              "best": _row(b, ev, candidates) if b else None,
                              "energy_reduction": (exact_cost.energy_pj / b.cost.energy_pj) if b and b.cost.energy_pj
@@ -274,6 +312,15 @@ def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:
             "area": r.cost.area, "time_s": r.cost.time_s, "choice": [list(c) if isinstance(c, tuple) else c
                                                                       for c in r.choice],
             "assignment": dict(zip(ev.names, names))}
+
+
+def _csv_plain(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
 
 
 def _reload(ev: Any, path: Path, candidates: list[Any]) -> None:

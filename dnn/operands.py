@@ -17,50 +17,82 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rtl_gen.operands import SHIPPED
 
 
+def layer_histograms(model: Any, x: Any, batch: int = 250, signed: bool = True
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per quantised layer: counts of the activation codes it sees on the images ``x`` (operand ``a``)
+    and of its weight codes (operand ``b``, batch norm folded), over the values -128 .. 127 (signed
+    multipliers) or 0 .. 255 (unsigned ones, which see the weights' magnitudes)."""
+    import torch
+
+    from dnn import qnn
+
+    layers = list(qnn.qlayers(model))
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, layer in layers:
+        w, _ = layer.params()
+        codes = layer.weight_codes(w, layer.weight_scale(w)).to(torch.int64).flatten().numpy()
+        codes = codes + 128 if signed else np.abs(codes)
+        out[name] = (np.zeros(256, dtype=np.int64), np.bincount(codes, minlength=256))
+        layer.keep_input = True
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch):
+                model(x[i:i + batch])
+                for name, layer in layers:
+                    if layer.last_input is not None:
+                        codes = layer.act_codes(layer.last_input).to(torch.int64).flatten().numpy()
+                        out[name][0][:] += np.bincount(codes + 128 if signed else codes, minlength=256)
+    finally:
+        for _, layer in layers:
+            layer.keep_input = False
+            layer.last_input = None
+    return out
+
+
+def histogram_csv(acts: np.ndarray, weights: np.ndarray, signed: bool = True) -> str:
+    """The CSV :func:`ppa.activity.read_histogram` reads: ``value,count_a,count_b`` for -128 .. 127
+    (signed) or 0 .. 255 (unsigned); ``acts[i]`` and ``weights[i]`` count value ``i - 128`` or ``i``."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["value", "count_a", "count_b"])
+    lo = -128 if signed else 0
+    for i in range(256):
+        writer.writerow([lo + i, int(acts[i]), int(weights[i])])
+    return buf.getvalue()
+
+
+def merged(hists: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """All layers' counts summed: what every multiplier of the network sees together."""
+    acts = np.zeros(256, dtype=np.int64)
+    weights = np.zeros(256, dtype=np.int64)
+    for a, w in hists.values():
+        acts += a
+        weights += w
+    return acts, weights
+
+
 def network_histogram(net: str, data_name: str, out: Path, *, images: int = 2000, train_images: int = 60000,
                       epochs: int = 4, cache_dir: Path | None = None) -> Path:
     """Count the activation and weight codes a trained INT8 network feeds its multipliers."""
-    import torch
-
     from dnn import data as dnn_data
-    from dnn import qnn, train
+    from dnn import train
 
     data = dnn_data.load(data_name, train_limit=train_images)
     model, info = train.trained(train.Recipe(net, epochs=epochs), data, cache_dir, progress=print)
     print(f"{net} on {data_name}: INT8 (QAT) accuracy {info['qat_accuracy']:.4f}")
     model.eval()
-    acts = np.zeros(256, dtype=np.int64)
-    weights = np.zeros(256, dtype=np.int64)
-    layers = list(qnn.qlayers(model))
-    for _, layer in layers:
-        w, _ = layer.params()
-        codes = layer.weight_codes(w, layer.weight_scale(w)).to(torch.int64).flatten().numpy()
-        weights += np.bincount(codes + 128, minlength=256)
-        layer.keep_input = True
-    with torch.no_grad():
-        for i in range(0, min(images, len(data.x_test)), 250):
-            model(data.x_test[i:i + 250])
-            for _, layer in layers:
-                x = layer.last_input
-                if x is not None:
-                    codes = layer.act_codes(x).to(torch.int64).flatten().numpy()
-                    acts += np.bincount(codes + 128, minlength=256)
-    for _, layer in layers:
-        layer.keep_input = False
-        layer.last_input = None
+    acts, weights = merged(layer_histograms(model, data.x_test[:images]))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["value", "count_a", "count_b"])
-        for v in range(-128, 128):
-            writer.writerow([v, int(acts[v + 128]), int(weights[v + 128])])
+    out.write_text(histogram_csv(acts, weights), encoding="utf-8")
     return out
 
 

@@ -21,6 +21,12 @@ Methods:
                 score is <= T (exact otherwise). The configurations at the minimum, median and maximum
                 score are evaluated first, then a binary search over the sorted scores finds the largest
                 T that meets the budget.
+``nsga2``       ALWANN's multi-objective search: NSGA-II (``deap.tools.selNSGA2``) over layer-granularity
+                assignments with objectives accuracy (max), energy (min) and area (min). The first
+                population holds the seeds (the heuristics' answers, the exact and every uniform
+                assignment), the rest drawn at random; each generation makes as many children by
+                uniform crossover and per-layer mutation, and selNSGA2 keeps the best of parents and
+                children. All randomness comes from one ``random.Random(seed)``.
 ``exhaustive``  every configuration of the layer-granularity space (refused above ``max_evals``).
 """
 
@@ -28,12 +34,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from deap import base, tools
 from torch import nn
 
 from core.errors import ConfigError
@@ -41,7 +49,7 @@ from dnn import qnn, train
 from dnn.cost import Cost, CostModel, Usage
 from dnn.mults import Multiplier
 
-METHODS = ("xai", "hawx", "exhaustive")
+METHODS = ("xai", "hawx", "nsga2", "exhaustive")
 Choice = tuple[Any, ...]  # per layer: int (whole layer) or tuple[int, ...] (per filter)
 
 
@@ -218,6 +226,86 @@ def hawx(ev: Evaluator, scores: Any, baseline: float, budget: float, granularity
             lo = mid
         else:
             hi = mid
+    return seen
+
+
+# ------------------------------------------------------------------ NSGA-II
+class Fitness(base.Fitness):
+    """Accuracy (maximised), energy and area (minimised)."""
+
+    weights = (1.0, -1.0, -1.0)
+
+
+class Individual(list[int]):
+    """A layer-granularity assignment: one multiplier index per layer."""
+
+    def __init__(self, genes: Iterable[int]):
+        super().__init__(int(g) for g in genes)
+        self.fitness = Fitness()
+
+
+def nsga2(ev: Evaluator, seeds: Sequence[Choice], generations: int, population: int, seed: int,
+          logbook: tools.Logbook | None = None) -> list[Result]:
+    """NSGA-II over layer assignments; returns every result it evaluated (seeds first). Seeds that are
+    not layer-granularity choices are skipped; duplicates are dropped."""
+    rng = random.Random(seed)
+    n_layers, n_mults = len(ev.names), len(ev.mults)
+    start: list[tuple[int, ...]] = []
+    for s in [*seeds, ev.exact(), *((m,) * n_layers for m in range(1, n_mults))]:
+        if len(s) == n_layers and all(isinstance(c, (int, np.integer)) for c in s):
+            t = tuple(int(c) for c in s)
+            if t not in start:
+                start.append(t)
+    seen: list[Result] = []
+
+    def evaluate(ind: Individual) -> tuple[float, float, float]:
+        r = ev(tuple(ind), "nsga2")
+        seen.append(r)
+        return r.accuracy, r.cost.energy_pj, r.cost.area
+
+    def mate(a: Individual, b: Individual) -> tuple[Individual, Individual]:
+        for i in range(n_layers):
+            if rng.random() < 0.5:
+                a[i], b[i] = b[i], a[i]
+        return a, b
+
+    def mutate(ind: Individual) -> tuple[Individual]:
+        for i in range(n_layers):
+            if rng.random() < 1.0 / n_layers:
+                ind[i] = rng.choice([m for m in range(n_mults) if m != ind[i]] or [ind[i]])
+        return (ind,)
+
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", evaluate)
+    toolbox.register("mate", mate)
+    toolbox.register("mutate", mutate)
+    toolbox.register("select", tools.selNSGA2)
+    book = logbook if logbook is not None else tools.Logbook()
+    book.header = ["gen", "evals", "front", "best_acc", "min_energy"]
+
+    def record(gen: int, pop: list[Individual], evals: int) -> None:
+        front = tools.sortNondominated(pop, len(pop), first_front_only=True)[0]
+        book.record(gen=gen, evals=evals, front=len(front), best_acc=max(i.fitness.values[0] for i in pop),
+                    min_energy=min(i.fitness.values[1] for i in pop))
+
+    pop = [Individual(s) for s in start[:population]]
+    while len(pop) < population:
+        pop.append(Individual(rng.randrange(n_mults) for _ in range(n_layers)))
+    for ind in pop:
+        ind.fitness.values = toolbox.evaluate(ind)
+    pop = toolbox.select(pop, population)
+    record(0, pop, len(pop))
+    for gen in range(1, generations + 1):
+        children: list[Individual] = []
+        while len(children) < population:
+            a, b = (Individual(p) for p in rng.sample(pop, 2))
+            a, b = toolbox.mate(a, b)
+            children += [toolbox.mutate(a)[0], toolbox.mutate(b)[0]]
+        children = children[:population]
+        for ind in children:
+            ind.fitness.values = toolbox.evaluate(ind)
+        pop = toolbox.select(pop + children, population)
+        record(gen, pop, len(children))
     return seen
 
 

@@ -75,9 +75,14 @@ CLI_CASES = {
     "data": (["--data", "cifar99"], r"^error: DATA must be a data set name or an existing folder, not 'cifar99' "
                                     r"\(choices: digits, mnist, fashion\)$"),
     "method": (["--method", "random"], r"^error: METHOD must be one of the listed choices, not 'random' "
-                                       r"\(choices: xai, hawx, exhaustive\)$"),
+                                       r"\(choices: xai, hawx, nsga2, exhaustive\)$"),
     "budget-high": (["--max-acc-loss", "1.5"], r"^error: MAX_ACC_LOSS must be in \(0, 1\), not 1\.5$"),
     "budget-zero": (["--max-acc-loss", "0"], r"^error: MAX_ACC_LOSS must be in \(0, 1\), not 0\.0$"),
+    "population": (["--method", "nsga2", "--population", "1"], r"^error: POPULATION must be an integer >= 2, "
+                                                              r"not 1$"),
+    "generations": (["--generations", "-1"], r"^error: GENERATIONS must be zero or a positive integer, not -1$"),
+    "library": (["--library", "nowhere"], r"^error: LIBRARY must be a library directory built by flow\.py library, "
+                                          r"not 'nowhere'$"),
     "no-mults": ([], r"^error: MULTS must name at least one approximate multiplier run directory \(exact is always "
                 r"a candidate\)$"),
 }
