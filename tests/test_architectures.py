@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import need_tools
+from core import golden
 from core.errors import ConfigError
 from core.run import RunDir
 from evolve.evaluator import Evaluator, reference_outputs
@@ -26,7 +27,6 @@ from evolve.netlist import Netlist
 from ppa import yosys
 from rtl_gen.architectures import ARCHITECTURES, evaluate, multiplier
 from rtl_gen.multiplier import design_name, to_verilog
-from verify import golden
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["--power-vectors", "200", "--jobs", "1", "--epoch", "200", "--quiet"]
