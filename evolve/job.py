@@ -133,14 +133,9 @@ class EvolveConfig:
         if self.migrate < 0:
             raise must("MIGRATE", ">= 0 epochs (0: never)", self.migrate)
         check_range("SPARE", self.spare, 0.0, 10.0)
-        if self.clock_period is not None and self.clock_period <= 0:
-            raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
+        pclock.check_periods(self.clock_period, self.sim_period)
         if not self.proof_timeout > 0:
             raise must("PROOF_TIMEOUT", "> 0 s", self.proof_timeout)
-        if self.sim_period is not None and self.sim_period <= 0:
-            raise must("SIM_PERIOD", "> 0 ns", self.sim_period)
-        if self.sim_period is not None and self.clock_period is not None and self.sim_period < self.clock_period:
-            raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({self.clock_period:g} ns)", self.sim_period)
         if self.checkpoint_every <= 0:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
         if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):

@@ -55,12 +55,7 @@ class PpaConfig:
             raise ConfigError(f"VERILOG {self.verilog} does not exist")
         if self.ports is not None and not _PORTS.fullmatch(self.ports):
             raise must("PORTS", "three port names separated by commas (operand a, operand b, product)", self.ports)
-        if self.clock_period is not None and self.clock_period <= 0:
-            raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
-        if self.sim_period is not None and self.sim_period <= 0:
-            raise must("SIM_PERIOD", "> 0 ns", self.sim_period)
-        if self.sim_period is not None and self.clock_period is not None and self.sim_period < self.clock_period:
-            raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({self.clock_period:g} ns)", self.sim_period)
+        pclock.check_periods(self.clock_period, self.sim_period)
         if self.power_vectors < 10:
             raise must("POWER_VECTORS", ">= 10", self.power_vectors)
 

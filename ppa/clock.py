@@ -37,6 +37,18 @@ SIM_HELP = ("period per operand pair of the gate-level power simulation (default
             "the cell models settle more slowly, e.g. GF180's 1 ns per arc)")
 
 
+def check_periods(clock_period: float | None, sim_period: float | None) -> None:
+    """The user's ``--clock-period`` and ``--sim-period`` (None: derived) are positive, the second no shorter."""
+    from core.errors import must
+
+    if clock_period is not None and clock_period <= 0:
+        raise must("CLOCK_PERIOD", "> 0 ns", clock_period)
+    if sim_period is not None and sim_period <= 0:
+        raise must("SIM_PERIOD", "> 0 ns", sim_period)
+    if sim_period is not None and clock_period is not None and sim_period < clock_period:
+        raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({clock_period:g} ns)", sim_period)
+
+
 def derive(delay_ns: float) -> float:
     """``MARGIN`` x ``delay_ns`` rounded up to a whole nanosecond (at least 1 ns)."""
     return float(max(1, math.ceil(MARGIN * delay_ns - 1e-9)))

@@ -25,6 +25,7 @@ from core import tools
 from core.config import option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision
+from ppa.clock import check_periods
 from rtl_gen import array as arr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,12 +75,7 @@ class ArrayConfig:
             w = getattr(self, name)
             if w is not None and not arr.MIN_WIDTH <= w <= arr.MAX_WIDTH:
                 raise must(name.upper(), f"an operand width in {arr.MIN_WIDTH}..{arr.MAX_WIDTH}", w)
-        if self.clock_period is not None and self.clock_period <= 0:
-            raise must("CLOCK_PERIOD", "> 0 ns", self.clock_period)
-        if self.sim_period is not None and self.sim_period <= 0:
-            raise must("SIM_PERIOD", "> 0 ns", self.sim_period)
-        if self.sim_period is not None and self.clock_period is not None and self.sim_period < self.clock_period:
-            raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({self.clock_period:g} ns)", self.sim_period)
+        check_periods(self.clock_period, self.sim_period)
         for s in self.shapes:
             if s != "standard":
                 gemm(s, "shape")
