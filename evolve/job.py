@@ -49,6 +49,7 @@ from verify import wce as prover
 from verify.multiplier import Shape
 
 ROOT = Path(__file__).resolve().parent.parent
+SEED_SCAN_S = 1800.0  # seconds the exhaustive proof that the exact seed computes a*b may take
 LUT_MAX_BITS = 16  # a full product table up to 16 input bits; wider runs ship the proven netlist and metrics
 # Settings that define the search: a checkpoint only resumes a run with the same values.
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
@@ -675,12 +676,14 @@ def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: s
 
 def _seed_is_exact(ctx: Context, rtl: Path, seed_net: Netlist) -> dict[str, Any]:
     """The seed computes a*b on every input: Yosys' miter (fraig + SAT) up to 16 input bits; above, an
-    exhaustive scan against a*b where it fits --proof-timeout (2^24 pairs in seconds, where the Yosys
-    miter of a 12x12 multiplier takes minutes), else the Yosys miter."""
+    exhaustive scan against a*b where it fits SEED_SCAN_S (2^24 pairs in seconds, where the Yosys miter
+    of a 12x12 multiplier takes minutes; 2^32 in a few minutes, where the Yosys miter of a signed 16x16
+    one does not finish in ten), else the Yosys miter."""
     cfg, run = ctx.cfg, ctx.run
     if cfg.wa + cfg.wb > EXHAUSTIVE_MAX_BITS:
         try:
-            w = prover.exact_wce(seed_net, method="exhaustive", timeout=cfg.proof_timeout, threads=cfg.jobs)
+            w = prover.exact_wce(seed_net, method="exhaustive", timeout=max(cfg.proof_timeout, SEED_SCAN_S),
+                                 threads=cfg.jobs)
         except prover.ProofTimeout:
             pass
         else:

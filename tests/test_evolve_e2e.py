@@ -216,6 +216,8 @@ def test_wide_design_is_proven_on_every_input(tmp_path):
     assert r["proofs"]["accepted"] >= 1 and r["proofs"]["median_s"] is not None
     v = r["verification"]
     assert v["passed"] and not v["exhaustive"] and v["benches"]["approx_mapped"]["mismatches"] == 0
+    seed = v["benches"]["formal_rtl_vs_seed"]
+    assert seed["proven"] and seed["method"] == "exhaustive scan against a*b" and seed["pairs"] == 1 << 17
 
 
 def test_interrupted_sweep_run_gets_only_the_rest_of_its_budget(run4s, tmp_path, monkeypatch):
