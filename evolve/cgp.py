@@ -11,12 +11,13 @@ only while a WCE schedule tightens the limit below what the parent achieves.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from deap import base, tools
 
-from evolve import kernels
 from evolve.evaluator import Evaluator
 from evolve.netlist import FUNCS, Netlist
 
@@ -60,10 +61,12 @@ class Individual:
         return other
 
 
-def with_spares(net: Netlist, spare: float, rng: np.random.Generator) -> Netlist:
-    """The netlist with ``round(spare * gates)`` inactive gates inserted at random positions.
+def with_spares(net: Any, spare: float, rng: np.random.Generator) -> Any:
+    """The netlist (of gates or of cells) with ``round(spare * gates)`` inactive gates inserted at random
+    positions.
 
-    A spare gate reads addresses before it (so it is valid if activated later) and nothing reads it.
+    A spare gate reads addresses before it (so it is valid if activated later) and nothing reads it; its
+    function is any but NOT (a gate netlist) or any of the set (a cell netlist).
     """
     n_spare = round(spare * net.n_gates)
     if n_spare <= 0:
@@ -74,19 +77,19 @@ def with_spares(net: Netlist, spare: float, rng: np.random.Generator) -> Netlist
     remap = np.arange(net.n_addr, dtype=np.int32)
     real = np.flatnonzero(~is_spare)
     remap[net.first:] = net.first + real
+    parts = [p for p in ("in0", "in1", "in2") if hasattr(net, p)]
+    n_funcs = net.tables.n if hasattr(net, "tables") else len(FUNCS) - 1
     func = np.empty(total, dtype=np.int8)
-    in0 = np.empty(total, dtype=np.int32)
-    in1 = np.empty(total, dtype=np.int32)
     func[real] = net.func
-    in0[real] = remap[net.in0]
-    in1[real] = remap[net.in1]
+    ins = {p: np.empty(total, dtype=np.int32) for p in parts}
+    for p in parts:
+        ins[p][real] = remap[getattr(net, p)]
     for k in np.flatnonzero(is_spare):
         a = net.first + k
-        func[k] = rng.integers(0, len(FUNCS) - 1)
-        in0[k] = rng.integers(0, a)
-        in1[k] = rng.integers(0, a)
-    out = remap[net.out]
-    grown = Netlist(net.wa, net.wb, net.signed, func, in0, in1, out)
+        func[k] = rng.integers(0, n_funcs)
+        for p in parts:
+            ins[p][k] = rng.integers(0, a)
+    grown = dataclasses.replace(net, func=func, out=remap[net.out], **ins)
     grown.check()
     return grown
 
@@ -103,20 +106,16 @@ class Context:
     uphill: float = 0.0
 
     def mutate(self, ind: Individual, parent: Individual, rng: np.random.Generator, cum: np.ndarray) -> int:
-        n = ind.net
-        return int(kernels.mutate(n.func, n.in0, n.in1, n.out, n.first, parent.act, rng, cum, len(FUNCS)))
+        return ind.net.mutate(parent.act, rng, cum)
 
     def evaluate(self, ind: Individual, parent: Individual, dirty: np.ndarray) -> tuple[float, float, float]:
         """Fitness of a child relative to ``parent`` (whose values fill the evaluator's cache)."""
-        n, p, ev = ind.net, parent.net, self.evaluator
         parent_excess = parent.fitness.values[0]
         feasible_parent = parent_excess == 0
         cap = parent.cost + self.uphill if feasible_parent else np.inf
         stop = self.limit if feasible_parent else -1
-        wce, cost, depth, act, order = kernels.assess(
-            n.func, n.in0, n.in1, n.out, p.func, p.in0, p.in1, n.first, self.weights, self.max_depth, cap,
-            ev.valid, dirty, ev.store, ev.n_chunks, ev.n_addr, ind.buf, ev.ex, ev.nb, ev.signed,
-            stop if stop >= 0 else (1 << 62))
+        wce, cost, depth, act, order = ind.net.assess(parent.net, self.weights, self.max_depth, cap, self.evaluator,
+                                                      dirty, ind.buf, stop if stop >= 0 else (1 << 62))
         ind.act, ind.order, ind.depth = act, order, depth
         if wce < 0:  # not simulated: too costly or too deep, so it cannot replace the parent
             ind.wce = -1

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evolve import kernels
 from evolve.evaluator import Evaluator
-from evolve.netlist import NOT, Netlist
+from evolve.netlist import Netlist
 from verify.wce import Proof, refuting_vectors
 
 
@@ -40,12 +39,7 @@ class Descent:
 
 def redirect(net: Netlist, addr: int, to: int) -> None:
     """Make every reader of ``addr`` read ``to`` instead, then fold what became trivial (in place)."""
-    k = addr - net.first
-    for arr in (net.in0, net.in1):
-        tail = arr[k + 1:]
-        tail[tail == addr] = to
-    net.out[net.out == addr] = to
-    kernels.fold_constants(net.func, net.in0, net.in1, net.out, net.first)
+    net.redirect(addr, to)
 
 
 def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int, max_depth: int,
@@ -59,7 +53,7 @@ def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int,
     ev = evaluator
     cur = net.copy()
     wce, act = ev.load_parent(cur)
-    cost = float(kernels.gate_cost(cur.func, act, weights))
+    cost = cur.weighted_cost(weights, act)
     dirty = np.zeros(ev.n_addr, dtype=np.bool_)
     steps = evaluations = proofs = 0
     found: list[int] = []
@@ -68,18 +62,13 @@ def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int,
         best: tuple[float, Netlist, int, tuple[int, int]] | None = None
         for k in np.flatnonzero(act):
             addr = cur.first + int(k)
-            targets = {0, 1, int(cur.in0[k])}
-            if cur.func[k] != NOT:
-                targets.add(int(cur.in1[k]))
+            targets = {0, 1, *cur.used_inputs(int(k))}
             for to in sorted(targets):
                 if (addr, to) in banned:
                     continue
                 cand = cur.copy()
-                redirect(cand, addr, to)
-                w, c, _, _, _ = kernels.assess(
-                    cand.func, cand.in0, cand.in1, cand.out, cur.func, cur.in0, cur.in1, cand.first, weights,
-                    max_depth, cost - 1e-9, ev.valid, dirty, ev.store, ev.n_chunks, ev.n_addr, 1, ev.ex, ev.nb,
-                    ev.signed, limit)
+                cand.redirect(addr, to)
+                w, c, _, _, _ = cand.assess(cur, weights, max_depth, cost - 1e-9, ev, dirty, 1, limit)
                 if w >= 0:
                     evaluations += 1
                 if 0 <= w <= limit and (best is None or c < best[0]):

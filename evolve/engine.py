@@ -65,6 +65,7 @@ class Problem:
     proof_timeout: float = 60.0  # seconds one proof may take (above 16 input bits)
     reference: Netlist | None = field(default=None, compare=False)  # exact netlist for SAT miters
     proofs: bool = True  # False only in `make bench`, to measure what sampling alone would ship
+    function_set: str = "gates"  # names the nodes' function set ("gates", or the cell set's key)
 
     @property
     def proves(self) -> bool:
@@ -79,7 +80,10 @@ class Problem:
                          vectors=search_vectors(self.wa, self.wb, self.signed, self.samples, self.sample_seed,
                                                 counterexamples))
 
-    def prove(self, net: Netlist, bound: int, threads: int = 1) -> prover.Proof:
+    def prove(self, net: Any, bound: int, threads: int = 1) -> prover.Proof:
+        """Prove ``net`` (a gate or cell netlist; the prover reads the generic-gate view) within ``bound``."""
+        if not isinstance(net, Netlist):
+            net = net.to_generic()
         return prover.check(net, bound, timeout=self.proof_timeout, reference=self.reference, threads=threads)
 
 
@@ -158,7 +162,7 @@ def _parent_fitness(ctx: cgp.Context, problem: Problem, parent: cgp.Individual, 
     """Load ``parent`` into the evaluator's cache and set its fitness; returns its cost."""
     wce, act = ctx.evaluator.load_parent(parent.net)
     parent.act, parent.wce = act, wce
-    cost = float(kernels.gate_cost(parent.net.func, act, ctx.weights))
+    cost = parent.net.weighted_cost(ctx.weights, act)
     parent.fitness.values = (float(max(0, wce - limit)), cost, float(wce) if problem.tiebreak else 0.0)
     return cost
 
@@ -270,6 +274,7 @@ class Outcome:
     best_wce: int
     interrupted: bool
     stop_reason: str
+    trail: list[tuple[Any, float]] = field(default_factory=list)  # each new best of this session, with its cost
 
 
 def new_state(seed_net: Netlist, islands: int, seed: int, weights: np.ndarray, wce: int) -> State:
@@ -277,7 +282,7 @@ def new_state(seed_net: Netlist, islands: int, seed: int, weights: np.ndarray, w
     stream spawned from ``seed``."""
     root = np.random.SeedSequence(seed)
     states = []
-    cost = float(kernels.gate_cost(seed_net.func, seed_net.active(), weights))
+    cost = seed_net.weighted_cost(weights)
     for child_seq in root.spawn(islands):
         rng = np.random.default_rng(child_seq)
         states.append(Island(net=seed_net.copy(), rng_state=dict(rng.bit_generator.state), fitness=(0.0, cost, float(wce)),
@@ -325,6 +330,7 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
     last_epoch_time = 0.0
     stop_reason = ""
     stop = _StopRequest()
+    trail: list[tuple[Any, float]] = []
     try:
         while True:
             if stop.requested:
@@ -356,6 +362,9 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
             state.elapsed += dt
             if migrate_every > 0 and state.epoch % migrate_every == 0:
                 _migrate(state, problem, final_limit, jobs)
+            net, cost, _ = best_of(state)
+            if not trail or cost < trail[-1][1]:
+                trail.append((net.copy(), cost))
             record = _record(state, limit, final_limit, (sum(i.evaluations for i in state.islands) - before) / dt)
             state.logbook.record(**record)
             progress(state, record)
@@ -367,7 +376,7 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
         close()
     checkpoint(state)
     best, cost, wce = best_of(state)
-    return Outcome(state, best, cost, wce, stop_reason == "interrupted", stop_reason)
+    return Outcome(state, best, cost, wce, stop_reason == "interrupted", stop_reason, trail)
 
 
 class _StopRequest:
@@ -450,8 +459,9 @@ def save_checkpoint(path: Path, state: State, fingerprint: dict[str, Any]) -> No
         for name, net in (("net", isl.net), ("best", isl.best)):
             if net is None:
                 continue
-            for part in ("func", "in0", "in1", "out"):
-                arrays[f"i{i}_{name}_{part}"] = getattr(net, part)
+            for part in ("func", "in0", "in1", "in2", "out"):
+                if hasattr(net, part):
+                    arrays[f"i{i}_{name}_{part}"] = getattr(net, part)
         meta_islands.append({
             "rng_state": isl.rng_state, "fitness": list(isl.fitness), "wce": isl.wce,
             "has_best": isl.best is not None, "best_cost": isl.best_cost, "best_wce": isl.best_wce,
@@ -481,8 +491,11 @@ def checkpoint_elapsed(path: Path) -> float | None:
         return None
 
 
-def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
-    """Read a checkpoint; a corrupt one or one from a different run is a one-line error."""
+def load_checkpoint(path: Path, fingerprint: dict[str, Any], genome: Callable[..., Any] | None = None) -> State:
+    """Read a checkpoint; a corrupt one or one from a different run is a one-line error.
+
+    ``genome(wa, wb, signed, arrays)`` builds a netlist from a dict of its arrays (``func``, ``in0``, ...):
+    a cell netlist's maker for the cell function set; generic gates by default."""
     if not path.is_file():
         raise ConfigError(f"no checkpoint at {path}: nothing to resume")
     try:
@@ -506,9 +519,11 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> State:
     try:
         islands = []
         for i, m in enumerate(meta["islands"]):
-            def net(name: str, i: int = i) -> Netlist:
-                n = Netlist(wa, wb, bool(is_signed), *(arrays[f"i{i}_{name}_{p}"]
-                                                        for p in ("func", "in0", "in1", "out")))
+            def net(name: str, i: int = i) -> Any:
+                prefix = f"i{i}_{name}_"
+                parts = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+                n = (genome(wa, wb, bool(is_signed), parts) if genome is not None else
+                     Netlist(wa, wb, bool(is_signed), *(parts[p] for p in ("func", "in0", "in1", "out"))))
                 n.check()
                 return n
 

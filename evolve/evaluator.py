@@ -107,9 +107,7 @@ class Evaluator:
     # -------------------------------------------------------------- parent
     def load_parent(self, net: Netlist) -> tuple[int, np.ndarray]:
         """Simulate ``net`` from scratch into the parent cache; returns its exact WCE and active mask."""
-        act = kernels.active_mask(net.func, net.in0, net.in1, net.out, net.first)
-        kernels.simulate_full(net.func, net.in0, net.in1, act, net.first, self.store, self.n_chunks,
-                              self.n_addr)
+        act = net.simulate(self.store, self.n_chunks, self.n_addr)
         self.valid[:] = False
         self.valid[:self.first] = True
         self.valid[self.first:][act] = True
@@ -145,8 +143,7 @@ class Evaluator:
     def outputs(self, net: Netlist) -> np.ndarray:
         """Output values (decoded, int64) of ``net`` on the evaluator's vectors; leaves the cache alone."""
         st = self.store[:self.n_chunks * self.n_addr].copy()
-        act = kernels.active_mask(net.func, net.in0, net.in1, net.out, net.first)
-        kernels.simulate_full(net.func, net.in0, net.in1, act, net.first, st, self.n_chunks, self.n_addr)
+        net.simulate(st, self.n_chunks, self.n_addr)
         codes = kernels.output_codes(net.out, st, self.n_chunks, self.n_addr, self.nb, self.n_vectors)
         return golden.decode(codes, self.nb, self.signed)
 

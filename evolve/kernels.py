@@ -393,6 +393,28 @@ def _pick_op(rng, cum):
 
 
 @njit(cache=True)
+def _spare_between(act, first, lo, limit, rng):
+    """An inactive gate's address in ``lo..limit-1``, searched from a random start; -1 if there is none."""
+    start = rng.integers(lo, limit)
+    for t in range(limit - lo):
+        cand = lo + (start - lo + t) % (limit - lo)
+        if not act[cand - first]:
+            return cand
+    return -1
+
+
+@njit(cache=True)
+def _rewire_output(out, n_addr, rng):
+    """OP_OUTPUT: a random output reads a random other address; False if the draw changed nothing."""
+    j = rng.integers(0, out.shape[0])
+    new = rng.integers(0, n_addr)
+    if new == out[j]:
+        return False
+    out[j] = new
+    return True
+
+
+@njit(cache=True)
 def mutate(func, in0, in1, out, first, act, rng, cum, n_funcs):
     """Apply operators until one changes the phenotype; returns that operator's number.
 
@@ -420,10 +442,7 @@ def mutate(func, in0, in1, out, first, act, rng, cum, n_funcs):
             if act[k]:
                 return op
         elif op == OP_OUTPUT:
-            j = rng.integers(0, n_out)
-            new = rng.integers(0, first + n)
-            if new != out[j]:
-                out[j] = new
+            if _rewire_output(out, first + n, rng):
                 return op
         elif op == OP_ADD:
             # a random active reader: a gate input or an output
@@ -441,14 +460,7 @@ def mutate(func, in0, in1, out, first, act, rng, cum, n_funcs):
             lo = max(src + 1, first)
             if lo >= limit:
                 continue
-            # an inactive gate between src and the reader, searched from a random start
-            start = rng.integers(lo, limit)
-            m = -1
-            for t in range(limit - lo):
-                cand = lo + (start - lo + t) % (limit - lo)
-                if not act[cand - first]:
-                    m = cand
-                    break
+            m = _spare_between(act, first, lo, limit, rng)  # an inactive gate between src and the reader
             if m < 0:
                 continue
             mk = m - first

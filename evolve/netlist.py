@@ -36,25 +36,13 @@ _BLIF_COVER = {AND: ["11 1"], NAND: ["0- 1", "-0 1"], OR: ["1- 1", "-1 1"], NOR:
 JSON_FORMAT = "axflow-netlist"
 
 
-@dataclass
-class Netlist:
-    """A gate netlist with operand widths ``wa``, ``wb`` and a ``wa+wb``-bit output ``y``."""
+class Addresses:
+    """The address space of a netlist of ``func``'s gates over operands ``a`` (``wa`` bits) and ``b``."""
 
     wa: int
     wb: int
-    signed: bool
-    func: np.ndarray  # int8, one per gate
-    in0: np.ndarray  # int32 addresses
-    in1: np.ndarray
-    out: np.ndarray  # int32 address per output bit
+    func: np.ndarray
 
-    def __post_init__(self) -> None:
-        self.func = np.ascontiguousarray(self.func, dtype=np.int8)
-        self.in0 = np.ascontiguousarray(self.in0, dtype=np.int32)
-        self.in1 = np.ascontiguousarray(self.in1, dtype=np.int32)
-        self.out = np.ascontiguousarray(self.out, dtype=np.int32)
-
-    # ------------------------------------------------------------------ structure
     @property
     def n_inputs(self) -> int:
         return self.wa + self.wb
@@ -76,6 +64,26 @@ class Netlist:
     def n_addr(self) -> int:
         return self.first + self.n_gates
 
+
+@dataclass
+class Netlist(Addresses):
+    """A gate netlist with operand widths ``wa``, ``wb`` and a ``wa+wb``-bit output ``y``."""
+
+    wa: int
+    wb: int
+    signed: bool
+    func: np.ndarray  # int8, one per gate
+    in0: np.ndarray  # int32 addresses
+    in1: np.ndarray
+    out: np.ndarray  # int32 address per output bit
+
+    def __post_init__(self) -> None:
+        self.func = np.ascontiguousarray(self.func, dtype=np.int8)
+        self.in0 = np.ascontiguousarray(self.in0, dtype=np.int32)
+        self.in1 = np.ascontiguousarray(self.in1, dtype=np.int32)
+        self.out = np.ascontiguousarray(self.out, dtype=np.int32)
+
+    # ------------------------------------------------------------------ structure
     def copy(self) -> Netlist:
         return Netlist(self.wa, self.wb, self.signed, self.func.copy(), self.in0.copy(), self.in1.copy(),
                        self.out.copy())
@@ -98,6 +106,58 @@ class Netlist:
         from evolve import kernels
 
         return kernels.active_mask(self.func, self.in0, self.in1, self.out, self.first)
+
+    def weighted_cost(self, weights: np.ndarray, act: np.ndarray | None = None) -> float:
+        """Sum of ``weights[function]`` over the active gates (the search's cost)."""
+        from evolve import kernels
+
+        act = self.active() if act is None else act
+        return float(kernels.gate_cost(self.func, act, np.asarray(weights, dtype=np.float64)))
+
+    def used_inputs(self, k: int) -> list[int]:
+        """The addresses gate ``k`` reads."""
+        return [int(self.in0[k])] + ([int(self.in1[k])] if ARITY[self.func[k]] == 2 else [])
+
+    # ------------------------------------------------------------------ search interface
+    # The operations the search needs, here on generic gates (:mod:`evolve.kernels`); the cell netlist
+    # (:mod:`evolve.cellnet`) has the same ones on its three-input nodes.
+    def simulate(self, st: np.ndarray, n_chunks: int, n_addr: int) -> np.ndarray:
+        """Compute the active gates into buffer 0 of an evaluator's store; returns the active mask."""
+        from evolve import kernels
+
+        act = self.active()
+        kernels.simulate_full(self.func, self.in0, self.in1, act, self.first, st, n_chunks, n_addr)
+        return act
+
+    def assess(self, parent: Netlist, weights: np.ndarray, max_depth: int, cost_cap: float, ev: Any,
+               dirty: np.ndarray, buf: int, stop_above: int) -> tuple:
+        """:func:`evolve.kernels.assess` of this child against ``parent`` in evaluator ``ev``."""
+        from evolve import kernels
+
+        return kernels.assess(self.func, self.in0, self.in1, self.out, parent.func, parent.in0, parent.in1,
+                              self.first, weights, max_depth, cost_cap, ev.valid, dirty, ev.store, ev.n_chunks,
+                              ev.n_addr, buf, ev.ex, ev.nb, ev.signed, stop_above)
+
+    def mutate(self, act: np.ndarray, rng: np.random.Generator, cum: np.ndarray) -> int:
+        from evolve import kernels
+
+        return int(kernels.mutate(self.func, self.in0, self.in1, self.out, self.first, act, rng, cum, len(FUNCS)))
+
+    def redirect(self, addr: int, to: int) -> None:
+        """Make every reader of ``addr`` read ``to`` instead, then fold what became trivial (in place)."""
+        from evolve import kernels
+
+        k = addr - self.first
+        for arr in (self.in0, self.in1):
+            tail = arr[k + 1:]
+            tail[tail == addr] = to
+        self.out[self.out == addr] = to
+        kernels.fold_constants(self.func, self.in0, self.in1, self.out, self.first)
+
+    def with_spares(self, spare: float, rng: np.random.Generator) -> Netlist:
+        from evolve import cgp
+
+        return cgp.with_spares(self, spare, rng)
 
     def compact(self) -> Netlist:
         """The same function with inactive gates dropped and structurally equal gates merged."""
@@ -139,15 +199,7 @@ class Netlist:
 
     # ------------------------------------------------------------------ names
     def addr_name(self, addr: int) -> str:
-        if addr == 0:
-            return "1'b0"
-        if addr == 1:
-            return "1'b1"
-        if addr < 2 + self.wa:
-            return f"a[{addr - 2}]"
-        if addr < self.first:
-            return f"b[{addr - 2 - self.wa}]"
-        return f"n{addr}"
+        return address_name(addr, self.wa, self.first)
 
     # ------------------------------------------------------------------ views
     def to_verilog(self, module: str, header: str = "") -> str:
@@ -248,19 +300,7 @@ class Netlist:
         if top not in modules:
             raise ConfigError(f"{source} has no module {top!r} (modules: {', '.join(modules) or 'none'})")
         mod = modules[top]
-        ports = mod.get("ports", {})
-        for port, width, direction in (("a", wa, "input"), ("b", wb, "input"), ("y", wa + wb, "output")):
-            p = ports.get(port)
-            if p is None or p.get("direction") != direction:
-                raise ConfigError(f"{source}: module {top} must have {direction} port {port!r}")
-            if len(p["bits"]) != width:
-                raise ConfigError(f"{source}: port {port} must be {width} bits wide, not {len(p['bits'])}")
-        net_names = _net_names(mod)
-        addr_of: dict[Any, int] = {"0": 0, "1": 1}
-        for i, bit in enumerate(ports["a"]["bits"]):
-            addr_of[bit] = 2 + i
-        for i, bit in enumerate(ports["b"]["bits"]):
-            addr_of[bit] = 2 + wa + i
+        addr_of = port_addresses(mod, wa, wb, source, top)
 
         # Expand every cell into generic gates driving its output net: (out_net, func, [in nets]).
         gates: list[tuple[Any, int, list[Any]]] = []
@@ -294,35 +334,7 @@ class Netlist:
                 raise ConfigError(f"{source}: cell {cname} has type {t}, which is not a basic gate "
                                   "(supported: $_AND_ $_NAND_ $_OR_ $_NOR_ $_XOR_ $_XNOR_ $_NOT_ $_BUF_ "
                                   "$_ANDNOT_ $_ORNOT_ $_MUX_)")
-        driver: dict[Any, int] = {}
-        for i, (y, _, _) in enumerate(gates):
-            if y in addr_of or y in driver:
-                raise ConfigError(f"{source}: net {net_names.get(y, y)} has more than one driver")
-            driver[y] = i
-
-        # Kahn's algorithm: gates in an order where every input is produced earlier.
-        indeg = [0] * len(gates)
-        users: dict[int, list[int]] = defaultdict(list)
-        for i, (_, _, ins) in enumerate(gates):
-            for x in ins:
-                if x in driver:
-                    indeg[i] += 1
-                    users[driver[x]].append(i)
-                elif x not in addr_of:
-                    raise ConfigError(f"{source}: net {net_names.get(x, x)} is read but never driven")
-        ready = [i for i, d in enumerate(indeg) if d == 0]
-        order = []
-        while ready:
-            i = ready.pop()
-            order.append(i)
-            for u in users[i]:
-                indeg[u] -= 1
-                if indeg[u] == 0:
-                    ready.append(u)
-        if len(order) != len(gates):
-            stuck = next(i for i, d in enumerate(indeg) if d > 0)
-            raise ConfigError(f"{source} has a combinational loop through net "
-                              f"{net_names.get(gates[stuck][0], gates[stuck][0])}")
+        order = topological_order(gates, addr_of, mod, source)
 
         func: list[int] = []
         in0: list[int] = []
@@ -339,7 +351,7 @@ class Netlist:
             in0.append(srcs[0])
             in1.append(srcs[1] if len(srcs) > 1 else 0)
         out = []
-        for i, bit in enumerate(ports["y"]["bits"]):
+        for i, bit in enumerate(mod["ports"]["y"]["bits"]):
             if bit not in addr_of:
                 raise ConfigError(f"{source}: output y[{i}] is undriven")
             out.append(addr_of[bit])
@@ -347,6 +359,72 @@ class Netlist:
                 np.array(in1, dtype=np.int32), np.array(out, dtype=np.int32))
         n.check()
         return n
+
+
+def address_name(addr: int, wa: int, first: int) -> str:
+    """The Verilog name of an address: a constant, an operand bit or gate ``n<addr>``'s wire."""
+    if addr == 0:
+        return "1'b0"
+    if addr == 1:
+        return "1'b1"
+    if addr < 2 + wa:
+        return f"a[{addr - 2}]"
+    if addr < first:
+        return f"b[{addr - 2 - wa}]"
+    return f"n{addr}"
+
+
+def port_addresses(mod: dict[str, Any], wa: int, wb: int, source: str, top: str) -> dict[Any, int]:
+    """The addresses of a Yosys JSON module's constants and operand bits; its ports ``a``, ``b``, ``y`` are
+    checked (a missing port or one of the wrong width is a one-line error)."""
+    ports = mod.get("ports", {})
+    for port, width, direction in (("a", wa, "input"), ("b", wb, "input"), ("y", wa + wb, "output")):
+        p = ports.get(port)
+        if p is None or p.get("direction") != direction:
+            raise ConfigError(f"{source}: module {top} must have {direction} port {port!r}")
+        if len(p["bits"]) != width:
+            raise ConfigError(f"{source}: port {port} must be {width} bits wide, not {len(p['bits'])}")
+    addr_of: dict[Any, int] = {"0": 0, "1": 1}
+    for i, bit in enumerate(ports["a"]["bits"]):
+        addr_of[bit] = 2 + i
+    for i, bit in enumerate(ports["b"]["bits"]):
+        addr_of[bit] = 2 + wa + i
+    return addr_of
+
+
+def topological_order(gates: list[tuple[Any, int, list[Any]]], addr_of: dict[Any, int], mod: dict[str, Any],
+                      source: str) -> list[int]:
+    """Kahn's algorithm over (output net, function, input nets): an order where every input is produced
+    earlier. A net with two drivers, a net read but never driven, or a loop is a one-line error."""
+    net_names = _net_names(mod)
+    driver: dict[Any, int] = {}
+    for i, (y, _, _) in enumerate(gates):
+        if y in addr_of or y in driver:
+            raise ConfigError(f"{source}: net {net_names.get(y, y)} has more than one driver")
+        driver[y] = i
+    indeg = [0] * len(gates)
+    users: dict[int, list[int]] = defaultdict(list)
+    for i, (_, _, ins) in enumerate(gates):
+        for x in ins:
+            if x in driver:
+                indeg[i] += 1
+                users[driver[x]].append(i)
+            elif x not in addr_of:
+                raise ConfigError(f"{source}: net {net_names.get(x, x)} is read but never driven")
+    ready = [i for i, d in enumerate(indeg) if d == 0]
+    order = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for u in users[i]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                ready.append(u)
+    if len(order) != len(gates):
+        stuck = next(i for i, d in enumerate(indeg) if d > 0)
+        raise ConfigError(f"{source} has a combinational loop through net "
+                          f"{net_names.get(gates[stuck][0], gates[stuck][0])}")
+    return order
 
 
 def _net_names(mod: dict[str, Any]) -> dict[Any, str]:

@@ -123,15 +123,18 @@ class Mapped:
 
 
 def map_to_cells(run_dir: RunDir, sources: list[Path], top: str, tech: Technology, out_verilog: Path,
-                 *, step: str = "map", delay_target_ps: int | None = None) -> Mapped:
+                 *, step: str = "map", delay_target_ps: int | None = None, liberty: Path | None = None,
+                 out_json: Path | None = None) -> Mapped:
     """Synthesise and map onto the technology with ABC; area = cell counts x Liberty areas.
 
     ``delay_target_ps``: map for this delay instead, with ABC told the output load and input drive
     OpenSTA uses (``abc -constr``, which also lets it buffer and size gates), trading area for speed.
+    ``liberty``: map with this Liberty instead of the technology's (the same cells, some ``dont_use``);
+    ``out_json``: also write the mapped netlist as Yosys JSON.
     """
     reads = "\n".join(f"read_verilog -sv {_q(s)}" for s in sources)
     stat_json = run_dir.path / f"{out_verilog.stem}.stat.json"
-    lib = _q(tech.liberty)
+    lib = _q(liberty or tech.liberty)
     timed = ""
     if delay_target_ps:
         constr = run_dir.path / f"{out_verilog.stem}.constr"
@@ -148,10 +151,26 @@ check -assert
 tee -q -o {_q(stat_json)} stat -json
 stat -liberty {lib}
 write_verilog -noattr -noexpr {_q(out_verilog)}
-"""
+""" + (f"write_json {_q(out_json)}\n" if out_json else "")
     run(run_dir, script, step=step)
     _timescale(out_verilog)
     return Mapped(out_verilog, *_area(stat_json, top, tech))
+
+
+def cell_area(run_dir: RunDir, verilog: Path, top: str, tech: Technology, *, step: str = "area") -> Mapped:
+    """The area of a netlist of the technology's cells as it is, read by Yosys with the Liberty (nothing
+    is synthesised or mapped): cell counts x Liberty areas."""
+    stat_json = run_dir.path / f"{verilog.stem}.stat.json"
+    lib = _q(tech.liberty)
+    script = f"""read_liberty -lib {lib}
+read_verilog -sv {_q(verilog)}
+hierarchy -check -top {top}
+check -assert
+tee -q -o {_q(stat_json)} stat -json
+stat -liberty {lib}
+"""
+    run(run_dir, script, step=step)
+    return Mapped(verilog, *_area(stat_json, top, tech))
 
 
 def _timescale(verilog: Path) -> None:

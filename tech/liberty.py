@@ -29,6 +29,7 @@ class Pin:
     direction: str
     function: str | None = None
     capacitance: float | None = None
+    three_state: str | None = None  # the enable condition of a tristate output
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def read(path: Path) -> Library:
             elif kind in ("ff", "latch", "ff_bank", "latch_bank", "statetable") and cell is not None:
                 cell["sequential"] = True
             elif kind == "pin" and cell is not None and stack[-1] == "cell":
-                pin = {"name": arg, "direction": "", "function": None, "capacitance": None}
+                pin = {"name": arg, "direction": "", "function": None, "capacitance": None, "three_state": None}
             stack.append(kind)
         elif m.group("close") is not None:
             if not stack:
@@ -115,8 +116,8 @@ def read(path: Path) -> Library:
             elif where == "pin" and pin is not None:
                 if name == "direction":
                     pin["direction"] = value
-                elif name == "function":
-                    pin["function"] = value
+                elif name in ("function", "three_state"):
+                    pin[name] = value
                 elif name == "capacitance":
                     pin["capacitance"] = _float(value, path, name)
     if lib_name is None:
