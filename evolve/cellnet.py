@@ -400,6 +400,11 @@ class CellNetlist(Addresses):
         return net
 
 
+def from_arrays(wa: int, wb: int, is_signed: bool, parts: dict[str, np.ndarray], *, tables: Tables) -> CellNetlist:
+    """A cell netlist from its arrays (``func``, ``in0``, ``in1``, ``in2``, ``out``), as a checkpoint holds them."""
+    return CellNetlist(wa, wb, is_signed, *(parts[p] for p in ("func", "in0", "in1", "in2", "out")), tables)
+
+
 def _synth(table: int, xs: list[int], gate: Any) -> int:
     """Generic gates computing the three-slot ``table`` of the addresses ``xs``; returns the result's address.
 

@@ -22,6 +22,7 @@ Steps, each with a numbered log in ``runs/<design>/<tag>/logs``:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import sys
@@ -37,12 +38,13 @@ from core import golden, multrun, tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision, read_json
-from evolve import cgp, descent, engine, kernels, seeds
+from evolve import cellnet, cgp, descent, engine, kernels, seeds
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
 from ppa import clock as pclock
 from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
+from tech import cells
 from verify import formal
 from verify import multiplier as vecs
 from verify import wce as prover
@@ -71,6 +73,11 @@ class EvolveConfig:
     tech: str = option("osu018", help="technology: built-in name, Liberty file, directory or TOML description")
     cost: str = option("area", choices=("area", "transistors"),
                        help="objective: cell area of the active gates, or CircuitsDNA transistor counts")
+    function_set: str = option("gates", choices=("gates", "cells"),
+                               help="what a node is: a generic two-input gate (costed as its smallest cell, "
+                                    "mapped by ABC after the search), or one of the technology's own cells of up "
+                                    "to three inputs (costed by its Liberty area; approx_<tech>.v instantiates "
+                                    "the evolved cells as they are)")
     eps_start: float | None = option(None, help="start of a WCE schedule decaying exponentially to EPS")
     eps_tau: float = option(20000.0, unit="generations", help="time constant of the WCE schedule")
     allow_slower: bool = option(False, help="let the result be deeper or slower than the exact multiplier")
@@ -141,6 +148,9 @@ class EvolveConfig:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
         if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):
             raise must("TAG", "a directory name without '/'", self.tag)
+        if self.function_set == "cells" and self.cost != "area":
+            raise must("COST", "area with --function-set cells (cells have no transistor counts)", self.cost,
+                       ("area",))
         if self.seed_netlist is not None and self.seed_arch != "array":
             raise ConfigError("SEED_ARCH and SEED_NETLIST cannot both be set")
         if self.overwrite and self.resume:
@@ -189,6 +199,8 @@ class Context:
     verbose: bool = True
     reference: Netlist | None = None  # the exact seed, for SAT miters (None for a user's seed netlist)
     preflight: Preflight | None = None
+    cells: cellnet.Tables | None = None  # the cell function set (--function-set cells)
+    seed_top: str = ""  # the seed's top module
 
     @property
     def periods(self) -> pclock.Periods:
@@ -223,9 +235,11 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
             probs = activity.read_histogram(Path(cfg.operands), cfg.wa, cfg.wb, cfg.signed)
         if cfg.seed_netlist is not None:
             _check_seed_netlist(cfg.seed_netlist)
-        weights = np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float)
+        cell_set = cellnet.tables(cells.load(t)) if cfg.function_set == "cells" else None
+        weights = (cell_set.area.copy() if cell_set is not None else
+                   np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float))
         ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
-                      golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress)
+                      golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress, cells=cell_set)
         if cfg.resume:  # a refused resume writes nothing: its checkpoint is read before any file is written
             engine.load_checkpoint(run_dir.path / "checkpoint.npz", _fingerprint(ctx))
         started = time.time()
@@ -318,9 +332,24 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
     else:
         top = yosys.read_gates(run, cfg.seed_netlist, seed_json, seed_v)
         source = f"seed netlist {cfg.seed_netlist}"
+    ctx.seed_top = top
     data = json.loads(seed_json.read_text())
     return Netlist.from_yosys_json(data, top, cfg.wa, cfg.wb, cfg.signed,
                                    source=source)
+
+
+def _cell_seed(ctx: Context) -> cellnet.CellNetlist:
+    """The seed mapped by ABC onto the cell function set's cells (the others ``dont_use``), read into nodes."""
+    run, t = ctx.run, ctx.tech
+    assert ctx.cells is not None
+    ctx.say(f"mapping the seed onto the {len(ctx.cells.cells.functions)} cell functions of {t.name} (the cell seed)")
+    lib = cells.restricted_liberty(ctx.cells.cells, run.path / f"cells_{t.name}.lib")
+    out_json = run.path / "seed_cells.json"
+    yosys.map_to_cells(run, [run.path / "seed.v"], ctx.seed_top, t, run.path / f"seed_{t.name}.v",
+                       step="map_seed_cells", liberty=lib, out_json=out_json)
+    lib.unlink()  # a copy of the technology's Liberty, large
+    return cellnet.CellNetlist.from_yosys_json(json.loads(out_json.read_text()), ctx.seed_top, ctx.cfg.wa,
+                                               ctx.cfg.wb, ctx.cfg.signed, ctx.cells, source=out_json.name)
 
 
 def _technology_preflight(ctx: Context, probs: Any) -> None:
@@ -363,23 +392,29 @@ def _fingerprint(ctx: Context) -> dict[str, Any]:
     cfg["design"] = ctx.cfg.design
     cfg["seed_netlist_sha256"] = (hashlib.sha256(ctx.cfg.seed_netlist.read_bytes()).hexdigest()
                                   if ctx.cfg.seed_netlist else None)
-    return {k: cfg[k] for k in FINGERPRINT}
+    fp = {k: cfg[k] for k in FINGERPRINT}
+    if ctx.cells is not None:  # runs of generic gates keep the fingerprint they had before cells existed
+        fp["function_set"] = ctx.cells.key
+    return fp
 
 
-def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outcome:
+def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.Outcome:
     cfg = ctx.cfg
+    ctx.reference = generic_seed if cfg.seed_netlist is None else None
+    seed_net: Any = generic_seed if ctx.cells is None else _cell_seed(ctx)
     seed_depth = seed_net.depth()
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
-    ctx.reference = seed_net if cfg.seed_netlist is None else None
     problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
                              cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()),
-                             proof_timeout=cfg.proof_timeout, reference=ctx.reference)
+                             proof_timeout=cfg.proof_timeout, reference=ctx.reference,
+                             function_set="gates" if ctx.cells is None else ctx.cells.key)
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
     schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
     if cfg.resume:
-        state = engine.load_checkpoint(ckpt, fingerprint)
+        state = engine.load_checkpoint(ckpt, fingerprint, genome=None if ctx.cells is None else
+                                       functools.partial(cellnet.from_arrays, tables=ctx.cells))
         if state.islands[0].net.n_addr != n_addr:
             raise ConfigError(f"checkpoint {ckpt} belongs to a different seed netlist")
     else:
@@ -463,8 +498,9 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     # run that --resume completes and `verify` refuses, never a report of other files
     for name in ("report.json", "report.md"):
         (run.path / name).unlink(missing_ok=True)
-    best = outcome.best.compact()
-    module = f"{cfg.design}_ax_{best.digest()}"
+    evolved = outcome.best.compact()  # gates, or cells (then the generic view is what the prover reads)
+    best = evolved if ctx.cells is None else evolved.to_generic()
+    module = f"{cfg.design}_ax_{evolved.digest()}"
     header = (f"{module}: approximate {cfg.wa}x{cfg.wb} {'signed' if cfg.signed else 'unsigned'} multiplier, "
               f"generated by axflow\nEPS={cfg.eps:g} (WCE limit {ctx.limit}), seed {cfg.seed}, "
               f"{outcome.state.generation} generations\nports: a[{cfg.wa - 1}:0], b[{cfg.wb - 1}:0], "
@@ -472,6 +508,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     approx_v = run.write_text("approx.v", best.to_verilog(module, header))
     run.write_text("approx.blif", best.to_blif(module))
     run.write_json("approx.json", best.to_json())
+    if ctx.cells is not None:
+        run.write_json("approx_cells.json", evolved.to_json())
     rtl = run.path / f"{cfg.design}.v"
 
     # the proven WCE and the error metrics over every input pair (estimated where that does not fit)
@@ -486,7 +524,11 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     ctx.say(f"mapping the evolved multiplier onto {t.name}")
     assert ctx.preflight is not None  # run() maps the exact design before the search
     exact_map = ctx.preflight.exact_map
-    approx_map, timing = _map_in_time(ctx, approx_v, module, exact_map)
+    if ctx.cells is None:
+        approx_map, timing = _map_in_time(ctx, approx_v, module, exact_map)
+    else:
+        approx_map, timing = _ship_cells(ctx, evolved, module, header)
+    correlation = _cost_area(ctx, outcome.trail)
 
     verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut,
                            outcome.state.counterexamples)
@@ -504,7 +546,12 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "eps": cfg.eps, "norm": ctx.norm, "wce_limit": ctx.limit, "tech": t.name, "cost_objective": cfg.cost,
         **errors,
         "wce_proof": proof.as_report(), "error_metrics": metrics_how,
+        "function_set": cfg.function_set,
         "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
+        "search_cost": evolved.weighted_cost(ctx.weights),
+        "cost_area_correlation": correlation["pearson"], "cost_area": correlation,
+        "cell_nodes": evolved.n_gates if ctx.cells is not None else None,
+        "cell_depth": evolved.depth() if ctx.cells is not None else None,
         "area_ratio_vs_seed": approx_map.area / seed_info["area"] if seed_info else None,
         "gate_area": best.cost({f: t.gate_area(f) for f in FUNCS}),
         "transistors": int(best_tr), "transistor_ratio": best_tr / seed_tr,
@@ -639,6 +686,58 @@ def _map_in_time(ctx: Context, approx_v: Path, module: str, exact_map: yosys.Map
             trial.unlink()
     timing["met"] = cfg.allow_slower or delay <= exact_ns
     return mapped, timing
+
+
+def _ship_cells(ctx: Context, evolved: cellnet.CellNetlist, module: str, header: str
+                ) -> tuple[yosys.Mapped, dict[str, Any]]:
+    """Write ``approx_<tech>.v`` from the evolved cells as they are (nothing remapped), its area as Yosys
+    reads it with the Liberty, and its STA delay. Its logic depth is the cell seed's at most (unless
+    slower results are allowed), but nothing resizes it: the report says whether timing was met."""
+    run, t = ctx.run, ctx.tech
+    out = run.write_text(f"approx_{t.name}.v", evolved.to_cell_verilog(module, header))
+    mapped = yosys.cell_area(run, out, module, t, step="area_approx_cells")
+    delay = sta.analyse(run, out, module, t, clock_period_ns=ctx.periods.clock_period_ns,
+                        step="sta_delay_approx").delay_ns
+    exact_ns = ctx.periods.delay_ns
+    return mapped, {"exact_delay_ns": exact_ns, "approx_delay_ns": delay, "required": not ctx.cfg.allow_slower,
+                    "abc_delay_target_ps": None, "remapped": False,
+                    "met": ctx.cfg.allow_slower or delay <= exact_ns}
+
+
+TRAIL_POINTS = 8  # circuits of a run's trail whose shipped area is measured for the cost-area correlation
+
+
+def _cost_area(ctx: Context, trail: list[tuple[Any, float]]) -> dict[str, Any]:
+    """The search's cost against the shipped area over the circuits that became the run's best (up to
+    :data:`TRAIL_POINTS`, evenly spaced, the last included): each compacted, costed by the search's cost
+    function and shipped as the run ships its result (generic gates mapped by ABC; cells read as they
+    are). Returns the Pearson correlation (None below three distinct costs) and the points."""
+    run, t = ctx.run, ctx.tech
+    picks = sorted({round(i * (len(trail) - 1) / max(1, TRAIL_POINTS - 1)) for i in range(TRAIL_POINTS)}) if trail else []
+    costs, areas = [], []
+    tmp = run.path / "trail"
+    tmp.mkdir(exist_ok=True)
+    for j, i in enumerate(picks):
+        net = trail[i][0].compact()
+        module = f"{ctx.cfg.design}_trail{j}"
+        src = tmp / f"{module}.v"
+        if ctx.cells is None:
+            src.write_text(net.to_verilog(module), encoding="utf-8")
+            area = yosys.map_to_cells(run, [src], module, t, tmp / f"{module}_{t.name}.v", step="map_trail").area
+        else:
+            src.write_text(net.to_cell_verilog(module), encoding="utf-8")
+            area = yosys.cell_area(run, src, module, t, step="area_trail").area
+        costs.append(net.weighted_cost(ctx.weights))
+        areas.append(area)
+        (run.path / f"{src.stem if ctx.cells is not None else module + '_' + t.name}.stat.json").unlink(missing_ok=True)
+    for f in tmp.iterdir():
+        f.unlink()
+    tmp.rmdir()
+    r = None
+    if len(set(costs)) >= 3 and len(set(areas)) >= 2:
+        r = float(np.corrcoef(costs, areas)[0, 1])
+    return {"pearson": r, "points": len(costs), "search_cost": costs, "area": areas,
+            "cost": "area of the cells" if ctx.cells is not None else f"{ctx.cfg.cost} of the generic gates"}
 
 
 def _verify(ctx: Context, rtl: Path, seed_net: Netlist, best: Netlist, module: str, approx_v: Path,
