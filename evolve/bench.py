@@ -74,15 +74,75 @@ def seed_netlist(work: Path, bits: int = 8, signed: bool = True):
     return Netlist.from_yosys_json(json.loads((run.path / "seed.json").read_text()), name, bits, bits, signed)
 
 
+def cell_seed_netlist(work: Path, bits: int = 8, signed: bool = True, tech_spec: str = "osu018"):
+    """The exact multiplier's generic seed mapped by ABC onto the technology's cell function set."""
+    import tech as techmod
+    from core.run import RunDir
+    from evolve import cellnet, seeds
+    from rtl_gen.multiplier import design_name
+    from tech import cells
+
+    seed_netlist(work, bits, signed)  # writes work/seed/seed.v
+    t = techmod.load(tech_spec)
+    run = RunDir.create(work / "cells", overwrite=True)
+    tables = cellnet.tables(cells.load(t))
+    return seeds.cell_seed(run, work / "seed" / "seed.v", design_name(bits, bits, signed), t, tables, bits, bits,
+                           signed)
+
+
+def _incremental(seed: Any, weights: np.ndarray, secs: float) -> float:
+    """Incremental evaluations per second of 256 mutants of ``seed`` (with 10% spares), exact WCE each."""
+    from evolve import cgp
+    from evolve.evaluator import Evaluator
+
+    rng = np.random.default_rng(1)
+    grown = cgp.with_spares(seed, 0.1, rng)
+    ev = Evaluator(seed.wa, seed.wb, seed.signed, grown.n_addr, children=1)
+    _, act = ev.load_parent(grown)
+    cum = np.cumsum(cgp.DEFAULT_OPS)
+    dirty = np.zeros(grown.n_addr, dtype=np.bool_)
+    mutants = []
+    for _ in range(256):
+        child = grown.copy()
+        child.mutate(act, rng, cum)
+        mutants.append(child)
+    it = iter(range(1 << 62))
+
+    def one() -> None:
+        mutants[next(it) % len(mutants)].assess(grown, weights, 1 << 30, np.inf, ev, dirty, 1, 1 << 62)
+
+    return _rate(one, secs)
+
+
+def _loop(seed: Any, weights: np.ndarray, gens: int) -> float:
+    """Evaluations per second inside the evolution loop: one island, (1+4) ES at EPS 0.005, one core."""
+    from core import golden
+    from evolve import cgp, engine
+
+    grown = cgp.with_spares(seed, 0.1, np.random.default_rng(1))
+    problem = engine.Problem(seed.wa, seed.wb, seed.signed, grown.n_addr, tuple(weights), seed.depth(), 4,
+                             cgp.DEFAULT_OPS, 1 << 16, 1,
+                             function_set=grown.tables.key if hasattr(grown, "tables") else "gates")
+    state = engine.new_state(grown, 1, 1, weights, 0)
+    schedule = engine.Schedule(golden.norm(seed.wa, seed.wb, seed.signed), 0.005)
+    kw = dict(jobs=1, epoch_generations=1000, budget=None, migrate_every=0, checkpoint=lambda s: None,
+              checkpoint_every=1e9, progress=lambda s, r: None)
+    engine.evolve(state, problem, schedule, generations=1000, **kw)  # compiles everything
+    t0 = time.perf_counter()
+    before = state.islands[0].evaluations
+    out = engine.evolve(state, problem, schedule, generations=1000 + gens, **kw)
+    return (out.state.islands[0].evaluations - before) / (time.perf_counter() - t0)
+
+
 def evolve_suite(quick: bool = False) -> list[dict[str, Any]]:
     from core import golden
-    from evolve import cgp, engine, kernels
     from evolve.evaluator import Evaluator, reference_outputs
     from evolve.netlist import FUNCS
 
     secs = 0.2 if quick else 2.0
     with tempfile.TemporaryDirectory() as tmp:
         seed = seed_netlist(Path(tmp))
+        cseed = cell_seed_netlist(Path(tmp))
     exact = golden.table(8, 8, True).ravel()
     rows = []
 
@@ -99,47 +159,46 @@ def evolve_suite(quick: bool = False) -> list[dict[str, Any]]:
     rows.append(row("bit-parallel evaluation from scratch", full, "evals/s", ref, "exact WCE over all vectors"))
 
     # mutants of the seed, each simulated incrementally and its exact WCE computed (no early exit)
-    rng = np.random.default_rng(1)
-    grown = cgp.with_spares(seed, 0.1, rng)
-    ev2 = Evaluator(8, 8, True, grown.n_addr, children=1)
-    _, act = ev2.load_parent(grown)
-    cum = np.cumsum(cgp.DEFAULT_OPS)
     weights = np.ones(len(FUNCS))
-    dirty = np.zeros(grown.n_addr, dtype=np.bool_)
-    mutants = []
-    for _ in range(256):
-        child = grown.copy()
-        kernels.mutate(child.func, child.in0, child.in1, child.out, child.first, act, rng, cum, len(FUNCS))
-        mutants.append(child)
-    it = iter(range(1 << 62))
-
-    def incremental() -> None:
-        c = mutants[next(it) % len(mutants)]
-        kernels.assess(c.func, c.in0, c.in1, c.out, grown.func, grown.in0, grown.in1, c.first, weights, 1 << 30,
-                       np.inf, ev2.valid, dirty, ev2.store, ev2.n_chunks, ev2.n_addr, 1, ev2.ex, ev2.nb, True, 1 << 62)
-
-    inc = _rate(incremental, secs)
+    inc = _incremental(seed, weights, secs)
     rows.append(row("incremental evaluation of seed mutants", inc, "evals/s", ref,
                     "exact WCE over all vectors, changed cone only"))
+    cweights = cseed.tables.area
+    inc3 = _incremental(cseed, cweights, secs)
+    rows.append(row("three-input nodes: incremental evaluation of cell-seed mutants", inc3, "evals/s", inc,
+                    f"--function-set cells, OSU018 ({cseed.n_gates} cells); reference: two-input gates above; "
+                    "target ratio >= 0.8"))
 
     # the evolution loop itself: one island on one core, everything included
-    problem = engine.Problem(8, 8, True, grown.n_addr, tuple(weights), seed.depth(), 4, cgp.DEFAULT_OPS,
-                             1 << 16, 1)
-    state = engine.new_state(grown, 1, 1, weights, 0)
     gens = 2000 if quick else 20000
-    engine.evolve(state, problem, engine.Schedule(16384, 0.005), jobs=1, epoch_generations=1000, budget=None,
-                  generations=1000, migrate_every=0, checkpoint=lambda s: None, checkpoint_every=1e9,
-                  progress=lambda s, r: None)  # compiles everything
-    t0 = time.perf_counter()
-    before = state.islands[0].evaluations
-    out = engine.evolve(state, problem, engine.Schedule(16384, 0.005), jobs=1, epoch_generations=1000,
-                        budget=None, generations=1000 + gens, migrate_every=0, checkpoint=lambda s: None,
-                        checkpoint_every=1e9, progress=lambda s, r: None)
-    dt = time.perf_counter() - t0
-    evo = (out.state.islands[0].evaluations - before) / dt
+    evo = _loop(seed, weights, gens)
     rows.append(row("evaluations inside the evolution loop (1 core)", evo, "evals/s", ref,
                     f"(1+4) ES at EPS 0.005, {gens} generations; target >= 10,000"))
+    evo3 = _loop(cseed, cweights, gens)
+    rows.append(row("three-input nodes: evaluations inside the evolution loop (1 core)", evo3, "evals/s", evo,
+                    "--function-set cells, OSU018; reference: two-input gates above; target ratio >= 0.8"))
     return rows
+
+
+def function_set_rows(budget: float, eps: float = 0.005, tech_spec: str = "osu018") -> list[dict[str, Any]]:
+    """8x8 signed at ``eps``: an evolve run per function set with equal budgets, the cells' area ratio next
+    to the gates'."""
+    from evolve import job
+
+    out: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fs in ("gates", "cells"):
+            cfg = job.EvolveConfig(eps=eps, budget=budget, function_set=fs, tech=tech_spec, power_vectors=500,
+                                   run_dir=Path(tmp) / fs)
+            out[fs] = job.run(cfg, progress=False)
+    g, c = out["gates"], out["cells"]
+    return [
+        row(f"area ratio, mul8s EPS={eps:g}, --function-set gates", g["area_ratio"], "", None,
+            f"{budget:g} s, {tech_spec}; cost-area correlation {g['cost_area_correlation']}"),
+        row(f"area ratio, mul8s EPS={eps:g}, --function-set cells", c["area_ratio"], "", g["area_ratio"],
+            f"{budget:g} s, {tech_spec}; cost-area correlation {c['cost_area_correlation']}; shipped area "
+            f"{c['area']:g} = search cost {c['search_cost']:g}; verified: {c['verification']['passed']}"),
+    ]
 
 
 def quality_suite(quick: bool = False) -> list[dict[str, Any]]:
@@ -155,7 +214,7 @@ def quality_suite(quick: bool = False) -> list[dict[str, Any]]:
                             f"{budget:g} s, 2 processes; verified: {r['verification']['passed']}"))
             rows.append(row(f"transistor ratio, mul8s EPS={eps:g}", r["transistor_ratio"], "", theirs,
                             "reference: CircuitsDNA's reported transistor ratio"))
-    return rows
+    return rows + function_set_rows(budget)
 
 
 def exhaustive_wce(net: Any, chunk_bits: int = 20) -> int:

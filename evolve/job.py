@@ -339,17 +339,10 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
 
 
 def _cell_seed(ctx: Context) -> cellnet.CellNetlist:
-    """The seed mapped by ABC onto the cell function set's cells (the others ``dont_use``), read into nodes."""
-    run, t = ctx.run, ctx.tech
+    """The seed mapped by ABC onto the cell function set's cells, read into nodes."""
     assert ctx.cells is not None
-    ctx.say(f"mapping the seed onto the {len(ctx.cells.cells.functions)} cell functions of {t.name} (the cell seed)")
-    lib = cells.restricted_liberty(ctx.cells.cells, run.path / f"cells_{t.name}.lib")
-    out_json = run.path / "seed_cells.json"
-    yosys.map_to_cells(run, [run.path / "seed.v"], ctx.seed_top, t, run.path / f"seed_{t.name}.v",
-                       step="map_seed_cells", liberty=lib, out_json=out_json)
-    lib.unlink()  # a copy of the technology's Liberty, large
-    return cellnet.CellNetlist.from_yosys_json(json.loads(out_json.read_text()), ctx.seed_top, ctx.cfg.wa,
-                                               ctx.cfg.wb, ctx.cfg.signed, ctx.cells, source=out_json.name)
+    return seeds.cell_seed(ctx.run, ctx.run.path / "seed.v", ctx.seed_top, ctx.tech, ctx.cells, ctx.cfg.wa,
+                           ctx.cfg.wb, ctx.cfg.signed, ctx.say)
 
 
 def _technology_preflight(ctx: Context, probs: Any) -> None:

@@ -63,3 +63,22 @@ def report(run_path: Path, exact_area: float) -> dict[str, Any]:
     (the smallest under ``auto``; the exact reference's, ``exact_area``, for ``array``)."""
     info = read_json(run_path / INFO, "seed architecture")
     return {**info, "area": float(info["mapped_area"].get(info["arch"], exact_area))}
+
+
+def cell_seed(run: RunDir, seed_v: Path, top: str, tech: Any, tables: Any, wa: int, wb: int, is_signed: bool,
+              say: Callable[[str], None] = lambda _: None) -> Any:
+    """The seed ``seed_v`` (generic gates) mapped by ABC onto the cells of the cell function set ``tables``
+    (:class:`evolve.cellnet.Tables`; every other cell ``dont_use``), read into a cell netlist."""
+    import json
+
+    from evolve import cellnet
+    from tech import cells
+
+    say(f"mapping the seed onto the {tables.n} cell functions of {tech.name} (the cell seed)")
+    lib = cells.restricted_liberty(tables.cells, run.path / f"cells_{tech.name}.lib")
+    out_json = run.path / "seed_cells.json"
+    yosys.map_to_cells(run, [seed_v], top, tech, run.path / f"seed_{tech.name}.v", step="map_seed_cells",
+                       liberty=lib, out_json=out_json)
+    lib.unlink()  # a copy of the technology's Liberty, large
+    return cellnet.CellNetlist.from_yosys_json(json.loads(out_json.read_text()), top, wa, wb, is_signed, tables,
+                                               source=out_json.name)
