@@ -158,7 +158,8 @@ class Evaluator:
 
 
 def reference_outputs(net: Netlist, vectors: np.ndarray | None = None) -> np.ndarray:
-    """Output values by plain simulation: one byte per vector and gate, every gate re-simulated.
+    """Output values by plain simulation: one byte per vector and gate, every gate re-simulated (a cell
+    netlist's nodes by their truth tables).
 
     The straightforward way (CircuitsDNA's engine works like this). It shares nothing with the
     bit-parallel kernels, so tests use it as the independent reference and ``make bench`` as the
@@ -174,7 +175,12 @@ def reference_outputs(net: Netlist, vectors: np.ndarray | None = None) -> np.nda
     for k in range(net.wb):
         vals[2 + net.wa + k] = (b >> k) & 1
     ops = (np.bitwise_and, np.bitwise_and, np.bitwise_or, np.bitwise_or, np.bitwise_xor, np.bitwise_xor)
+    tables = getattr(net, "tables", None)  # a cell netlist: each node by its truth table
     for k in range(net.n_gates):
+        if tables is not None:
+            row = sum(vals[x].astype(np.int64) << s for s, x in enumerate(net.used_inputs(k)))
+            vals[net.first + k] = (tables.cells.functions[int(net.func[k])].table >> row) & 1
+            continue
         f = int(net.func[k])
         x = vals[net.in0[k]]
         if f == 6:
