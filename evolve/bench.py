@@ -125,7 +125,7 @@ def _loop(seed: Any, weights: np.ndarray, gens: int) -> float:
                              function_set=grown.tables.key if hasattr(grown, "tables") else "gates")
     state = engine.new_state(grown, 1, 1, weights, 0)
     schedule = engine.Schedule(golden.norm(seed.wa, seed.wb, seed.signed), 0.005)
-    kw = dict(jobs=1, epoch_generations=1000, budget=None, migrate_every=0, checkpoint=lambda s: None,
+    kw: dict[str, Any] = dict(jobs=1, epoch_generations=1000, budget=None, migrate_every=0, checkpoint=lambda s: None,
               checkpoint_every=1e9, progress=lambda s, r: None)
     engine.evolve(state, problem, schedule, generations=1000, **kw)  # compiles everything
     t0 = time.perf_counter()

@@ -27,7 +27,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from evolve import kernels3
-from evolve.netlist import AND, NAND, NOR, NOT, OR, XNOR, XOR, Addresses, Netlist, address_name
+from evolve.netlist import AND, NAND, NOR, NOT, OR, XNOR, XOR, Addresses, Netlist, address_name, with_spares
 from tech.cells import CellSet, permute
 
 ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -168,7 +168,8 @@ class CellNetlist(Addresses):
         return self.func, self.in0, self.in1, self.in2, self.out
 
     def copy(self) -> CellNetlist:
-        return CellNetlist(self.wa, self.wb, self.signed, *(a.copy() for a in self._arrays()), self.tables)
+        return CellNetlist(self.wa, self.wb, self.signed, self.func.copy(), self.in0.copy(), self.in1.copy(),
+                           self.in2.copy(), self.out.copy(), self.tables)
 
     def check(self) -> None:
         """Raise ``ValueError`` unless every node reads only earlier addresses and outputs are in range."""
@@ -197,7 +198,8 @@ class CellNetlist(Addresses):
         return self.weighted_cost(self.tables.area)
 
     def depth(self) -> int:
-        return int(kernels3.levels(*self._arrays()[:4], self.out, self.first, self.tables.arity, self.active()))
+        return int(kernels3.levels(self.func, self.in0, self.in1, self.in2, self.out, self.first, self.tables.arity,
+                                   self.active()))
 
     def used_inputs(self, k: int) -> list[int]:
         ar = int(self.tables.arity[self.func[k]])
@@ -228,25 +230,25 @@ class CellNetlist(Addresses):
 
     def mutate(self, act: np.ndarray, rng: np.random.Generator, cum: np.ndarray) -> int:
         t = self.tables
-        return int(kernels3.mutate(*self._arrays(), self.first, act, rng, cum, t.arity, t.sym, t.red_kind,
-                                   t.red_val, t.red_map))
+        return int(kernels3.mutate(self.func, self.in0, self.in1, self.in2, self.out, self.first, act, rng, cum,
+                                   t.arity, t.sym, t.red_kind, t.red_val, t.red_map))
 
     def redirect(self, addr: int, to: int) -> None:
         """Make every reader of ``addr`` read ``to`` instead, then fold what became trivial (in place)."""
         t = self.tables
-        kernels3.redirect(*self._arrays(), self.first, addr, to)
-        kernels3.fold_constants(*self._arrays(), self.first, t.arity, t.sym, t.red_kind, t.red_val, t.red_map)
+        kernels3.redirect(self.func, self.in0, self.in1, self.in2, self.out, self.first, addr, to)
+        kernels3.fold_constants(self.func, self.in0, self.in1, self.in2, self.out, self.first, t.arity, t.sym,
+                                t.red_kind, t.red_val, t.red_map)
 
     def with_spares(self, spare: float, rng: np.random.Generator) -> CellNetlist:
-        from evolve import cgp
-
-        return cgp.with_spares(self, spare, rng)
+        return with_spares(self, spare, rng)
 
     def compact(self) -> CellNetlist:
         """The same function with inactive nodes dropped and structurally equal ones merged."""
         t = self.tables
         c = self.copy()
-        kernels3.merge_equivalent(*c._arrays(), c.first, t.arity, t.sym, t.red_kind, t.red_val, t.red_map)
+        kernels3.merge_equivalent(c.func, c.in0, c.in1, c.in2, c.out, c.first, t.arity, t.sym, t.red_kind,
+                                  t.red_val, t.red_map)
         act = c.active()
         remap = np.arange(c.n_addr, dtype=np.int32)
         keep = np.flatnonzero(act)
@@ -254,7 +256,7 @@ class CellNetlist(Addresses):
         ar = t.arity[c.func[keep]]
         ins = [np.where(ar > s, remap[np.where(ar > s, arr[keep], 0)], 0)
                for s, arr in enumerate((c.in0, c.in1, c.in2))]
-        return CellNetlist(c.wa, c.wb, c.signed, c.func[keep], *ins, remap[c.out], t)
+        return CellNetlist(c.wa, c.wb, c.signed, c.func[keep], ins[0], ins[1], ins[2], remap[c.out], t)
 
     def digest(self) -> str:
         c = self.compact()
@@ -372,9 +374,9 @@ class CellNetlist(Addresses):
             if not fns:
                 raise ConfigError(f"{source}: cell {cname} has type {cell['type']}, which is not in the cell "
                                   f"function set ({', '.join(sorted(t.cells.cells))})")
-            for i, f in fns:
-                if f.output in conn:
-                    nodes.append((conn[f.output], i, [conn[p] for p in f.pins]))
+            for i, fn in fns:
+                if fn.output in conn:
+                    nodes.append((conn[fn.output], i, [conn[p] for p in fn.pins]))
         order = topological_order(nodes, addr_of, mod, source)
         func: list[int] = []
         ins: list[list[int]] = [[], [], []]
@@ -394,15 +396,16 @@ class CellNetlist(Addresses):
             if bit not in addr_of:
                 raise ConfigError(f"{source}: output y[{i}] is undriven")
             out.append(addr_of[bit])
-        net = cls(wa, wb, is_signed, np.array(func, dtype=np.int8), *(np.array(x, dtype=np.int32) for x in ins),
-                  np.array(out, dtype=np.int32), t)
+        i0, i1, i2 = (np.array(x, dtype=np.int32) for x in ins)
+        net = cls(wa, wb, is_signed, np.array(func, dtype=np.int8), i0, i1, i2, np.array(out, dtype=np.int32), t)
         net.check()
         return net
 
 
 def from_arrays(wa: int, wb: int, is_signed: bool, parts: dict[str, np.ndarray], *, tables: Tables) -> CellNetlist:
     """A cell netlist from its arrays (``func``, ``in0``, ``in1``, ``in2``, ``out``), as a checkpoint holds them."""
-    return CellNetlist(wa, wb, is_signed, *(parts[p] for p in ("func", "in0", "in1", "in2", "out")), tables)
+    return CellNetlist(wa, wb, is_signed, parts["func"], parts["in0"], parts["in1"], parts["in2"], parts["out"],
+                       tables)
 
 
 def _synth(table: int, xs: list[int], gate: Any) -> int:

@@ -11,19 +11,18 @@ only while a WCE schedule tightens the limit below what the parent achieves.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from deap import base, tools
 
 from evolve.evaluator import Evaluator
-from evolve.netlist import FUNCS, Netlist
+from evolve.netlist import Netlist, with_spares
 
 # Operator weights, in the order of kernels.OP_NAMES: gene, output, add, delete, merge, const.
 DEFAULT_OPS = (0.60, 0.03, 0.07, 0.20, 0.03, 0.07)
 NOT_SIMULATED = float("inf")
+__all__ = ["Context", "Fitness", "Individual", "select", "with_spares"]
 
 
 class Fitness(base.Fitness):
@@ -61,39 +60,6 @@ class Individual:
         return other
 
 
-def with_spares(net: Any, spare: float, rng: np.random.Generator) -> Any:
-    """The netlist (of gates or of cells) with ``round(spare * gates)`` inactive gates inserted at random
-    positions.
-
-    A spare gate reads addresses before it (so it is valid if activated later) and nothing reads it; its
-    function is any but NOT (a gate netlist) or any of the set (a cell netlist).
-    """
-    n_spare = round(spare * net.n_gates)
-    if n_spare <= 0:
-        return net.copy()
-    total = net.n_gates + n_spare
-    is_spare = np.zeros(total, dtype=bool)
-    is_spare[rng.choice(total, size=n_spare, replace=False)] = True
-    remap = np.arange(net.n_addr, dtype=np.int32)
-    real = np.flatnonzero(~is_spare)
-    remap[net.first:] = net.first + real
-    parts = [p for p in ("in0", "in1", "in2") if hasattr(net, p)]
-    n_funcs = net.tables.n if hasattr(net, "tables") else len(FUNCS) - 1
-    func = np.empty(total, dtype=np.int8)
-    func[real] = net.func
-    ins = {p: np.empty(total, dtype=np.int32) for p in parts}
-    for p in parts:
-        ins[p][real] = remap[getattr(net, p)]
-    for k in np.flatnonzero(is_spare):
-        a = net.first + k
-        func[k] = rng.integers(0, n_funcs)
-        for p in parts:
-            ins[p][k] = rng.integers(0, a)
-    grown = dataclasses.replace(net, func=func, out=remap[net.out], **ins)
-    grown.check()
-    return grown
-
-
 @dataclass
 class Context:
     """What ``evaluate`` needs besides the individual: one per island process."""
@@ -106,6 +72,7 @@ class Context:
     uphill: float = 0.0
 
     def mutate(self, ind: Individual, parent: Individual, rng: np.random.Generator, cum: np.ndarray) -> int:
+        assert parent.act is not None, "the parent has not been evaluated"
         return ind.net.mutate(parent.act, rng, cum)
 
     def evaluate(self, ind: Individual, parent: Individual, dirty: np.ndarray) -> tuple[float, float, float]:

@@ -491,7 +491,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     # run that --resume completes and `verify` refuses, never a report of other files
     for name in ("report.json", "report.md"):
         (run.path / name).unlink(missing_ok=True)
-    evolved = outcome.best.compact()  # gates, or cells (then the generic view is what the prover reads)
+    evolved: Any = outcome.best.compact()  # gates, or cells (then the generic view is what the prover reads)
     best = evolved if ctx.cells is None else evolved.to_generic()
     module = f"{cfg.design}_ax_{evolved.digest()}"
     header = (f"{module}: approximate {cfg.wa}x{cfg.wb} {'signed' if cfg.signed else 'unsigned'} multiplier, "

@@ -15,6 +15,7 @@ are where new logic comes from (Cartesian GP's neutral genes).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import defaultdict
@@ -155,9 +156,7 @@ class Netlist(Addresses):
         kernels.fold_constants(self.func, self.in0, self.in1, self.out, self.first)
 
     def with_spares(self, spare: float, rng: np.random.Generator) -> Netlist:
-        from evolve import cgp
-
-        return cgp.with_spares(self, spare, rng)
+        return with_spares(self, spare, rng)
 
     def compact(self) -> Netlist:
         """The same function with inactive gates dropped and structurally equal gates merged."""
@@ -359,6 +358,39 @@ class Netlist(Addresses):
                 np.array(in1, dtype=np.int32), np.array(out, dtype=np.int32))
         n.check()
         return n
+
+
+def with_spares(net: Any, spare: float, rng: np.random.Generator) -> Any:
+    """The netlist (of gates or of cells) with ``round(spare * gates)`` inactive gates inserted at random
+    positions.
+
+    A spare gate reads addresses before it (so it is valid if activated later) and nothing reads it; its
+    function is any but NOT (a gate netlist) or any of the set (a cell netlist).
+    """
+    n_spare = round(spare * net.n_gates)
+    if n_spare <= 0:
+        return net.copy()
+    total = net.n_gates + n_spare
+    is_spare = np.zeros(total, dtype=bool)
+    is_spare[rng.choice(total, size=n_spare, replace=False)] = True
+    remap = np.arange(net.n_addr, dtype=np.int32)
+    real = np.flatnonzero(~is_spare)
+    remap[net.first:] = net.first + real
+    parts = [p for p in ("in0", "in1", "in2") if hasattr(net, p)]
+    n_funcs = net.tables.n if hasattr(net, "tables") else len(FUNCS) - 1
+    func = np.empty(total, dtype=np.int8)
+    func[real] = net.func
+    ins = {p: np.empty(total, dtype=np.int32) for p in parts}
+    for p in parts:
+        ins[p][real] = remap[getattr(net, p)]
+    for k in np.flatnonzero(is_spare):
+        a = net.first + k
+        func[k] = rng.integers(0, n_funcs)
+        for p in parts:
+            ins[p][k] = rng.integers(0, a)
+    grown = dataclasses.replace(net, func=func, out=remap[net.out], **ins)
+    grown.check()
+    return grown
 
 
 def address_name(addr: int, wa: int, first: int) -> str:
