@@ -192,12 +192,15 @@ def function_set_rows(budget: float, eps: float = 0.005, tech_spec: str = "osu01
                                    run_dir=Path(tmp) / fs)
             out[fs] = job.run(cfg, progress=False)
     g, c = out["gates"], out["cells"]
+
+    def note(r: dict[str, Any]) -> str:
+        return (f"{budget:g} s, {tech_spec}; {r['generations']} generations at {r['evals_per_s']:.0f} evals/s; "
+                f"cost-area correlation {r['cost_area_correlation']}; verified: {r['verification']['passed']}")
+
     return [
-        row(f"area ratio, mul8s EPS={eps:g}, --function-set gates", g["area_ratio"], "", None,
-            f"{budget:g} s, {tech_spec}; cost-area correlation {g['cost_area_correlation']}"),
+        row(f"area ratio, mul8s EPS={eps:g}, --function-set gates", g["area_ratio"], "", None, note(g)),
         row(f"area ratio, mul8s EPS={eps:g}, --function-set cells", c["area_ratio"], "", g["area_ratio"],
-            f"{budget:g} s, {tech_spec}; cost-area correlation {c['cost_area_correlation']}; shipped area "
-            f"{c['area']:g} = search cost {c['search_cost']:g}; verified: {c['verification']['passed']}"),
+            note(c) + f"; shipped area {c['area']:g} = search cost {c['search_cost']:g}"),
     ]
 
 

@@ -63,6 +63,7 @@ class Tables:
     red_kind: np.ndarray = field(repr=False)
     red_val: np.ndarray = field(repr=False)
     red_map: np.ndarray = field(repr=False)
+    inv: int = -1  # the inverter's code
 
     @property
     def key(self) -> str:
@@ -91,8 +92,9 @@ def tables(cs: CellSet) -> Tables:
     gsym = np.array([all(f.symmetric for f in fs if f.group == g) for g in range(len(cs.groups))] or [False])
     sym = np.array([f.symmetric for f in fs], dtype=np.bool_)
     kind, val, remap = _reductions(cs)
+    inv = next((i for i, f in enumerate(fs) if f.arity == 1 and f.table == _NOT_TABLE), -1)
     return Tables(cs, arity, op, anf, np.array([f.area for f in fs], dtype=np.float64), group,
-                  garea.astype(np.float64), gsym.astype(np.bool_), sym, kind, val, remap)
+                  garea.astype(np.float64), gsym.astype(np.bool_), sym, kind, val, remap, inv)
 
 
 def _reductions(cs: CellSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,7 +233,7 @@ class CellNetlist(Addresses):
     def mutate(self, act: np.ndarray, rng: np.random.Generator, cum: np.ndarray) -> int:
         t = self.tables
         return int(kernels3.mutate(self.func, self.in0, self.in1, self.in2, self.out, self.first, act, rng, cum,
-                                   t.arity, t.sym, t.red_kind, t.red_val, t.red_map))
+                                   t.arity, t.sym, t.red_kind, t.red_val, t.red_map, t.inv))
 
     def redirect(self, addr: int, to: int) -> None:
         """Make every reader of ``addr`` read ``to`` instead, then fold what became trivial (in place)."""

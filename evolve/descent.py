@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from verify.wce import Proof, refuting_vectors
 
 @dataclass(frozen=True)
 class Descent:
-    net: Netlist
+    net: Any  # a gate or cell netlist, as descended from
     cost: float
     wce: int
     steps: int
@@ -42,7 +43,7 @@ def redirect(net: Netlist, addr: int, to: int) -> None:
     net.redirect(addr, to)
 
 
-def descend(net: Netlist, evaluator: Evaluator, weights: np.ndarray, limit: int, max_depth: int,
+def descend(net: Any, evaluator: Evaluator, weights: np.ndarray, limit: int, max_depth: int,
             prove: Callable[[Netlist], Proof] | None = None,
             rebuild: Callable[[list[int]], Evaluator] | None = None, deadline: float | None = None) -> Descent:
     """Apply the best single-gate simplification until none fits the WCE limit and depth bound.

@@ -398,17 +398,16 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
     seed_depth = seed_net.depth()
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
-    problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
-                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()),
-                             proof_timeout=cfg.proof_timeout, reference=ctx.reference,
-                             function_set="gates" if ctx.cells is None else ctx.cells.key)
+    problem = _problem(ctx, n_addr, max_depth)
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
     schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
     if cfg.resume:
         state = engine.load_checkpoint(ckpt, fingerprint, genome=None if ctx.cells is None else
                                        functools.partial(cellnet.from_arrays, tables=ctx.cells))
-        if state.islands[0].net.n_addr != n_addr:
+        if ctx.cells is not None:  # the genome is the resynthesised cell seed's size
+            problem = _problem(ctx, state.islands[0].net.n_addr, max_depth)
+        elif state.islands[0].net.n_addr != n_addr:
             raise ConfigError(f"checkpoint {ckpt} belongs to a different seed netlist")
     else:
         # the seed must meet the limit itself: it is where the search starts
@@ -440,11 +439,17 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
                                 if problem.proves else None, rebuild=rebuild,
                                 deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None)
             start, start_wce, found = d.net, d.wce, d.counterexamples
+            rounds: list[dict[str, Any]] = []
+            if ctx.cells is not None and not problem.proves:
+                start, start_wce, rounds = _resynthesise(ctx, start, start_wce, max_depth)
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
                                                 "wce": d.wce, "runtime_s": time.monotonic() - t0,
-                                                "proofs": d.proofs, "counterexamples": len(found)})
+                                                "proofs": d.proofs, "counterexamples": len(found),
+                                                "resynthesis": rounds})
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
         genome = cgp.with_spares(start, cfg.spare, rng)
+        if genome.n_addr != n_addr:
+            problem = _problem(ctx, genome.n_addr, max_depth)
         state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce)
         state.add_counterexamples(found)
     bar = _Progress(cfg, ctx.limit, enabled=show_progress)
@@ -457,6 +462,55 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
     finally:
         bar.close()
     return outcome
+
+
+def _problem(ctx: Context, n_addr: int, max_depth: int) -> engine.Problem:
+    cfg = ctx.cfg
+    return engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
+                          cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()),
+                          proof_timeout=cfg.proof_timeout, reference=ctx.reference,
+                          function_set="gates" if ctx.cells is None else ctx.cells.key)
+
+
+RESYNTHESIS_ROUNDS = 4
+
+
+def _resynthesise(ctx: Context, net: cellnet.CellNetlist, wce: int, max_depth: int
+                  ) -> tuple[cellnet.CellNetlist, int, list[dict[str, Any]]]:
+    """Alternate ABC and steepest descent from the descended cell seed, while that saves area.
+
+    Each round maps the current netlist's generic view onto the set's cells again (ABC restructures it:
+    constants propagated through cells that the set cannot fold, logic shared again), which computes
+    the same function (its WCE is checked to be the same), then descends from there. A round that is
+    deeper than ``max_depth`` or saves nothing ends it. This only prepares the GP's start; what the GP
+    evolves is shipped as it is."""
+    cfg, run = ctx.cfg, ctx.run
+    assert ctx.cells is not None
+    rounds: list[dict[str, Any]] = []
+    cost = net.weighted_cost(ctx.weights)
+    for i in range(RESYNTHESIS_ROUNDS):
+        src = run.write_text(f"resynth{i}.v", net.to_generic().to_verilog(ctx.seed_top))
+        cand = seeds.cell_seed(run, src, ctx.seed_top, ctx.tech, ctx.cells, cfg.wa, cfg.wb, cfg.signed, ctx.say,
+                               name=f"resynth{i}")
+        for f in (src, run.path / f"resynth{i}_cells.json", run.path / f"resynth{i}_{ctx.tech.name}.v",
+                  run.path / f"resynth{i}_{ctx.tech.name}.stat.json"):
+            f.unlink(missing_ok=True)
+        ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, cand.n_addr)
+        mapped_wce, _ = ev.load_parent(cand)
+        if mapped_wce != wce:
+            raise VerificationError(f"ABC's mapping of the descended cell netlist has WCE {mapped_wce}, not {wce}")
+        depth = cand.depth()
+        info: dict[str, Any] = {"mapped_area": cand.weighted_cost(ctx.weights), "depth": depth}
+        rounds.append(info)
+        if depth > max_depth:
+            break
+        d = descent.descend(cand, ev, ctx.weights, ctx.limit, max_depth)
+        info.update(area=d.cost, steps=d.steps, wce=d.wce)
+        if d.cost >= cost - 1e-9:
+            break
+        net, wce, cost = d.net, d.wce, d.cost
+    ctx.say(f"resynthesis: {len(rounds)} rounds of ABC and descent, start at area {cost:g}")
+    return net, wce, rounds
 
 
 class _Progress:

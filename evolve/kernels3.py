@@ -333,8 +333,11 @@ def redirect(func, in0, in1, in2, out, first, addr, to):
 # Mutation: the operators of :func:`evolve.kernels.mutate`, for nodes of one to three inputs.
 
 @njit(cache=True)
-def mutate(func, in0, in1, in2, out, first, act, rng, cum, arity, sym, red_kind, red_val, red_map):
-    """Apply operators until one changes the phenotype; returns that operator's number."""
+def mutate(func, in0, in1, in2, out, first, act, rng, cum, arity, sym, red_kind, red_val, red_map, inv):
+    """Apply operators until one changes the phenotype; returns that operator's number.
+
+    DELETE bypasses a node with one of its inputs, or (half of the time, ``inv`` being the inverter's code)
+    makes it an inverter of that input."""
     n = func.shape[0]
     n_out = out.shape[0]
     n_funcs = arity.shape[0]
@@ -404,6 +407,12 @@ def mutate(func, in0, in1, in2, out, first, act, rng, cum, arity, sym, red_kind,
                 r = rng.integers(0, 2)
             else:
                 r = _slot(in0, in1, in2, k, rng.integers(0, arity[func[k]]))
+                if inv >= 0 and func[k] != inv and rng.integers(0, 2) == 1:
+                    # most cells invert: the node becomes an inverter of that input instead of a wire
+                    func[k] = inv
+                    in0[k] = r
+                    fold_constants(func, in0, in1, in2, out, first, arity, sym, red_kind, red_val, red_map)
+                    return op
             redirect(func, in0, in1, in2, out, first, first + k, r)
             fold_constants(func, in0, in1, in2, out, first, arity, sym, red_kind, red_val, red_map)
             return op

@@ -66,18 +66,19 @@ def report(run_path: Path, exact_area: float) -> dict[str, Any]:
 
 
 def cell_seed(run: RunDir, seed_v: Path, top: str, tech: Any, tables: Any, wa: int, wb: int, is_signed: bool,
-              say: Callable[[str], None] = lambda _: None) -> Any:
-    """The seed ``seed_v`` (generic gates) mapped by ABC onto the cells of the cell function set ``tables``
-    (:class:`evolve.cellnet.Tables`; every other cell ``dont_use``), read into a cell netlist."""
+              say: Callable[[str], None] = lambda _: None, name: str = "seed") -> Any:
+    """The netlist ``seed_v`` (generic gates) mapped by ABC onto the cells of the cell function set ``tables``
+    (:class:`evolve.cellnet.Tables`; every other cell ``dont_use``), read into a cell netlist. Writes
+    ``<name>_<tech>.v`` and ``<name>_cells.json``."""
     import json
 
     from evolve import cellnet
     from tech import cells
 
-    say(f"mapping the seed onto the {tables.n} cell functions of {tech.name} (the cell seed)")
+    say(f"mapping {seed_v.name} onto the {tables.n} cell functions of {tech.name}")
     lib = cells.restricted_liberty(tables.cells, run.path / f"cells_{tech.name}.lib")
-    out_json = run.path / "seed_cells.json"
-    yosys.map_to_cells(run, [seed_v], top, tech, run.path / f"seed_{tech.name}.v", step="map_seed_cells",
+    out_json = run.path / f"{name}_cells.json"
+    yosys.map_to_cells(run, [seed_v], top, tech, run.path / f"{name}_{tech.name}.v", step=f"map_{name}_cells",
                        liberty=lib, out_json=out_json)
     lib.unlink()  # a copy of the technology's Liberty, large
     return cellnet.CellNetlist.from_yosys_json(json.loads(out_json.read_text()), top, wa, wb, is_signed, tables,
