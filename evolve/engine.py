@@ -314,8 +314,11 @@ def make_toolbox(problem: Problem, jobs: int) -> tuple[base.Toolbox, Callable[[]
 def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epoch_generations: int,
            budget: float | None, generations: int | None, migrate_every: int,
            checkpoint: Callable[[State], None], checkpoint_every: float,
-           progress: Callable[[State, dict], None]) -> Outcome:
+           progress: Callable[[State, dict], None], improve: Callable[[State], None] | None = None) -> Outcome:
     """Run epochs until the budget or generation count is reached, or Ctrl-C.
+
+    ``improve`` is called with the state after every migration (every ``migrate_every`` epochs), on this
+    process: it may replace an island's parent by a cheaper circuit of the same function.
 
     The state is checkpointed before the first epoch, then every ``checkpoint_every`` seconds and at the end.
     The first Ctrl-C asks the loop to stop at the end of the epoch under way (a fraction of a second),
@@ -362,6 +365,8 @@ def evolve(state: State, problem: Problem, schedule: Schedule, *, jobs: int, epo
             state.elapsed += dt
             if migrate_every > 0 and state.epoch % migrate_every == 0:
                 _migrate(state, problem, final_limit, jobs)
+                if improve is not None:
+                    improve(state)
             net, cost, _ = best_of(state)
             if not trail or cost < trail[-1][1]:
                 trail.append((net.copy(), cost))

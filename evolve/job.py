@@ -27,7 +27,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,9 @@ class EvolveConfig:
                               "(guaranteed by the search), or also OpenSTA delay after mapping (an error if no "
                               "mapping meets it)")
     descent: bool = option(True, help="start the GP from a steepest-descent simplification of the seed")
+    resynthesis: bool = option(True, help="with --function-set cells (up to 16 input bits): map the descended "
+                               "start and, at every migration, the best parent onto the cell set again with ABC, "
+                               "keeping what is cheaper (the same function)")
     uphill: float = option(1.0, unit="cheapest gates",
                            help="threshold accepting: a child may cost this much more than its parent and still "
                                 "replace it (0: strict (1+lambda)); the best circuit is kept apart")
@@ -200,6 +203,7 @@ class Context:
     reference: Netlist | None = None  # the exact seed, for SAT miters (None for a user's seed netlist)
     preflight: Preflight | None = None
     cells: cellnet.Tables | None = None  # the cell function set (--function-set cells)
+    resynthesis: list[dict[str, Any]] = field(default_factory=list)  # the GP's ABC remappings, this session
     seed_top: str = ""  # the seed's top module
 
     @property
@@ -388,6 +392,7 @@ def _fingerprint(ctx: Context) -> dict[str, Any]:
     fp = {k: cfg[k] for k in FINGERPRINT}
     if ctx.cells is not None:  # runs of generic gates keep the fingerprint they had before cells existed
         fp["function_set"] = ctx.cells.key
+        fp["resynthesis"] = ctx.cfg.resynthesis
     return fp
 
 
@@ -440,7 +445,7 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
                                 deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None)
             start, start_wce, found = d.net, d.wce, d.counterexamples
             rounds: list[dict[str, Any]] = []
-            if ctx.cells is not None and not problem.proves:
+            if ctx.cells is not None and cfg.resynthesis and not problem.proves:
                 start, start_wce, rounds = _resynthesise(ctx, start, start_wce, max_depth)
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
                                                 "wce": d.wce, "runtime_s": time.monotonic() - t0,
@@ -458,7 +463,9 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
             state, problem, schedule, jobs=cfg.jobs, epoch_generations=cfg.epoch,
             budget=cfg.budget if cfg.budget > 0 else None, generations=cfg.generations, migrate_every=cfg.migrate,
             checkpoint=lambda s: engine.save_checkpoint(ckpt, s, fingerprint), checkpoint_every=cfg.checkpoint_every,
-            progress=bar.update)
+            progress=bar.update,
+            improve=(_resynthesis_hook(ctx, max_depth, ctx.resynthesis)
+                     if ctx.cells is not None and cfg.resynthesis and not problem.proves else None))
     finally:
         bar.close()
     return outcome
@@ -484,21 +491,10 @@ def _resynthesise(ctx: Context, net: cellnet.CellNetlist, wce: int, max_depth: i
     the same function (its WCE is checked to be the same), then descends from there. A round that is
     deeper than ``max_depth`` or saves nothing ends it. This only prepares the GP's start; what the GP
     evolves is shipped as it is."""
-    cfg, run = ctx.cfg, ctx.run
-    assert ctx.cells is not None
     rounds: list[dict[str, Any]] = []
     cost = net.weighted_cost(ctx.weights)
-    for i in range(RESYNTHESIS_ROUNDS):
-        src = run.write_text(f"resynth{i}.v", net.to_generic().to_verilog(ctx.seed_top))
-        cand = seeds.cell_seed(run, src, ctx.seed_top, ctx.tech, ctx.cells, cfg.wa, cfg.wb, cfg.signed, ctx.say,
-                               name=f"resynth{i}")
-        for f in (src, run.path / f"resynth{i}_cells.json", run.path / f"resynth{i}_{ctx.tech.name}.v",
-                  run.path / f"resynth{i}_{ctx.tech.name}.stat.json"):
-            f.unlink(missing_ok=True)
-        ev = Evaluator(cfg.wa, cfg.wb, cfg.signed, cand.n_addr)
-        mapped_wce, _ = ev.load_parent(cand)
-        if mapped_wce != wce:
-            raise VerificationError(f"ABC's mapping of the descended cell netlist has WCE {mapped_wce}, not {wce}")
+    for _ in range(RESYNTHESIS_ROUNDS):
+        cand, ev = _remap(ctx, net, wce)
         depth = cand.depth()
         info: dict[str, Any] = {"mapped_area": cand.weighted_cost(ctx.weights), "depth": depth}
         rounds.append(info)
@@ -511,6 +507,50 @@ def _resynthesise(ctx: Context, net: cellnet.CellNetlist, wce: int, max_depth: i
         net, wce, cost = d.net, d.wce, d.cost
     ctx.say(f"resynthesis: {len(rounds)} rounds of ABC and descent, start at area {cost:g}")
     return net, wce, rounds
+
+
+def _remap(ctx: Context, net: Any, wce: int) -> tuple[cellnet.CellNetlist, Evaluator]:
+    """``net``'s generic view mapped by ABC onto the cell set again, with an evaluator loaded with it; the same
+    function, so the same WCE (``wce``; anything else is an error)."""
+    cfg, run = ctx.cfg, ctx.run
+    assert ctx.cells is not None
+    src = run.write_text("resynth.v", net.compact().to_generic().to_verilog(ctx.seed_top))
+    cand = seeds.cell_seed(run, src, ctx.seed_top, ctx.tech, ctx.cells, cfg.wa, cfg.wb, cfg.signed, name="resynth")
+    for f in (src, run.path / "resynth_cells.json", run.path / f"resynth_{ctx.tech.name}.v",
+              run.path / f"resynth_{ctx.tech.name}.stat.json"):
+        f.unlink(missing_ok=True)
+    ev = (Evaluator(cfg.wa, cfg.wb, cfg.signed, cand.n_addr) if cfg.wa + cfg.wb <= EXHAUSTIVE_MAX_BITS else
+          Evaluator(cfg.wa, cfg.wb, cfg.signed, cand.n_addr, samples=cfg.samples, seed=cfg.seed))
+    mapped_wce, _ = ev.load_parent(cand)
+    if cfg.wa + cfg.wb <= EXHAUSTIVE_MAX_BITS and mapped_wce != wce:
+        raise VerificationError(f"ABC's mapping of a cell netlist has WCE {mapped_wce}, not {wce}")
+    return cand, ev
+
+
+def _resynthesis_hook(ctx: Context, max_depth: int, log: list[dict[str, Any]]) -> Any:
+    """The GP's ``improve``: the best island's parent mapped by ABC onto the cell set again; where that is
+    cheaper and no deeper it replaces the parent (padded with spares to the genome's size), and the island's
+    best if it beats it. Up to 16 input bits only (the same function needs no proof there)."""
+    rng = np.random.default_rng(np.random.SeedSequence([ctx.cfg.seed, 0x2E5]))
+
+    def improve(state: engine.State) -> None:
+        isl = min(state.islands, key=lambda i: i.fitness)
+        if isl.fitness[0] != 0:
+            return
+        cand, _ = _remap(ctx, isl.net, isl.wce)
+        cost = cand.weighted_cost(ctx.weights)
+        spare = isl.net.n_gates - cand.n_gates
+        entry = {"generation": state.generation, "before": isl.fitness[1], "after": cost, "taken": False}
+        log.append(entry)
+        if cost >= isl.fitness[1] - 1e-9 or spare < 0 or cand.depth() > max_depth:
+            return
+        isl.net = cgp.with_spares(cand, 0.0, rng, n_spare=spare)
+        isl.fitness = (0.0, cost, isl.fitness[2])
+        entry["taken"] = True
+        if cost < isl.best_cost and isl.wce <= ctx.limit:
+            isl.best, isl.best_cost, isl.best_wce = isl.net.copy(), cost, isl.wce
+
+    return improve
 
 
 class _Progress:
@@ -599,6 +639,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "cost_area_correlation": correlation["pearson"], "cost_area": correlation,
         "cell_nodes": evolved.n_gates if ctx.cells is not None else None,
         "cell_depth": evolved.depth() if ctx.cells is not None else None,
+        "resynthesis": {"taken": sum(e["taken"] for e in ctx.resynthesis), "tried": len(ctx.resynthesis),
+                        "steps": ctx.resynthesis} if ctx.cells is not None else None,
         "area_ratio_vs_seed": approx_map.area / seed_info["area"] if seed_info else None,
         "gate_area": best.cost({f: t.gate_area(f) for f in FUNCS}),
         "transistors": int(best_tr), "transistor_ratio": best_tr / seed_tr,

@@ -360,14 +360,15 @@ class Netlist(Addresses):
         return n
 
 
-def with_spares(net: Any, spare: float, rng: np.random.Generator) -> Any:
+def with_spares(net: Any, spare: float, rng: np.random.Generator, n_spare: int | None = None) -> Any:
     """The netlist (of gates or of cells) with ``round(spare * gates)`` inactive gates inserted at random
     positions.
 
     A spare gate reads addresses before it (so it is valid if activated later) and nothing reads it; its
-    function is any but NOT (a gate netlist) or any of the set (a cell netlist).
+    function is any but NOT (a gate netlist) or any of the set (a cell netlist). ``n_spare``: this many
+    spare gates instead.
     """
-    n_spare = round(spare * net.n_gates)
+    n_spare = round(spare * net.n_gates) if n_spare is None else n_spare
     if n_spare <= 0:
         return net.copy()
     total = net.n_gates + n_spare
