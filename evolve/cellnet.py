@@ -86,8 +86,6 @@ def tables(cs: CellSet) -> Tables:
             op[i] = _GATE_TABLES[f.table]
         elif f.arity == 1 and f.table == _NOT_TABLE:
             op[i] = NOT
-        elif f.arity == 3 and f.table in kernels3.SPECIAL:
-            op[i] = kernels3.SPECIAL[f.table]
     anf = np.array([[ALL if c else np.uint64(0) for c in _anf(f.table)] for f in fs], dtype=np.uint64)
     group = np.array([f.group for f in fs], dtype=np.int32)
     garea = np.array([next(f.area for f in fs if f.group == g) for g in range(len(cs.groups))] or [0.0])

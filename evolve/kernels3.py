@@ -6,10 +6,10 @@ A node's function is a code into the function set, described by arrays (:class:`
 
 - ``arity[f]``: inputs read (slots ``in0``, ``in1``, ``in2``; the others are ignored);
 - ``op[f]``: 0..6 where the function is a generic gate over ``in0``/``in1`` (the two-input kernels'
-  codes: AND NAND OR NOR XOR XNOR NOT), computed as there; 8.. for the common three-input cells
-  (:data:`SPECIAL`: AOI21, OAI21, NAND3, NOR3, AND3, OR3, the muxes, XOR3, XNOR3, MAJ), a loop each; 7 for
-  any other function, computed from its algebraic normal form: ``f = m0 ^ m1 a ^ m2 b ^ m3 ab ^ m4 c ^ m5 ac ^ m6 bc ^ m7 abc`` with
-  ``anf[f, i]`` all ones or zero, so every three-input truth table is the same straight-line code;
+  codes: AND NAND OR NOR XOR XNOR NOT), computed as there; 7 for any other function, computed from its
+  algebraic normal form: ``f = m0 ^ m1 a ^ m2 b ^ m3 ab ^ m4 c ^ m5 ac ^ m6 bc ^ m7 abc`` with
+  ``anf[f, i]`` all ones or zero, so every three-input truth table is the same straight-line code (a loop
+  per common cell measured no faster: the larger inlined kernel slowed the two-input nodes by more);
 - ``area[f]``, ``group[f]`` (multi-output cell, or -1), ``garea[g]``, ``gsym[g]``: the cost;
 - ``sym[f]``: the inputs may be sorted (merging, and matching the outputs of one adder);
 - ``red_*[f, p]``: what the node reduces to when its inputs follow pattern ``p`` (constants and
@@ -123,71 +123,12 @@ def cost(func, in0, in1, in2, act, first, weights, group, garea, gsym, arity):
     return total
 
 
-# Three-input functions with a loop of their own (three-slot tables, slot 0 = a, 1 = b, 2 = c); any other
-# function is computed from its algebraic normal form.
-SPECIAL = {0b00000111: 8,  # AOI21 ~(ab | c)
-           0b00011111: 9,  # OAI21 ~((a | b) c)
-           0b01111111: 10,  # NAND3
-           0b00000001: 11,  # NOR3
-           0b10000000: 12,  # AND3
-           0b11111110: 13,  # OR3
-           0b11001010: 14,  # MUX c ? b : a
-           0b01010011: 15,  # inverting MUX c ? ~a : ~b
-           0b10010110: 16,  # XOR3
-           0b01101001: 17,  # XNOR3
-           0b11101000: 18}  # MAJ
-
-
-@njit(cache=True, inline="always")
-def _apply_special(o, st, r0, r1, r2, rd, ch):
-    if o == 8:
-        for i in range(ch):
-            st[rd, i] = ~((st[r0, i] & st[r1, i]) | st[r2, i])
-    elif o == 9:
-        for i in range(ch):
-            st[rd, i] = ~((st[r0, i] | st[r1, i]) & st[r2, i])
-    elif o == 10:
-        for i in range(ch):
-            st[rd, i] = ~(st[r0, i] & st[r1, i] & st[r2, i])
-    elif o == 11:
-        for i in range(ch):
-            st[rd, i] = ~(st[r0, i] | st[r1, i] | st[r2, i])
-    elif o == 12:
-        for i in range(ch):
-            st[rd, i] = st[r0, i] & st[r1, i] & st[r2, i]
-    elif o == 13:
-        for i in range(ch):
-            st[rd, i] = st[r0, i] | st[r1, i] | st[r2, i]
-    elif o == 14:
-        for i in range(ch):
-            c = st[r2, i]
-            st[rd, i] = (st[r1, i] & c) | (st[r0, i] & ~c)
-    elif o == 15:
-        for i in range(ch):
-            c = st[r2, i]
-            st[rd, i] = ~((st[r0, i] & c) | (st[r1, i] & ~c))
-    elif o == 16:
-        for i in range(ch):
-            st[rd, i] = st[r0, i] ^ st[r1, i] ^ st[r2, i]
-    elif o == 17:
-        for i in range(ch):
-            st[rd, i] = ~(st[r0, i] ^ st[r1, i] ^ st[r2, i])
-    else:
-        for i in range(ch):
-            a = st[r0, i]
-            b = st[r1, i]
-            st[rd, i] = (a & b) | (st[r2, i] & (a | b))
-
-
 @njit(cache=True, inline="always")
 def _apply3(f, op, anf, st, r0, r1, r2, rd, ch):
     """Row ``rd`` of the store = function ``f`` of rows r0, r1, r2."""
     o = op[f]
     if o < GENERIC:
         _apply(o, st, r0, r1, rd, ch)
-        return
-    if o > GENERIC:
-        _apply_special(o, st, r0, r1, r2, rd, ch)
         return
     m0, m1, m2, m3 = anf[f, 0], anf[f, 1], anf[f, 2], anf[f, 3]
     m4, m5, m6, m7 = anf[f, 4], anf[f, 5], anf[f, 6], anf[f, 7]

@@ -130,22 +130,6 @@ def test_three_input_evaluator_matches_reference(wa, wb, signed, n, seed):
     assert wce == int(np.abs(expect - exact).max())
 
 
-@pytest.mark.parametrize("name", ["osu018", "gf180"])
-def test_normal_form_computes_every_function(name, request):
-    """The algebraic-normal-form loop, which the cells with a loop of their own do not reach, for every
-    function of the set."""
-    import dataclasses
-
-    from evolve import kernels3
-
-    t = cellnet.tables(_cellset(name, request))
-    generic = dataclasses.replace(t, op=np.where(t.arity == 3, kernels3.GENERIC, t.op).astype(np.int8))
-    assert (t.op[t.arity == 3] != kernels3.GENERIC).all()  # every three-input cell has its own loop
-    net = random_net(4, 4, True, 90, 4, generic)
-    assert set(net.func[net.active()].tolist()) >= set(np.flatnonzero(t.arity == 3).tolist())
-    assert np.array_equal(Evaluator(4, 4, True, net.n_addr).outputs(net), slow_outputs(net))
-
-
 @pytest.mark.parametrize("wa, wb, signed, n, seed", SHAPES, ids=["4x4s", "3x5u", "5x5s"])
 def test_generic_view_computes_the_same(wa, wb, signed, n, seed):
     net = random_net(wa, wb, signed, n, seed, _tables())
