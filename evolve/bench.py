@@ -7,8 +7,12 @@ reference it was measured against in the same run and the ratio. Suites:
   core: the straightforward way (one byte per vector and gate, every gate re-simulated, as the
   CircuitsDNA engine works), the bit-parallel evaluator from scratch, incremental evaluation of
   mutants, and the rate inside the evolution loop.
+- ``evolve`` also measures the three-input evaluator (``--function-set cells``, the 8x8 seed mapped onto
+  OSU018's cell set) beside the two-input one: incremental evaluation and the evolution loop.
 - ``quality``: evolve runs at EPS 0.005, 0.01, 0.02 and 0.05 with the default 10-minute budget, next to
-  the transistor ratios CircuitsDNA reports (0.765, 0.741, 0.644, 0.473; theirs after hours).
+  the transistor ratios CircuitsDNA reports (0.765, 0.741, 0.644, 0.473; theirs after hours); then 8x8
+  signed at EPS 0.005 with ``--function-set gates`` and ``cells``, equal budgets, the cells' area ratio
+  next to the gates' (:func:`function_set_rows`).
 - ``accel`` and ``dnn``: the accelerator-model and DNN suites, when those packages are present.
 - ``formal``: trusted WCE above 16 input bits. 12x12 signed and unsigned at EPS 0.005 and 0.02: the
   proven run's WCE re-measured by an independent exhaustive simulation of all 2^24 pairs (the evolution's
