@@ -42,6 +42,16 @@ _METRICS = [
     Metric("nmed", "%", "lower", "normalised mean error distance, MAE / N"),
     Metric("smape", "%", "lower", "symmetric mean absolute percentage error, |y-p| / (|y|+|p|), 0/0 = 0"),
     Metric("mse", "", "lower", "mean squared error"),
+    # the same errors under the application's operands (WMED-style: each pair weighted by p_a(a) p_b(b))
+    Metric("wce_app", "", "lower", "largest |y - a*b| over the pairs the operand distribution produces"),
+    Metric("mae_app", "", "lower", "mean absolute error under the operand distribution"),
+    Metric("mae_app_pct", "%", "lower", "mae_app relative to N"),
+    Metric("mse_app", "", "lower", "mean squared error under the operand distribution"),
+    Metric("bias_app", "", "", "mean signed error under the operand distribution"),
+    Metric("er_app", "%", "lower", "probability of a wrong product under the operand distribution"),
+    Metric("mred_app", "%", "lower", "mean relative error distance under the operand distribution (p != 0)"),
+    Metric("mae_limit", "", "", "largest weighted MAE allowed, as a fraction of N (--mae-limit)"),
+    Metric("bias_limit", "", "", "largest |weighted mean error| allowed, as a fraction of N (--bias-limit)"),
     # implementation costs
     Metric("area", "um^2", "lower", "cell area after mapping onto the technology (Liberty units)"),
     Metric("area_ratio", "", "lower", "area / area of the exact design synthesised by the same flow"),
@@ -61,6 +71,11 @@ _METRICS = [
     Metric("power_dynamic_w", "W", "lower", "switching plus internal power"),
     Metric("power_leakage_w", "W", "lower", "leakage power"),
     Metric("energy_pj", "pJ", "lower", "energy per operation: power x clock period"),
+    Metric("power_cost", "pJ", "lower", "the evaluator's switching energy per operation on the power stream "
+           "(zero-delay toggles x Liberty energy per toggle): the --cost power objective"),
+    Metric("power_cost_ratio", "", "lower", "power_cost / power_cost of the exact seed"),
+    Metric("power_cost_correlation", "", "higher", "Pearson correlation of power_cost and OpenSTA's power_w over "
+           "a set of circuits"),
     # accelerator models (accel_models/)
     Metric("cycles", "cycles", "lower", "clock cycles, bandwidth stalls included"),
     Metric("compute_cycles", "cycles", "lower", "cycles of the cycle model alone (rtl: the RTL's start-to-done "

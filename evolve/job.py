@@ -26,18 +26,18 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import config as cfgmod
-from core import golden, multrun, tools
+from core import error_metrics, golden, multrun, tools
 from core.config import check_range, option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision, read_json
-from evolve import cgp, descent, engine, kernels, seeds
+from evolve import COSTS, app, cgp, descent, engine, kernels, seeds
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
@@ -69,8 +69,9 @@ class EvolveConfig:
     budget: float = option(600.0, unit="s", help="wall-clock time for evolution; 0 for none (then set --generations)")
     generations: int | None = option(None, help="stop after this many generations")
     tech: str = option("osu018", help="technology: built-in name, Liberty file, directory or TOML description")
-    cost: str = option("area", choices=("area", "transistors"),
-                       help="objective: cell area of the active gates, or CircuitsDNA transistor counts")
+    cost: str = option("area", choices=COSTS,
+                       help="objective: cell area of the active gates, CircuitsDNA transistor counts, or power: "
+                            "switching energy on the power stream (--operands, --power-vectors) from the Liberty")
     eps_start: float | None = option(None, help="start of a WCE schedule decaying exponentially to EPS")
     eps_tau: float = option(20000.0, unit="generations", help="time constant of the WCE schedule")
     allow_slower: bool = option(False, help="let the result be deeper or slower than the exact multiplier")
@@ -100,7 +101,15 @@ class EvolveConfig:
                                  "dadda, or auto (the one of least mapped area on the technology)")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
                            "(value,count or value,count_a,count_b)")
-    power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
+    power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity (and, with --cost "
+                                "power, the stream the search measures its switching energy on)")
+    mae_limit: float | None = option(None, help="largest MAE under the operand distribution (--operands), as a "
+                                     "fraction of N like EPS: a constraint of the search (up to 16 input bits)")
+    bias_limit: float | None = option(None, help="largest |mean error| under the operand distribution, as a "
+                                      "fraction of N: a constraint of the search (up to 16 input bits)")
+    calibrate: int = option(0, help="circuits of the search's trajectory also mapped and powered by OpenSTA, to "
+                            "report the correlation of the power cost with OpenSTA's power (report.json "
+                            "power_cost_correlation)")
     clock_period: float | None = option(None, unit="ns", help=pclock.CLOCK_HELP)
     sim_period: float | None = option(None, unit="ns", help=pclock.SIM_HELP)
     checkpoint_every: float = option(60.0, unit="s", help="seconds between checkpoints")
@@ -145,6 +154,15 @@ class EvolveConfig:
             raise ConfigError("SEED_ARCH and SEED_NETLIST cannot both be set")
         if self.overwrite and self.resume:
             raise ConfigError("OVERWRITE and RESUME cannot both be set")
+        for name in ("mae_limit", "bias_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                check_range(name.upper(), value, 0.0, 1.0, lo_open=True, hi_open=True)
+                if self.wa + self.wb > EXHAUSTIVE_MAX_BITS:
+                    raise must(name.upper(), f"left out above {EXHAUSTIVE_MAX_BITS} input bits (the weighted errors "
+                               "are exact over all pairs)", value)
+        if not 0 <= self.calibrate <= 64:
+            raise must("CALIBRATE", "in 0..64 circuits", self.calibrate)
 
     @property
     def wa(self) -> int:
@@ -189,6 +207,9 @@ class Context:
     verbose: bool = True
     reference: Netlist | None = None  # the exact seed, for SAT miters (None for a user's seed netlist)
     preflight: Preflight | None = None
+    probs: Any = None  # the operand distribution (None: uniform)
+    objective: app.ObjectiveSpec | None = None  # --cost power, --mae-limit, --bias-limit
+    trajectory: list[tuple[float, Netlist]] = field(default_factory=list)  # bests seen, for --calibrate
 
     @property
     def periods(self) -> pclock.Periods:
@@ -218,14 +239,15 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
         t = techmod.load(cfg.tech)
         for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
             tool.require()
-        probs = None
-        if cfg.operands != "uniform":
-            probs = activity.read_histogram(Path(cfg.operands), cfg.wa, cfg.wb, cfg.signed)
+        probs = activity.read_operands(cfg.operands, cfg.wa, cfg.wb, cfg.signed)
         if cfg.seed_netlist is not None:
             _check_seed_netlist(cfg.seed_netlist)
-        weights = np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float)
+        weights = np.array([t.transistors(f) if cfg.cost == "transistors" else t.gate_area(f) for f in FUNCS],
+                           dtype=float)
         ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
                       golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress)
+        ctx.probs = probs
+        ctx.objective = _objective(ctx)
         if cfg.resume:  # a refused resume writes nothing: its checkpoint is read before any file is written
             engine.load_checkpoint(run_dir.path / "checkpoint.npz", _fingerprint(ctx))
         started = time.time()
@@ -358,12 +380,32 @@ def _power_stream(ctx: Context, probs: Any) -> tuple[np.ndarray, np.ndarray]:
     return activity.power_stream(cfg.wa, cfg.wb, cfg.power_vectors, cfg.seed, probs)
 
 
+def _objective(ctx: Context) -> app.ObjectiveSpec | None:
+    """What the search measures beyond the gate costs: the switching energy on the power stream
+    (``--cost power``: the very stream OpenSTA's power is measured on) and the errors under the
+    operand distribution (``--mae-limit``, ``--bias-limit``, absolute here: the fraction times N)."""
+    cfg = ctx.cfg
+    if cfg.cost != "power" and cfg.mae_limit is None and cfg.bias_limit is None:
+        return None
+    stream = energy = None
+    if cfg.cost == "power":
+        a, b = _power_stream(ctx, ctx.probs)
+        stream, energy = app.stream_vectors(a, b, cfg.wb), app.gate_energy(ctx.tech)
+    return app.ObjectiveSpec(cfg.wa, cfg.wb, cfg.signed, stream=stream, energy=energy, probs=ctx.probs,
+                             mae_limit=None if cfg.mae_limit is None else cfg.mae_limit * ctx.norm,
+                             bias_limit=None if cfg.bias_limit is None else cfg.bias_limit * ctx.norm)
+
+
 def _fingerprint(ctx: Context) -> dict[str, Any]:
     cfg = cfgmod.to_dict(ctx.cfg)
     cfg["design"] = ctx.cfg.design
     cfg["seed_netlist_sha256"] = (hashlib.sha256(ctx.cfg.seed_netlist.read_bytes()).hexdigest()
                                   if ctx.cfg.seed_netlist else None)
-    return {k: cfg[k] for k in FINGERPRINT}
+    found = {k: cfg[k] for k in FINGERPRINT}
+    if ctx.objective is not None:  # what the search measures itself on (absent from runs without it)
+        found |= {"mae_limit": ctx.cfg.mae_limit, "bias_limit": ctx.cfg.bias_limit,
+                  "objective": ctx.objective.digest}
+    return found
 
 
 def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outcome:
@@ -372,9 +414,12 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
     ctx.reference = seed_net if cfg.seed_netlist is None else None
+    spec = ctx.objective
+    unit = (0.5 * spec.energy.cheapest() if spec is not None and spec.energy is not None
+            else float(ctx.weights.min()))  # the cheapest gate, toggling every other operation under power
     problem = engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
-                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()),
-                             proof_timeout=cfg.proof_timeout, reference=ctx.reference)
+                             cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * unit,
+                             proof_timeout=cfg.proof_timeout, reference=ctx.reference, objective=spec)
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
     schedule = engine.Schedule(ctx.norm, cfg.eps, cfg.eps_start, cfg.eps_tau)
@@ -390,6 +435,13 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
 
         ev = rebuild([]) if problem.proves else Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr)
         seed_wce, _ = ev.load_parent(seed_net)
+        ob = spec.build(ev, seed_net.n_addr, 1) if spec is not None else None
+        if ob is not None and spec is not None and spec.app_limits:
+            _, _, _, sums = ob.load_parent(seed_net, ctx.weights)
+            if not ob.within_app_limits(sums):
+                raise ConfigError(f"the seed netlist has a weighted MAE of {sums[0]:.6g} and mean error "
+                                  f"{sums[1]:.6g} under --operands, beyond --mae-limit/--bias-limit: start from "
+                                  "an exact or more accurate netlist")
         if problem.proves and cfg.seed_netlist is not None and seed_wce <= ctx.limit:
             # a user's seed: its WCE on all inputs, not only on the vector set
             proof = problem.prove(seed_net, ctx.limit, threads=cfg.jobs)
@@ -410,14 +462,20 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
             d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth,
                                 prove=(lambda n: problem.prove(n, ctx.limit, threads=cfg.jobs))
                                 if problem.proves else None, rebuild=rebuild,
-                                deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None)
+                                deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None,
+                                objective=ob if ob is not None and not problem.proves else None)
             start, start_wce, found = d.net, d.wce, d.counterexamples
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
                                                 "wce": d.wce, "runtime_s": time.monotonic() - t0,
                                                 "proofs": d.proofs, "counterexamples": len(found)})
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
         genome = cgp.with_spares(start, cfg.spare, rng)
-        state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce)
+        cost = None
+        if spec is not None:
+            grown = Evaluator(cfg.wa, cfg.wb, cfg.signed, genome.n_addr, vectors=ev.vectors[:1])
+            cost = replace(spec, mae_limit=None, bias_limit=None).build(grown, genome.n_addr, 1).cost_of(
+                genome, ctx.weights)
+        state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce, cost=cost)
         state.add_counterexamples(found)
     bar = _Progress(cfg, ctx.limit, enabled=show_progress)
     try:
@@ -425,10 +483,19 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
             state, problem, schedule, jobs=cfg.jobs, epoch_generations=cfg.epoch,
             budget=cfg.budget if cfg.budget > 0 else None, generations=cfg.generations, migrate_every=cfg.migrate,
             checkpoint=lambda s: engine.save_checkpoint(ckpt, s, fingerprint), checkpoint_every=cfg.checkpoint_every,
-            progress=bar.update)
+            progress=lambda s, rec: (_remember(ctx, s), bar.update(s, rec)))
     finally:
         bar.close()
     return outcome
+
+
+def _remember(ctx: Context, state: engine.State) -> None:
+    """Keep the best circuit of each epoch whose cost is new: the trajectory ``--calibrate`` samples."""
+    if ctx.cfg.calibrate <= 0:
+        return
+    isl = min((i for i in state.islands if i.best is not None), key=lambda i: (i.best_cost, i.best_wce))
+    if isl.best is not None and all(c != isl.best_cost for c, _ in ctx.trajectory):
+        ctx.trajectory.append((isl.best_cost, isl.best.copy()))
 
 
 class _Progress:
@@ -442,7 +509,7 @@ class _Progress:
         self.bar = tqdm(total=total, unit="s" if self.by_time else "gen", disable=not enabled or None,
                         dynamic_ncols=True, desc=f"{cfg.design} eps={cfg.eps:g}")
         self.start = time.monotonic()
-        self.cost_name = "area" if cfg.cost == "area" else "transistors"
+        self.cost_name = {"area": "area", "transistors": "transistors", "power": "pJ/op"}[cfg.cost]
 
     def update(self, state: engine.State, rec: dict) -> None:
         done = time.monotonic() - self.start if self.by_time else state.generation
@@ -491,6 +558,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut,
                            outcome.state.counterexamples)
     ppa = _ppa(ctx, exact_map, approx_map, module, best, lut, probs)
+    power_costs = _power_costs(ctx, best, seed_net)
+    calibration = _calibrate(ctx, best, power_costs, ppa)
 
     seed_tr = seed_net.cost({f: float(t.transistors(f)) for f in FUNCS})
     best_tr = best.cost({f: float(t.transistors(f)) for f in FUNCS})
@@ -504,6 +573,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         "eps": cfg.eps, "norm": ctx.norm, "wce_limit": ctx.limit, "tech": t.name, "cost_objective": cfg.cost,
         **errors,
         "wce_proof": proof.as_report(), "error_metrics": metrics_how,
+        **_app_errors(ctx, lut), "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit,
         "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
         "area_ratio_vs_seed": approx_map.area / seed_info["area"] if seed_info else None,
         "gate_area": best.cost({f: t.gate_area(f) for f in FUNCS}),
@@ -512,6 +582,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         **ppa["approx"],
         "delay_ratio": ppa["approx"]["delay_ns"] / ppa["exact"]["delay_ns"],
         "power_ratio": ppa["approx"]["power_w"] / ppa["exact"]["power_w"],
+        **power_costs, "power_calibration": calibration,
+        "power_cost_correlation": calibration["pearson"] if calibration else None,
         "clock_period_ns": ctx.periods.clock_period_ns, "clock": ctx.periods.as_report(),
         "exact": {"area": exact_map.area, "cells": exact_map.n_cells, "transistors": int(seed_tr),
                   "gates": seed_net.n_gates, "depth": seed_net.depth(),
@@ -536,6 +608,68 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     rep.plot_evolution(run.path / "evolution.png", state.logbook, report)
     run.write_text("report.md", rep.markdown(report))
     return report
+
+
+def _app_errors(ctx: Context, lut: np.ndarray | None) -> dict[str, Any]:
+    """The error metrics under the operand distribution, exact over every pair (up to 16 input bits)."""
+    cfg = ctx.cfg
+    if lut is None:
+        return {}
+    exact = np.outer(golden.values(cfg.wa, cfg.signed), golden.values(cfg.wb, cfg.signed)).ravel()
+    return error_metrics.weighted(lut.ravel().astype(np.int64), exact, app.pair_weights(cfg.wa, cfg.wb, ctx.probs),
+                                  ctx.norm)
+
+
+def _power_costs(ctx: Context, best: Netlist, seed_net: Netlist) -> dict[str, Any]:
+    """The evaluator's switching energy per operation (the ``--cost power`` objective) of the result and of
+    the exact seed, on the power stream; None where the Liberty gives no voltage."""
+    if ctx.tech.voltage is None:
+        return {"power_cost": None, "power_cost_exact": None, "power_cost_ratio": None}
+    energy = app.gate_energy(ctx.tech)
+    a, b = _power_stream(ctx, ctx.probs)
+    stream = app.stream_vectors(a, b, ctx.cfg.wb)
+    mine, exact = app.power_cost(best, energy, stream), app.power_cost(seed_net, energy, stream)
+    return {"power_cost": mine, "power_cost_exact": exact, "power_cost_ratio": mine / exact if exact else None}
+
+
+def _calibrate(ctx: Context, best: Netlist, costs: dict[str, Any], ppa: dict[str, dict[str, float]]
+               ) -> dict[str, Any] | None:
+    """``--calibrate N``: N circuits of the search's trajectory mapped and powered like the result; the
+    Pearson correlation of their power cost with OpenSTA's power, with the exact design and the result."""
+    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    if cfg.calibrate <= 0 or costs["power_cost"] is None:
+        return None
+    energy = app.gate_energy(t)
+    a, b = _power_stream(ctx, ctx.probs)
+    stream = app.stream_vectors(a, b, cfg.wb)
+    shape = Shape(cfg.wa, cfg.wb, cfg.signed)
+    points = [{"circuit": "exact", "power_cost": costs["power_cost_exact"], "power_w": ppa["exact"]["power_w"]},
+              {"circuit": "result", "power_cost": costs["power_cost"], "power_w": ppa["approx"]["power_w"]}]
+    done = {best.digest()}
+    seen = [net.compact() for _, net in ctx.trajectory]
+    seen = [n for n in seen if n.digest() not in done]
+    picks = [seen[round(i * (len(seen) - 1) / max(cfg.calibrate - 1, 1))] for i in range(min(cfg.calibrate, len(seen)))]
+    periods = ctx.periods
+    for i, net in enumerate(picks):
+        if net.digest() in done:
+            continue
+        done.add(net.digest())
+        module = f"{cfg.design}_cal{i}_{net.digest()}"
+        ctx.say(f"calibration circuit {i + 1} of {len(picks)}: mapping and power (OpenSTA)")
+        (run.path / "calibration").mkdir(exist_ok=True)
+        v = run.write_text(f"calibration/{module}.v", net.to_verilog(module, f"{module}: calibration circuit"))
+        mapped = yosys.map_to_cells(run, [v], module, t, run.path / "calibration" / f"{module}_{t.name}.v",
+                                    step=f"map_cal{i}")
+        res = characterise.delay_and_power(run, f"cal{i}", mapped, module, t, shape, a, b,
+                                           _model_codes(shape, net, None, a, b),
+                                           clock_period_ns=periods.clock_period_ns,
+                                           sim_period_ns=periods.sim_period_ns, seed=cfg.seed)
+        points.append({"circuit": module, "power_cost": app.power_cost(net, energy, stream),
+                       "power_w": res["power_w"]})
+    x = np.array([p["power_cost"] for p in points])
+    y = np.array([p["power_w"] for p in points])
+    r = float(np.corrcoef(x, y)[0, 1]) if len(points) >= 3 and x.std() > 0 and y.std() > 0 else None
+    return {"circuits": points, "pearson": r}
 
 
 def _proven_errors(ctx: Context, best: Netlist, counterexamples: list[int]

@@ -36,16 +36,20 @@ from core import config
 from core.config import option
 from core.errors import ConfigError, FlowError, must
 from core.run import RunDir, read_json, write_json, write_text
+from evolve import COSTS
 from evolve.seeds import SEED_ARCHS
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed member whose time is spent still finishes: one epoch, then verification
 RESULTS = ("library.json", "members", "references")  # what makes a library directory worth keeping
 ERRORS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape", "mse")
-PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio", "energy_pj")
+# the same under the library's operand distribution (--operands; WMED-style weights)
+ERRORS_APP = ("wce_app", "mae_app", "mae_app_pct", "mse_app", "bias_app", "er_app", "mred_app")
+PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio", "energy_pj", "power_cost",
+       "power_cost_ratio")
 # the Pareto planes: (name, x, y), both minimised
 PLANES = (("power_wce", "wce", "power_w"), ("area_wce", "wce", "area"), ("power_mae", "mae", "power_w"))
-COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *PPA, "wce_proof_method", "wce_proof_time_s",
+COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *ERRORS_APP, *PPA, "wce_proof_method", "wce_proof_time_s",
            "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "build", "run_dir")
 _ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://\S+")
 
@@ -61,7 +65,11 @@ class LibraryConfig:
     bits_b: int | None = option(None, help="operand width of b (default: --bits)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
     tech: str = option("osu018", help="technology: built-in name, Liberty file, directory or TOML description")
-    cost: str = option("area", choices=("area", "transistors"), help="objective of every member")
+    cost: str = option("area", choices=COSTS, help="objective of every member (power: switching energy on the "
+                       "power stream of --operands)")
+    mae_limit: float | None = option(None, help="every member's largest MAE under --operands, as a fraction of N")
+    bias_limit: float | None = option(None, help="every member's largest |mean error| under --operands, as a "
+                                      "fraction of N")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
                            "(value,count or value,count_a,count_b)")
     budget: float = option(600.0, unit="s", help="evolution time per member; 0 for none (then set --generations)")
@@ -124,7 +132,7 @@ def members(cfg: LibraryConfig) -> list[Any]:
     settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "budget": cfg.budget,
                 "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost, "jobs": cfg.jobs,
                 "epoch": cfg.epoch, "power_vectors": cfg.power_vectors, "operands": cfg.operands,
-                "seed_arch": cfg.seed_arch}
+                "seed_arch": cfg.seed_arch, "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit}
     return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None}
                              | {"eps": e, "seed": s}) for e in sorted(cfg.eps) for s in cfg.seeds]
 
@@ -214,7 +222,7 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
     if cfg.operands != "uniform":
         from ppa import activity
 
-        activity.read_histogram(Path(cfg.operands), plan[0].wa, plan[0].wb, cfg.signed)
+        activity.read_operands(cfg.operands, plan[0].wa, plan[0].wb, cfg.signed)
     refs = references(cfg.reference) if cfg.reference is not None else []
     path = (cfg.out or ROOT / "runs" / plan[0].design / f"library-{cfg.tech}").resolve()
     resume = path.is_dir() and any(path.iterdir()) and not cfg.overwrite
@@ -324,10 +332,22 @@ def _row(kind: str, name: str, m: Any, r: dict[str, Any], run_dir: Path) -> dict
         sampled = r.get("verification_vectors", 0) < (1 << (r["wa"] + r["wb"]))
         method, time_s, verified = "sampled simulation" if sampled else "exhaustive simulation", None, None
     return {"kind": kind, "name": name, "eps": m.eps if m else None, "seed": m.seed if m else None,
-            "wce_limit": r.get("wce_limit"), **{k: r.get(k) for k in (*ERRORS, *PPA)},
+            "wce_limit": r.get("wce_limit"), **{k: r.get(k) for k in (*ERRORS, *ERRORS_APP, *PPA)},
             "wce_proof_method": method, "wce_proof_time_s": time_s, "verified": verified,
             "generations": r.get("generations"), "build": r.get("_build"), "run_dir": str(run_dir),
             "wce_proof": proof or None}
+
+
+def power_cost_correlation(rows: list[dict[str, Any]]) -> float | None:
+    """Pearson correlation of the evaluator's power cost and OpenSTA's power over the members that have both."""
+    import numpy as np
+
+    pts = [(r["power_cost"], r["power_w"]) for r in rows
+           if r["kind"] == "member" and r.get("power_cost") is not None and r.get("power_w") is not None]
+    if len(pts) < 3:
+        return None
+    x, y = np.array(pts, dtype=float).T
+    return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None
 
 
 def dominated(points: list[tuple[float, float]]) -> list[bool]:
@@ -356,7 +376,8 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, 
     missing += [top for _, top in refs if top not in done]
     catalogue = {"settings": config.to_dict(cfg), "design": plan[0].design, "tech": cfg.tech, "cluster": cluster,
                  "complete": not missing, "not_built": missing, "failed": [f["error"] for f in failures],
-                 "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES], "rows": rows}
+                 "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES],
+                 "power_cost_correlation": power_cost_correlation(rows), "rows": rows}
     write_json(where / "library.json", catalogue)
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")

@@ -88,8 +88,7 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
     t = techmod.load(cfg.tech)
     for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
         tool.require()
-    probs = None if cfg.operands == "uniform" else activity.read_histogram(Path(cfg.operands), shape.wa, wb,
-                                                                            cfg.signed)
+    probs = activity.read_operands(cfg.operands, shape.wa, wb, cfg.signed)
     ports = ch.inspect(cfg.verilog, cfg.top, cfg.ports, shape.wa, wb)  # before the run directory exists
     with RunDir.open(cfg.run_dir or ROOT / "runs" / cfg.top / f"ppa-{t.name}", overwrite=cfg.overwrite) as run:
         exact_name = design_name(shape.wa, wb, cfg.signed)
