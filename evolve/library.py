@@ -99,16 +99,21 @@ class LibraryConfig:
             raise ConfigError("SEEDS needs at least one value")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"SEEDS must be distinct, not {' '.join(map(str, self.seeds))}")
-        if self.jobs < 1:
-            raise must("JOBS", ">= 1", self.jobs)
-        if self.workers is not None and self.workers < 1:
-            raise must("WORKERS", ">= 1", self.workers)
-        if self.scheduler is not None and not _ADDRESS.fullmatch(self.scheduler):
-            raise must("SCHEDULER", "a Dask scheduler address such as tcp://HOST:PORT", self.scheduler)
-        if not self.scheduler_timeout > 0:
-            raise must("SCHEDULER_TIMEOUT", "> 0 s", self.scheduler_timeout)
+        check_cluster(self)
         if self.reference is not None and not self.reference.is_dir():
             raise ConfigError(f"REFERENCE {self.reference} is not a directory")
+
+
+def check_cluster(cfg: Any) -> None:
+    """The cluster settings a library or a sweep shares: ``jobs``, ``workers``, ``scheduler``, its timeout."""
+    if cfg.jobs < 1:
+        raise must("JOBS", ">= 1", cfg.jobs)
+    if cfg.workers is not None and cfg.workers < 1:
+        raise must("WORKERS", ">= 1", cfg.workers)
+    if cfg.scheduler is not None and not _ADDRESS.fullmatch(cfg.scheduler):
+        raise must("SCHEDULER", "a Dask scheduler address such as tcp://HOST:PORT", cfg.scheduler)
+    if not cfg.scheduler_timeout > 0:
+        raise must("SCHEDULER_TIMEOUT", "> 0 s", cfg.scheduler_timeout)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -229,10 +234,10 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         # a remote scheduler is asked first, before anything touches the disk; a local cluster is started
         # only once the library's lock is held (a refused second build costs no cluster)
-        client = stack.enter_context(_client(cfg)) if cfg.scheduler is not None else None
+        client = stack.enter_context(dask_client(cfg)) if cfg.scheduler is not None else None
         run = stack.enter_context(RunDir.open(path, overwrite=cfg.overwrite, resume=resume, results=RESULTS))
         if client is None:
-            client = stack.enter_context(_client(cfg))
+            client = stack.enter_context(dask_client(cfg))
         where = run.path
         (where / "members").mkdir(exist_ok=True)
         info = client.scheduler_info()
@@ -253,7 +258,7 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
         done: dict[str, tuple[str, Any, dict[str, Any]]] = {}
         failures: list[dict[str, Any]] = []
         try:
-            for fut in _completed(client, tasks, progress):
+            for fut in completed(client, tasks, progress):
                 kind, name, m = tasks[fut]
                 res = fut.result()
                 if "error" in res:
@@ -276,21 +281,24 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
     return result
 
 
-def _completed(client: Any, tasks: dict[Any, Any], progress: bool) -> Iterator[Any]:
+def completed(client: Any, tasks: dict[Any, Any], progress: bool, desc: str = "library",
+              unit: str = "member") -> Iterator[Any]:
+    """The futures of ``tasks`` as they finish, under one progress bar."""
     from distributed import as_completed
     from tqdm import tqdm
 
-    with tqdm(total=len(tasks), desc="library", unit="member", disable=not progress, file=sys.stderr) as bar:
+    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not progress, file=sys.stderr) as bar:
         for fut in as_completed(list(tasks), loop=client.loop):
             yield fut
             bar.update(1)
 
 
-class _client:
+class dask_client:
     """A Dask client on ``--scheduler`` (refused in one line when it does not answer) or on a local cluster
-    of ``cores // jobs`` single-threaded worker processes; closes what it opened."""
+    of ``cores // jobs`` single-threaded worker processes; closes what it opened. ``cfg``: a library's or
+    a sweep's settings (``scheduler``, ``scheduler_timeout``, ``workers``, ``jobs``)."""
 
-    def __init__(self, cfg: LibraryConfig):
+    def __init__(self, cfg: Any):
         self.cfg = cfg
         self.client: Any = None
         self.cluster: Any = None

@@ -1,7 +1,9 @@
 """``flow.py sweep``: evolve over a grid of EPS values, then plot cost and error against EPS.
 
 Each EPS is an ordinary evolve run in ``<out>/eps<EPS>-seed<SEED>/``; a finished one is reused and an
-interrupted one resumed, so a sweep can be stopped and started again. The roll-up is
+interrupted one resumed, so a sweep can be stopped and started again. Every EPS is a Dask task
+(``Client.submit``, ``retries=1``) on the cluster :mod:`evolve.library` uses: a LocalCluster sized to the
+machine by default, or a running one with ``--scheduler tcp://HOST:PORT``. The roll-up is
 ``sweep.json``, ``sweep.csv``, ``sweep.md`` and two figures in the style of CircuitsDNA's figures 6 and 7:
 ``cost_vs_eps.png`` (area, transistor and power ratios) and ``error_vs_eps.png`` (WCE, MAE, error rate).
 """
@@ -9,6 +11,7 @@ interrupted one resumed, so a sweep can be stopped and started again. The roll-u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import sys
@@ -20,6 +23,7 @@ from core import config
 from core.config import option
 from core.errors import ConfigError, must
 from core.run import locked, read_json, write_bytes, write_json, write_text
+from evolve import COSTS
 from evolve.seeds import SEED_ARCHS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,12 +42,21 @@ class SweepConfig:
     budget: float = option(600.0, unit="s", help="evolution time per EPS; 0 for none (then set --generations)")
     generations: int | None = option(None, help="generations per EPS")
     tech: str = option("osu018", help="technology")
-    cost: str = option("area", choices=("area", "transistors"), help="objective")
+    cost: str = option("area", choices=COSTS, help="objective")
+    operands: str = option("uniform", help="operand distribution: 'uniform', a histogram CSV (value,count or "
+                           "value,count_a,count_b) or a flow.py dnn run directory")
+    mae_limit: float | None = option(None, help="every run's largest MAE under --operands, as a fraction of N")
+    bias_limit: float | None = option(None, help="every run's largest |mean error| under --operands, as a "
+                                      "fraction of N")
     jobs: int = option(2, help="processes per run")
     seed_arch: str = option("array", choices=SEED_ARCHS,
                             help="architecture of the exact seed of every run (auto: the smallest after mapping)")
     out: Path | None = option(None, help="sweep directory (default: runs/<design>/sweep-seed<SEED>)")
     overwrite: bool = option(False, help="redo runs that already finished")
+    scheduler: str | None = option(None, help="address of a running Dask scheduler, tcp://HOST:PORT (default: a "
+                                   "local cluster sized to the machine)")
+    scheduler_timeout: float = option(10.0, unit="s", help="how long to wait for --scheduler to answer")
+    workers: int | None = option(None, help="worker processes of the local cluster (default: cores // jobs)")
 
     def __post_init__(self) -> None:
         if not self.eps:
@@ -53,6 +66,9 @@ class SweepConfig:
                 raise must("EPS", "in (0, 1)", e)
         if len(set(self.eps)) != len(self.eps):
             raise ConfigError(f"EPS values must be distinct, not {' '.join(map(str, self.eps))}")
+        from evolve.library import check_cluster
+
+        check_cluster(self)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,25 +80,54 @@ def main(args: argparse.Namespace) -> int:
     from evolve.job import EvolveConfig
 
     cfg = config.from_namespace(SweepConfig, args)
+    from evolve.library import MemberError, completed, dask_client
+
     settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
                 "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
-                "jobs": cfg.jobs, "seed_arch": cfg.seed_arch}
+                "jobs": cfg.jobs, "seed_arch": cfg.seed_arch, "operands": cfg.operands, "mae_limit": cfg.mae_limit,
+                "bias_limit": cfg.bias_limit}
     runs = [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
             for e in sorted(cfg.eps)]  # every setting checked before anything runs
-    out = cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}"
+    if cfg.operands != "uniform":
+        from ppa import activity
+
+        activity.read_operands(cfg.operands, runs[0].wa, runs[0].wb, cfg.signed)
+    out = (cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}").resolve()
     rows: list[dict[str, Any]] = []
-    with locked(out):
+    with contextlib.ExitStack() as stack:
+        # a remote scheduler is asked before anything touches the disk; a local cluster only under the lock
+        client = stack.enter_context(dask_client(cfg)) if cfg.scheduler is not None else None
+        stack.enter_context(locked(out))
+        if client is None:
+            client = stack.enter_context(dask_client(cfg))
+        out.mkdir(parents=True, exist_ok=True)
+        info = client.scheduler_info()
+        cluster = {"scheduler": cfg.scheduler or "local", "address": info.get("address"),
+                   "workers": len(info.get("workers", {}))}
+        tasks = {client.submit(_task, run_cfg, out, cfg.overwrite, key=f"sweep-eps{run_cfg.eps:g}",
+                               retries=1, pure=False): run_cfg for run_cfg in runs}
+        failures: list[dict[str, Any]] = []
         try:
-            for run_cfg in runs:
-                rows.append(_one(run_cfg, out, cfg.overwrite, not args.quiet))
-                if rows[-1]["interrupted"]:  # Ctrl-C stopped this run's evolution: stop the sweep here
-                    raise KeyboardInterrupt
+            for fut in completed(client, tasks, not args.quiet, "sweep", "run"):
+                res = fut.result()
+                if "error" in res:
+                    failures.append(res)
+                else:
+                    rows.append(res["row"])
+                    rows.sort(key=lambda r: r["eps"])
+            if any(r["interrupted"] for r in rows):  # Ctrl-C stopped a run's evolution: say so, resume later
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
-            _roll_up(out, rows, runs, cfg)
+            for fut in tasks:
+                fut.cancel()
+            _roll_up(out, rows, runs, cfg, cluster)
             print(f"interrupted: {out / 'sweep.md'} says which EPS finished; run the sweep again to resume it",
                   file=sys.stderr)
             raise
-        _roll_up(out, rows, runs, cfg)
+        _roll_up(out, rows, runs, cfg, cluster)
+        if failures:
+            raise MemberError(f"{failures[0]['error']} ({len(failures)} of {len(tasks)} failed; {out / 'sweep.md'} "
+                              "lists the rest)", failures[0]["exit_code"])
     for r in rows:
         print(f"EPS {r['eps']:<6g} WCE {r['wce']:>6} (limit {r['wce_limit']:>6})  area {r['area_ratio']:.4f}  "
               f"transistors {r['transistor_ratio']:.4f}  power {r['power_ratio']:.4f}  "
@@ -91,13 +136,14 @@ def main(args: argparse.Namespace) -> int:
     return 0 if all(r["verified"] for r in rows) else 5
 
 
-def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepConfig) -> None:
+def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepConfig,
+             cluster: dict[str, Any] | None = None) -> None:
     """sweep.json, sweep.csv, sweep.md and the plots of what ran; an interrupted sweep says what did not."""
     done = {r["eps"] for r in rows}
     missing = [r.eps for r in runs if r.eps not in done]
     complete = [r for r in rows if not r["interrupted"]]
     write_json(out / "sweep.json", {"settings": config.to_dict(cfg), "complete": not missing and
-                                    len(complete) == len(rows), "runs": rows, "not_run": missing})
+                                    len(complete) == len(rows), "cluster": cluster, "runs": rows, "not_run": missing})
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=(*COLUMNS, "interrupted"))
     w.writeheader()
@@ -106,6 +152,17 @@ def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepC
     write_text(out / "sweep.md", _markdown(rows, runs[0].design, cfg, missing))
     if complete:
         _plots(out, complete, runs[0].design, cfg.tech)
+
+
+def _task(cfg: Any, out: Path, overwrite: bool) -> dict[str, Any]:
+    """One EPS in a Dask worker: ``{"row": ...}``, or ``{"error": line, "exit_code": n}`` for a project error
+    (a value, not an exception: a retry would not change it)."""
+    from core.errors import FlowError
+
+    try:
+        return {"row": _one(cfg, out, overwrite, False)}
+    except FlowError as err:
+        return {"error": f"EPS {cfg.eps:g}: {err}", "exit_code": err.exit_code}
 
 
 def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]:

@@ -95,9 +95,6 @@ def read_operands(spec: str, wa: int, wb: int, is_signed: bool) -> tuple[np.ndar
             raise ConfigError(f"OPERANDS must be 'uniform', a histogram CSV or a flow.py dnn run directory holding "
                               f"{DNN_OPERANDS}, not the directory {spec!r}")
         path = path / DNN_OPERANDS
-    elif not path.is_file():
-        raise ConfigError(f"OPERANDS must be 'uniform', a histogram CSV or a flow.py dnn run directory, not {spec!r} "
-                          "(no such file)")
     return read_histogram(path, wa, wb, is_signed)
 
 

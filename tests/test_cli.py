@@ -35,7 +35,7 @@ def one_line_error(proc: subprocess.CompletedProcess, code: int, pattern: str) -
     (["--bits", "8", "--bits-b", "17"], r"^error: BITS_B must be an operand width in 2\.\.16, not 17$"),
     (["--tech", "tsmc7"], r"^error: TECH must be a built-in technology .* \(choices: osu018, osu035, osu050\)$"),
     (["--cost", "speed"], r"^error: COST must be one of the listed choices, not 'speed' "
-                          r"\(choices: area, transistors\)$"),
+                          r"\(choices: area, transistors, power\)$"),
     (["--budget", "0"], r"^error: BUDGET is 0 \(no time limit\), so GENERATIONS must be given$"),
     (["--eps-start", "0.001"], r"^error: EPS_START must be in \[0\.005, 1\), not 0\.001$"),
     (["--operands", "/no/such.csv"], r"^error: cannot read operand histogram /no/such\.csv"),
