@@ -17,9 +17,15 @@ SEED_ARCH ?= auto
 TAG     ?=
 ARGS    ?=
 JOBS    ?= 2
+COST    ?= area
+MAE_LIMIT  ?=
+BIAS_LIMIT ?=
+# the objective and the application's error limits (issue 14), shared by evolve, sweep and library
+APP_FLAGS = --cost $(COST) $(if $(MAE_LIMIT),--mae-limit $(MAE_LIMIT)) $(if $(BIAS_LIMIT),--bias-limit $(BIAS_LIMIT))
 
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
-               --seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(if $(TAG),--tag $(TAG)) $(ARGS)
+               --seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(if $(TAG),--tag $(TAG)) \
+               $(APP_FLAGS) $(if $(filter-out uniform,$(OPERANDS)),--operands $(OPERANDS)) $(ARGS)
 
 .PHONY: all evolve sweep library test test-all bench lint deps venv clean help accel dnn dnn-setup array
 
@@ -42,7 +48,8 @@ evolve: venv
 
 sweep: venv
 	$(PY) flow.py sweep --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
-		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(ARGS)
+		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(APP_FLAGS) \
+		--operands $(OPERANDS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(ARGS)
 
 # ---- multiplier library on Dask (evolve/library.py, issue 14): `python flow.py library --help` ----
 # EPS only when given (else the library's grid 0.001 ... 0.3); BUDGET is per member.
@@ -57,7 +64,8 @@ LIBRARY_EPS = $(if $(filter command line environment,$(origin EPS)),--eps $(EPS)
 library: venv
 	$(PY) flow.py library $(LIBRARY_EPS) --seeds $(SEEDS) --bits $(BITS) \
 		$(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) --tech $(TECH) --operands $(OPERANDS) \
-		--budget $(BUDGET) --jobs $(MEMBER_JOBS) --seed-arch $(SEED_ARCH) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+		--budget $(BUDGET) --jobs $(MEMBER_JOBS) --seed-arch $(SEED_ARCH) $(APP_FLAGS) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
 		$(if $(REFERENCE),--reference $(REFERENCE)) $(if $(LIBRARY),--out $(LIBRARY)) $(ARGS)
 # ---- end of multiplier library ----
 

@@ -99,8 +99,9 @@ class EvolveConfig:
     seed_arch: str = option("array", choices=seeds.SEED_ARCHS,
                             help="architecture of the exact seed: array (Yosys' a*b), booth (radix 4), wallace, "
                                  "dadda, or auto (the one of least mapped area on the technology)")
-    operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
-                           "(value,count or value,count_a,count_b)")
+    operands: str = option("uniform", help="operand distribution of the application: 'uniform', a histogram CSV "
+                           "(value,count or value,count_a,count_b) or a flow.py dnn run directory (its "
+                           "operands/all.csv); the power stream is drawn from it, the *_app errors weighted by it")
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity (and, with --cost "
                                 "power, the stream the search measures its switching energy on)")
     mae_limit: float | None = option(None, help="largest MAE under the operand distribution (--operands), as a "

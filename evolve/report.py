@@ -13,6 +13,7 @@ from typing import Any
 from core import metrics
 
 ERROR_KEYS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape")
+APP_ERROR_KEYS = ("wce_app", "mae_app", "mae_app_pct", "mse_app", "bias_app", "er_app", "mred_app")
 COST_KEYS = ("area", "area_ratio", "transistors", "transistor_ratio", "cells", "gates", "depth", "delay_ns",
              "delay_ratio", "power_w", "power_ratio", "energy_pj")
 SEARCH_KEYS = ("generations", "evaluations", "evals_per_s", "runtime_s")
@@ -83,6 +84,11 @@ def markdown(r: dict[str, Any]) -> str:
                   "continue it with `--resume`.", ""]
     lines += ["## Error", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
     lines += [_row(k, r[k]) for k in ERROR_KEYS]
+    if r.get("mae_app") is not None:
+        lines += [_row(k, r[k]) for k in APP_ERROR_KEYS]
+        limits = [f"{k} {r[k]:g} x N" for k in ("mae_limit", "bias_limit") if r.get(k) is not None]
+        lines += ["", f"The `_app` figures weigh every input pair by the operand distribution ({r.get('operands')})"
+                  + (f"; the search held them to {' and '.join(limits)}" if limits else "") + "."]
     pf = r["wce_proof"]
     how = (f"by simulating all {pf['vectors']:,} input pairs" if pf["method"] == "exhaustive" else
            f"by a SAT miter ({pf['solver']}, {pf['steps']} solver calls, {pf['variables']:,} variables)")
@@ -106,6 +112,12 @@ def markdown(r: dict[str, Any]) -> str:
                 "depth": ex["depth"], "delay_ns": ex["delay_ns"], "power_w": ex["power_w"],
                 "energy_pj": ex["energy_pj"]}
     lines += [_row(k, r[k], exact_of.get(k)) for k in COST_KEYS]
+    if r.get("power_cost") is not None:
+        lines += [_row("power_cost", r["power_cost"], r.get("power_cost_exact"))]
+        if r.get("power_cost_correlation") is not None:
+            n = len(r["power_calibration"]["circuits"])
+            lines += ["", f"The power cost correlates with OpenSTA's power at r = {r['power_cost_correlation']:.3f} "
+                      f"over {n} circuits of this run (`--calibrate`)."]
     sa = r.get("seed_arch")
     if sa:
         others = ", ".join(f"{k} {v:g}" for k, v in sa["mapped_area"].items())
