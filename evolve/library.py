@@ -24,19 +24,18 @@ import argparse
 import contextlib
 import csv
 import io
-import os
 import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from core import config
 from core.config import option
-from core.errors import ConfigError, FlowError, must
+from core.errors import ConfigError, FlowError
 from core.run import RunDir, read_json, write_json, write_text
 from evolve import COSTS
+from evolve.cluster import MemberError, check_cluster, completed, dask_client
 from evolve.seeds import SEED_ARCHS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +50,6 @@ PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio"
 PLANES = (("power_wce", "wce", "power_w"), ("area_wce", "wce", "area"), ("power_mae", "mae", "power_w"))
 COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *ERRORS_APP, *PPA, "wce_proof_method", "wce_proof_time_s",
            "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "build", "run_dir")
-_ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://\S+")
 
 
 @dataclass(frozen=True)
@@ -102,18 +100,6 @@ class LibraryConfig:
         check_cluster(self)
         if self.reference is not None and not self.reference.is_dir():
             raise ConfigError(f"REFERENCE {self.reference} is not a directory")
-
-
-def check_cluster(cfg: Any) -> None:
-    """The cluster settings a library or a sweep shares: ``jobs``, ``workers``, ``scheduler``, its timeout."""
-    if cfg.jobs < 1:
-        raise must("JOBS", ">= 1", cfg.jobs)
-    if cfg.workers is not None and cfg.workers < 1:
-        raise must("WORKERS", ">= 1", cfg.workers)
-    if cfg.scheduler is not None and not _ADDRESS.fullmatch(cfg.scheduler):
-        raise must("SCHEDULER", "a Dask scheduler address such as tcp://HOST:PORT", cfg.scheduler)
-    if not cfg.scheduler_timeout > 0:
-        raise must("SCHEDULER_TIMEOUT", "> 0 s", cfg.scheduler_timeout)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,14 +198,6 @@ def characterise_reference(verilog: Path, top: str, cfg: LibraryConfig, run_dir:
 
 
 # ------------------------------------------------------------------------------------------ build
-class MemberError(FlowError):
-    """A member or reference failed; its exit code is the member's."""
-
-    def __init__(self, text: str, exit_code: int):
-        super().__init__(text)
-        self.exit_code = exit_code
-
-
 def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
     """Build (or resume) the library; returns its catalogue. Ctrl-C writes the catalogue of the members
     finished so far and raises KeyboardInterrupt (the others resume next time)."""
@@ -279,56 +257,6 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
                               f"{where / 'library.json'} lists the rest)", failures[0]["exit_code"])
     result["path"] = path
     return result
-
-
-def completed(client: Any, tasks: dict[Any, Any], progress: bool, desc: str = "library",
-              unit: str = "member") -> Iterator[Any]:
-    """The futures of ``tasks`` as they finish, under one progress bar."""
-    from distributed import as_completed
-    from tqdm import tqdm
-
-    with tqdm(total=len(tasks), desc=desc, unit=unit, disable=not progress, file=sys.stderr) as bar:
-        for fut in as_completed(list(tasks), loop=client.loop):
-            yield fut
-            bar.update(1)
-
-
-class dask_client:
-    """A Dask client on ``--scheduler`` (refused in one line when it does not answer) or on a local cluster
-    of ``cores // jobs`` single-threaded worker processes; closes what it opened. ``cfg``: a library's or
-    a sweep's settings (``scheduler``, ``scheduler_timeout``, ``workers``, ``jobs``)."""
-
-    def __init__(self, cfg: Any):
-        self.cfg = cfg
-        self.client: Any = None
-        self.cluster: Any = None
-
-    def __enter__(self) -> Any:
-        import dask
-        from distributed import Client, LocalCluster
-
-        cfg = self.cfg
-        if cfg.scheduler is not None:
-            try:
-                self.client = Client(cfg.scheduler, timeout=cfg.scheduler_timeout, set_as_default=False)
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(f"the Dask scheduler {cfg.scheduler} did not answer within "
-                                  f"{cfg.scheduler_timeout:g} s ({type(exc).__name__})") from None
-            return self.client
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        n = cfg.workers or max(1, cores // cfg.jobs)
-        # a member with --jobs > 1 starts a process pool, which a daemonic worker process may not
-        with dask.config.set({"distributed.worker.daemon": False}):
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                        scheduler_port=0)
-        self.client = Client(self.cluster, set_as_default=False)
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
 
 
 # ------------------------------------------------------------------------------------------ catalogue

@@ -66,7 +66,7 @@ class SweepConfig:
                 raise must("EPS", "in (0, 1)", e)
         if len(set(self.eps)) != len(self.eps):
             raise ConfigError(f"EPS values must be distinct, not {' '.join(map(str, self.eps))}")
-        from evolve.library import check_cluster
+        from evolve.cluster import check_cluster
 
         check_cluster(self)
 
@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     from evolve.job import EvolveConfig
 
     cfg = config.from_namespace(SweepConfig, args)
-    from evolve.library import MemberError, completed, dask_client
+    from evolve.cluster import MemberError, completed, dask_client
 
     settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
                 "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
