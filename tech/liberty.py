@@ -7,6 +7,7 @@ recognised by what it computes, not by its name.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,10 +313,11 @@ class EnergyTable:
         return _interp(list(self.loads), list(self.energy), load)
 
 
-def internal_energy(path: Path, cell: str, pin: str, transition: float) -> EnergyTable:
-    """The internal-power table of ``cell``'s output ``pin`` at input ``transition`` (library time units),
-    as a function of the output load. A cell without internal power has an all-zero table."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+@functools.lru_cache(maxsize=4)
+def _power_text(path: Path) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The Liberty text without comments and continuations, and its power templates' variables (read once
+    per file: a 20 MB library takes seconds)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
     text = _CONT.sub(" ", _COMMENT.sub(" ", text))
     templates = {}
     for m in _TEMPLATE.finditer(text):
@@ -323,6 +325,13 @@ def internal_energy(path: Path, cell: str, pin: str, transition: float) -> Energ
         v1 = re.search(r"variable_1\s*:\s*(\w+)", body)
         v2 = re.search(r"variable_2\s*:\s*(\w+)", body)
         templates[m.group(1)] = (v1.group(1) if v1 else "", v2.group(1) if v2 else "")
+    return text, templates
+
+
+def internal_energy(path: Path, cell: str, pin: str, transition: float) -> EnergyTable:
+    """The internal-power table of ``cell``'s output ``pin`` at input ``transition`` (library time units),
+    as a function of the output load. A cell without internal power has an all-zero table."""
+    text, templates = _power_text(Path(path))
     m = re.search(rf"\bcell\s*\(\s*\"?{re.escape(cell)}\"?\s*\)\s*\{{", text)
     if not m:
         raise ConfigError(f"Liberty file {path} has no cell {cell!r}")
@@ -337,7 +346,7 @@ def internal_energy(path: Path, cell: str, pin: str, transition: float) -> Energ
         vals = _numbers(body, "values")
         if not vals:
             continue
-        v1, v2 = templates.get(tm.group(2), ("total_output_net_capacitance", "input_transition_time"))
+        v1 = templates.get(tm.group(2), ("total_output_net_capacitance", ""))[0]
         i1, i2 = _numbers(body, "index_1"), _numbers(body, "index_2")
         if not i1:  # a scalar table: the same energy at every load
             curves.append(([0.0], [vals[0]]))
