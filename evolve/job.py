@@ -465,10 +465,13 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
                                 if problem.proves else None, rebuild=rebuild,
                                 deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None,
                                 objective=ob if ob is not None and not problem.proves else None)
+            by = cfg.cost
+            if ob is not None and spec is not None and spec.power and not problem.proves:
+                d, by = _best_descent(ctx, seed_net, ev, ob, d, max_depth)
             start, start_wce, found = d.net, d.wce, d.counterexamples
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
                                                 "wce": d.wce, "runtime_s": time.monotonic() - t0,
-                                                "proofs": d.proofs, "counterexamples": len(found)})
+                                                "proofs": d.proofs, "counterexamples": len(found), "by": by})
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
         genome = cgp.with_spares(start, cfg.spare, rng)
         cost = None
@@ -488,6 +491,18 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
     finally:
         bar.close()
     return outcome
+
+
+def _best_descent(ctx: Context, seed_net: Netlist, ev: Evaluator, ob: app.Objective, by_power: descent.Descent,
+                  max_depth: int) -> tuple[descent.Descent, str]:
+    """Under ``--cost power``, the greedy descent by area too: it sometimes ends at a lower switching energy
+    than the descent by energy does (measured: EPS 0.005, mul8s, LeNet-5 operands, 8.99 against 9.20 pJ),
+    so the GP starts from whichever of the two costs less energy and is within the application limits."""
+    by_area = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth)
+    wce, _, energy, sums = ob.load_parent(by_area.net, ctx.weights)
+    if wce <= ctx.limit and ob.within_app_limits(sums) and energy < by_power.cost:
+        return replace(by_area, cost=energy, evaluations=by_area.evaluations + by_power.evaluations), "area"
+    return replace(by_power, evaluations=by_area.evaluations + by_power.evaluations), "power"
 
 
 def _remember(ctx: Context, state: engine.State) -> None:
