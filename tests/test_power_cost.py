@@ -257,3 +257,14 @@ def test_mae_and_bias_limits_are_enforced(tmp_path, skewed):
     assert held["mae_limit"] == mae_limit and held["bias_limit"] == bias_limit
     # the uniform figures are reported beside the weighted ones, and differ under a skewed distribution
     assert held["mae"] != held["mae_app"]
+
+
+def test_library_catalogue_has_both_error_sets_and_the_correlation():
+    from evolve import library
+
+    for key in ("mae", "mae_app", "bias", "bias_app", "mse", "mse_app", "power_cost", "power_w"):
+        assert key in library.COLUMNS
+    rows = [{"kind": "member", "power_cost": c, "power_w": p} for c, p in ((1.0, 2.0), (2.0, 4.1), (3.0, 5.9))]
+    rows.append({"kind": "reference", "power_cost": None, "power_w": 9.0})  # a reference has no power cost
+    assert library.power_cost_correlation(rows) == pytest.approx(np.corrcoef([1, 2, 3], [2, 4.1, 5.9])[0, 1])
+    assert library.power_cost_correlation(rows[:2]) is None  # two points say nothing
