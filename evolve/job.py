@@ -487,7 +487,7 @@ def _evolve(ctx: Context, seed_net: Netlist, show_progress: bool) -> engine.Outc
             state, problem, schedule, jobs=cfg.jobs, epoch_generations=cfg.epoch,
             budget=cfg.budget if cfg.budget > 0 else None, generations=cfg.generations, migrate_every=cfg.migrate,
             checkpoint=lambda s: engine.save_checkpoint(ckpt, s, fingerprint), checkpoint_every=cfg.checkpoint_every,
-            progress=lambda s, rec: (_remember(ctx, s), bar.update(s, rec)))
+            progress=lambda s, rec: _remember(ctx, s, bar, rec))
     finally:
         bar.close()
     return outcome
@@ -505,8 +505,10 @@ def _best_descent(ctx: Context, seed_net: Netlist, ev: Evaluator, ob: app.Object
     return replace(by_power, evaluations=by_area.evaluations + by_power.evaluations), "power"
 
 
-def _remember(ctx: Context, state: engine.State) -> None:
-    """Keep the best circuit of each epoch whose cost is new: the trajectory ``--calibrate`` samples."""
+def _remember(ctx: Context, state: engine.State, bar: _Progress, rec: dict) -> None:
+    """Show the epoch's progress and keep its best circuit when its cost is new: the trajectory
+    ``--calibrate`` samples."""
+    bar.update(state, rec)
     if ctx.cfg.calibrate <= 0:
         return
     isl = min((i for i in state.islands if i.best is not None), key=lambda i: (i.best_cost, i.best_wce))

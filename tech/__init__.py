@@ -32,6 +32,7 @@ from types import MappingProxyType
 
 from core.errors import ConfigError, must
 from tech import liberty
+from tech.liberty import EnergyTable
 
 _QFLOW = Path("/usr/share/qflow/tech")
 # name -> (Liberty, cell models), as Debian's qflow-tech-<name> packages install them
@@ -84,7 +85,7 @@ class Technology:
     def transistors(self, gate: str) -> int:
         return TRANSISTORS[gate]
 
-    def toggle_energy(self, gate: str) -> liberty.EnergyTable:
+    def toggle_energy(self, gate: str) -> EnergyTable:
         """Internal energy of one output toggle of ``gate``'s cell against its output load (Liberty energy
         units, pJ for a library in pF and V), at the 0.1 ns input transition the flow's STA drives."""
         c = self.gates[gate]
@@ -124,7 +125,7 @@ def _time_scale(unit: str) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _toggle_energy(lib: Path, cell: str, pin: str, transition: float) -> liberty.EnergyTable:
+def _toggle_energy(lib: Path, cell: str, pin: str, transition: float) -> EnergyTable:
     return liberty.internal_energy(lib, cell, pin, transition)
 
 
