@@ -90,7 +90,7 @@ accel: venv
 		--cycle-model $(CYCLE_MODEL) --sparsity $(SPARSITY) $(if $(ASSIGN),--assign $(ASSIGN)) $(ARGS)
 # ---- end of accelerator models ----
 
-# ---- systolic and multi-pod arrays (rtl_gen/array.py, issue 5): `python flow.py array --help` ----
+# ---- systolic and multi-pod arrays (rtl_gen/array/, issue 5): `python flow.py array --help` ----
 ROWS ?= 8
 COLS ?= 8
 MULT ?= exact

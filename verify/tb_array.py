@@ -1,4 +1,4 @@
-"""cocotb bench for ``MultiPodArray`` (rtl_gen/array.py): GEMMs through the host interface, cycle-counted.
+"""cocotb bench for ``MultiPodArray`` (rtl_gen/array/top.py): GEMMs through the host interface, cycle-counted.
 
 For each GEMM of the configuration it writes A and B through the host ports (one element per cycle),
 pulses ``start``, counts the edges from the one that samples ``start`` (edge 0) to the first edge
