@@ -15,7 +15,7 @@ from typing import Any
 
 from accel_models.evaluation import ROOT, AccelConfig, Result, evaluate
 from core import config as cfgmod
-from core.metrics import get as metric
+from core import metrics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +117,11 @@ def report(result: Result) -> dict[str, Any]:
     }
 
 
+SUMMARY = ("cycles", "compute_cycles", "stall_cycles", "time_s", "macs", "utilization", "dram_bytes", "sram_bytes",
+           "energy_total_pj", "energy_dram_pj", "energy_sram_pj", "energy_compute_pj", "energy_mult_pj",
+           "energy_ratio")
+
+
 def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     a = rep["array"]
     bw = f"{a['dram_bw_bytes_per_cycle']} B/cycle" if a["dram_bw_bytes_per_cycle"] else "unlimited"
@@ -126,14 +131,10 @@ def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"SRAM per pod: ifmap {a['ifmap_kb']} KiB, filter {a['filter_kb']} KiB, ofmap {a['ofmap_kb']} KiB; "
         f"DRAM bandwidth {bw}; clock {rep['clock_ns']:g} ns; assignment: {rep['assignment']}.",
         "",
-        "| metric | value | unit |",
+        "| metric | value | meaning |",
         "| --- | --- | --- |",
     ]
-    for key in ("cycles", "compute_cycles", "stall_cycles", "time_s", "macs", "utilization", "dram_bytes",
-                "sram_bytes", "energy_total_pj", "energy_dram_pj", "energy_sram_pj", "energy_compute_pj",
-                "energy_mult_pj", "energy_ratio"):
-        m = metric(key)
-        lines.append(f"| {key} | {m.fmt(rep[key])} | {m.unit} |")
+    lines += [metrics.row(key, rep[key]) for key in SUMMARY]
     lines += ["", f"Splits chosen: {', '.join(f'{k}: {v}' for k, v in rep['splits'].items())}.",
               f"P_pod: {rep['p_pod']}.", ""]
     for s in rep["energy_sources"]:
@@ -160,13 +161,14 @@ def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                   "(time and energy above leave them out):", ""]
         lines += [f"- {e['name']}: {e['op']} ({e.get('why') or e['shapes']})" for e in rep["not_modelled"]]
         lines.append("")
-    lines += ["## Layers", "", "| layer | GEMM | split | cycles | util | DRAM B | energy pJ | multiplier |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        gemm = f"{r['m']}x{r['k']}x{r['n']}" + (f" x{r['groups']}" if r["groups"] > 1 else "")
-        dram = r["dram_a_bytes"] + r["dram_b_bytes"] + r["dram_c_write_bytes"] + r["dram_c_read_bytes"]
-        lines.append(f"| {r['layer']} | {gemm} | {r['split']} | {r['cycles']:,} | {r['utilization']:.3f} | "
-                     f"{dram:,} | {r['energy_total_pj']:.4g} | {r['multiplier']} |")
+    lines += ["## Layers", ""]
+    layers = [{**r, "dram_bytes": r["dram_a_bytes"] + r["dram_b_bytes"] + r["dram_c_write_bytes"]
+               + r["dram_c_read_bytes"]} for r in rows]
+    lines += metrics.table(layers, [
+        ("layer", lambda r: r["layer"]),
+        ("GEMM", lambda r: f"{r['m']}x{r['k']}x{r['n']}" + (f" x{r['groups']}" if r["groups"] > 1 else "")),
+        ("split", lambda r: r["split"]), "cycles", "utilization", "dram_bytes", "energy_total_pj",
+        ("multiplier", lambda r: r["multiplier"])])
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfg
+from core import metrics
 from core.errors import ConfigError, must
 from core.run import RunDir, git_revision
 from dnn.export import DEFAULT_FORMATS, FORMATS
@@ -276,6 +277,7 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
                     exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
             report["chosen"] = _row(chosen, ev, candidates)
             report["energy_reduction"] = exact_cost.energy_pj / chosen.cost.energy_pj if chosen.cost.energy_pj else None
+            report["accuracy_loss"] = baseline - chosen.accuracy
             report["exported_luts"] = exported
             if conf.finetune_epochs:
                 qnn.assign(model, assignment)
@@ -395,29 +397,28 @@ def _markdown(rep: dict[str, Any]) -> str:
              f"(float {100 * rep['float_accuracy']:.2f} %, after QAT {100 * rep['qat_accuracy']:.2f} % on the "
              f"full test set); budget: at most {100 * rep['max_acc_loss']:.2f} points lost. Cost model: "
              f"{rep['cost_model']}.", "",
-             "| method | evaluations | accuracy (%) | energy / exact | energy reduction |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for name, m in rep["methods"].items():
-        b = m["best"]
-        if b is None:
-            lines.append(f"| {name} | {m['evaluations']} | - | - | none within budget |")
-        else:
-            lines.append(f"| {name} | {m['evaluations']} | {100 * b['accuracy']:.2f} | "
-                         f"{b['energy_pj'] / rep['exact_energy_pj']:.3f} | {m['energy_reduction']:.2f}x |")
-    lines += ["", "## Multipliers", "", "| name | area (um^2) | energy (pJ) | WCE | MAE |", "| --- | ---: | ---: | ---: | ---: |"]
-    for m in rep["multipliers"]:
-        lines.append(f"| {m['name']} | {m['area']:.1f} | {m['energy_pj']:.4g} | {m['wce']} | {m['mae']} |")
+             ]
+    methods = [{**(m["best"] or {}), "method": name, "evaluations": m["evaluations"],
+                "energy_ratio": m["best"]["energy_pj"] / rep["exact_energy_pj"] if m["best"] else None,
+                "energy_reduction": m["energy_reduction"]} for name, m in rep["methods"].items()]
+    lines += metrics.table(methods, [
+        ("method", lambda r: r["method"]), "evaluations", "accuracy", "energy_ratio",
+        (metrics.header("energy_reduction"), lambda r: metrics.get("energy_reduction").fmt(r["energy_reduction"])
+         if r.get("accuracy") is not None else "none within budget")])
+    lines += ["", "## Multipliers", ""]
+    lines += metrics.table(rep["multipliers"], [("name", lambda r: r["name"]), "area", "energy_pj", "wce", "mae"])
     ch = rep.get("chosen")
     lines += ["", "## Chosen assignment", ""]
     if ch is None:
         lines.append("No evaluated assignment met the budget (the exact one always does unless it was not run).")
     else:
         what = ("accelerator energy (accel_models)" if rep["cost_model"] == "accel" else "multiply energy")
-        lines.append(f"Accuracy {100 * ch['accuracy']:.2f} %, {what} {ch['energy_pj']:.4g} pJ per image "
-                     f"({rep['energy_reduction']:.2f}x less than exact), written to assign.json.")
-        lines += ["", "| layer | MACs / image | multiplier |", "| --- | ---: | --- |"]
-        for layer, name in ch["assignment"].items():
-            lines.append(f"| {layer} | {rep['macs'][layer]:,} | {name} |")
+        lines.append(f"Accuracy {100 * ch['accuracy']:.2f} % ({100 * rep['accuracy_loss']:.2f} points lost), "
+                     f"{what} {ch['energy_pj']:.4g} pJ per image ({rep['energy_reduction']:.2f}x less than exact), "
+                     "written to assign.json.")
+        lines += ["", *metrics.table([{"layer": layer, "macs": rep["macs"][layer], "multiplier": name}
+                                      for layer, name in ch["assignment"].items()],
+                                     [("layer", lambda r: r["layer"]), "macs", ("multiplier", lambda r: r["multiplier"])])]
         ft = rep.get("finetune")
         if ft:
             lines += ["", f"Approximation-aware fine-tuning ({ft['epochs']} epochs): test accuracy "

@@ -27,12 +27,12 @@ import io
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core import config
+from core import config, metrics
 from core.config import option
 from core.errors import ConfigError, FlowError, must
 from core.run import RunDir, read_json, write_json, write_text
@@ -43,7 +43,7 @@ MIN_REST_S = 0.001  # a resumed member whose time is spent still finishes: one e
 RESULTS = ("library.json", "members", "references")  # what makes a library directory worth keeping
 ERRORS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape", "mse")
 PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio", "energy_pj")
-# the Pareto planes: (name, x, y), both minimised
+# the Pareto planes: (name, x, y), each metric compared in its registry direction (core.metrics)
 PLANES = (("power_wce", "wce", "power_w"), ("area_wce", "wce", "area"), ("power_mae", "mae", "power_w"))
 COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *PPA, "wce_proof_method", "wce_proof_time_s",
            "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "build", "run_dir")
@@ -330,9 +330,10 @@ def _row(kind: str, name: str, m: Any, r: dict[str, Any], run_dir: Path) -> dict
             "wce_proof": proof or None}
 
 
-def dominated(points: list[tuple[float, float]]) -> list[bool]:
-    """For each (x, y), both minimised: whether another point is no worse in both and better in one."""
-    return [any(px <= x and py <= y and (px < x or py < y) for px, py in points) for x, y in points]
+def dominated(points: Sequence[Sequence[float]], names: Sequence[str] = ("wce", "power_w")) -> list[bool]:
+    """For each point (its values of the metrics ``names``): whether another point is no worse in all of
+    them and better in one, each metric in the direction the registry gives it."""
+    return metrics.dominated([dict(zip(names, p)) for p in points], names)
 
 
 def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, Any], plan: list[Any],
@@ -347,7 +348,7 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, 
         if top in done:
             rows.append(_row("reference", top, None, done[top][2], final / "references" / top))
     for plane, x, y in PLANES:
-        flags = dominated([(float(r[x]), float(r[y])) for r in rows])
+        flags = metrics.dominated(rows, (x, y))
         for r, flag in zip(rows, flags):
             r[f"dominated_{plane}"] = flag
     for r in rows:
@@ -375,7 +376,7 @@ def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = {"wce": "WCE", "mae": "MAE", "power_w": "power (W)", "area": "area (µm²)"}
+    labels = {"wce": "WCE", "mae": "MAE", "power_w": "power", "area": "area"}
     for plane, x, y in PLANES:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for kind, marker in (("member", "o"), ("reference", "s")):
@@ -392,9 +393,9 @@ def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str) -> N
                     lw=1, alpha=0.6, label="Pareto front")
         if any(r[x] > 0 for r in rows):
             ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlabel(labels[x])
-        ax.set_ylabel(labels[y])
-        ax.set_title(f"{design} on {tech}: {labels[y].split(' ')[0]} against {labels[x]}")
+        ax.set_xlabel(metrics.axis_label(x, labels[x]))
+        ax.set_ylabel(metrics.axis_label(y, labels[y]))
+        ax.set_title(f"{design} on {tech}: {labels[y]} against {labels[x]}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
         fig.tight_layout()

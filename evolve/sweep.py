@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import config
+from core import config, metrics
 from core.config import option
 from core.errors import ConfigError, must
 from core.run import locked, read_json, write_bytes, write_json, write_text
@@ -24,6 +24,8 @@ from evolve.seeds import SEED_ARCHS
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
+# the metrics of sweep.md's table, after EPS and before whether the run verified
+TABLE = ("wce_limit", "wce", "wce_pct", "mae_pct", "er", "area_ratio", "transistor_ratio", "power_ratio", "delay_ratio")
 COLUMNS = ("eps", "wce_limit", "wce", "wce_pct", "mae_pct", "er", "mred", "area", "area_ratio", "transistors",
            "transistor_ratio", "power_w", "power_ratio", "delay_ratio", "generations", "evaluations", "verified")
 
@@ -135,19 +137,14 @@ def _row(r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def _markdown(rows: list[dict[str, Any]], design: str, cfg: SweepConfig, missing: list[float]) -> str:
-    head = ("| EPS | WCE limit | WCE | WCE % | MAE % | ER % | area ratio | transistor ratio | power ratio | "
-            "delay ratio | verified |")
     lines = [f"# {design}: cost and error against EPS on {cfg.tech}", "",
              f"Seed {cfg.seed}, {cfg.budget:g} s of evolution per EPS" if cfg.generations is None
-             else f"Seed {cfg.seed}, {cfg.generations} generations per EPS", "", head,
-             "|" + " --- |" * (head.count("|") - 1)]
-    for r in rows:
-        lines.append(f"| {r['eps']:g} | {r['wce_limit']} | {r['wce']} | {r['wce_pct']:.4f} | {r['mae_pct']:.4f} | "
-                     f"{r['er']:.2f} | {r['area_ratio']:.4f} | {r['transistor_ratio']:.4f} | {r['power_ratio']:.4f} | "
-                     f"{r['delay_ratio']:.4f} | {'yes' if r['verified'] else 'NO'}"
-                     f"{' (interrupted: evolved for less than its budget)' if r['interrupted'] else ''} |")
+             else f"Seed {cfg.seed}, {cfg.generations} generations per EPS", ""]
+    lines += metrics.table(rows, [("EPS", lambda r: f"{r['eps']:g}"), *TABLE, ("verified", lambda r: (
+        "yes" if r["verified"] else "NO") + (" (interrupted: evolved for less than its budget)" if r["interrupted"]
+                                             else ""))])
     for e in missing:
-        lines.append(f"| {e:g} |" + " |" * 9 + " not run (interrupted sweep) |")
+        lines.append(f"| {e:g} |" + " |" * len(TABLE) + " not run (interrupted sweep) |")
     if missing or any(r["interrupted"] for r in rows):
         lines += ["", "**Interrupted sweep**: run it again to resume it (finished runs are reused, the "
                   "interrupted one continues from its checkpoint)."]
@@ -163,7 +160,12 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
 
     eps = [100 * r["eps"] for r in rows]
 
-    def plot(name: str, series: tuple[tuple[str, str], ...], ylabel: str, what: str, errors: bool) -> None:
+    def plot(name: str, series: tuple[tuple[str, str], ...], what: str, errors: bool) -> None:
+        # one axis, so one unit and one direction: the first series' (the others must share them)
+        axis = {(metrics.get(key).unit, metrics.get(key).better) for key, _ in series}
+        if len(axis) != 1:
+            raise ValueError(f"the series of {name} must share a unit and a direction, not {sorted(axis)}")
+        ylabel = metrics.axis_label(series[0][0], "ratio to the exact multiplier" if not errors else "error")
         fig, ax = plt.subplots(figsize=(6, 4))
         for key, label in series:
             ax.plot(eps, [r[key] for r in rows], marker="o", label=label)
@@ -183,6 +185,5 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
         write_bytes(out / name, png.getvalue())
 
     plot("cost_vs_eps.png", (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")),
-         "ratio to the exact multiplier", "cost", errors=False)
-    plot("error_vs_eps.png", (("wce_pct", "WCE %"), ("mae_pct", "MAE %"), ("mred", "MRED %")), "error, %", "error",
-         errors=True)
+         "cost", errors=False)
+    plot("error_vs_eps.png", (("wce_pct", "WCE %"), ("mae_pct", "MAE %"), ("mred", "MRED %")), "error", errors=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core import config
+from core import config, metrics
 from core.config import option
 from core.errors import ConfigError, must
 from ppa import clock as pclock
@@ -162,8 +162,6 @@ def characterise(cfg: PpaConfig) -> dict[str, Any]:
 
 
 def _markdown(r: dict[str, Any]) -> str:
-    from core import metrics
-
     ex = r["exact"]
     rows = [f"# {r['design']} on {r['tech']}", "",
             f"{r['wa']}x{r['wb']} {'signed' if r['signed'] else 'unsigned'} multiplier characterised by axflow; "
@@ -171,10 +169,7 @@ def _markdown(r: dict[str, Any]) -> str:
             "| metric | value | exact | meaning |", "| --- | --- | --- | --- |"]
     for key in ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "area", "area_ratio", "cells",
                 "delay_ns", "delay_ratio", "power_w", "power_ratio", "energy_pj"):
-        m = metrics.get(key)
-        unit = f" {m.unit}" if m.unit else ""
-        exact = f"{m.fmt(ex[key])}{unit}" if key in ex else ""
-        rows.append(f"| {key} | {m.fmt(r[key])}{unit} | {exact} | {m.description.replace('|', chr(92) + '|')} |")
+        rows.append(metrics.row(key, r[key], ex.get(key, "")))
     ck = r["clock"]
     rows += ["", f"Power at a {r['clock_period_ns']:g} ns clock ({ck['clock_period_how']}), operands {r['operands']}; "
                  f"timing simulation at {ck['sim_period_ns']:g} ns per operand pair ({ck['sim_period_how']}).", ""]

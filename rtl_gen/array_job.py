@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfgmod
-from core import tools
+from core import metrics, tools
 from core.config import option
 from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision
@@ -350,14 +350,8 @@ def savings(ppa: dict[str, Any], exact: dict[str, Any], mult: arr.MultSpec) -> d
     }
 
 
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
+def _yes(v: bool) -> str:
+    return "yes" if v else "no"
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -374,11 +368,10 @@ def markdown(r: dict[str, Any]) -> str:
              f"Every GEMM ran on Icarus through the host interface; results compared with a numpy reference that "
              f"looks up every product in the multiplier's table, cycles from start to done compared with "
              f"`rtl_gen.rtl_cycles` (seed {v['seed']}). **{'PASSED' if v['passed'] else 'FAILED'}**.", "",
-             "| GEMM | MxKxN | split | cycles | rtl model | match | wrong results | utilisation |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for g in v["gemms"]:
-        lines.append(f"| {g['name']} | {g['shape']} | {g['split']} | {g['cycles']:,} | {g['rtl_model_cycles']:,} | "
-                     f"{_fmt(g['cycles_match'])} | {g['mismatches']} | {g['utilization']:.3f} |")
+             *metrics.table(v["gemms"], [
+                 ("GEMM", lambda g: g["name"]), ("MxKxN", lambda g: g["shape"]), ("split", lambda g: g["split"]),
+                 "cycles", "rtl_model_cycles", ("match", lambda g: _yes(g["cycles_match"])), "mismatches",
+                 "utilization"])]
     for msg in v["messages"]:
         lines += ["", f"- {msg}"]
     if "ppa" in r:
@@ -393,51 +386,52 @@ def _ppa_table(r: dict[str, Any]) -> list[str]:
     p = r["ppa"]
     ex = r.get("exact")
     pg = p["power_gemm"]
-    cols = ["metric", r["mult"]["label"]] + (["exact", "ratio"] if ex else [])
+    cols = ["metric", r["mult"]["label"]] + (["exact", metrics.get("array_ratio").header] if ex else [])
     ck = r.get("clock")
     out = [f"## Area, delay, power ({p['tech']}, {p['clock_period_ns']:g} ns clock)", "",
            *([f"Clock period {ck['clock_period_how']}; gate-level simulation at {ck['sim_period_ns']:g} ns: "
               f"{ck['sim_period_how']}.", ""] if ck else []),
            f"The core (controller, sequencers, feeders, PEs) synthesised by Yosys, timed and powered by OpenSTA; "
            f"power from the switching activity of a gate-level timing simulation of GEMM {pg['shape']} "
-           f"({pg['cycles']:,} cycles, equal to the rtl model: {_fmt(pg['cycles'] == pg['rtl_model_cycles'])}, "
+           f"({pg['cycles']:,} cycles, equal to the rtl model: {_yes(pg['cycles'] == pg['rtl_model_cycles'])}, "
            f"utilisation {pg['utilization']:.3f}) on operands: {r['operands']}. Buffers are memories, not "
            "synthesised (capacity above).", "",
            "| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
 
-    def row(name: str, get: Any, unit: str = "") -> None:
+    def row(label: str, name: str, get: Any) -> None:
+        """``label``: the figure ``get`` returns, a value of metric ``name`` (its unit and format)."""
+        m = metrics.get(name)
         a = get(p)
-        cells = [name, _fmt(a) + unit]
+        cells = [label, m.fmt_unit(a)]
         if ex:
             b = get(ex)
-            cells += [_fmt(b) + unit, _fmt(a / b if b else None)]
+            cells += [m.fmt_unit(b), metrics.get("array_ratio").fmt(a / b if b else None)]
         out.append("| " + " | ".join(cells) + " |")
 
-    row("area (core)", lambda x: x["area"], " um^2")
+    row("area (core)", "area", lambda x: x["area"])
     for blk in ("mult", "pe", "pod", "control"):
-        row(f"  area: {blk}", lambda x, b=blk: x["area_blocks"][b], " um^2")
-    row("power (core)", lambda x: x["power_w"] * 1e3, " mW")
+        row(f"  area: {blk}", "area_blocks", lambda x, b=blk: x["area_blocks"][b])
+    row("power (core)", "power_w", lambda x: x["power_w"])
     for blk in ("mult", "pe", "pod", "control"):
-        row(f"  power: {blk}", lambda x, b=blk: x["power_blocks"][b] * 1e3, " mW")
-    row("  clock pins", lambda x: x["power_clock_w"] * 1e3, " mW")
-    row("energy per MAC", lambda x: x["energy_per_mac_pj"], " pJ")
-    row("critical path", lambda x: x["delay_ns"], " ns")
-    row("min clock period", lambda x: x["min_period_ns"], " ns")
-    row("PE area", lambda x: x["pe"]["area"], " um^2")
-    row("PE multiplier area", lambda x: x["pe"]["mult_area"], " um^2")
-    row("PE power (mean)", lambda x: x["pe"]["power_w"] * 1e3, " mW")
-    row("PE multiplier power", lambda x: x["pe"]["mult_power_w"] * 1e3, " mW")
-    row("PE min clock period", lambda x: x["pe"]["min_period_ns"], " ns")
+        row(f"  power: {blk}", "power_blocks", lambda x, b=blk: x["power_blocks"][b])
+    row("  clock pins", "power_clock_w", lambda x: x["power_clock_w"])
+    row("energy per MAC", "energy_per_mac_pj", lambda x: x["energy_per_mac_pj"])
+    row("critical path", "delay_ns", lambda x: x["delay_ns"])
+    row("min clock period", "min_period_ns", lambda x: x["min_period_ns"])
+    row("PE area", "area", lambda x: x["pe"]["area"])
+    row("PE multiplier area", "mult_area", lambda x: x["pe"]["mult_area"])
+    row("PE power (mean)", "power_w", lambda x: x["pe"]["power_w"])
+    row("PE multiplier power", "mult_power_w", lambda x: x["pe"]["mult_power_w"])
+    row("PE min clock period", "min_period_ns", lambda x: x["pe"]["min_period_ns"])
     out += ["", f"The multiplier takes {p['pe']['mult_area_share']:.1%} of the PE's area and "
                 f"{p['pe']['mult_power_share']:.1%} of its power."]
     s = r.get("savings")
     if s:
         ml = s["multiplier_level"]
+        levels = [("multiplier alone (its run's report)", ml["area_ratio"], ml["power_ratio"]),
+                  ("multiplier inside the array", s["mult_area_ratio_in_array"], s["mult_power_ratio_in_array"]),
+                  ("PE", s["pe_area_ratio"], s["pe_power_ratio"]), ("array core", s["area_ratio"], s["power_ratio"])]
         out += ["", "### Savings of the evolved multiplier (approximate / exact)", "",
-                "| level | area ratio | power ratio |", "| --- | --- | --- |",
-                f"| multiplier alone (its run's report) | {_fmt(ml['area_ratio'])} | {_fmt(ml['power_ratio'])} |",
-                f"| multiplier inside the array | {_fmt(s['mult_area_ratio_in_array'])} | "
-                f"{_fmt(s['mult_power_ratio_in_array'])} |",
-                f"| PE | {_fmt(s['pe_area_ratio'])} | {_fmt(s['pe_power_ratio'])} |",
-                f"| array core | {_fmt(s['area_ratio'])} | {_fmt(s['power_ratio'])} |"]
+                *metrics.table([{"level": lv, "area_ratio": a, "power_ratio": pw} for lv, a, pw in levels],
+                               [("level", lambda x: x["level"]), "area_ratio", "power_ratio"])]
     return out
