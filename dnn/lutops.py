@@ -19,6 +19,13 @@ a bound from the table's largest entry makes overflow-free, the ``E[0, w_k]`` pa
 each filter; still exact.
 
 Zero padding feeds activation 0 through the multiplier, as a hardware array streaming padded data does.
+
+Block sparsity (``kept``, :mod:`dnn.sparsity`): the products of dropped (filter, input channel) pairs are
+not computed, as an array that skips all-zero weight tiles does not compute them (so a multiplier whose
+``T[a, 0]`` is not 0 adds nothing for them either). Input channels are taken in runs of consecutive
+channels that keep the same filters (a block of input channels, or several side by side); each run is
+one convolution (and one gather) over its channels and kept filters only, so the work falls with the
+share of blocks kept. :func:`reference_acc` skips the same products.
 """
 
 from __future__ import annotations
@@ -140,6 +147,34 @@ class Prepared:
     err_const: Any  # gather plans: numpy (Op,) sum over k of E_g(o)[0, w[o, k]], where the accumulators start
     acc_bound: float  # max |accumulator| over all inputs
     err_run: int = 1  # gather plans: k summed in the table's dtype before widening (kernels.run_length)
+    runs: tuple[Run, ...] | None = None  # block-sparse layers: one per run of input channels (None: dense)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Consecutive input channels ``c0..c1-1`` that keep the same filters (block-sparse layers)."""
+
+    c0: int
+    c1: int
+    filters: Any  # torch long (F,): the kept filters
+    weight: Any  # float32 or float64 (F, (c1 - c0) * R, *k): their weights on these channels
+    err_table: Any = None  # gather plans: numpy (K_run, Da, padded(F))
+    err_run: int = 1
+
+
+def channel_runs(kept: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """(c0, c1, kept filters) for each run of consecutive input channels with the same kept filters;
+    runs that keep no filter are left out."""
+    out = []
+    c = kept.shape[1]
+    start = 0
+    for ci in range(1, c + 1):
+        if ci == c or not np.array_equal(kept[:, ci], kept[:, start]):
+            f = np.flatnonzero(kept[:, start])
+            if len(f):
+                out.append((start, ci, f))
+            start = ci
+    return out
 
 
 def _transformed_weights(plan: Plan, w_codes: Any, group: Any) -> tuple[Any, np.ndarray]:
@@ -157,14 +192,24 @@ def _transformed_weights(plan: Plan, w_codes: Any, group: Any) -> tuple[Any, np.
     return wt, bound
 
 
-def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, a_hi: int) -> Prepared:
-    """Prepare integer weights ``w_codes`` (O, C, kh, kw) or (O, K) for LUT products."""
+def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, a_hi: int,
+            kept: np.ndarray | None = None) -> Prepared:
+    """Prepare integer weights ``w_codes`` (O, C, kh, kw) or (O, K) for LUT products; ``kept`` (O, C) bool
+    names the (filter, input channel) pairs whose products are computed (None: all)."""
     import torch
 
     plan = plan_for(mults, a_lo, a_hi)
     group = torch.as_tensor(group, dtype=torch.long)
     w_codes = torch.as_tensor(w_codes)
+    if kept is not None:
+        kept = np.asarray(kept, dtype=bool)
+        if kept.shape != tuple(w_codes.shape[:2]):
+            raise ValueError(f"kept must have shape {tuple(w_codes.shape[:2])}, not {kept.shape}")
+        if kept.all():
+            kept = None
     wt, bound = _transformed_weights(plan, w_codes, group)
+    if kept is not None:
+        bound = np.where(kept, bound, 0.0)
     o, c, r = wt.shape[0], wt.shape[1], wt.shape[2]
     kernel = tuple(wt.shape[3:])
     err_table: np.ndarray | None = None
@@ -186,7 +231,10 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
                                        wf.T[:, :, None]].transpose(0, 2, 1)
         err_run = kernels.run_length(err_table)
         assert plan.err_zero is not None
-        err_const = np.take_along_axis(plan.err_zero[gi], wf, axis=1).sum(axis=1)
+        zero_part = np.take_along_axis(plan.err_zero[gi], wf, axis=1)
+        if kept is not None:
+            zero_part = zero_part * np.repeat(kept, k // kept.shape[1], axis=1)
+        err_const = zero_part.sum(axis=1)
         err_bound = float(np.abs(err_const).max(initial=0)) + top * k
         err_acc = kernels.acc_dtype(err_bound)
         err_const = np.concatenate([err_const, np.zeros(op - o, np.int64)]).astype(err_acc)
@@ -201,7 +249,32 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
                   .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
     pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
     acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
-    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run)
+    runs = None
+    if kept is not None:
+        runs = tuple(_run(c0, c1, f, flat, bound, r, err_table, k_per_c=int(np.prod(kernel, dtype=np.int64)))
+                     for c0, c1, f in channel_runs(kept))
+    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run, runs)
+
+
+def _run(c0: int, c1: int, f: np.ndarray, flat: Any, bound: np.ndarray, r: int, err_table: np.ndarray | None,
+         k_per_c: int) -> Run:
+    """One run of a block-sparse layer: its filters' weights on its channels (float32 when its partial sums
+    stay exact there), and its slice of the gather table, filters compacted."""
+    import torch
+
+    fi = torch.from_numpy(f.astype(np.int64))
+    w = flat[fi][:, c0 * r:c1 * r].contiguous()
+    if float(bound[f, c0:c1].sum(axis=1).max(initial=0.0)) >= F32_EXACT:
+        w = w.double()
+    table, run = None, 1
+    if err_table is not None:
+        from dnn import kernels
+
+        sub = err_table[c0 * k_per_c:c1 * k_per_c][:, :, f]
+        table = np.zeros((*sub.shape[:2], kernels.padded(len(f))), err_table.dtype)
+        table[:, :, :len(f)] = sub
+        run = kernels.run_length(table)
+    return Run(c0, c1, fi, w, table, run)
 
 
 def a0_index(plan: Plan) -> int:
@@ -234,6 +307,8 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
     else:
         idx = x_codes.permute(0, 2, 3, 1).reshape(-1).to(torch.int32) - plan.a_lo
         xt = torch.index_select(plan.tin, 0, idx).reshape(n, h, wd, c * r).permute(0, 3, 1, 2)
+    if prep.runs is not None:
+        return _sparse_conv(prep, x_codes, xt, stride, padding, conv_pad)
     with torch.backends.nnpack.flags(enabled=False):  # NNPACK may pick Winograd, which rounds
         if prep.chunks is None:
             acc = F.conv2d(xt.double(), prep.weight, stride=stride, padding=conv_pad)
@@ -254,6 +329,75 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
         kernels.conv_error(_activations(x_codes, plan), prep.err_table, plan.a_lo, kh, kw, stride, err,
                            prep.err_run, kernels.PTILE)
         acc = _add(acc, torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2), prep)
+    return _result(acc, prep)
+
+
+def _acc_dtype(prep: Prepared) -> Any:
+    import torch
+
+    return torch.float32 if prep.acc_bound < F32_EXACT else torch.float64
+
+
+def _sparse_conv(prep: Prepared, x_codes: Any, xt: Any, stride: int, padding: int, conv_pad: int) -> Any:
+    """A block-sparse layer: one convolution (and one gather) per run of input channels, over its kept
+    filters only, added into the accumulators of those filters."""
+    import torch
+    import torch.nn.functional as F
+
+    plan = prep.plan
+    r = plan.channels
+    assert prep.runs is not None
+    n, _, h, wd = x_codes.shape
+    kh, kw = prep.weight.shape[2:]
+    ho = (h + 2 * conv_pad - kh) // stride + 1
+    wo = (wd + 2 * conv_pad - kw) // stride + 1
+    acc = torch.zeros((n, prep.out, ho, wo), dtype=_acc_dtype(prep))
+    with torch.backends.nnpack.flags(enabled=False):  # NNPACK may pick Winograd, which rounds
+        for run in prep.runs:
+            xs = xt[:, run.c0 * r:run.c1 * r]
+            part = F.conv2d(xs.to(run.weight.dtype), run.weight, stride=stride, padding=conv_pad)
+            acc.index_add_(1, run.filters, part.to(acc.dtype))
+    if plan.kind == "gather":
+        from dnn import kernels
+
+        if conv_pad:
+            x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
+        xa = _activations(x_codes, plan)
+        err = np.empty((n, ho, wo, prep.out), dtype=prep.err_acc)
+        err[...] = prep.err_const[:prep.out]
+        for run in prep.runs:
+            part = np.zeros((n, ho, wo, run.err_table.shape[2]), dtype=prep.err_acc)
+            kernels.conv_error(np.ascontiguousarray(xa[:, run.c0:run.c1]), run.err_table, plan.a_lo, kh, kw,
+                               stride, part, run.err_run, kernels.PTILE)
+            err[..., run.filters.numpy()] += part[..., :len(run.filters)]
+        acc = _add(acc, torch.from_numpy(err).permute(0, 3, 1, 2), prep)
+    return _result(acc, prep)
+
+
+def _sparse_linear(prep: Prepared, x_codes: Any, xt: Any) -> Any:
+    """A block-sparse matrix product: one product (and one gather) per run of input features."""
+    import torch
+
+    plan = prep.plan
+    r = plan.channels
+    assert prep.runs is not None
+    n = x_codes.shape[0]
+    acc = torch.zeros((n, prep.out), dtype=_acc_dtype(prep))
+    for run in prep.runs:
+        part = xt[:, run.c0 * r:run.c1 * r].to(run.weight.dtype) @ run.weight.t()
+        acc.index_add_(1, run.filters, part.to(acc.dtype))
+    if plan.kind == "gather":
+        from dnn import kernels
+
+        xa = _activations(x_codes, plan)
+        err = np.empty((n, prep.out), dtype=prep.err_acc)
+        err[...] = prep.err_const[:prep.out]
+        for run in prep.runs:
+            part = np.zeros((n, 1, 1, run.err_table.shape[2]), dtype=prep.err_acc)
+            kernels.conv_error(np.ascontiguousarray(xa[:, run.c0:run.c1]).reshape(n, -1, 1, 1), run.err_table,
+                               plan.a_lo, 1, 1, 1, part, run.err_run, kernels.PTILE)
+            err[:, run.filters.numpy()] += part[:, 0, 0, :len(run.filters)]
+        acc = _add(acc, torch.from_numpy(err), prep)
     return _result(acc, prep)
 
 
@@ -289,6 +433,8 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
     else:
         idx = x_codes.reshape(-1).to(torch.int32) - plan.a_lo
         xt = torch.index_select(plan.tin, 0, idx).reshape(n, k * r)
+    if prep.runs is not None:
+        return _sparse_linear(prep, x_codes, xt)
     if prep.chunks is None:
         acc = xt.double() @ prep.weight.t()
     elif prep.chunks == 1:
@@ -323,8 +469,10 @@ def linear_acc(x_codes: Any, w_codes: Any, mults: tuple[Multiplier, ...], group:
 
 
 def reference_acc(x_codes: np.ndarray, w_codes: np.ndarray, mults: tuple[Multiplier, ...],
-                  group: np.ndarray, *, a_lo: int, a_hi: int, stride: int = 1, padding: int = 0) -> np.ndarray:
-    """The plain int64 loop: one table look-up per product, summed. 4-D input: convolution; 2-D: linear."""
+                  group: np.ndarray, *, a_lo: int, a_hi: int, stride: int = 1, padding: int = 0,
+                  kept: np.ndarray | None = None) -> np.ndarray:
+    """The plain int64 loop: one table look-up per product, summed. 4-D input: convolution; 2-D: linear.
+    ``kept`` (O, C) bool: only the products of kept (filter, input channel) pairs are summed."""
     x = np.asarray(x_codes, dtype=np.int64)
     w = np.asarray(w_codes, dtype=np.int64)
     tables = [m.table(a_lo, a_hi) for m in mults]
@@ -341,6 +489,8 @@ def reference_acc(x_codes: np.ndarray, w_codes: np.ndarray, mults: tuple[Multipl
     for oc in range(o):
         t = tables[int(group[oc])]
         for ci in range(c):
+            if kept is not None and not kept[oc, ci]:
+                continue
             for i in range(kh):
                 for j in range(kw):
                     a = x[:, ci, i:i + stride * ho:stride, j:j + stride * wo:stride]
