@@ -140,3 +140,50 @@ def run_length(table: np.ndarray) -> int:
     so ``run`` k add at most ``run * max|table|`` to any accumulator."""
     top = max(int(table.max(initial=0)), -int(table.min(initial=0)))  # no |.| in the dtype: it could overflow
     return max(1, int(np.iinfo(table.dtype).max) // max(1, top))
+
+
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def conv_error_runs(x, tables, toff, k0s, k1s, fps, fidx, foff, runs, da, a_lo, kh, kw, stride, out,
+                    ptile):  # pragma: no cover - compiled
+    """:func:`conv_error` for a block-sparse layer: the reduction is cut into runs of input positions
+    ``k0s[r]..k1s[r]-1`` (whole input channels) that feed the same filters ``fidx[foff[r]:foff[r+1]]``.
+    Run ``r``'s table is ``tables[toff[r]:]`` laid out ``(k1s[r] - k0s[r], da, fps[r])``, its kept filters
+    compacted and padded to ``fps[r]`` lanes; ``runs[r]`` k are summed in the table's dtype before
+    widening. Positions of other runs' filters are never touched: their products are not computed."""
+    n, c, h, w = x.shape
+    ho, wo, op = out.shape[1], out.shape[2], out.shape[3]
+    npos = n * ho * wo
+    of = out.reshape(-1)
+    xf = x.reshape(-1)
+    nr = len(k0s)
+    fmax = 0
+    for r in range(nr):
+        fmax = max(fmax, fps[r])
+    base = np.empty(ptile, np.int64)
+    acc = np.empty(ptile * fmax, tables.dtype)
+    wide = np.empty(ptile * fmax, out.dtype)
+    for p0 in range(0, npos, ptile):
+        pn = min(npos, p0 + ptile) - p0
+        for q in range(pn):
+            b, rr = divmod(p0 + q, ho * wo)
+            oy, ox = divmod(rr, wo)
+            base[q] = (b * c * h + oy * stride) * w + ox * stride
+        for r in range(nr):
+            fp = fps[r]
+            wide[:pn * fp] = 0
+            for kk in range(k0s[r], k1s[r], runs[r]):
+                acc[:pn * fp] = 0
+                for k in range(kk, min(k1s[r], kk + runs[r])):
+                    ci, ij = divmod(k, kh * kw)
+                    i, j = divmod(ij, kw)
+                    _add_rows(acc, tables, xf, base, pn, (ci * h + i) * w + j,
+                              toff[r] + ((k - k0s[r]) * da - a_lo) * fp, fp)
+                for q in range(pn):
+                    for f0 in range(0, fp, LANES):
+                        add_lanes(wide, q * fp + f0, acc, q * fp + f0)
+            f_lo, f_hi = foff[r], foff[r + 1]
+            for q in range(pn):
+                o = (p0 + q) * op
+                for f in range(f_hi - f_lo):
+                    of[o + fidx[f_lo + f]] += wide[q * fp + f]
+    return out

@@ -22,10 +22,14 @@ Zero padding feeds activation 0 through the multiplier, as a hardware array stre
 
 Block sparsity (``kept``, :mod:`dnn.sparsity`): the products of dropped (filter, input channel) pairs are
 not computed, as an array that skips all-zero weight tiles does not compute them (so a multiplier whose
-``T[a, 0]`` is not 0 adds nothing for them either). Input channels are taken in runs of consecutive
-channels that keep the same filters (a block of input channels, or several side by side); each run is
-one convolution (and one gather) over its channels and kept filters only, so the work falls with the
-share of blocks kept. :func:`reference_acc` skips the same products.
+``T[a, 0]`` is not 0 adds nothing for them either): their transformed weights and their gather-table
+rows are zero, and their ``E[0, w]`` parts are left out of the constants. The gather, where an evolved
+multiplier's LUT inference spends its time, then skips them: input channels are taken in runs of
+consecutive channels that keep the same filters (a block of input channels), and each run adds only its
+kept filters' rows, compacted to whole vectors (:func:`dnn.kernels.conv_error_runs`), where that is less
+work than the dense gather (:func:`sparse_work`). The convolution of the exact part stays one dense
+convolution over zeroed weights (several small ones were measured slower than one large one).
+:func:`reference_acc` skips the same products.
 """
 
 from __future__ import annotations
@@ -147,19 +151,7 @@ class Prepared:
     err_const: Any  # gather plans: numpy (Op,) sum over k of E_g(o)[0, w[o, k]], where the accumulators start
     acc_bound: float  # max |accumulator| over all inputs
     err_run: int = 1  # gather plans: k summed in the table's dtype before widening (kernels.run_length)
-    runs: tuple[Run, ...] | None = None  # block-sparse layers: one per run of input channels (None: dense)
-
-
-@dataclass(frozen=True)
-class Run:
-    """Consecutive input channels ``c0..c1-1`` that keep the same filters (block-sparse layers)."""
-
-    c0: int
-    c1: int
-    filters: Any  # torch long (F,): the kept filters
-    weight: Any  # float32 or float64 (F, (c1 - c0) * R, *k): their weights on these channels
-    err_table: Any = None  # gather plans: numpy (K_run, Da, padded(F))
-    err_run: int = 1
+    sparse_gather: tuple[np.ndarray, ...] | None = None  # block-sparse gather plans: conv_error_runs' arguments
 
 
 def channel_runs(kept: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -210,6 +202,7 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
     wt, bound = _transformed_weights(plan, w_codes, group)
     if kept is not None:
         bound = np.where(kept, bound, 0.0)
+        wt = wt * torch.from_numpy(kept).reshape(*kept.shape, *([1] * (wt.dim() - 2))).to(wt.dtype)
     o, c, r = wt.shape[0], wt.shape[1], wt.shape[2]
     kernel = tuple(wt.shape[3:])
     err_table: np.ndarray | None = None
@@ -229,11 +222,13 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
         err_table = np.zeros((k, plan.err.shape[1], op), kernels.table_dtype(top))
         err_table[:, :, :o] = plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :],
                                        wf.T[:, :, None]].transpose(0, 2, 1)
-        err_run = kernels.run_length(err_table)
         assert plan.err_zero is not None
         zero_part = np.take_along_axis(plan.err_zero[gi], wf, axis=1)
         if kept is not None:
-            zero_part = zero_part * np.repeat(kept, k // kept.shape[1], axis=1)
+            kept_k = np.repeat(kept, k // kept.shape[1], axis=1)  # (O, K)
+            zero_part = zero_part * kept_k
+            err_table[:, :, :o] *= kept_k.T[:, None, :].astype(err_table.dtype)
+        err_run = kernels.run_length(err_table)
         err_const = zero_part.sum(axis=1)
         err_bound = float(np.abs(err_const).max(initial=0)) + top * k
         err_acc = kernels.acc_dtype(err_bound)
@@ -249,32 +244,49 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
                   .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
     pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
     acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
-    runs = None
-    if kept is not None:
-        runs = tuple(_run(c0, c1, f, flat, bound, r, err_table, k_per_c=int(np.prod(kernel, dtype=np.int64)))
-                     for c0, c1, f in channel_runs(kept))
-    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run, runs)
+    gather = None
+    if kept is not None and err_table is not None:
+        runs = channel_runs(kept)
+        s = int(np.prod(kernel, dtype=np.int64))
+        if sparse_work(runs, s) < DENSE_SHARE * err_table.shape[0] * err_table.shape[2]:
+            gather = _sparse_gather(runs, err_table, s)
+    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run, gather)
 
 
-def _run(c0: int, c1: int, f: np.ndarray, flat: Any, bound: np.ndarray, r: int, err_table: np.ndarray | None,
-         k_per_c: int) -> Run:
-    """One run of a block-sparse layer: its filters' weights on its channels (float32 when its partial sums
-    stay exact there), and its slice of the gather table, filters compacted."""
-    import torch
+DENSE_SHARE = 0.85  # the sparse gather is taken when its estimated work is below this share of the dense one
 
-    fi = torch.from_numpy(f.astype(np.int64))
-    w = flat[fi][:, c0 * r:c1 * r].contiguous()
-    if float(bound[f, c0:c1].sum(axis=1).max(initial=0.0)) >= F32_EXACT:
-        w = w.double()
-    table, run = None, 1
-    if err_table is not None:
-        from dnn import kernels
 
+def sparse_work(runs: list[tuple[int, int, np.ndarray]], k_per_c: int) -> float:
+    """Estimated lanes added per output position by the sparse gather: each run's rows over its compacted
+    filters, plus widening and scattering its filters (one lane-vector's worth per filter, as measured)."""
+    from dnn import kernels
+
+    return float(sum((c1 - c0) * k_per_c * kernels.padded(len(f)) + kernels.LANES * len(f)
+                     for c0, c1, f in runs))
+
+
+def _sparse_gather(runs: list[tuple[int, int, np.ndarray]], err_table: np.ndarray, k_per_c: int
+                   ) -> tuple[np.ndarray, ...]:
+    """The arguments of :func:`dnn.kernels.conv_error_runs`: each run's slice of the gather table with its
+    kept filters compacted to whole vectors, concatenated, and where each run's parts start."""
+    from dnn import kernels
+
+    parts, toff, k0s, k1s, fps, fidx, foff, lens = [], [0], [], [], [], [], [0], []
+    for c0, c1, f in runs:
         sub = err_table[c0 * k_per_c:c1 * k_per_c][:, :, f]
         table = np.zeros((*sub.shape[:2], kernels.padded(len(f))), err_table.dtype)
         table[:, :, :len(f)] = sub
-        run = kernels.run_length(table)
-    return Run(c0, c1, fi, w, table, run)
+        parts.append(table.reshape(-1))
+        toff.append(toff[-1] + table.size)
+        k0s.append(c0 * k_per_c)
+        k1s.append(c1 * k_per_c)
+        fps.append(table.shape[2])
+        fidx.append(f)
+        foff.append(foff[-1] + len(f))
+        lens.append(kernels.run_length(table))
+    i64 = np.int64
+    return (np.concatenate(parts), np.array(toff[:-1], i64), np.array(k0s, i64), np.array(k1s, i64),
+            np.array(fps, i64), np.concatenate(fidx).astype(i64), np.array(foff, i64), np.array(lens, i64))
 
 
 def a0_index(plan: Plan) -> int:
@@ -307,8 +319,6 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
     else:
         idx = x_codes.permute(0, 2, 3, 1).reshape(-1).to(torch.int32) - plan.a_lo
         xt = torch.index_select(plan.tin, 0, idx).reshape(n, h, wd, c * r).permute(0, 3, 1, 2)
-    if prep.runs is not None:
-        return _sparse_conv(prep, x_codes, xt, stride, padding, conv_pad)
     with torch.backends.nnpack.flags(enabled=False):  # NNPACK may pick Winograd, which rounds
         if prep.chunks is None:
             acc = F.conv2d(xt.double(), prep.weight, stride=stride, padding=conv_pad)
@@ -318,7 +328,6 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
             out = F.conv2d(xt, prep.weight, stride=stride, padding=conv_pad, groups=prep.chunks)
             acc = out.reshape(n, prep.chunks, prep.out, *out.shape[2:]).sum(dim=1, dtype=torch.float64)
     if plan.kind == "gather":
-        from dnn import kernels
 
         if conv_pad:
             x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
@@ -326,79 +335,20 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
         ho, wo = acc.shape[2:]
         err = np.empty((n, ho, wo, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(_activations(x_codes, plan), prep.err_table, plan.a_lo, kh, kw, stride, err,
-                           prep.err_run, kernels.PTILE)
+        _gather(prep, _activations(x_codes, plan), kh, kw, stride, err)
         acc = _add(acc, torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
 
 
-def _acc_dtype(prep: Prepared) -> Any:
-    import torch
+def _gather(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, err: np.ndarray) -> None:
+    """Add the error-table entries of every computed product into ``err`` (N, Ho, Wo, Op)."""
+    from dnn import kernels
 
-    return torch.float32 if prep.acc_bound < F32_EXACT else torch.float64
-
-
-def _sparse_conv(prep: Prepared, x_codes: Any, xt: Any, stride: int, padding: int, conv_pad: int) -> Any:
-    """A block-sparse layer: one convolution (and one gather) per run of input channels, over its kept
-    filters only, added into the accumulators of those filters."""
-    import torch
-    import torch.nn.functional as F
-
-    plan = prep.plan
-    r = plan.channels
-    assert prep.runs is not None
-    n, _, h, wd = x_codes.shape
-    kh, kw = prep.weight.shape[2:]
-    ho = (h + 2 * conv_pad - kh) // stride + 1
-    wo = (wd + 2 * conv_pad - kw) // stride + 1
-    acc = torch.zeros((n, prep.out, ho, wo), dtype=_acc_dtype(prep))
-    with torch.backends.nnpack.flags(enabled=False):  # NNPACK may pick Winograd, which rounds
-        for run in prep.runs:
-            xs = xt[:, run.c0 * r:run.c1 * r]
-            part = F.conv2d(xs.to(run.weight.dtype), run.weight, stride=stride, padding=conv_pad)
-            acc.index_add_(1, run.filters, part.to(acc.dtype))
-    if plan.kind == "gather":
-        from dnn import kernels
-
-        if conv_pad:
-            x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
-        xa = _activations(x_codes, plan)
-        err = np.empty((n, ho, wo, prep.out), dtype=prep.err_acc)
-        err[...] = prep.err_const[:prep.out]
-        for run in prep.runs:
-            part = np.zeros((n, ho, wo, run.err_table.shape[2]), dtype=prep.err_acc)
-            kernels.conv_error(np.ascontiguousarray(xa[:, run.c0:run.c1]), run.err_table, plan.a_lo, kh, kw,
-                               stride, part, run.err_run, kernels.PTILE)
-            err[..., run.filters.numpy()] += part[..., :len(run.filters)]
-        acc = _add(acc, torch.from_numpy(err).permute(0, 3, 1, 2), prep)
-    return _result(acc, prep)
-
-
-def _sparse_linear(prep: Prepared, x_codes: Any, xt: Any) -> Any:
-    """A block-sparse matrix product: one product (and one gather) per run of input features."""
-    import torch
-
-    plan = prep.plan
-    r = plan.channels
-    assert prep.runs is not None
-    n = x_codes.shape[0]
-    acc = torch.zeros((n, prep.out), dtype=_acc_dtype(prep))
-    for run in prep.runs:
-        part = xt[:, run.c0 * r:run.c1 * r].to(run.weight.dtype) @ run.weight.t()
-        acc.index_add_(1, run.filters, part.to(acc.dtype))
-    if plan.kind == "gather":
-        from dnn import kernels
-
-        xa = _activations(x_codes, plan)
-        err = np.empty((n, prep.out), dtype=prep.err_acc)
-        err[...] = prep.err_const[:prep.out]
-        for run in prep.runs:
-            part = np.zeros((n, 1, 1, run.err_table.shape[2]), dtype=prep.err_acc)
-            kernels.conv_error(np.ascontiguousarray(xa[:, run.c0:run.c1]).reshape(n, -1, 1, 1), run.err_table,
-                               plan.a_lo, 1, 1, 1, part, run.err_run, kernels.PTILE)
-            err[:, run.filters.numpy()] += part[:, 0, 0, :len(run.filters)]
-        acc = _add(acc, torch.from_numpy(err), prep)
-    return _result(acc, prep)
+    if prep.sparse_gather is not None:
+        kernels.conv_error_runs(x, *prep.sparse_gather, prep.plan.err.shape[1], prep.plan.a_lo, kh, kw, stride,
+                                err, kernels.PTILE)
+    else:
+        kernels.conv_error(x, prep.err_table, prep.plan.a_lo, kh, kw, stride, err, prep.err_run, kernels.PTILE)
 
 
 def _activations(x_codes: Any, plan: Plan) -> np.ndarray:
@@ -433,8 +383,6 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
     else:
         idx = x_codes.reshape(-1).to(torch.int32) - plan.a_lo
         xt = torch.index_select(plan.tin, 0, idx).reshape(n, k * r)
-    if prep.runs is not None:
-        return _sparse_linear(prep, x_codes, xt)
     if prep.chunks is None:
         acc = xt.double() @ prep.weight.t()
     elif prep.chunks == 1:
@@ -444,12 +392,10 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
         ws = prep.weight.reshape(ch, prep.out, -1).transpose(1, 2)  # (chunks, K R / chunks, O)
         acc = torch.bmm(xt.reshape(n, ch, -1).transpose(0, 1), ws).sum(dim=0, dtype=torch.float64)
     if plan.kind == "gather":
-        from dnn import kernels
 
         err = np.empty((n, 1, 1, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(_activations(x_codes, plan).reshape(n, k, 1, 1), prep.err_table, plan.a_lo, 1, 1,
-                           1, err, prep.err_run, kernels.PTILE)  # a 1x1 convolution
+        _gather(prep, _activations(x_codes, plan).reshape(n, k, 1, 1), 1, 1, 1, err)  # a 1x1 convolution
         acc = _add(acc, torch.from_numpy(err[:, 0, 0, :prep.out]), prep)
     return _result(acc, prep)
 

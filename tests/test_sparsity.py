@@ -3,6 +3,8 @@ LUT inference that skips zero blocks bit for bit, masks read by the accelerator 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -155,6 +157,14 @@ def _kept(o: int, c: int, block: int, seed: int) -> np.ndarray:
     return sparsity.expand(m, block, o, c)
 
 
+def _both_gathers(prep: lutops.Prepared, kept: np.ndarray, k_per_c: int) -> list[lutops.Prepared]:
+    """The layer with the dense gather over zeroed rows and with the sparse gather, whichever prepare chose."""
+    if prep.plan.kind != "gather":
+        return [prep]
+    sparse = lutops._sparse_gather(lutops.channel_runs(kept), prep.err_table, k_per_c)
+    return [dataclasses.replace(prep, sparse_gather=None), dataclasses.replace(prep, sparse_gather=sparse)]
+
+
 SKIP_CASES = [
     # kind, (lo, hi), N, C, H, O, kernel, stride, padding, block
     ("exact", (-128, 127), 2, 8, 7, 12, 3, 1, 1, 4),
@@ -175,11 +185,10 @@ def test_lut_conv_skip_is_bit_exact(case):
     x[rng.random(x.shape) < 0.5] = 0
     w = rng.integers(-127, 128, size=(o, c, k, k)) * kept[:, :, None, None]
     g = torch.zeros(o, dtype=torch.long)
-    prep = lutops.prepare(torch.from_numpy(w), (m,), g, lo, hi, kept=kept)
-    assert prep.runs is not None
-    got = lutops.conv2d_apply(prep, torch.from_numpy(x).float(), stride=stride, padding=pad)
     ref = lutops.reference_acc(x, w, (m,), g.numpy(), a_lo=lo, a_hi=hi, stride=stride, padding=pad, kept=kept)
-    assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
+    for prep in _both_gathers(lutops.prepare(torch.from_numpy(w), (m,), g, lo, hi, kept=kept), kept, k * k):
+        got = lutops.conv2d_apply(prep, torch.from_numpy(x).float(), stride=stride, padding=pad)
+        assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
     if kind != "biased":  # T[a, 0] = 0: skipping equals the dense reference on the masked weights
         dense = lutops.reference_acc(x, w, (m,), g.numpy(), a_lo=lo, a_hi=hi, stride=stride, padding=pad)
         assert np.array_equal(ref, dense)
@@ -193,10 +202,10 @@ def test_lut_linear_skip_is_bit_exact(kind):
     x = rng.integers(-128, 128, size=(5, 40))
     w = rng.integers(-127, 128, size=(24, 40)) * kept
     g = torch.zeros(24, dtype=torch.long)
-    prep = lutops.prepare(torch.from_numpy(w), (m,), g, -128, 127, kept=kept)
-    got = lutops.linear_apply(prep, torch.from_numpy(x).float())
     ref = lutops.reference_acc(x, w, (m,), g.numpy(), a_lo=-128, a_hi=127, kept=kept)
-    assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
+    for prep in _both_gathers(lutops.prepare(torch.from_numpy(w), (m,), g, -128, 127, kept=kept), kept, 1):
+        got = lutops.linear_apply(prep, torch.from_numpy(x).float())
+        assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
     if kind != "biased":
         assert np.array_equal(ref, lutops.reference_acc(x, w, (m,), g.numpy(), a_lo=-128, a_hi=127))
 
