@@ -89,6 +89,15 @@ def _add_rows(acc, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compile
                 add_lanes(acc, q * op + f0, tf, r + f0)
 
 
+@njit(inline="always", boundscheck=False, error_model="numpy")
+def _tile_bases(base, p0, pn, ho, wo, c, h, w, stride):  # pragma: no cover - compiled
+    """base[q]: offset in x of the receptive field of output position p0 + q (N, Ho, Wo order)."""
+    for q in range(pn):
+        b, r = divmod(p0 + q, ho * wo)
+        oy, ox = divmod(r, wo)
+        base[q] = (b * c * h + oy * stride) * w + ox * stride
+
+
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def conv_error(x, table, a_lo, kh, kw, stride, out, run, ptile):  # pragma: no cover - compiled
     """x (N, C, H, W) int16 activation values (already padded; a matrix product is a 1x1 convolution of
@@ -106,10 +115,7 @@ def conv_error(x, table, a_lo, kh, kw, stride, out, run, ptile):  # pragma: no c
     acc = np.empty(ptile * op, table.dtype)
     for p0 in range(0, npos, ptile):
         pn = min(npos, p0 + ptile) - p0
-        for q in range(pn):
-            b, r = divmod(p0 + q, ho * wo)
-            oy, ox = divmod(r, wo)
-            base[q] = (b * c * h + oy * stride) * w + ox * stride
+        _tile_bases(base, p0, pn, ho, wo, c, h, w, stride)
         for k0 in range(0, nk, run):
             acc[:pn * op] = 0
             for k in range(k0, min(nk, k0 + run)):
@@ -164,10 +170,7 @@ def conv_error_runs(x, tables, toff, k0s, k1s, fps, fidx, foff, runs, da, a_lo, 
     wide = np.empty(ptile * fmax, out.dtype)
     for p0 in range(0, npos, ptile):
         pn = min(npos, p0 + ptile) - p0
-        for q in range(pn):
-            b, rr = divmod(p0 + q, ho * wo)
-            oy, ox = divmod(rr, wo)
-            base[q] = (b * c * h + oy * stride) * w + ox * stride
+        _tile_bases(base, p0, pn, ho, wo, c, h, w, stride)
         for r in range(nr):
             fp = fps[r]
             wide[:pn * fp] = 0

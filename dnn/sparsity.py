@@ -36,6 +36,7 @@ from dnn import qnn
 
 NORMS = ("l1", "l2", "var")
 FIRST = "first"  # in an exclusion list: the network's first layer
+NONE = "none"  # an exclusion list of its own: no layer excluded
 
 
 def _ceil(a: int, b: int) -> int:
@@ -99,10 +100,12 @@ def ratios(names: Sequence[str], ratio: float, per_layer: Mapping[str, float] | 
         cfg.check_range(name, r, 0.0, 1.0, hi_open=True)
     excluded = set()
     for n in exclude:
+        if n == NONE:
+            continue
         if n == FIRST:
             excluded.add(names[0])
         elif n not in names:
-            raise must("SPARSITY_EXCLUDE", "layers of the network or 'first'", n, list(names))
+            raise must("SPARSITY_EXCLUDE", "layers of the network, 'first' or 'none'", n, list(names))
         else:
             excluded.add(n)
     for n in per_layer:

@@ -4,6 +4,7 @@ LUT inference that skips zero blocks bit for bit, masks read by the accelerator 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -302,3 +303,59 @@ def test_mask_of_unknown_layer_refused():
 def test_masked_layer_in_exclusion_list_refused():
     with pytest.raises(ConfigError, match=r"^layer conv1 is given sparsity ratio 0.5 but is in the exclusion list"):
         sparsity.ratios(["conv1", "fc"], 0.5, {"conv1": 0.5})
+
+
+# ------------------------------------------------------------------ flow.py dnn --sparsity-ratios
+def _mult_runs(tmp_path):
+    out = []
+    for k, energy in ((3, 0.9), (6, 0.65)):
+        out.append(str(fixtures.write_run(tmp_path / f"ba{k}", fixtures.broken_array(k), {
+            "area": 1000.0 * energy, "energy_pj": energy, "power_w": energy * 1e-4, "clock_period_ns": 10.0,
+            "exact": {"area": 1000.0, "power_w": 1e-4, "delay_ns": 3.0}})))
+    return out
+
+
+def _dnn_argv(tmp_path, *extra):
+    return ["dnn", "--net", "lenet5", "--data", "digits", "--mults", *_mult_runs(tmp_path), "--method", "hawx",
+            "--epochs", "1", "--qat-epochs", "0", "--eval-images", "60", "--representatives", "4",
+            "--ig-steps", "2", "--threads", "1", "--finetune-epochs", "0", "--train-limit", "300",
+            "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--max-acc-loss", "0.05",
+            *extra]
+
+
+def test_flow_dnn_joint_search(tmp_path):
+    import flow
+
+    assert flow.main(_dnn_argv(tmp_path, "--sparsity-ratios", "0", "0.5", "--sparsity-block", "4",
+                               "--sparsity-epochs", "1")) == 0
+    run = tmp_path / "run"
+    rep = json.loads((run / "report.json").read_text())["sparsity"]
+    assert [t["ratio"] for t in rep["table"]] == [0.0, 0.5]
+    sparse = rep["table"][1]
+    assert sparse["layer_ratios"] == {"conv2": 0.5, "fc1": 0.5, "fc2": 0.5, "fc3": 0.5}
+    assert sparse["density"]["conv1"] == 1.0 and all(v < 0.75 for k, v in sparse["density"].items() if k != "conv1")
+    # skipped blocks cost nothing: the sparse exact network costs its kept MACs only
+    macs = json.loads((run / "report.json").read_text())["macs"]
+    assert rep["table"][0]["exact_energy_pj"] == pytest.approx(sum(macs.values()))  # 1 pJ per exact product
+    assert sparse["exact_energy_pj"] == pytest.approx(sum(n * sparse["density"][k] for k, n in macs.items()),
+                                                      abs=len(macs))
+    with np.load(run / "sparsity" / "r0.5" / "masks.npz") as m:
+        assert sorted(m.files) == ["conv2", "fc1", "fc2", "fc3"]
+    ch = rep["chosen"]
+    assert ch is not None and ch["ratio"] in (0.0, 0.5)
+    assert "Block sparsity" in (run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--sparsity-ratios", "0.5", "1.0"), "SPARSITY_RATIOS must be in [0, 1), not 1.0"),
+    (("--sparsity-ratios", "0.5", "--sparsity-block", "0"), "SPARSITY_BLOCK must be a positive integer, not 0"),
+    (("--sparsity-ratios", "0.5", "--sparsity-block", "200"), "SPARSITY_BLOCK must be at most 16 for layer conv2 (16 output x 6 input channels), not 200"),
+    (("--sparsity-ratios", "0.5", "--sparsity-exclude", "conv9"), "SPARSITY_EXCLUDE must be layers of the network"),
+], ids=["ratio", "block0", "block-large", "exclude"])
+def test_flow_dnn_sparsity_bad_input(tmp_path, capsys, extra, message):
+    import flow
+
+    assert flow.main(_dnn_argv(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
