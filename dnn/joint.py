@@ -128,7 +128,7 @@ def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any],
                        conf.sparsity_block)
         pruned = _exact_test_accuracy(copy.deepcopy(net), data, ev.mults[0])
         qnn.set_mode(net, "qat")
-        sparsity.retrain(net, data, conf.sparsity_epochs, conf.lr / 10, conf.batch, conf.seed, progress=say)
+        sparsity.retrain(net, data, conf.sparsity_epochs, conf.lr, conf.batch, conf.seed, progress=say)
         assert sparsity.zeros_kept(net)
         sparsity.save(sub / "masks.npz", net)
         torch.save(net.state_dict(), sub / "model.pt")

@@ -3,7 +3,8 @@
 The method of 8x8 weight-block sparsity training: from a trained network, each layer's weights
 ``(out, in, kh, kw)`` (a linear layer's ``(out, in)``) are cut into blocks of ``block`` output channels x
 ``block`` input channels, the kernel's ``kh x kw`` inside each block (edge blocks are smaller). The
-blocks with the lowest norm (``l1``, ``l2`` or variance of their weights) are zeroed at a target ratio,
+blocks with the lowest norm (``l1``, ``l2`` or variance of their weights, per weight so that smaller edge
+blocks are not preferred) are zeroed at a target ratio,
 ``floor(ratio * blocks)`` per layer, and the mask ``Gamma`` (one boolean per block, ``True`` = kept) is
 applied in every forward pass, ``Gamma * W``, in float, QAT and LUT modes alike; the stored weights of
 zeroed blocks are set to zero too. Retraining with the mask fixed cannot revive them: their gradient is
@@ -70,7 +71,8 @@ def mask_shape(name: str, layer: qnn.QLayer, block: int) -> tuple[int, int]:
 
 
 def block_scores(w: np.ndarray, block: int, norm: str) -> np.ndarray:
-    """Per-block L1 norm, L2 norm or variance of weights ``(out, in, ...)`` (edge blocks: their own weights)."""
+    """Per-block L1 norm, L2 norm or variance of weights ``(out, in, ...)``, per weight of the block (edge
+    blocks have fewer)."""
     if norm not in NORMS:
         raise must("SPARSITY_NORM", "one of the listed choices", norm, NORMS)
     w = np.asarray(w, dtype=np.float64)
@@ -83,10 +85,12 @@ def block_scores(w: np.ndarray, block: int, norm: str) -> np.ndarray:
     present[:o, :c] = 1
     blocks = padded.reshape(ob, block, cb, block, s)
     count = present.reshape(ob, block, cb, block, s).sum(axis=(1, 3, 4))
+    # per weight (mean |w|, root mean square), so that an edge block is not zeroed for being small; for
+    # whole blocks this ranks as the L1 and L2 norms do
     if norm == "l1":
-        return np.abs(blocks).sum(axis=(1, 3, 4))
+        return np.abs(blocks).sum(axis=(1, 3, 4)) / count
     if norm == "l2":
-        return np.sqrt((blocks ** 2).sum(axis=(1, 3, 4)))
+        return np.sqrt((blocks ** 2).sum(axis=(1, 3, 4)) / count)
     mean = blocks.sum(axis=(1, 3, 4)) / count
     return (blocks ** 2).sum(axis=(1, 3, 4)) / count - mean ** 2
 
