@@ -197,6 +197,7 @@ class Geometry:
     m_max: int = 64
     k_max: int = 64
     n_max: int = 64
+    tile_skip: bool = False  # ws: a ``skip`` port of one bit per (K-tile, N panel); skipped tiles are not run
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols", "pods"):
@@ -221,6 +222,13 @@ class Geometry:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_GEMM:
                 raise must(name.upper(), f"in 1..{MAX_GEMM}", v)
+        if self.tile_skip and self.dataflow != "ws":
+            raise must("DATAFLOW", "ws with tile skipping (an os tile holds outputs, not weights)", self.dataflow)
+
+    @property
+    def skip_bits(self) -> int:
+        """Bits of the ``skip`` port: one per (K-tile, N panel), bit ``panel * kb + k_tile``."""
+        return self.kb * self.nb if self.tile_skip else 0
 
     # buffer organisation (RTL_TIMING.md section 1)
     @property
@@ -260,7 +268,8 @@ class Geometry:
     def name(self) -> str:
         """``sa8x8_ws`` for one pod, ``mp2x4x4_ws`` for two pods of 4x4."""
         shape = f"{self.rows}x{self.cols}"
-        return f"sa{shape}_{self.dataflow}" if self.pods == 1 else f"mp{self.pods}x{shape}_{self.dataflow}"
+        name = f"sa{shape}_{self.dataflow}" if self.pods == 1 else f"mp{self.pods}x{shape}_{self.dataflow}"
+        return name + ("_skip" if self.tile_skip else "")
 
 
 # ------------------------------------------------------------------------------------------ PE
@@ -437,7 +446,9 @@ def _share_ports(g: Geometry) -> dict[str, wiring.Member]:
     tw = bits_for(max(g.mt_max, g.kb, g.nb))
     sw = bits_for(max(g.pods, 1))
     lw = max(mw, kw)
+    extra: dict[str, wiring.Member] = {"skip": In(g.skip_bits)} if g.tile_skip else {}
     return {
+        **extra,
         "go": In(1), "busy": Out(1),
         "m": In(mw), "k": In(kw), "n": In(nw),
         "o_count": In(tw), "u_count": In(tw),  # tiles of the outer / inner loop
@@ -509,11 +520,43 @@ class Pod(wiring.Component):
             valids.append(v)
         return addrs, valids
 
+    def _first_kept(self, m: Module, panel: object, start: object, name: str) -> tuple[Signal, Signal]:
+        """Tile skipping: whether panel ``panel`` runs a K-tile at or after ``start``, and the first one."""
+        kt = self.g.kb
+        bits = self.skip.bit_select(panel * kt, kt)
+        kept = Signal(kt, name=f"{name}_kept")
+        m.d.comb += kept.eq(Cat(*[~bits[t] & (start <= t) for t in range(kt)]))
+        idx: object = Const(kt - 1, len(self.u0))
+        for t in reversed(range(kt)):
+            idx = Mux(kept[t], t, idx)
+        first = Signal(len(self.u0), name=f"{name}_idx")
+        m.d.comb += first.eq(idx)
+        return kept.any(), first
+
+    def _advance_skip(self, m: Module, phase: Signal, o: Signal, u: Signal, q: dict[str, Signal]) -> None:
+        """End of a tile with tile skipping: the next K-tile of this panel that is not skipped, else the
+        first of the next panel (or its first K-tile, run with no valid weight, when it skips them all)."""
+        o_next = o + q["o_step"]
+        more, u_more = self._first_kept(m, o, u + 1, "adv_u")
+        found, u_first = self._first_kept(m, o_next, q["u0"], "adv_o")
+        with m.If(more):
+            m.d.sync += [u.eq(u_more), phase.eq(NEXT)]
+        with m.Elif(o_next < self.o_count):
+            m.d.sync += [u.eq(Mux(found, u_first, q["u0"])), o.eq(o_next), phase.eq(NEXT)]
+        with m.Else():
+            m.d.sync += phase.eq(IDLE)
+
     def _ws(self, m: Module, sa: SystolicArray) -> None:
         g = self.g
         R, C, KB, NB = g.rows, g.cols, g.kb, g.nb
         phase, cnt, o, u, q = self._loops(m)
         j, i = o, u  # panel, K-tile
+        dead = Signal()  # tile skipping: this panel skips every K-tile, so its first runs with no weight
+        dead_now: object = Const(0)
+        if g.tile_skip:
+            found0, u_first0 = self._first_kept(m, self.o0, self.u0, "go")
+            with m.If((phase == IDLE) & self.go):
+                m.d.sync += u.eq(Mux(found0, u_first0, self.u0))
         aa, ba, ca = len(self.a_raddr[0]), len(self.b_raddr[0]), len(self.c_raddr[0])
         first = Signal()
         kvalid = Signal(R)  # k0 + r < K
@@ -531,10 +574,17 @@ class Pod(wiring.Component):
         b_issue_kk = Signal(len(b_kk))
         k0 = i * R
         n0 = j * C
+        is_first: object = i == q["u0"]
+        if g.tile_skip:
+            any_kept, u_first = self._first_kept(m, j, q["u0"], "panel")
+            is_first = Mux(any_kept, i == u_first, 1)
+            dead_now = Mux(phase == NEXT, ~any_kept, dead)
+            with m.If(phase == NEXT):
+                m.d.sync += dead.eq(~any_kept)
         with m.If(phase == NEXT):
             m.d.comb += [b_issue.eq(1), b_issue_kk.eq(k0 + R - 1), b_issue_addr.eq((k0 + R - 1) * NB + j)]
             m.d.sync += [
-                first.eq(i == q["u0"]),
+                first.eq(is_first),
                 kvalid.eq(Cat(*[k0 + r < self.k for r in range(R)])),
                 cvalid.eq(Cat(*[n0 + c < self.n for c in range(C)])),
                 a_addr0.eq(q["base"] * KB + i), a_u.eq(0),
@@ -547,7 +597,7 @@ class Pod(wiring.Component):
         b_cols = Mux(phase == NEXT, col_ok, cvalid)
         for c in range(C):
             m.d.comb += [self.b_raddr[c].eq(b_issue_addr), self.b_ren[c].eq(b_issue & (b_issue_kk < self.k)
-                                                                              & b_cols[c])]
+                                                                              & b_cols[c] & ~dead_now)]
         m.d.sync += bv.eq(Cat(*self.b_ren))
         with m.If(b_issue):
             m.d.sync += [b_addr.eq(b_issue_addr - NB), b_kk.eq(b_issue_kk - 1)]
@@ -591,7 +641,10 @@ class Pod(wiring.Component):
             m.d.sync += cnt.eq(cnt + 1)
             with m.If(cnt == q["size"] + (R + C - 2)):
                 m.d.sync += cnt.eq(0)
-                self._advance(m, phase, o, u, q)
+                if g.tile_skip:
+                    self._advance_skip(m, phase, o, u, q)
+                else:
+                    self._advance(m, phase, o, u, q)
 
     def _os(self, m: Module, sa: SystolicArray) -> None:
         g = self.g
@@ -679,6 +732,8 @@ class ArrayCore(wiring.Component):
             "start": In(1), "m": In(mw), "k": In(kw), "n": In(nw), "split": In(2),
             "busy": Out(1), "done": Out(1), "split_q": Out(2), "m_size": Out(mw),
         }
+        if g.tile_skip:
+            sig["skip"] = In(g.skip_bits)
         for name, member in _mem_ports(g).items():
             sig[name] = member.array(P)
         super().__init__(sig)
@@ -698,6 +753,10 @@ class ArrayCore(wiring.Component):
                      self.done.eq(state == S_DONE), self.split_q.eq(split)]
         with m.If(((state == S_IDLE) | (state == S_DONE)) & self.start):
             m.d.sync += [mq.eq(self.m), kq.eq(self.k), nq.eq(self.n), split.eq(self.split), state.eq(S_SETUP)]
+        skipq = Signal(g.skip_bits) if g.tile_skip else None
+        if skipq is not None:
+            with m.If(((state == S_IDLE) | (state == S_DONE)) & self.start):
+                m.d.sync += skipq.eq(self.skip)
 
         # SETUP: every pod's share (RTL_TIMING.md section 5), sampled by the pods with go
         tw = len(pods[0].o0)
@@ -717,6 +776,8 @@ class ArrayCore(wiring.Component):
         work = []
         for p, pod in enumerate(pods):
             m.d.comb += [pod.m.eq(mq), pod.k.eq(kq), pod.n.eq(nq)]
+            if skipq is not None:  # K-tiles beyond K count as skipped
+                m.d.comb += pod.skip.eq(skipq | Cat(*[kt_c <= t for _ in range(g.nb) for t in range(g.kb)]))
             if g.dataflow == "ws":  # outer: N panels, inner: K-tiles, rows base .. base+size-1
                 m.d.comb += [pod.o_count.eq(nt), pod.u_count.eq(kt)]
                 m0 = p * m_size_c
@@ -836,6 +897,7 @@ class MultiPodArray(wiring.Component):
             "m": In(mw), "k": In(kw), "n": In(nw), "split": In(2), "start": In(1),
             "busy": Out(1), "done": Out(1),
             "c_row": In(ra), "c_col": In(na), "c_data": Out(g.acc_bits),
+            **({"skip": In(g.skip_bits)} if g.tile_skip else {}),
         })
 
     def elaborate(self, platform: object) -> Module:
@@ -848,7 +910,7 @@ class MultiPodArray(wiring.Component):
             name = "__".join(str(p) for p in path)
             shape = member.shape
             conn[name] = Signal(shape, name=f"core_{name}")
-        for name in ("start", "m", "k", "n", "split"):
+        for name in ("start", "m", "k", "n", "split", *(("skip",) if g.tile_skip else ())):
             m.d.comb += conn[name].eq(getattr(self, name))
         m.d.comb += [self.busy.eq(conn["busy"]), self.done.eq(conn["done"])]
         m.submodules.core = _instance(self.core_module, core, conn)
@@ -962,7 +1024,8 @@ class Design:
 
 def default_prefix(g: Geometry, mult: MultSpec) -> str:
     """``<geometry name>_<hash>``: the hash covers every setting of ``g`` and the multiplier's Verilog."""
-    h = hashlib.sha256(repr(astuple(g)).encode() + b"\0" + mult.verilog.encode()).hexdigest()[:8]
+    fields = astuple(g) if g.tile_skip else astuple(g)[:-1]  # names of arrays without the option unchanged
+    h = hashlib.sha256(repr(fields).encode() + b"\0" + mult.verilog.encode()).hexdigest()[:8]
     return f"{g.name}_{h}"
 
 
