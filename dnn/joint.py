@@ -160,7 +160,7 @@ def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any],
         (root / "assign.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
         if r > 0:
             (root / "masks.npz").write_bytes((root / f"r{r:g}" / "masks.npz").read_bytes())
-        out["chosen"] = {"ratio": r, **_brief(b, exact_cost), "assignment": spec}
+        out["chosen"] = {"ratio": r, **(_brief(b, exact_cost) or {}), "assignment": spec}
         if approx_only is not None and b.cost.energy_pj:
             out["energy_vs_approximation_only"] = approx_only.cost.energy_pj / b.cost.energy_pj
             if approx_only.cost.time_s and b.cost.time_s:

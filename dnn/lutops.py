@@ -345,7 +345,8 @@ def _gather(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, err: n
     from dnn import kernels
 
     if prep.sparse_gather is not None:
-        kernels.conv_error_runs(x, *prep.sparse_gather, prep.plan.err.shape[1], prep.plan.a_lo, kh, kw, stride,
+        runs: Any = kernels.conv_error_runs
+        runs(x, *prep.sparse_gather, prep.plan.err.shape[1], prep.plan.a_lo, kh, kw, stride,
                                 err, kernels.PTILE)
     else:
         kernels.conv_error(x, prep.err_table, prep.plan.a_lo, kh, kw, stride, err, prep.err_run, kernels.PTILE)

@@ -37,6 +37,7 @@ class QLayer(nn.Module):
     act_min: torch.Tensor
     calibrated: torch.Tensor
     group: torch.Tensor
+    weight_mask: torch.Tensor | None
 
     def _init_q(self, out: int) -> None:
         self.mode = "float"

@@ -51,7 +51,7 @@ def weight(layer: qnn.QLayer) -> torch.Tensor:
 
 
 def channels(layer: qnn.QLayer) -> tuple[int, int]:
-    w = layer.conv.weight if isinstance(layer, qnn.QConv2d) else layer.fc.weight
+    w = layer.raw_weight()
     return int(w.shape[0]), int(w.shape[1])
 
 
@@ -184,7 +184,7 @@ def block_of(model: nn.Module) -> int | None:
 def accel_mask(mask: np.ndarray, layer: qnn.QLayer, block: int) -> np.ndarray:
     """A block mask in ``accel_models.sparsity``'s layout ``(1, ceil(K/B), ceil(out/B))``, K = in * kh * kw:
     reduction block ``kb`` lies inside input-channel block ``kb // (kh * kw)``."""
-    w = layer.conv.weight if isinstance(layer, qnn.QConv2d) else layer.fc.weight
+    w = layer.raw_weight()
     c = int(w.shape[1])
     s = int(np.prod(w.shape[2:], dtype=np.int64))
     kb = _ceil(c * s, block)
@@ -204,7 +204,8 @@ def save(path: Path, model: nn.Module) -> None:
     from core.run import write_bytes
 
     buf = io.BytesIO()
-    np.savez(buf, **accel_masks(model))
+    arrays: dict[str, Any] = accel_masks(model)
+    np.savez(buf, **arrays)
     write_bytes(path, buf.getvalue())
 
 
@@ -231,7 +232,7 @@ def zeros_kept(model: nn.Module) -> bool:
     for _, layer in qnn.qlayers(model):
         if layer.weight_mask is None:
             continue
-        w = layer.conv.weight if isinstance(layer, qnn.QConv2d) else layer.fc.weight
+        w = layer.raw_weight()
         m = layer.weight_mask.reshape(layer.weight_mask.shape[0], layer.weight_mask.shape[1],
                                       *([1] * (w.dim() - 2)))
         if bool((w.detach() * (~m)).abs().sum() != 0):

@@ -36,6 +36,7 @@ import subprocess
 import tempfile
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from amaranth import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, unsigned
@@ -520,13 +521,13 @@ class Pod(wiring.Component):
             valids.append(v)
         return addrs, valids
 
-    def _first_kept(self, m: Module, panel: object, start: object, name: str) -> tuple[Signal, Signal]:
+    def _first_kept(self, m: Module, panel: Any, start: Any, name: str) -> tuple[Any, Signal]:
         """Tile skipping: whether panel ``panel`` runs a K-tile at or after ``start``, and the first one."""
         kt = self.g.kb
         bits = self.skip.bit_select(panel * kt, kt)
         kept = Signal(kt, name=f"{name}_kept")
         m.d.comb += kept.eq(Cat(*[~bits[t] & (start <= t) for t in range(kt)]))
-        idx: object = Const(kt - 1, len(self.u0))
+        idx: Any = Const(kt - 1, len(self.u0))
         for t in reversed(range(kt)):
             idx = Mux(kept[t], t, idx)
         first = Signal(len(self.u0), name=f"{name}_idx")
@@ -552,7 +553,7 @@ class Pod(wiring.Component):
         phase, cnt, o, u, q = self._loops(m)
         j, i = o, u  # panel, K-tile
         dead = Signal()  # tile skipping: this panel skips every K-tile, so its first runs with no weight
-        dead_now: object = Const(0)
+        dead_now: Any = Const(0)
         if g.tile_skip:
             found0, u_first0 = self._first_kept(m, self.o0, self.u0, "go")
             with m.If((phase == IDLE) & self.go):
@@ -574,7 +575,7 @@ class Pod(wiring.Component):
         b_issue_kk = Signal(len(b_kk))
         k0 = i * R
         n0 = j * C
-        is_first: object = i == q["u0"]
+        is_first: Any = i == q["u0"]
         if g.tile_skip:
             any_kept, u_first = self._first_kept(m, j, q["u0"], "panel")
             is_first = Mux(any_kept, i == u_first, 1)
