@@ -87,8 +87,8 @@ class DnnConfig:
                                     choices=("l1", "l2", "var"))
     sparsity_exclude: tuple[str, ...] = cfg.option(("first",), help="layers kept dense ('first': the first "
                                                    "layer; 'none': none)")
-    sparsity_epochs: int = cfg.option(3, help="QAT epochs (at LR) retraining each block-sparse network, masks "
-                                      "fixed")
+    sparsity_epochs: int = cfg.option(3, help="float epochs (at LR, then one QAT epoch at LR/10) "
+                                      "retraining each block-sparse network, masks fixed")
     export: tuple[str, ...] = cfg.option(DEFAULT_FORMATS, help="LUT export formats under luts/ (adapt, tfapprox, "
                                           "npy, csv; README says which tool reads which file)")
 

@@ -5,7 +5,8 @@ accuracy means anything, and retraining is the dear step (seconds for LeNet-5, m
 two cores). So the ratio is chosen per *ratio set*, not freely per layer: for each ratio ``r`` of
 ``--sparsity-ratios`` every layer not in ``--sparsity-exclude`` (the first layer by default) gets ``r``
 (blocks of lowest ``--sparsity-norm`` zeroed, :mod:`dnn.sparsity`), and the network is retrained once, for
-``--sparsity-epochs`` quantisation-aware epochs. The multiplier half of each candidate comes from the
+``--sparsity-epochs`` float epochs, calibration and one quantisation-aware epoch
+(:func:`dnn.sparsity.retrain`). The multiplier half of each candidate comes from the
 dense network's own search: every assignment on its Pareto set (accuracy, energy, area), the exact and
 every uniform assignment are evaluated again, by LUT inference that skips the zero blocks, on every
 ratio's network. The answer is the cheapest (ratio, assignment) pair within ``--max-acc-loss`` of the

@@ -261,7 +261,7 @@ def sparse_work(runs: list[tuple[int, int, np.ndarray]], k_per_c: int) -> float:
     filters, plus widening and scattering its filters (one lane-vector's worth per filter, as measured)."""
     from dnn import kernels
 
-    return float(sum((c1 - c0) * k_per_c * kernels.padded(len(f)) + kernels.LANES * len(f)
+    return float(sum((c1 - c0) * k_per_c * kernels.run_width(len(f)) + kernels.LANES * len(f)
                      for c0, c1, f in runs))
 
 
@@ -274,7 +274,7 @@ def _sparse_gather(runs: list[tuple[int, int, np.ndarray]], err_table: np.ndarra
     parts, toff, k0s, k1s, fps, fidx, foff, lens = [], [0], [], [], [], [], [0], []
     for c0, c1, f in runs:
         sub = err_table[c0 * k_per_c:c1 * k_per_c][:, :, f]
-        table = np.zeros((*sub.shape[:2], kernels.padded(len(f))), err_table.dtype)
+        table = np.zeros((*sub.shape[:2], kernels.run_width(len(f))), err_table.dtype)
         table[:, :, :len(f)] = sub
         parts.append(table.reshape(-1))
         toff.append(toff[-1] + table.size)

@@ -241,9 +241,17 @@ def zeros_kept(model: nn.Module) -> bool:
 
 
 def retrain(model: nn.Module, data: Any, epochs: int, lr: float, batch: int, seed: int,
-            progress: Callable[[str], Any] | None = None) -> None:
-    """Retrain with the masks fixed, in the network's current mode (QAT for a network from the cache)."""
+            progress: Callable[[str], Any] | None = None, calib_images: int = 512) -> None:
+    """Retrain with the masks fixed, as the network was trained: ``epochs`` float epochs at ``lr`` (batch
+    norm learning again, for the network that lost blocks), calibration (batch-norm statistics and
+    activation ranges re-estimated), then one quantisation-aware epoch at ``lr / 10``; the network ends in
+    QAT mode. Without batch norm and activation ranges of its own the float phase is still what recovers
+    the accuracy; every phase runs ``Gamma * W``."""
     from dnn import train
 
     gen = torch.Generator().manual_seed(seed)
+    qnn.set_mode(model, "float")
     train._epochs(model, data, epochs, lr, batch, gen, progress, "block-sparse")
+    train.calibrate(model, data, calib_images)
+    qnn.set_mode(model, "qat")
+    train._epochs(model, data, 1, lr / 10, batch, gen, progress, "block-sparse QAT")

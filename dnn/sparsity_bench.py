@@ -25,7 +25,7 @@ from core.bench import row
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "runs" / "dnn" / "models"
-EPOCHS = 3  # retraining epochs per ratio (QAT, masks fixed)
+EPOCHS = 3  # retraining epochs per ratio (float, then one QAT epoch; masks fixed)
 RESNET_TRAIN = 3000  # training images of ResNet-20 / Fashion-MNIST: two shared cores
 BLOCK = 8
 
@@ -93,7 +93,7 @@ def table(net: str, data_name: str, base_epochs: int, ratios: tuple[float, ...],
             kept = sum(macs[n] * dens[n] for n in macs) / sum(macs.values())
             rows.append(row(f"sparsity.accuracy.{net}_{data_name}.r{r:g}", 100 * after, "%", 100 * dense,
                             f"{BLOCK}x{BLOCK} blocks, first layer dense, l2; pruned {100 * pruned:.2f} %, "
-                            f"retrained {epochs} QAT epochs; loss {100 * (dense - after):.2f} points; MACs kept "
+                            f"retrained {epochs} float + 1 QAT epochs; loss {100 * (dense - after):.2f} points; MACs kept "
                             f"{kept:.3f}"))
     finally:
         torch.set_num_threads(threads)
@@ -198,7 +198,7 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
             note = (f"{what}; joint answer ratio {ch['ratio']:g}, accuracy {ch['accuracy']:.4f} vs dense exact "
                     f"{rep['baseline_accuracy']:.4f} on {rep['eval_images']} images; approximation only "
                     f"{ao['energy_reduction']:.2f}x, joint {ch['energy_reduction']:.2f}x vs the dense exact "
-                    f"network; {len(dirs)} {source}; retrained {EPOCHS} epochs per ratio") if ch and ao else "none"
+                    f"network; {len(dirs)} {source}; retrained {EPOCHS} float + 1 QAT epochs per ratio") if ch and ao else "none"
             rows.append(row(f"sparsity.joint.lenet5_mnist.{cost}.energy_vs_approximation_only",
                             sp.get("energy_vs_approximation_only") or float("nan"), "x", None, note))
             if cost == "accel" and ch and ch.get("time_s") and ao and ao.get("time_s"):
