@@ -123,6 +123,18 @@ def _mult_dirs() -> list[str]:
     return sorted(str(p.parent) for p in (ROOT / "runs" / "mul8s").glob("**/lut.npy"))
 
 
+def candidates(tmp: Path) -> tuple[list[str], str]:
+    """The multiplier run directories the search benchmarks use, and what they are; characterised into
+    ``tmp`` when there are none."""
+    dirs = _mult_dirs()
+    if dirs:
+        return dirs, "multiplier runs"
+    from dnn import fixtures
+
+    dirs = [str(p) for p in fixtures.characterise(tmp / "mults", (4, 5, 6, 7))]
+    return dirs, "broken-array multipliers k=4..7 (Yosys/OpenSTA on OSU018)"
+
+
 def search(quick: bool = False) -> list[dict[str, Any]]:
     from core import config as cfg
     from dnn import cli
@@ -130,13 +142,7 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     if quick:
         return [row("dnn.search.lenet5_mnist", float("nan"), "x", None, "not run in quick mode")]
     with tempfile.TemporaryDirectory() as tmp:
-        dirs = _mult_dirs()
-        source = "multiplier runs"
-        if not dirs:
-            from dnn import fixtures
-
-            dirs = [str(p) for p in fixtures.characterise(Path(tmp) / "mults", (4, 5, 6, 7))]
-            source = "broken-array multipliers k=4..7 (Yosys/OpenSTA on OSU018)"
+        dirs, source = candidates(Path(tmp))
         conf = cfg.from_dict(cli.DnnConfig, {
             "net": "lenet5", "data": "mnist", "mults": tuple(dirs),
             "method": ("xai", "hawx", "exhaustive"), "granularity": "both", "max_acc_loss": 0.01,

@@ -14,6 +14,9 @@ writes into the run directory:
   nsga2_pareto.json/.csv, nsga2_log.csv (--method nsga2) its own Pareto set and per-generation logbook
   luts/                                 the chosen multipliers' tables for AdaPT, TFApprox, numpy (dnn.export)
   model_finetuned.pt                    the fine-tuned network's weights
+  sparsity/                             (--sparsity-ratios) per ratio the retrained block-sparse network and
+                                        its masks.npz, every (ratio, assignment) evaluated, the joint answer
+                                        (dnn.joint)
 """
 
 from __future__ import annotations
@@ -76,6 +79,17 @@ class DnnConfig:
     threads: int = cfg.option(2, help="CPU threads for PyTorch")
     cache_dir: Path = cfg.option(
         Path("runs/dnn/models"), help="where trained networks are cached")
+    sparsity_ratios: tuple[float, ...] = cfg.option(
+        (), help="block-sparsity ratios searched jointly with the multipliers (e.g. 0 0.25 0.5): per ratio the "
+        "network's lowest-norm weight blocks are zeroed in every layer not excluded and it is retrained once "
+        "(dnn.joint)")
+    sparsity_block: int = cfg.option(8, help="sparsity block: BxB (output x input channels, the kernel inside)")
+    sparsity_norm: str = cfg.option("l2", help="which blocks are zeroed: lowest l1, l2 norm or variance",
+                                    choices=("l1", "l2", "var"))
+    sparsity_exclude: tuple[str, ...] = cfg.option(("first",), help="layers kept dense ('first': the first "
+                                                   "layer; 'none': none)")
+    sparsity_epochs: int = cfg.option(3, help="float epochs (at LR, then one QAT epoch at LR/10) "
+                                      "retraining each block-sparse network, masks fixed")
     export: tuple[str, ...] = cfg.option(DEFAULT_FORMATS, help="LUT export formats under luts/ (adapt, tfapprox, "
                                           "npy, csv; README says which tool reads which file)")
 
@@ -103,7 +117,11 @@ class DnnConfig:
                      "train_limit"):
             if getattr(self, name) < 1:
                 raise must(name.upper(), "a positive integer", getattr(self, name))
-        for name in ("qat_epochs", "finetune_epochs"):
+        for r in self.sparsity_ratios:
+            cfg.check_range("SPARSITY_RATIOS", r, 0.0, 1.0, hi_open=True)
+        if self.sparsity_block < 1:
+            raise must("SPARSITY_BLOCK", "a positive integer", self.sparsity_block)
+        for name in ("qat_epochs", "finetune_epochs", "sparsity_epochs"):
             if getattr(self, name) < 0:
                 raise must(name.upper(), "zero or a positive integer", getattr(self, name))
         if self.lr <= 0:
@@ -162,6 +180,10 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
     exact, approx = candidates[0], candidates[1:]
     approx.sort(key=lambda m: (cost_model.multiplier(m)["energy_pj"] or 0.0, m.name))
     candidates = [exact, *approx]
+    if conf.sparsity_ratios:
+        from dnn import joint
+
+        joint.check(conf, data)
     run_dir = conf.run_dir or Path("runs/dnn") / f"{conf.net}-{Path(conf.data).name}"
     with RunDir.open(run_dir, overwrite=conf.overwrite, resume=conf.resume, resumable=True,
                      results=("report.json", "evaluations.jsonl")) as rd:
@@ -267,6 +289,8 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
             "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
             "pareto_size": len(front), "model_cache": info.get("cached"),
         }
+        if conf.sparsity_ratios:
+            report["sparsity"] = joint.search(conf, rd, model, data, ev, front, baseline, say)
         if chosen is not None:
             assignment = ev.assignment(chosen.choice)
             rd.write_json("assign.json", ev.assign_json(chosen.choice))
@@ -294,7 +318,8 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
             report["chosen"] = None
         report["runtime_s"] = time.time() - started
         rd.write_json("report.json", report)
-        rd.write_text("report.md", _markdown(report))
+        rd.write_text("report.md", _markdown(report) + (joint.markdown(report["sparsity"]) if conf.sparsity_ratios
+                                                         else ""))
         say(f"wrote {rd.path / 'report.md'}")
         del np
         return 0

@@ -27,6 +27,7 @@ from core.errors import ConfigError, VerificationError, must
 from core.run import RunDir, git_revision
 from ppa.clock import check_periods
 from rtl_gen import array as arr
+from rtl_gen import rtl_cycles
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +68,9 @@ class ArrayConfig:
     prefix: str | None = option(None, help="name of the top module and start of every other module's name in "
                                            "array.v (default: <array>_<hash of the configuration and the "
                                            "multiplier>)")
+    tile_skip: bool = option(False, help="ws: the array skips all-zero weight tiles (a skip port, one bit per "
+                             "K-tile and N panel); each test GEMM also runs with half its tiles skipped, in the "
+                             "cycles of the rtl model's sparse schedule")
     run_dir: Path | None = option(None, help="run directory (default: runs/<array>/<mult>)")
     overwrite: bool = option(False, help="replace an existing run directory")
 
@@ -129,7 +133,26 @@ def resolve_gemms(cfg: ArrayConfig) -> list[Any]:
         n = names.get(g.name, 0)
         names[g.name] = n + 1
         unique.append(g if n == 0 else type(g)(f"{g.name}_{n}", g.m, g.k, g.n, g.split))
+    if cfg.tile_skip:
+        unique += [sparse_gemm(g, cfg.rows, cfg.cols, cfg.pods, cfg.seed) for g in unique if g.split != "k"]
     return unique
+
+
+def sparse_gemm(g: Any, rows: int, cols: int, pods: int, seed: int) -> Any:
+    """``g`` with a seeded half of its weight tiles zero and skipped, expecting the rtl model's sparse schedule
+    (``rtl_cycles.plan`` with each panel's reduction left after the skipped tiles, as accel_models runs it)."""
+    import numpy as np
+
+    from verify.array import Gemm
+
+    kt, nt = arr.ceil_div(g.k, rows), arr.ceil_div(g.n, cols)
+    rng = np.random.default_rng([seed, g.m, g.k, g.n])
+    skip = rng.random((kt, nt)) < 0.5
+    rows_of = np.minimum(rows, g.k - np.arange(kt) * rows)
+    k_eff = [int(rows_of[~skip[:, j]].sum()) for j in range(nt)]
+    cycles = rtl_cycles.plan(g.m, g.k, g.n, rows=rows, cols=cols, dataflow="ws", pods=pods, split=g.split,
+                             k_eff=k_eff).cycles
+    return Gemm(f"{g.name}_skip", g.m, g.k, g.n, g.split, tuple(tuple(bool(v) for v in r) for r in skip), cycles)
 
 
 def power_gemm(cfg: ArrayConfig) -> Any:
@@ -160,7 +183,8 @@ def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
     pg = power_gemm(cfg)
     sized = gemms + ([pg] if cfg.ppa else [])
     g = arr.Geometry(cfg.rows, cfg.cols, cfg.pods, cfg.dataflow, mult.wa, mult.wb, mult.signed, cfg.acc_bits,
-                     max(x.m for x in sized), max(x.k for x in sized), max(x.n for x in sized))
+                     max(x.m for x in sized), max(x.k for x in sized), max(x.n for x in sized),
+                     tile_skip=cfg.tile_skip)
     needed = [tools.IVERILOG, tools.VVP]
     t = None
     source = "uniform"

@@ -34,7 +34,7 @@ This package re-exports what callers use (``from rtl_gen import array as arr; ar
 
 from rtl_gen.array.controller import ArrayCore
 from rtl_gen.array.design import ARRAY_WAIVERS, IDENTIFIER, PARTS, Design, default_prefix, generate
-from rtl_gen.array.geometry import DATAFLOWS, MAX_DIM, MAX_GEMM, MAX_PES, SPLITS, Geometry
+from rtl_gen.array.geometry import DATAFLOWS, MAX_DIM, MAX_GEMM, MAX_PES, SPLITS, Geometry, ceil_div
 from rtl_gen.array.mult import MultSpec, evolved_multiplier, exact_multiplier, load_multiplier, verilog_ports
 from rtl_gen.array.pe import ProcessingElement
 from rtl_gen.array.pod import Pod
@@ -45,6 +45,6 @@ from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH
 __all__ = [
     "ARRAY_WAIVERS", "DATAFLOWS", "IDENTIFIER", "MAX_DIM", "MAX_GEMM", "MAX_PES", "MAX_WIDTH", "MIN_WIDTH",
     "PARTS", "SPLITS", "ArrayCore", "Design", "Geometry", "MultSpec", "MultiPodArray", "Pod", "ProcessingElement",
-    "SystolicArray", "default_prefix", "evolved_multiplier", "exact_multiplier", "generate", "load_multiplier",
+    "SystolicArray", "ceil_div", "default_prefix", "evolved_multiplier", "exact_multiplier", "generate", "load_multiplier",
     "verilog_ports",
 ]

@@ -32,6 +32,8 @@ class ArrayCore(wiring.Component):
             "start": In(1), "m": In(mw), "k": In(kw), "n": In(nw), "split": In(2),
             "busy": Out(1), "done": Out(1), "split_q": Out(2), "m_size": Out(mw),
         }
+        if g.tile_skip:
+            sig["skip"] = In(g.skip_bits)
         for name, member in mem_ports(g).items():
             sig[name] = member.array(P)
         super().__init__(sig)
@@ -51,6 +53,10 @@ class ArrayCore(wiring.Component):
                      self.done.eq(state == S_DONE), self.split_q.eq(split)]
         with m.If(((state == S_IDLE) | (state == S_DONE)) & self.start):
             m.d.sync += [mq.eq(self.m), kq.eq(self.k), nq.eq(self.n), split.eq(self.split), state.eq(S_SETUP)]
+        skipq = Signal(g.skip_bits) if g.tile_skip else None
+        if skipq is not None:
+            with m.If(((state == S_IDLE) | (state == S_DONE)) & self.start):
+                m.d.sync += skipq.eq(self.skip)
 
         # SETUP: every pod's share (RTL_TIMING.md section 5), sampled by the pods with go
         tw = len(pods[0].o0)
@@ -70,6 +76,8 @@ class ArrayCore(wiring.Component):
         work = []
         for p, pod in enumerate(pods):
             m.d.comb += [pod.m.eq(mq), pod.k.eq(kq), pod.n.eq(nq)]
+            if skipq is not None:  # K-tiles beyond K count as skipped
+                m.d.comb += pod.skip.eq(skipq | Cat(*[kt_c <= t for _ in range(g.nb) for t in range(g.kb)]))
             if g.dataflow == "ws":  # outer: N panels, inner: K-tiles, rows base .. base+size-1
                 m.d.comb += [pod.o_count.eq(nt), pod.u_count.eq(kt)]
                 m0 = p * m_size_c

@@ -72,7 +72,8 @@ class Design:
 
 def default_prefix(g: Geometry, mult: MultSpec) -> str:
     """``<geometry name>_<hash>``: the hash covers every setting of ``g`` and the multiplier's Verilog."""
-    h = hashlib.sha256(repr(astuple(g)).encode() + b"\0" + mult.verilog.encode()).hexdigest()[:8]
+    fields = astuple(g) if g.tile_skip else astuple(g)[:-1]  # names of arrays without the option unchanged
+    h = hashlib.sha256(repr(fields).encode() + b"\0" + mult.verilog.encode()).hexdigest()[:8]
     return f"{g.name}_{h}"
 
 

@@ -43,6 +43,7 @@ class Geometry:
     m_max: int = 64
     k_max: int = 64
     n_max: int = 64
+    tile_skip: bool = False  # ws: a ``skip`` port of one bit per (K-tile, N panel); skipped tiles are not run
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols", "pods"):
@@ -67,6 +68,13 @@ class Geometry:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_GEMM:
                 raise must(name.upper(), f"in 1..{MAX_GEMM}", v)
+        if self.tile_skip and self.dataflow != "ws":
+            raise must("DATAFLOW", "ws with tile skipping (an os tile holds outputs, not weights)", self.dataflow)
+
+    @property
+    def skip_bits(self) -> int:
+        """Bits of the ``skip`` port: one per (K-tile, N panel), bit ``panel * kb + k_tile``."""
+        return self.kb * self.nb if self.tile_skip else 0
 
     # buffer organisation (RTL_TIMING.md section 1)
     @property
@@ -106,5 +114,6 @@ class Geometry:
     def name(self) -> str:
         """``sa8x8_ws`` for one pod, ``mp2x4x4_ws`` for two pods of 4x4."""
         shape = f"{self.rows}x{self.cols}"
-        return f"sa{shape}_{self.dataflow}" if self.pods == 1 else f"mp{self.pods}x{shape}_{self.dataflow}"
+        name = f"sa{shape}_{self.dataflow}" if self.pods == 1 else f"mp{self.pods}x{shape}_{self.dataflow}"
+        return name + ("_skip" if self.tile_skip else "")
 

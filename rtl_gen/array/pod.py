@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from typing import Any
+
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,7 +33,9 @@ def share_ports(g: Geometry) -> dict[str, wiring.Member]:
     tw = bits_for(max(g.mt_max, g.kb, g.nb))
     sw = bits_for(max(g.pods, 1))
     lw = max(mw, kw)
+    extra: dict[str, wiring.Member] = {"skip": In(g.skip_bits)} if g.tile_skip else {}
     return {
+        **extra,
         "go": In(1), "busy": Out(1),
         "m": In(mw), "k": In(kw), "n": In(nw),
         "o_count": In(tw), "u_count": In(tw),  # tiles of the outer / inner loop
@@ -103,11 +107,43 @@ class Pod(wiring.Component):
             valids.append(v)
         return addrs, valids
 
+    def _first_kept(self, m: Module, panel: Any, start: Any, name: str) -> tuple[Any, Signal]:
+        """Tile skipping: whether panel ``panel`` runs a K-tile at or after ``start``, and the first one."""
+        kt = self.g.kb
+        bits = self.skip.bit_select(panel * kt, kt)
+        kept = Signal(kt, name=f"{name}_kept")
+        m.d.comb += kept.eq(Cat(*[~bits[t] & (start <= t) for t in range(kt)]))
+        idx: Any = Const(kt - 1, len(self.u0))
+        for t in reversed(range(kt)):
+            idx = Mux(kept[t], t, idx)
+        first = Signal(len(self.u0), name=f"{name}_idx")
+        m.d.comb += first.eq(idx)
+        return kept.any(), first
+
+    def _advance_skip(self, m: Module, phase: Signal, o: Signal, u: Signal, q: dict[str, Signal]) -> None:
+        """End of a tile with tile skipping: the next K-tile of this panel that is not skipped, else the
+        first of the next panel (or its first K-tile, run with no valid weight, when it skips them all)."""
+        o_next = o + q["o_step"]
+        more, u_more = self._first_kept(m, o, u + 1, "adv_u")
+        found, u_first = self._first_kept(m, o_next, q["u0"], "adv_o")
+        with m.If(more):
+            m.d.sync += [u.eq(u_more), phase.eq(NEXT)]
+        with m.Elif(o_next < self.o_count):
+            m.d.sync += [u.eq(Mux(found, u_first, q["u0"])), o.eq(o_next), phase.eq(NEXT)]
+        with m.Else():
+            m.d.sync += phase.eq(IDLE)
+
     def _ws(self, m: Module, sa: SystolicArray) -> None:
         g = self.g
         R, C, KB, NB = g.rows, g.cols, g.kb, g.nb
         phase, cnt, o, u, q = self._loops(m)
         j, i = o, u  # panel, K-tile
+        dead = Signal()  # tile skipping: this panel skips every K-tile, so its first runs with no weight
+        dead_now: Any = Const(0)
+        if g.tile_skip:
+            found0, u_first0 = self._first_kept(m, self.o0, self.u0, "go")
+            with m.If((phase == IDLE) & self.go):
+                m.d.sync += u.eq(Mux(found0, u_first0, self.u0))
         aa, ba, ca = len(self.a_raddr[0]), len(self.b_raddr[0]), len(self.c_raddr[0])
         first = Signal()
         kvalid = Signal(R)  # k0 + r < K
@@ -125,10 +161,17 @@ class Pod(wiring.Component):
         b_issue_kk = Signal(len(b_kk))
         k0 = i * R
         n0 = j * C
+        is_first: Any = i == q["u0"]
+        if g.tile_skip:
+            any_kept, u_first = self._first_kept(m, j, q["u0"], "panel")
+            is_first = Mux(any_kept, i == u_first, 1)
+            dead_now = Mux(phase == NEXT, ~any_kept, dead)
+            with m.If(phase == NEXT):
+                m.d.sync += dead.eq(~any_kept)
         with m.If(phase == NEXT):
             m.d.comb += [b_issue.eq(1), b_issue_kk.eq(k0 + R - 1), b_issue_addr.eq((k0 + R - 1) * NB + j)]
             m.d.sync += [
-                first.eq(i == q["u0"]),
+                first.eq(is_first),
                 kvalid.eq(Cat(*[k0 + r < self.k for r in range(R)])),
                 cvalid.eq(Cat(*[n0 + c < self.n for c in range(C)])),
                 a_addr0.eq(q["base"] * KB + i), a_u.eq(0),
@@ -141,7 +184,7 @@ class Pod(wiring.Component):
         b_cols = Mux(phase == NEXT, col_ok, cvalid)
         for c in range(C):
             m.d.comb += [self.b_raddr[c].eq(b_issue_addr), self.b_ren[c].eq(b_issue & (b_issue_kk < self.k)
-                                                                              & b_cols[c])]
+                                                                              & b_cols[c] & ~dead_now)]
         m.d.sync += bv.eq(Cat(*self.b_ren))
         with m.If(b_issue):
             m.d.sync += [b_addr.eq(b_issue_addr - NB), b_kk.eq(b_issue_kk - 1)]
@@ -185,7 +228,10 @@ class Pod(wiring.Component):
             m.d.sync += cnt.eq(cnt + 1)
             with m.If(cnt == q["size"] + (R + C - 2)):
                 m.d.sync += cnt.eq(0)
-                self._advance(m, phase, o, u, q)
+                if g.tile_skip:
+                    self._advance_skip(m, phase, o, u, q)
+                else:
+                    self._advance(m, phase, o, u, q)
 
     def _os(self, m: Module, sa: SystolicArray) -> None:
         g = self.g

@@ -53,6 +53,7 @@ class MultiPodArray(wiring.Component):
             "m": In(mw), "k": In(kw), "n": In(nw), "split": In(2), "start": In(1),
             "busy": Out(1), "done": Out(1),
             "c_row": In(ra), "c_col": In(na), "c_data": Out(g.acc_bits),
+            **({"skip": In(g.skip_bits)} if g.tile_skip else {}),
         })
 
     def elaborate(self, platform: object) -> Module:
@@ -65,7 +66,7 @@ class MultiPodArray(wiring.Component):
             name = "__".join(str(p) for p in path)
             shape = member.shape
             conn[name] = Signal(shape, name=f"core_{name}")
-        for name in ("start", "m", "k", "n", "split"):
+        for name in ("start", "m", "k", "n", "split", *(("skip",) if g.tile_skip else ())):
             m.d.comb += conn[name].eq(getattr(self, name))
         m.d.comb += [self.busy.eq(conn["busy"]), self.done.eq(conn["done"])]
         m.submodules.core = instance(self.core_module, core, conn)
