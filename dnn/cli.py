@@ -77,8 +77,11 @@ class DnnConfig:
     lr: float = cfg.option(2e-3, help="learning rate of float training (QAT and fine-tuning use a tenth)")
     batch: int = cfg.option(64, help="training batch size")
     train_limit: int = cfg.option(10000, help="largest number of training images used")
-    eval_images: int = cfg.option(1000, help="validation images used to evaluate each assignment: held out "
-                                  "from the training images (at most a fifth of them), never test images")
+    val_images: int = cfg.option(1000, help="training images held out as the validation split (at most a fifth "
+                                 "of them): assignments are evaluated and fine-tuning checkpoints chosen on it, "
+                                 "never on test images")
+    eval_images: int = cfg.option(1000, help="validation images (the first of the split) used to evaluate each "
+                                  "assignment and to pick fine-tuning checkpoints")
     representatives: int = cfg.option(32, help="K: representative inputs (k-means) for sensitivity")
     ig_steps: int = cfg.option(16, help="integrated-gradient steps of the conductance")
     max_evals: int = cfg.option(4096, help="largest search space exhaustive search may enumerate")
@@ -108,7 +111,7 @@ class DnnConfig:
             raise must("GENERATIONS", "zero or a positive integer", self.generations)
         if self.library is not None and not self.library.is_dir():
             raise must("LIBRARY", "a library directory built by flow.py library", str(self.library))
-        for name in ("epochs", "batch", "eval_images", "representatives", "ig_steps", "max_evals", "threads",
+        for name in ("epochs", "batch", "eval_images", "val_images", "representatives", "ig_steps", "max_evals", "threads",
                      "train_limit"):
             if getattr(self, name) < 1:
                 raise must(name.upper(), "a positive integer", getattr(self, name))
@@ -165,7 +168,7 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
         if m.path is not None:
             export.check(m, conf.export)
     data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
-    held = min(conf.eval_images, len(data.x_train) // 5)  # the validation split, from the training images
+    held = min(conf.val_images, len(data.x_train) // 5)  # the validation split, from the training images
     if held < 1:
         raise ConfigError(f"DATA {data.name} must have at least 5 training images (a fifth is held out as the "
                           f"validation split that evaluates assignments and picks fine-tuning checkpoints), "
@@ -196,8 +199,10 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
             if negative:
                 raise ConfigError(f"unsigned multipliers need non-negative activations, but layer {negative[0]} "
                                   "sees negative inputs; use signed multipliers")
-        x_eval, y_eval = data.x_val, data.y_val  # never the test images: those give the reported figures
-        rd.write_json("splits.json", {"train": len(data.x_train), "validation": len(x_eval), "test": len(data.x_test),
+        # never the test images: those give the reported figures
+        x_eval, y_eval = data.x_val[:conf.eval_images], data.y_val[:conf.eval_images]
+        rd.write_json("splits.json", {"train": len(data.x_train), "validation": len(data.x_val),
+                                      "evaluation": len(x_eval), "test": len(data.x_test),
                                       "validation_from": "training images", "validation_index": data.val_index.tolist()})
         macs = _macs(model, data)
         ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)

@@ -90,17 +90,17 @@ def test_search_evaluates_on_validation_and_reports_the_test_split(tmp_path):
                            "--eval-images", "50", data_set=str(folder))) == 0
     rep = json.loads((tmp_path / "run" / "report.json").read_text())
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
-    assert (splits["train"], splits["validation"], splits["test"]) == (350, 50, 100)
+    assert (splits["train"], splits["validation"], splits["evaluation"], splits["test"]) == (320, 80, 50, 100)
     assert rep["eval_split"] == "validation" and rep["eval_images"] == 50
     whole = data.load(str(folder))
     val_ids = _ids(whole.x_train[torch.tensor(splits["validation_index"])])
     assert not val_ids & _ids(whole.x_test)
-    held = data.hold_out(whole, 50)
+    held = data.hold_out(whole, 80)
     model, info = train.trained(train.Recipe("lenet5", **RECIPE), held, tmp_path / "cache")
     assert info.get("cached")  # the very network the run trained
     qnn.assign(model, qnn.uniform(model, mults.exact(True)))
     qnn.set_mode(model, "lut")
-    assert rep["baseline_accuracy"] == train.accuracy(model, held.x_val, held.y_val)
+    assert rep["baseline_accuracy"] == train.accuracy(model, held.x_val[:50], held.y_val[:50])
     assert rep["test"]["images"] == 100
     assert rep["test"]["exact_int8_accuracy"] == train.accuracy(model, held.x_test, held.y_test)
     assert rep["test"]["float_accuracy"] == info["float_accuracy"]
