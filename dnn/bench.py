@@ -158,7 +158,7 @@ def _dnn(tmp: Path, name: str, **settings: Any) -> dict[str, Any]:
 
     base: dict[str, Any] = {
         "net": "lenet5", "data": "mnist", "max_acc_loss": 0.01, "run_dir": tmp / name, "epochs": 6,
-        "finetune_epochs": 1, "val_images": 800, "eval_images": 500, "representatives": 32, "ig_steps": 16,
+        "finetune_epochs": 2, "val_images": 800, "eval_images": 800, "representatives": 32, "ig_steps": 16,
         "threads": 1, "cache_dir": ROOT / "runs" / "dnn" / "models", "max_evals": 100000}
     conf = cfg.from_dict(cli.DnnConfig, {**base, **settings})
     cli.run(conf, quiet=True)
@@ -180,7 +180,7 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     """LeNet-5 on MNIST at <= 1 % loss against exact INT8.
 
     ``library`` run: every candidate, XAI-Gen, HAWX and NSGA-II, fine-tuning in the loop
-    (AXFLOW_DNN_FINETUNE_IN_LOOP fine-tunes of one epoch, default 4) and the whole accelerator (an 8x8 weight-stationary
+    (AXFLOW_DNN_FINETUNE_IN_LOOP fine-tunes of two epochs, default 6) and the whole accelerator (an 8x8 weight-stationary
     array modelled by accel_models; P_pod from the array run in AXFLOW_DNN_ARRAY_RUN when set, else composed
     from the multiplier runs): multiplier- and accelerator-energy reductions, evaluations and wall-clock
     time per method, and the chosen network's loss on the full test split.
@@ -198,7 +198,7 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
         if os.environ.get("AXFLOW_DNN_ARRAY_RUN"):
             accel["array_run"] = os.environ["AXFLOW_DNN_ARRAY_RUN"]
         (tmp / "accel.json").write_text(json.dumps(accel), encoding="utf-8")
-        n_tune = int(os.environ.get("AXFLOW_DNN_FINETUNE_IN_LOOP", "4"))
+        n_tune = int(os.environ.get("AXFLOW_DNN_FINETUNE_IN_LOOP", "6"))
         given: dict[str, Any] = {"library": lib} if lib is not None else {"mults": tuple(dirs)}
         rep = _dnn(tmp, "library", **given, method=("xai", "hawx", "nsga2"), finetune_in_loop=n_tune,
                    accel=tmp / "accel.json")
