@@ -158,6 +158,23 @@ _METRICS = [
     Metric("test_accuracy_after", "", "higher", "test-set accuracy of the chosen assignment after fine-tuning"),
     Metric("eval_accuracy_after", "", "higher", "accuracy on the evaluation images after fine-tuning"),
     Metric("energy_reduction", "x", "higher", "energy of the exact assignment / energy of this one"),
+    Metric("mult_energy_pj", "pJ", "lower", "multiplier energy of a network's multiplications per image"),
+    Metric("accel_energy_pj", "pJ", "lower", "whole-accelerator energy per image (accel_models: array, buffers, "
+           "DRAM, with the assignment's multipliers)"),
+    Metric("exact_mult_energy_pj", "pJ", "lower", "multiplier energy per image of the all-exact network"),
+    Metric("exact_accel_energy_pj", "pJ", "lower", "whole-accelerator energy per image of the all-exact network"),
+    Metric("mult_energy_reduction", "x", "higher", "multiplier energy of the exact assignment / of this one"),
+    Metric("accel_energy_reduction", "x", "higher", "whole-accelerator energy of the exact assignment / of this one"),
+    Metric("wall_s", "s", "lower", "wall-clock time of one search method in this run"),
+    Metric("finetuned_in_loop", "", "", "assignments of the search's front fine-tuned in the loop"),
+    Metric("exact_int8_accuracy", "", "higher", "accuracy of the exact INT8 network on the full test split"),
+    Metric("chosen_accuracy", "", "higher", "accuracy of the chosen (fine-tuned) network on the full test split"),
+    Metric("chosen_accuracy_untuned", "", "higher", "accuracy of the chosen assignment before fine-tuning, full "
+           "test split"),
+    Metric("chosen_loss_vs_exact_int8", "", "lower", "exact INT8 accuracy - chosen accuracy, full test split"),
+    Metric("validation_accuracy", "", "higher", "validation accuracy after each fine-tuning epoch (0: the start)"),
+    Metric("validation_before", "", "higher", "validation accuracy before fine-tuning"),
+    Metric("validation_after", "", "higher", "validation accuracy of the kept (best) fine-tuning checkpoint"),
     Metric("exact_energy_pj", "pJ", "", "energy per image of the exact assignment"),
     Metric("exact_area", "um^2", "", "multiplier area of the exact assignment"),
     Metric("pareto_size", "", "", "assignments on the Pareto front of accuracy, energy and area"),
@@ -282,7 +299,8 @@ NOT_METRICS: frozenset[str] = frozenset({
     "rows", "cols", "pods", "batch", "ifmap_kb", "filter_kb", "ofmap_kb", "dram_bw_bytes_per_cycle", "pes",
     "simd", "lanes_per_layer", "lanes_per_vector", "layers", "access_words", "clock_ns", "m", "k", "n",
     # a DNN run: its budget, image counts, epochs; an assignment's multiplier indices and its rank
-    "max_acc_loss", "eval_images", "test_images", "epochs", "choice", "order",
+    "max_acc_loss", "eval_images", "test_images", "epochs", "choice", "order", "images", "validation_images",
+    "best_epoch",
 })
 
 # Report keys whose value holds no figure at all: the resolved settings of the command.

@@ -1,12 +1,18 @@
 """``flow.py dnn``: pick a multiplier per layer (or filter) of a network under an accuracy budget.
 
-Trains (or takes from the cache) an INT8 network, measures layer sensitivity, searches assignments of
-the given multipliers with LUT-exact inference, fine-tunes the chosen one approximation-aware, and
-writes into the run directory:
+Trains (or takes from the cache) an INT8 network on the training images less a validation split held
+out from them, measures layer sensitivity, searches assignments of the given multipliers with LUT-exact
+inference on the validation images, fine-tunes promising ones (``--finetune-in-loop``) or the chosen one
+approximation-aware, reports accuracies on the full test split, and writes into the run directory:
 
-  config.json  report.json  report.md   settings; the roll-up for machines and for people
-  evaluations.csv / evaluations.jsonl   every assignment evaluated (accuracy, energy, area, method)
-  pareto.json  pareto.csv  pareto.png   the non-dominated set (accuracy, energy, area)
+  config.json  report.json  report.md   settings; the roll-up for machines and for people (float, exact-INT8
+                                        and chosen accuracies on the full test split among it)
+  splits.json                           image counts of the splits; the validation images' training indices
+  evaluations.csv / evaluations.jsonl   every assignment evaluated (accuracy on the validation images, energy,
+                                        multiplier and accelerator energy, area, method)
+  finetuned.csv                         (--finetune-in-loop) the assignments fine-tuned in the loop, before/after
+  pareto.json  pareto.csv  pareto.png   the non-dominated set (accuracy, energy, area), fine-tuned accuracies
+                                        where an assignment was fine-tuned
   assign.json                           the chosen assignment, as ``flow.py accel --assign`` reads it
   sensitivity.json                      conductance importance and HAWX scores
   operands/<layer>.csv, operands/all.csv the INT8 operand histograms (value,count_a,count_b: activations,
@@ -30,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfg
-from core import metrics
 from core.errors import ConfigError, must
 from core.run import RunDir, git_revision
 from dnn.export import DEFAULT_FORMATS, FORMATS
@@ -68,11 +73,18 @@ class DnnConfig:
     epochs: int = cfg.option(4, help="float training epochs")
     qat_epochs: int = cfg.option(1, help="quantisation-aware training epochs")
     finetune_epochs: int = cfg.option(1, help="approximation-aware fine-tuning epochs for the chosen "
-                                      "assignment (0: none)")
+                                      "assignment and each fine-tune in the loop (0: none)")
+    finetune_in_loop: int = cfg.option(0, help="N: fine-tune up to N promising assignments of the search's "
+                                       "accuracy-energy front (cheaper than its answer) and apply the budget "
+                                       "to the fine-tuned networks (0: fine-tune the chosen one only)")
     lr: float = cfg.option(2e-3, help="learning rate of float training (QAT and fine-tuning use a tenth)")
     batch: int = cfg.option(64, help="training batch size")
     train_limit: int = cfg.option(10000, help="largest number of training images used")
-    eval_images: int = cfg.option(1000, help="test images used to evaluate each assignment")
+    val_images: int = cfg.option(1000, help="training images held out as the validation split (at most a fifth "
+                                 "of them): assignments are evaluated and fine-tuning checkpoints chosen on it, "
+                                 "never on test images")
+    eval_images: int = cfg.option(1000, help="validation images (the first of the split) used to evaluate each "
+                                  "assignment and to pick fine-tuning checkpoints")
     representatives: int = cfg.option(32, help="K: representative inputs (k-means) for sensitivity")
     ig_steps: int = cfg.option(16, help="integrated-gradient steps of the conductance")
     max_evals: int = cfg.option(4096, help="largest search space exhaustive search may enumerate")
@@ -113,7 +125,7 @@ class DnnConfig:
             raise must("GENERATIONS", "zero or a positive integer", self.generations)
         if self.library is not None and not self.library.is_dir():
             raise must("LIBRARY", "a library directory built by flow.py library", str(self.library))
-        for name in ("epochs", "batch", "eval_images", "representatives", "ig_steps", "max_evals", "threads",
+        for name in ("epochs", "batch", "eval_images", "val_images", "representatives", "ig_steps", "max_evals", "threads",
                      "train_limit"):
             if getattr(self, name) < 1:
                 raise must(name.upper(), "a positive integer", getattr(self, name))
@@ -121,9 +133,12 @@ class DnnConfig:
             cfg.check_range("SPARSITY_RATIOS", r, 0.0, 1.0, hi_open=True)
         if self.sparsity_block < 1:
             raise must("SPARSITY_BLOCK", "a positive integer", self.sparsity_block)
-        for name in ("qat_epochs", "finetune_epochs", "sparsity_epochs"):
+        for name in ("qat_epochs", "finetune_epochs", "finetune_in_loop", "sparsity_epochs"):
             if getattr(self, name) < 0:
                 raise must(name.upper(), "zero or a positive integer", getattr(self, name))
+        if self.finetune_in_loop and not self.finetune_epochs:
+            raise must("FINETUNE_EPOCHS", "at least 1 with FINETUNE_IN_LOOP (the epochs of each fine-tune)",
+                       self.finetune_epochs)
         if self.lr <= 0:
             raise must("LR", "positive", self.lr)
         if self.overwrite and self.resume:
@@ -159,7 +174,7 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
 
     from dnn import cost as costs
     from dnn import data as datasets
-    from dnn import export, mults, operands, qnn, search, sensitivity, train
+    from dnn import export, loop, mults, operands, qnn, search, sensitivity, train
     from dnn import library as libs
 
     say = (lambda _m: None) if quiet else _say
@@ -171,6 +186,12 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
         if m.path is not None:
             export.check(m, conf.export)
     data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
+    held = min(conf.val_images, len(data.x_train) // 5)  # the validation split, from the training images
+    if held < 1:
+        raise ConfigError(f"DATA {data.name} must have at least 5 training images (a fifth is held out as the "
+                          f"validation split that evaluates assignments and picks fine-tuning checkpoints), "
+                          f"not {len(data.x_train)}")
+    data = datasets.hold_out(data, held, seed=0)
     if conf.accel:
         layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
         cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names)
@@ -200,7 +221,11 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
             if negative:
                 raise ConfigError(f"unsigned multipliers need non-negative activations, but layer {negative[0]} "
                                   "sees negative inputs; use signed multipliers")
-        x_eval, y_eval = data.x_test[:conf.eval_images], data.y_test[:conf.eval_images]
+        # never the test images: those give the reported figures
+        x_eval, y_eval = data.x_val[:conf.eval_images], data.y_val[:conf.eval_images]
+        rd.write_json("splits.json", {"train": len(data.x_train), "validation": len(data.x_val),
+                                      "evaluation": len(x_eval), "test": len(data.x_test),
+                                      "validation_from": "training images", "validation_index": data.val_index.tolist()})
         macs = _macs(model, data)
         ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
         log_path = rd.path / "evaluations.jsonl"
@@ -215,7 +240,7 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
 
         ev.progress = record
         baseline = ev(ev.exact(), "baseline").accuracy
-        say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} test images")
+        say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} validation images")
         hists = operands.layer_histograms(model, x_eval, signed=exact.signed)
         (rd.path / "operands").mkdir(exist_ok=True)
         for layer_name, (acts, weights) in hists.items():
@@ -224,19 +249,23 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
 
         sens: dict[str, Any] = {}
         requested: dict[str, list[search.Result]] = {}
+        wall: dict[str, float] = {}  # seconds each method took here (what an earlier method evaluated is cached)
         reps = sensitivity.representatives(model, data.x_train, conf.representatives, conf.seed)
         xr, yr = data.x_train[reps], data.y_train[reps]
         # NSGA-II is seeded with the heuristics' answers: it runs after them (HAWX at layer granularity
-        # is run for it when no heuristic is asked for)
-        order = sorted(conf.method, key=lambda m: m == "nsga2")
+        # is run for it when no heuristic is asked for); exhaustive search, the yardstick, runs last so
+        # the others' times are their own
+        order = sorted(conf.method, key=lambda m: {"nsga2": 1, "exhaustive": 2}.get(m, 0))
         if "nsga2" in order and not {"xai", "hawx"} & set(order):
             order.insert(0, "hawx")
         for method in order:
+            t0 = time.perf_counter()
             if method == "nsga2":
                 seeds = [b.choice for name, seen in requested.items() if name != "exhaustive"
                          for b in [search.best(seen, baseline, conf.max_acc_loss)] if b is not None]
                 book = tools.Logbook()
                 requested["nsga2"] = search.nsga2(ev, seeds, conf.generations, conf.population, conf.seed, book)
+                wall["nsga2"] = time.perf_counter() - t0
                 own = search.pareto(list({r.choice: r for r in requested["nsga2"]}.values()))
                 rd.write_json("nsga2_pareto.json", [_row(r, ev, candidates) for r in own])
                 _csv(rd.path / "nsga2_pareto.csv", [_row(r, ev, candidates) for r in own])
@@ -246,37 +275,56 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
                 importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
                 sens["conductance"] = importance
                 requested["xai"] = search.xai(ev, importance, baseline, conf.max_acc_loss)
+                wall["xai"] = time.perf_counter() - t0
             elif method == "hawx":
                 scores = sensitivity.hawx(model, xr, yr, candidates)
                 sens["hawx_layer"] = scores.layers
                 sens["hawx_filter"] = {k: [v.tolist() for v in fs] for k, fs in scores.filters.items()}
                 grans = (("layer", "filter") if conf.granularity == "both" else
                          (conf.granularity,) if method in conf.method else ("layer",))
+                scored = time.perf_counter() - t0  # the scores serve every granularity
                 for g in grans:
+                    t1 = time.perf_counter()
                     requested[f"hawx-{g}"] = search.hawx(ev, scores, baseline, conf.max_acc_loss, g)
+                    wall[f"hawx-{g}"] = scored + time.perf_counter() - t1
             else:
                 requested["exhaustive"] = search.exhaustive(ev, conf.max_evals)
+                wall["exhaustive"] = time.perf_counter() - t0
+
+        all_results = list(ev.results.values())
+        tuned: dict[Any, loop.Tuned] = {}
+        if conf.finetune_in_loop:
+            t0 = time.perf_counter()
+            tuner = loop.Tuner(model, ev, data, x_eval, y_eval, conf.finetune_epochs, conf.lr / 10, conf.batch,
+                               conf.seed, progress=say)
+            tuned = {t.result.choice: t for t in loop.run(tuner, all_results, baseline, conf.max_acc_loss,
+                                                          conf.finetune_in_loop)}
+            wall["finetune-in-loop"] = time.perf_counter() - t0
+            _csv(rd.path / "finetuned.csv", [_row(t.result, ev, candidates) | {"accuracy_before": t.before}
+                                             for t in tuned.values()])
         if bar is not None:
             bar.close()
         rd.write_json("sensitivity.json", {"representatives": reps.tolist(), **sens})
 
-        all_results = list(ev.results.values())
+        # what the budget is applied to: each assignment's fine-tuned accuracy where it was fine-tuned
+        final = list({**{r.choice: r for r in all_results}, **{c: t.result for c, t in tuned.items()}}.values())
         exact_cost = ev.cost(ev.exact())
         methods: dict[str, Any] = {}
+        if tuned:
+            requested["finetune-in-loop"] = final
         for name, seen in requested.items():
             # NSGA-II's answer: the lowest-energy point of its Pareto set within the budget
             distinct = list({r.choice: r for r in seen}.values())
             b = search.best(search.pareto(distinct) if name == "nsga2" else seen, baseline, conf.max_acc_loss)
-            methods[name] = {"evaluations": len({r.choice for r in seen}),
-                             "best": _row(b, ev, candidates) if b else None,
-                             "energy_reduction": (exact_cost.energy_pj / b.cost.energy_pj) if b and b.cost.energy_pj
-                             else None}
-        chosen = search.best(all_results, baseline, conf.max_acc_loss)
-        front = search.pareto(all_results)
+            methods[name] = {"evaluations": len(tuned) if name == "finetune-in-loop" else len(distinct),
+                             "wall_s": wall.get(name), "best": _row(b, ev, candidates) if b else None,
+                             **_reductions(exact_cost, b.cost if b else None)}
+        chosen = search.best(final, baseline, conf.max_acc_loss)
+        front = search.pareto(final)
         rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
         _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
         _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
-        _plot(rd.path / "pareto.png", all_results, front, baseline, conf.max_acc_loss, chosen, exact_cost,
+        _plot(rd.path / "pareto.png", final, front, baseline, conf.max_acc_loss, chosen, exact_cost,
               "accelerator energy" if cost_model.name == "accel" else "multiply energy")
 
         report: dict[str, Any] = {
@@ -285,10 +333,15 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
                              "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
             "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
             "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
-            "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
+            "eval_split": "validation", "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
+            "exact_mult_energy_pj": exact_cost.mult_energy_pj, "exact_accel_energy_pj": exact_cost.accel_energy_pj,
             "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
-            "pareto_size": len(front), "model_cache": info.get("cached"),
+            "finetuned_in_loop": len(tuned), "pareto_size": len(front), "model_cache": info.get("cached"),
         }
+        qnn.assign(model, ev.assignment(ev.exact()))
+        qnn.set_mode(model, "lut")
+        test = {"images": len(data.x_test), "float_accuracy": info["float_accuracy"],
+                "exact_int8_accuracy": train.accuracy(model, data.x_test, data.y_test)}
         if conf.sparsity_ratios:
             report["sparsity"] = joint.search(conf, rd, model, data, ev, front, baseline, say)
         if chosen is not None:
@@ -300,22 +353,32 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
                 if m.path is not None:
                     exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
             report["chosen"] = _row(chosen, ev, candidates)
-            report["energy_reduction"] = exact_cost.energy_pj / chosen.cost.energy_pj if chosen.cost.energy_pj else None
+            report.update(_reductions(exact_cost, chosen.cost))
             report["accuracy_loss"] = baseline - chosen.accuracy
             report["exported_luts"] = exported
-            if conf.finetune_epochs:
-                qnn.assign(model, assignment)
+            qnn.assign(model, assignment)
+            qnn.set_mode(model, "lut")
+            test["chosen_accuracy_untuned"] = train.accuracy(model, data.x_test, data.y_test)
+            ft: dict[str, Any] | None = None
+            if chosen.choice in tuned:
+                t = tuned[chosen.choice]
+                model.load_state_dict(t.state)
+                ft = {**t.info, "in_loop": True}
+            elif conf.finetune_epochs:
+                ft = {**train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
+                                       x_eval, y_eval, progress=say), "in_loop": False}
+            if ft is not None:
                 qnn.set_mode(model, "lut")
-                before = train.accuracy(model, data.x_test, data.y_test)
-                train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed, progress=say)
-                after_eval = train.accuracy(model, x_eval, y_eval)
-                after = train.accuracy(model, data.x_test, data.y_test)
+                test["chosen_accuracy"] = train.accuracy(model, data.x_test, data.y_test)
                 torch.save(model.state_dict(), rd.path / "model_finetuned.pt")
-                report["finetune"] = {"epochs": conf.finetune_epochs, "test_accuracy_before": before,
-                                      "test_accuracy_after": after, "eval_accuracy_after": after_eval,
-                                      "test_images": len(data.x_test)}
+                report["finetune"] = {**ft, "test_accuracy_before": test["chosen_accuracy_untuned"],
+                                      "test_accuracy_after": test["chosen_accuracy"], "test_images": len(data.x_test)}
+            else:
+                test["chosen_accuracy"] = test["chosen_accuracy_untuned"]
+            test["chosen_loss_vs_exact_int8"] = test["exact_int8_accuracy"] - test["chosen_accuracy"]
         else:
             report["chosen"] = None
+        report["test"] = test
         report["runtime_s"] = time.time() - started
         rd.write_json("report.json", report)
         rd.write_text("report.md", _markdown(report) + (joint.markdown(report["sparsity"]) if conf.sparsity_ratios
@@ -323,6 +386,17 @@ def run(conf: DnnConfig, *, quiet: bool = False) -> int:
         say(f"wrote {rd.path / 'report.md'}")
         del np
         return 0
+
+
+def _reductions(exact: Any, cost: Any) -> dict[str, float | None]:
+    """Energy reductions against the all-exact network: of the search's objective, of the multipliers
+    alone and (with --accel) of the whole accelerator."""
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if cost is not None and a is not None and b else None
+
+    return {"energy_reduction": ratio(exact.energy_pj, cost and cost.energy_pj),
+            "mult_energy_reduction": ratio(exact.mult_energy_pj, cost and cost.mult_energy_pj),
+            "accel_energy_reduction": ratio(exact.accel_energy_pj, cost and cost.accel_energy_pj)}
 
 
 def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:
@@ -336,7 +410,7 @@ def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:
                 counts[candidates[i].name] = counts.get(candidates[i].name, 0) + 1
             names.append(counts)
     return {"order": r.order, "method": r.method, "accuracy": r.accuracy, "energy_pj": r.cost.energy_pj,
-            "area": r.cost.area, "time_s": r.cost.time_s, "choice": [list(c) if isinstance(c, tuple) else c
+            "mult_energy_pj": r.cost.mult_energy_pj, "accel_energy_pj": r.cost.accel_energy_pj, "area": r.cost.area, "time_s": r.cost.time_s, "choice": [list(c) if isinstance(c, tuple) else c
                                                                       for c in r.choice],
             "assignment": dict(zip(ev.names, names))}
 
@@ -369,7 +443,9 @@ def _reload(ev: Any, path: Path, candidates: list[Any]) -> None:
 
 
 def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    fields = ["order", "method", "accuracy", "energy_pj", "area", "time_s", "assignment"]
+    fields = ["order", "method", "accuracy", "energy_pj", "mult_energy_pj", "accel_energy_pj", "area", "time_s",
+              "assignment"]
+    fields[3:3] = [k for k in (rows[0] if rows else {}) if k not in fields and k not in ("choice",)]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -416,37 +492,61 @@ def _plot(path: Path, results: list[Any], front: list[Any], baseline: float, bud
     plt.close(fig)
 
 
+def _x(v: float | None) -> str:
+    return f"{v:.2f}x" if v is not None else "-"
+
+
 def _markdown(rep: dict[str, Any]) -> str:
+    accel = rep["cost_model"] == "accel"
+    t = rep["test"]
     lines = [f"# DNN multiplier assignment: {rep['net']} on {rep['data']}", "",
-             f"Exact INT8 accuracy {100 * rep['baseline_accuracy']:.2f} % on {rep['eval_images']} test images "
-             f"(float {100 * rep['float_accuracy']:.2f} %, after QAT {100 * rep['qat_accuracy']:.2f} % on the "
-             f"full test set); budget: at most {100 * rep['max_acc_loss']:.2f} points lost. Cost model: "
-             f"{rep['cost_model']}.", "",
-             ]
-    methods = [{**(m["best"] or {}), "method": name, "evaluations": m["evaluations"],
-                "energy_ratio": m["best"]["energy_pj"] / rep["exact_energy_pj"] if m["best"] else None,
-                "energy_reduction": m["energy_reduction"]} for name, m in rep["methods"].items()]
-    lines += metrics.table(methods, [
-        ("method", lambda r: r["method"]), "evaluations", "accuracy", "energy_ratio",
-        (metrics.header("energy_reduction"), lambda r: metrics.get("energy_reduction").fmt(r["energy_reduction"])
-         if r.get("accuracy") is not None else "none within budget")])
-    lines += ["", "## Multipliers", ""]
-    lines += metrics.table(rep["multipliers"], [("name", lambda r: r["name"]), "area", "energy_pj", "wce", "mae"])
+             f"Assignments are evaluated on {rep['eval_images']} validation images held out from the training "
+             f"images (exact INT8 accuracy there {100 * rep['baseline_accuracy']:.2f} %); budget: at most "
+             f"{100 * rep['max_acc_loss']:.2f} points lost. Cost model: {rep['cost_model']}"
+             + (" (the search minimises the whole accelerator's energy)." if accel else "."), "",
+             f"On the full test split ({t['images']} images): float {100 * t['float_accuracy']:.2f} %, exact INT8 "
+             f"{100 * t['exact_int8_accuracy']:.2f} %"
+             + (f", chosen {100 * t['chosen_accuracy']:.2f} % ({100 * t['chosen_loss_vs_exact_int8']:+.2f} points "
+                "lost against exact INT8)." if "chosen_accuracy" in t else ", no assignment chosen."), "",
+             "| method | evaluations | wall (s) | accuracy (%) | energy / exact | multiplier-energy reduction | "
+             "whole-accelerator reduction |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, m in rep["methods"].items():
+        b = m["best"]
+        wall = f"{m['wall_s']:.1f}" if m.get("wall_s") is not None else "-"
+        if b is None:
+            lines.append(f"| {name} | {m['evaluations']} | {wall} | - | - | none within budget | - |")
+        else:
+            lines.append(f"| {name} | {m['evaluations']} | {wall} | {100 * b['accuracy']:.2f} | "
+                         f"{b['energy_pj'] / rep['exact_energy_pj']:.3f} | {_x(m['mult_energy_reduction'])} | "
+                         f"{_x(m['accel_energy_reduction'])} |")
+    if rep.get("finetuned_in_loop"):
+        lines += ["", f"finetune-in-loop: {rep['finetuned_in_loop']} assignments of the search's front fine-tuned "
+                  "(finetuned.csv); its row is the answer over every evaluation with the fine-tuned accuracies."]
+    lines += ["", "## Multipliers", "", "| name | area (um^2) | energy (pJ) | WCE | MAE |", "| --- | ---: | ---: | ---: | ---: |"]
+    for m in rep["multipliers"]:
+        lines.append(f"| {m['name']} | {m['area']:.1f} | {m['energy_pj']:.4g} | {m['wce']} | {m['mae']} |")
     ch = rep.get("chosen")
     lines += ["", "## Chosen assignment", ""]
     if ch is None:
         lines.append("No evaluated assignment met the budget (the exact one always does unless it was not run).")
     else:
-        what = ("accelerator energy (accel_models)" if rep["cost_model"] == "accel" else "multiply energy")
-        lines.append(f"Accuracy {100 * ch['accuracy']:.2f} % ({100 * rep['accuracy_loss']:.2f} points lost), "
-                     f"{what} {ch['energy_pj']:.4g} pJ per image ({rep['energy_reduction']:.2f}x less than exact), "
-                     "written to assign.json.")
-        lines += ["", *metrics.table([{"layer": layer, "macs": rep["macs"][layer], "multiplier": name}
-                                      for layer, name in ch["assignment"].items()],
-                                     [("layer", lambda r: r["layer"]), "macs", ("multiplier", lambda r: r["multiplier"])])]
+        energies = f"multiplier energy {ch['mult_energy_pj']:.4g} pJ per image ({_x(rep['mult_energy_reduction'])} " \
+                   "less than exact)"
+        if accel:
+            energies += (f", whole-accelerator energy {ch['accel_energy_pj']:.4g} pJ per image "
+                         f"({_x(rep['accel_energy_reduction'])} less than exact, accel_models)")
+        lines.append(f"Accuracy {100 * ch['accuracy']:.2f} % on the validation images, {energies}; written to "
+                     "assign.json.")
+        lines += ["", "| layer | MACs / image | multiplier |", "| --- | ---: | --- |"]
+        for layer, name in ch["assignment"].items():
+            lines.append(f"| {layer} | {rep['macs'][layer]:,} | {name} |")
         ft = rep.get("finetune")
         if ft:
-            lines += ["", f"Approximation-aware fine-tuning ({ft['epochs']} epochs): test accuracy "
+            where = "in the loop" if ft.get("in_loop") else "after the search"
+            lines += ["", f"Approximation-aware fine-tuning {where} ({ft['epochs']} epochs, best checkpoint by "
+                      f"validation accuracy: epoch {ft['best_epoch']}): validation accuracy "
+                      f"{100 * ft['validation_before']:.2f} % -> {100 * ft['validation_after']:.2f} %, test accuracy "
                       f"{100 * ft['test_accuracy_before']:.2f} % -> {100 * ft['test_accuracy_after']:.2f} % "
                       f"on {ft['test_images']} images."]
     lines += ["", f"{rep['evaluations']} distinct assignments evaluated; Pareto set of {rep['pareto_size']} in "

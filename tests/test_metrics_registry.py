@@ -132,7 +132,7 @@ COMMANDS = ("evolve", "verify", "ppa", "array_verified", "sweep", "library", "ac
 def test_every_number_of_a_report_is_a_metric(reports, command):
     report = reports[command]
     assert list(metrics.numbers(report)), "the report holds no number at all"
-    assert metrics.unregistered(report) == []
+    assert metrics.unregistered(report) == [], metrics.unregistered(report)
 
 
 def test_an_unregistered_number_is_found():
