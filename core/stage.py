@@ -102,12 +102,13 @@ class Stage:
     renamed: ClassVar[tuple[tuple[str, str], ...]] = ()  # (old option spelling, new one): refused with a hint
 
     # ------------------------------------------------------------------ what a stage provides
-    def directory(self, cfg: Any) -> Path:
-        """The run directory: ``--run-dir``, else ``<runs root>/<self.default_dir(cfg)>``."""
-        return Path(cfg.run_dir) if cfg.run_dir is not None else runs_root() / self.default_dir(cfg)
+    def directory(self, cfg: Any, plan: Any) -> Path:
+        """The run directory: ``--run-dir``, else ``<runs root>/<self.default_dir(cfg, plan)>``."""
+        return Path(cfg.run_dir) if cfg.run_dir is not None else runs_root() / self.default_dir(cfg, plan)
 
-    def default_dir(self, cfg: Any) -> Path:
-        """The run directory under the runs root when ``--run-dir`` is not given (``--tag`` names it)."""
+    def default_dir(self, cfg: Any, plan: Any) -> Path:
+        """The run directory under the runs root when ``--run-dir`` is not given (``--tag`` names its last
+        part); ``plan`` is what :meth:`prepare` returned."""
         raise NotImplementedError
 
     def prepare(self, cfg: Any) -> Any:
@@ -147,7 +148,7 @@ class Stage:
         if not resume:  # a resume is checked on the stored settings, under the run's lock
             self.require_tools()
             plan = self.prepare(cfg)
-        path = self.directory(cfg)
+        path = self.directory(cfg, plan)
         with RunDir.open(path, overwrite=overwrite, resume=resume, resumable=self.resumable,
                          results=self.results) as run:
             if resume:
