@@ -35,7 +35,7 @@ class AccelStage(stage.Stage):
     def run(self, ctx: stage.Context) -> dict[str, Any]:
         return write(ctx, ctx.plan)
 
-    def summary(self, rep: dict[str, Any]) -> str:
+    def summary(self, cfg: Any, rep: dict[str, Any]) -> str:
         return (f"{rep['net']}: {rep['cycles']:,} cycles ({rep['time_s'] * 1e3:.4g} ms), "
                 f"{rep['energy_total_pj'] / 1e6:.4g} uJ, utilisation {rep['utilization']:.3f} -> {rep['run_dir']}")
 

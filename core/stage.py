@@ -111,9 +111,9 @@ class Stage:
         part); ``plan`` is what :meth:`prepare` returned."""
         raise NotImplementedError
 
-    def prepare(self, cfg: Any) -> Any:
+    def prepare(self, cfg: Any, progress: bool) -> Any:
         """Checks that read files or load a technology, before any directory exists; the result is
-        ``ctx.plan``. On ``--resume`` it runs again, on the resumed settings, before anything is written."""
+        ``ctx.plan``. On ``--resume`` it runs on the resumed settings, before anything is written."""
         return None
 
     def check_resume(self, ctx: Context) -> None:
@@ -126,7 +126,7 @@ class Stage:
         """``report.md`` of a report (None: none)."""
         return None
 
-    def summary(self, report: dict[str, Any]) -> str:
+    def summary(self, cfg: Any, report: dict[str, Any]) -> str:
         """The line the command prints when it finished."""
         return str(report.get("run_dir", ""))
 
@@ -147,7 +147,7 @@ class Stage:
         plan = None
         if not resume:  # a resume is checked on the stored settings, under the run's lock
             self.require_tools()
-            plan = self.prepare(cfg)
+            plan = self.prepare(cfg, progress)
         path = self.directory(cfg, plan)
         with RunDir.open(path, overwrite=overwrite, resume=resume, resumable=self.resumable,
                          results=self.results) as run:
@@ -155,7 +155,7 @@ class Stage:
                 cfg = self.resumed_config(cfg, run.path, given)
                 self.check_inputs(cfg)
                 self.require_tools()
-                plan = self.prepare(cfg)
+                plan = self.prepare(cfg, progress)
             ctx = Context(self, cfg, run, plan, progress, resume)
             if resume:
                 self.check_resume(ctx)  # a refused resume writes nothing
@@ -179,7 +179,7 @@ class Stage:
     def config_json(self, cfg: Any) -> dict[str, Any]:
         """The one ``config.json`` schema (:data:`SCHEMA`)."""
         return {"command": self.name, "settings": cfgmod.to_dict(cfg),
-                "tools": {t.name: t.version() for t in self.tools},
+                "tools": {t.binary: t.version() for t in self.tools},
                 "packages": package_versions(self.packages), "git_revision": git_revision()}
 
     def resumed_config(self, cfg: Any, path: Path, given: Iterable[str] | None) -> Any:
@@ -241,6 +241,6 @@ def main(stage: Stage, args: argparse.Namespace) -> int:
     """What every command's ``main`` does: parse, execute, print the summary, the exit code."""
     cfg = cfgmod.from_namespace(stage.Config, args)
     report = stage.execute(cfg, given=given(stage.Config, args), progress=not getattr(args, "quiet", False))
-    print(stage.summary(report))
+    print(stage.summary(cfg, report))
     return stage.exit_code(report)
 

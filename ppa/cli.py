@@ -77,7 +77,7 @@ class PpaStage(stage.Stage):
     tools = (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA)
     packages = ("amaranth", "cocotb", "numpy")
 
-    def prepare(self, cfg: PpaConfig) -> Plan:
+    def prepare(self, cfg: PpaConfig, progress: bool) -> Plan:
         import tech as techmod
         from ppa import activity
         from ppa import characterise as ch
@@ -97,7 +97,7 @@ class PpaStage(stage.Stage):
     def markdown(self, report: dict[str, Any]) -> str:
         return _markdown(report)
 
-    def summary(self, r: dict[str, Any]) -> str:
+    def summary(self, cfg: Any, r: dict[str, Any]) -> str:
         return (f"{r['design']}: WCE {r['wce']} ({r['wce_pct']:.4g} %), area {r['area']:.6g} ({r['area_ratio']:.4f} "
                 f"of exact), delay {r['delay_ns']:.4g} ns, power {r['power_w']:.4g} W ({r['power_ratio']:.4f} of "
                 f"exact); {r['run_dir']}/report.md")

@@ -53,7 +53,7 @@ class RtlStage(stage.Stage):
         return {"design": name, "arch": cfg.arch, "wa": cfg.bits, "wb": cfg.wb, "signed": cfg.signed,
                 "verilog": str(out)}
 
-    def summary(self, report: dict[str, Any]) -> str:
+    def summary(self, cfg: Any, report: dict[str, Any]) -> str:
         return report["verilog"]
 
 

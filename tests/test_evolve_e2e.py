@@ -120,7 +120,7 @@ def test_resume_continues_where_it_stopped(run4s, tmp_path):
 def test_resume_refuses_a_changed_run(run4s, tmp_path):
     proc = flow("evolve", "--resume", "--eps", "0.1", "--run-dir", str(run4s))
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: --resume continues the run as configured: EPS is 0.05 in ")
+    assert proc.stderr.strip() == "error: RESUME: EPS differs from the run's (0.05 -> 0.1)"
 
 
 def test_corrupt_checkpoint_is_reported(tmp_path, run4s):
