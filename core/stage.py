@@ -146,7 +146,7 @@ class Stage:
         overwrite = bool(getattr(cfg, "overwrite", False))
         plan = None
         if not resume:  # a resume is checked on the stored settings, under the run's lock
-            self.require_tools()
+            self.require_tools(cfg)
             plan = self.prepare(cfg, progress)
         path = self.directory(cfg, plan)
         with RunDir.open(path, overwrite=overwrite, resume=resume, resumable=self.resumable,
@@ -154,7 +154,7 @@ class Stage:
             if resume:
                 cfg = self.resumed_config(cfg, run.path, given)
                 self.check_inputs(cfg)
-                self.require_tools()
+                self.require_tools(cfg)
                 plan = self.prepare(cfg, progress)
             ctx = Context(self, cfg, run, plan, progress, resume)
             if resume:
@@ -172,14 +172,18 @@ class Stage:
                 if p is not None and not Path(p).exists():
                     raise ConfigError(f"{name.upper()} {p} does not exist")
 
-    def require_tools(self) -> None:
-        for tool in self.tools:
+    def tools_for(self, cfg: Any) -> tuple[Tool, ...]:
+        """The external programs a run with ``cfg`` needs (default: ``tools``)."""
+        return self.tools
+
+    def require_tools(self, cfg: Any) -> None:
+        for tool in self.tools_for(cfg):
             tool.require()
 
     def config_json(self, cfg: Any) -> dict[str, Any]:
         """The one ``config.json`` schema (:data:`SCHEMA`)."""
         return {"command": self.name, "settings": cfgmod.to_dict(cfg),
-                "tools": {t.binary: t.version() for t in self.tools},
+                "tools": {t.binary: t.version() for t in self.tools_for(cfg)},
                 "packages": package_versions(self.packages), "git_revision": git_revision()}
 
     def resumed_config(self, cfg: Any, path: Path, given: Iterable[str] | None) -> Any:
