@@ -133,6 +133,9 @@ class Stage:
     def exit_code(self, report: dict[str, Any]) -> int:
         return 0
 
+    def verdict(self, cfg: Any, report: dict[str, Any]) -> None:
+        """Raise for a run whose results say it failed (after they were written and summarised)."""
+
     # ------------------------------------------------------------------ the contract
     def execute(self, cfg: Any, *, given: Iterable[str] | None = None, progress: bool = True) -> dict[str, Any]:
         """Run the stage on ``cfg``; returns its report.
@@ -246,5 +249,6 @@ def main(stage: Stage, args: argparse.Namespace) -> int:
     cfg = cfgmod.from_namespace(stage.Config, args)
     report = stage.execute(cfg, given=given(stage.Config, args), progress=not getattr(args, "quiet", False))
     print(stage.summary(cfg, report))
+    stage.verdict(cfg, report)
     return stage.exit_code(report)
 
