@@ -35,10 +35,9 @@ from typing import Any
 from core import config
 from core.config import option
 from core.errors import ConfigError, FlowError, must
-from core.run import RunDir, read_json, write_json, write_text
+from core.run import RunDir, read_json, runs_root, write_json, write_text
 from evolve.seeds import SEED_ARCHS
 
-ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed member whose time is spent still finishes: one epoch, then verification
 RESULTS = ("library.json", "members", "references")  # what makes a library directory worth keeping
 ERRORS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape", "mse")
@@ -73,7 +72,8 @@ class LibraryConfig:
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
     reference: Path | None = option(None, help="directory of other multipliers' Verilog (one top per file, named "
                                     "like the file) characterised by flow.py ppa and drawn with the library")
-    out: Path | None = option(None, help="library directory (default: runs/<design>/library-<tech>)")
+    tag: str | None = option(None, help="library name under runs/<design>/ (default: library-<tech>)")
+    run_dir: Path | None = option(None, help="library directory (default: runs/<design>/<tag>)")
     scheduler: str | None = option(None, help="address of a running Dask scheduler, tcp://HOST:PORT (default: a "
                                    "local cluster sized to the machine)")
     scheduler_timeout: float = option(10.0, unit="s", help="how long to wait for --scheduler to answer")
@@ -81,6 +81,7 @@ class LibraryConfig:
     overwrite: bool = option(False, help="rebuild every member (beside the old library, which it then replaces)")
 
     def __post_init__(self) -> None:
+        config.check_tag(self.tag)
         if not self.eps:
             raise ConfigError("EPS needs at least one value")
         for e in self.eps:
@@ -104,7 +105,7 @@ class LibraryConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    config.add_arguments(parser, LibraryConfig)
+    config.add_arguments(parser, LibraryConfig, renamed={"--out": "--run-dir"})
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -216,7 +217,7 @@ def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
 
         activity.read_histogram(Path(cfg.operands), plan[0].wa, plan[0].wb, cfg.signed)
     refs = references(cfg.reference) if cfg.reference is not None else []
-    path = (cfg.out or ROOT / "runs" / plan[0].design / f"library-{cfg.tech}").resolve()
+    path = (cfg.run_dir or runs_root() / plan[0].design / (cfg.tag or f"library-{cfg.tech}")).resolve()
     resume = path.is_dir() and any(path.iterdir()) and not cfg.overwrite
     with contextlib.ExitStack() as stack:
         # a remote scheduler is asked first, before anything touches the disk; a local cluster is started

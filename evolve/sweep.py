@@ -19,10 +19,9 @@ from typing import Any
 from core import config
 from core.config import option
 from core.errors import ConfigError, must
-from core.run import locked, read_json, write_bytes, write_json, write_text
+from core.run import locked, read_json, runs_root, write_bytes, write_json, write_text
 from evolve.seeds import SEED_ARCHS
 
-ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
 COLUMNS = ("eps", "wce_limit", "wce", "wce_pct", "mae_pct", "er", "mred", "area", "area_ratio", "transistors",
            "transistor_ratio", "power_w", "power_ratio", "delay_ratio", "generations", "evaluations", "verified")
@@ -42,10 +41,12 @@ class SweepConfig:
     jobs: int = option(2, help="processes per run")
     seed_arch: str = option("array", choices=SEED_ARCHS,
                             help="architecture of the exact seed of every run (auto: the smallest after mapping)")
-    out: Path | None = option(None, help="sweep directory (default: runs/<design>/sweep-seed<SEED>)")
+    tag: str | None = option(None, help="sweep name under runs/<design>/ (default: sweep-seed<SEED>)")
+    run_dir: Path | None = option(None, help="sweep directory (default: runs/<design>/<tag>)")
     overwrite: bool = option(False, help="redo runs that already finished")
 
     def __post_init__(self) -> None:
+        config.check_tag(self.tag)
         if not self.eps:
             raise ConfigError("EPS needs at least one value")
         for e in self.eps:
@@ -56,7 +57,7 @@ class SweepConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    config.add_arguments(parser, SweepConfig)
+    config.add_arguments(parser, SweepConfig, renamed={"--out": "--run-dir"})
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -69,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
                 "jobs": cfg.jobs, "seed_arch": cfg.seed_arch}
     runs = [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
             for e in sorted(cfg.eps)]  # every setting checked before anything runs
-    out = cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}"
+    out = cfg.run_dir or runs_root() / runs[0].design / (cfg.tag or f"sweep-seed{cfg.seed}")
     rows: list[dict[str, Any]] = []
     with locked(out):
         try:
