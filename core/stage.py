@@ -246,7 +246,7 @@ def given(cls: type, args: argparse.Namespace) -> list[str]:
 
 def main(stage: Stage, args: argparse.Namespace) -> int:
     """What every command's ``main`` does: parse, execute, print the summary, the exit code."""
-    cfg = cfgmod.from_namespace(stage.Config, args)
+    cfg: Any = cfgmod.from_namespace(stage.Config, args)
     report = stage.execute(cfg, given=given(stage.Config, args), progress=not getattr(args, "quiet", False))
     print(stage.summary(cfg, report))
     stage.verdict(cfg, report)
