@@ -75,7 +75,10 @@ class RunDir:
                 yield from cls._open(path, overwrite=overwrite, resume=resume, resumable=resumable,
                                      results=results)
         except OSError as exc:
-            if exc.filename is None:  # a full disk fails write(), which names no file: name the run
+            # a full disk fails write(), which names no file, and a file of an --overwrite's staging
+            # directory is gone with it: name the run
+            staging = str(path.parent / f".{path.name}.staging")
+            if exc.filename is None or str(exc.filename).startswith(staging + os.sep):
                 raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
 
