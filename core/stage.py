@@ -100,6 +100,7 @@ class Stage:
     packages: ClassVar[tuple[str, ...]] = ("numpy",)
     results: ClassVar[tuple[str, ...]] = RESULTS  # what makes a failed run worth keeping (RunDir.open)
     renamed: ClassVar[tuple[tuple[str, str], ...]] = ()  # (old option spelling, new one): refused with a hint
+    stored_required: ClassVar[bool] = True  # a resumed run must hold its config.json
 
     # ------------------------------------------------------------------ what a stage provides
     def directory(self, cfg: Any, plan: Any) -> Path:
@@ -115,6 +116,11 @@ class Stage:
         """Checks that read files or load a technology, before any directory exists; the result is
         ``ctx.plan``. On ``--resume`` it runs on the resumed settings, before anything is written."""
         return None
+
+    def resuming(self, cfg: Any) -> bool:
+        """Whether this execution continues an existing run (``--resume``; a composite stage continues
+        its directory whenever it exists)."""
+        return bool(getattr(cfg, "resume", False))
 
     def check_resume(self, ctx: Context) -> None:
         """What else a resume must agree with (a checkpoint), read before anything is written."""
@@ -145,7 +151,7 @@ class Stage:
         refused. ``None``: every setting of ``cfg`` counts as given.
         """
         self.check_inputs(cfg)
-        resume = bool(getattr(cfg, "resume", False))
+        resume = self.resuming(cfg)
         overwrite = bool(getattr(cfg, "overwrite", False))
         plan = None
         if not resume:  # a resume is checked on the stored settings, under the run's lock
@@ -192,6 +198,8 @@ class Stage:
     def resumed_config(self, cfg: Any, path: Path, given: Iterable[str] | None) -> Any:
         """The run's stored settings with those given again; a changed fingerprint setting is refused,
         every one named: ``RESUME: EPS differs from the run's (0.005 -> 0.01); ...``."""
+        if not self.stored_required and not (path / "config.json").is_file():
+            return cfg
         stored = stored_settings(path)
         mine = cfgmod.to_dict(cfg)
         names = [f.name for f in cfgmod.fields(type(cfg))]
@@ -200,9 +208,8 @@ class Stage:
                    if k in given and k in self.fingerprint and k in stored and mine[k] != stored[k]]
         if changed:
             raise ConfigError("RESUME: " + "; ".join(changed))
-        merged = {**{k: v for k, v in stored.items() if k in mine}, **{k: mine[k] for k in given},
-                  "resume": True, "overwrite": False, "run_dir": str(path)}
-        return cfgmod.from_dict(type(cfg), {k: v for k, v in merged.items() if v is not None},
+        merged = {**stored, **{k: mine[k] for k in given}, "resume": True, "overwrite": False, "run_dir": str(path)}
+        return cfgmod.from_dict(type(cfg), {k: v for k, v in merged.items() if v is not None and k in mine},
                                 source=str(path / "config.json"))
 
 

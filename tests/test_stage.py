@@ -207,3 +207,21 @@ def test_dnn_resume_with_other_mults_keys_rows_by_multiplier(tmp_path):
 
         STAGE.execute(STAGE.Config(net="lenet5", data="digits", eval_images=50, resume=True,
                                    run_dir=tmp_path / "r"), given=["eval_images", "resume", "run_dir"])
+
+
+# ------------------------------------------------------------------ composites resume by finished members
+@pytest.mark.parametrize("command, module", [("sweep", "evolve.sweep"), ("library", "evolve.library")],
+                         ids=["sweep", "library"])
+def test_a_composite_refuses_a_changed_shared_setting_by_name(tmp_path, capsys, command, module):
+    import importlib
+
+    composite = importlib.import_module(module).STAGE
+    d = tmp_path / "c"
+    d.mkdir()
+    cfg = composite.Config(eps=(0.01,), bits=4, run_dir=d)
+    (d / "config.json").write_text(json.dumps(composite.config_json(cfg)))
+    before = (d / "config.json").read_bytes()
+    code = flow.main([command, "--eps", "0.01", "--bits", "3", "--run-dir", str(d), "--quiet"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "error: RESUME: BITS differs from the run's (4 -> 3)"
+    assert sorted(p.name for p in d.iterdir()) == ["config.json"] and (d / "config.json").read_bytes() == before
