@@ -225,3 +225,13 @@ def test_a_composite_refuses_a_changed_shared_setting_by_name(tmp_path, capsys, 
     assert code == 2
     assert capsys.readouterr().err.strip() == "error: RESUME: BITS differs from the run's (4 -> 3)"
     assert sorted(p.name for p in d.iterdir()) == ["config.json"] and (d / "config.json").read_bytes() == before
+
+
+def test_default_run_directories_lie_under_the_one_runs_root(tmp_path, monkeypatch):
+    from accel_models.cli import STAGE
+    from accel_models.evaluation import AccelConfig
+
+    monkeypatch.setenv("AXFLOW_RUNS", str(tmp_path / "runs"))
+    report = STAGE.execute(AccelConfig(net="lenet5", array="8x8", tag="t"), progress=False)
+    assert report["run_dir"] == str((tmp_path / "runs" / "accel" / "t").resolve())
+    assert _schema(tmp_path / "runs" / "accel" / "t", "accel")["settings"]["tag"] == "t"
