@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bench import row
-
-ROOT = Path(__file__).resolve().parent.parent
+from core.run import runs_root
 
 
 def _best_of(fns: list[Any], reps: int) -> list[float]:
@@ -78,7 +77,7 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
             kinds = {k: kinds[k] for k in ("exact", "rank2")}
         else:
             for eps in (0.005, 0.05):
-                run_dir = latest_multiplier_run(ROOT, eps)
+                run_dir = latest_multiplier_run(runs_root(), eps)
                 if run_dir is not None:
                     kinds[f"evolved-eps{eps:g}"] = load(run_dir)
         mnist = None if quick else dnn_data.load("mnist")
@@ -91,7 +90,7 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
                 qnn.calibrate(model, [x])
                 inputs = "untrained, random images"
             else:
-                model, _ = train.trained(train.Recipe(net), mnist, ROOT / "runs" / "dnn" / "models")
+                model, _ = train.trained(train.Recipe(net), mnist, runs_root() / "dnn" / "models")
                 model.eval()
                 x = mnist.x_test[:batch].float()
                 inputs = "trained, MNIST test images"
@@ -120,14 +119,14 @@ def _mult_dirs() -> list[str]:
     env = os.environ.get("AXFLOW_DNN_MULTS", "").split()
     if env:
         return env
-    return sorted(str(p.parent) for p in (ROOT / "runs" / "mul8s").glob("**/lut.npy"))
+    return sorted(str(p.parent) for p in (runs_root() / "mul8s").glob("**/lut.npy"))
 
 
 def _library() -> Path | None:
     env = os.environ.get("AXFLOW_DNN_LIBRARY")
     if env:
         return Path(env)
-    found = sorted((ROOT / "runs" / "mul8s").glob("library-*/library.json"))
+    found = sorted((runs_root() / "mul8s").glob("library-*/library.json"))
     return found[0].parent if found else None
 
 
@@ -165,15 +164,15 @@ def _dnn(tmp: Path, name: str, **settings: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "net": "lenet5", "data": "mnist", "max_acc_loss": 0.01, "run_dir": tmp / name, "epochs": 6,
         "finetune_epochs": 2, "val_images": 800, "eval_images": 800, "representatives": 32, "ig_steps": 16,
-        "threads": 1, "cache_dir": ROOT / "runs" / "dnn" / "models", "max_evals": 100000}
+        "threads": 1, "cache_dir": runs_root() / "dnn" / "models", "max_evals": 100000}
     conf = cfg.from_dict(cli.DnnConfig, {**base, **settings})
-    cli.run(conf, quiet=True)
+    rep = cli.run(conf, quiet=True)
     keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
     if keep:  # keep the run (report, plot, Pareto set) for inspection
         import shutil
 
         shutil.copytree(tmp / name, Path(keep) / name, dirs_exist_ok=True)
-    return json.loads((tmp / name / "report.json").read_text())
+    return rep
 
 
 def _energy(run_dir: str) -> float:

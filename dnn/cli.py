@@ -36,15 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from core import config as cfg
+from core import stage
 from core.errors import ConfigError, must
-from core.run import RunDir, git_revision
 from dnn.export import DEFAULT_FORMATS, FORMATS
 
 NETS = ("lenet5", "vgg", "resnet20")
 DATASETS = ("digits", "mnist", "fashion")
 METHODS = ("xai", "hawx", "nsga2", "exhaustive")
 GRANULARITIES = ("layer", "filter", "both")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,9 @@ class DnnConfig:
     accel: Path | None = cfg.option(
         None, help="accelerator configuration for accel_models (energy and time of the whole array); "
         "without it, multiplier energy only")
+    tag: str | None = cfg.option(None, help="run name under runs/dnn/ (default: <net>-<data>)")
     run_dir: Path | None = cfg.option(
-        None, help="run directory (default runs/dnn/<net>-<data>)")
+        None, help="run directory (default runs/dnn/<tag>)")
     overwrite: bool = cfg.option(False, help="replace an existing run directory")
     resume: bool = cfg.option(False, help="continue an interrupted run, reusing its evaluations")
     seed: int = cfg.option(1, help="random seed (training, k-means)")
@@ -143,20 +143,103 @@ class DnnConfig:
             raise must("LR", "positive", self.lr)
         if self.overwrite and self.resume:
             raise ConfigError("OVERWRITE and RESUME cannot both be given")
+        cfg.check_tag(self.tag)
         if self.accel is not None and not self.accel.is_file():
             raise must("ACCEL", "an accelerator configuration file", str(self.accel))
 
 
+@dataclass
+class Plan:
+    """What is read and checked before the run directory exists."""
+
+    candidates: list[Any]  # exact first, then the approximate ones, cheapest first
+    data: Any
+    cost_model: Any
+
+
+class DnnStage(stage.Stage):
+    """Multiplier assignment of a network's layers under an accuracy budget.
+
+    Resumable: the evaluations already made (``evaluations.jsonl``, each row naming its multipliers by
+    the digest of their tables) are reused when the network, its training and the test images are the
+    same (the fingerprint); the candidates may change, rows of multipliers no longer given are dropped."""
+
+    name = "dnn"
+    Config = DnnConfig
+    inputs = ("accel",)
+    outputs = ("config.json", "report.json", "report.md", "evaluations.csv", "evaluations.jsonl", "pareto.json",
+               "pareto.csv", "pareto.png", "assign.json", "sensitivity.json", "operands/", "luts/")
+    resumable = True
+    fingerprint = ("net", "data", "seed", "epochs", "qat_epochs", "lr", "batch", "train_limit", "val_images",
+                   "eval_images", "cache_dir")
+    packages = ("numpy", "torch", "deap", "captum")
+    results = ("report.json", "evaluations.jsonl")
+
+    def prepare(self, conf: DnnConfig, progress: bool) -> Plan:
+        from dnn import cost as costs
+        from dnn import data as datasets
+        from dnn import export, mults, qnn, train
+        from dnn import library as libs
+        from dnn._torch import require
+
+        require()
+        members = [str(p) for p in libs.member_dirs(conf.library)] if conf.library is not None else []
+        candidates = mults.load_all(list(dict.fromkeys([*conf.mults, *members])))
+        if len(candidates) < 2:
+            raise ConfigError(mults.NO_MULTS)
+        for m in candidates:  # any candidate may be chosen: refuse an impossible export before the run
+            if m.path is not None:
+                export.check(m, conf.export)
+        data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
+        held = min(conf.val_images, len(data.x_train) // 5)  # the validation split, from the training images
+        if held < 1:
+            raise ConfigError(f"DATA {data.name} must have at least 5 training images (a fifth is held out as the "
+                              f"validation split that evaluates assignments and picks fine-tuning checkpoints), "
+                              f"not {len(data.x_train)}")
+        data = datasets.hold_out(data, held, seed=0)
+        if conf.accel:
+            layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
+            cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names)
+        else:
+            cost_model = costs.MultiplierCost(candidates)
+        # cheapest (most aggressive) first after exact: the order the search methods rely on
+        exact, approx = candidates[0], candidates[1:]
+        approx.sort(key=lambda m: (cost_model.multiplier(m)["energy_pj"] or 0.0, m.name))
+        if conf.sparsity_ratios:
+            from dnn import joint
+
+            joint.check(conf, data)
+        return Plan([exact, *approx], data, cost_model)
+
+    def default_dir(self, conf: DnnConfig, plan: Any) -> Path:
+        return Path("dnn") / (conf.tag or f"{conf.net}-{Path(conf.data).name}")
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        return _run(ctx)
+
+    def markdown(self, report: dict[str, Any]) -> str:
+        if "sparsity" not in report:
+            return _markdown(report)
+        from dnn import joint
+
+        return _markdown(report) + joint.markdown(report["sparsity"])
+
+    def summary(self, conf: Any, report: dict[str, Any]) -> str:
+        ch = report.get("chosen")
+        what = (f"accuracy {100 * ch['accuracy']:.2f} %, {report['energy_reduction']:.2f}x less energy than exact"
+                if ch else "no assignment within the budget")
+        return f"{report['net']} on {report['data']}: {what}; {report['run_dir']}/report.md"
+
+
+STAGE = DnnStage()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cfg.add_arguments(parser, DnnConfig)
+    stage.add_arguments(parser, STAGE)
 
 
 def main(args: argparse.Namespace) -> int:
-    from dnn._torch import require
-
-    conf = cfg.from_namespace(DnnConfig, args)
-    require()
-    return run(conf)
+    return stage.main(STAGE, args)
 
 
 def _say(msg: str) -> None:
@@ -165,227 +248,199 @@ def _say(msg: str) -> None:
     tqdm.write(msg)
 
 
-def run(conf: DnnConfig, *, quiet: bool = False) -> int:
-    """The whole stage; returns 0. Everything is validated before the run directory is touched."""
-    import numpy as np
+def run(conf: DnnConfig, *, quiet: bool = False) -> dict[str, Any]:
+    """The dnn stage on ``conf``; returns its report. Everything is validated before the run directory
+    is touched."""
+    return STAGE.execute(conf, progress=not quiet)
+
+
+def _run(ctx: stage.Context) -> dict[str, Any]:
     import torch
     from deap import tools
     from tqdm import tqdm
 
-    from dnn import cost as costs
-    from dnn import data as datasets
-    from dnn import export, loop, mults, operands, qnn, search, sensitivity, train
-    from dnn import library as libs
+    from dnn import export, loop, operands, qnn, search, sensitivity, train
 
+    conf, rd, quiet = ctx.cfg, ctx.run, not ctx.progress
+    candidates, data, cost_model = ctx.plan.candidates, ctx.plan.data, ctx.plan.cost_model
+    exact = candidates[0]
     say = (lambda _m: None) if quiet else _say
-    members = [str(p) for p in libs.member_dirs(conf.library)] if conf.library is not None else []
-    candidates = mults.load_all(list(dict.fromkeys([*conf.mults, *members])))
-    if len(candidates) < 2:
-        raise ConfigError(mults.NO_MULTS)
-    for m in candidates:  # any candidate may be chosen: refuse an impossible export before the run
-        if m.path is not None:
-            export.check(m, conf.export)
-    data = datasets.load(conf.data, split_seed=0, train_limit=conf.train_limit)
-    held = min(conf.val_images, len(data.x_train) // 5)  # the validation split, from the training images
-    if held < 1:
-        raise ConfigError(f"DATA {data.name} must have at least 5 training images (a fifth is held out as the "
-                          f"validation split that evaluates assignments and picks fine-tuning checkpoints), "
-                          f"not {len(data.x_train)}")
-    data = datasets.hold_out(data, held, seed=0)
-    if conf.accel:
-        layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
-        cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names)
-    else:
-        cost_model = costs.MultiplierCost(candidates)
-    # cheapest (most aggressive) first after exact: the order the search methods rely on
-    exact, approx = candidates[0], candidates[1:]
-    approx.sort(key=lambda m: (cost_model.multiplier(m)["energy_pj"] or 0.0, m.name))
-    candidates = [exact, *approx]
+    torch.set_num_threads(conf.threads)
+    started = time.time()
+
+    recipe = train.Recipe(conf.net, conf.epochs, conf.qat_epochs, conf.lr, conf.batch, conf.seed)
+    model, info = train.trained(recipe, data, conf.cache_dir, progress=say)
+    qnn.set_signed(model, exact.signed)
+    if not exact.signed:
+        negative = [n for n, layer in qnn.qlayers(model) if not layer.non_negative]
+        if negative:
+            raise ConfigError(f"unsigned multipliers need non-negative activations, but layer {negative[0]} "
+                              "sees negative inputs; use signed multipliers")
+    # never the test images: those give the reported figures
+    x_eval, y_eval = data.x_val[:conf.eval_images], data.y_val[:conf.eval_images]
+    rd.write_json("splits.json", {"train": len(data.x_train), "validation": len(data.x_val),
+                                  "evaluation": len(x_eval), "test": len(data.x_test),
+                                  "validation_from": "training images", "validation_index": data.val_index.tolist()})
+    macs = _macs(model, data)
+    ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
+    log_path = rd.path / "evaluations.jsonl"
+    _reload(ev, log_path, candidates)
+    bar = None if quiet else tqdm(desc="evaluations", unit="net", leave=False)
+
+    def record(res: search.Result) -> None:
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(_row(res, ev, candidates)) + "\n")
+        if bar is not None:
+            bar.update(1)
+
+    ev.progress = record
+    baseline = ev(ev.exact(), "baseline").accuracy
+    say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} validation images")
+    hists = operands.layer_histograms(model, x_eval, signed=exact.signed)
+    (rd.path / "operands").mkdir(exist_ok=True)
+    for layer_name, (acts, weights) in hists.items():
+        rd.write_text(f"operands/{layer_name}.csv", operands.histogram_csv(acts, weights, exact.signed))
+    rd.write_text("operands/all.csv", operands.histogram_csv(*operands.merged(hists), exact.signed))
+
+    sens: dict[str, Any] = {}
+    requested: dict[str, list[search.Result]] = {}
+    wall: dict[str, float] = {}  # seconds each method took here (what an earlier method evaluated is cached)
+    reps = sensitivity.representatives(model, data.x_train, conf.representatives, conf.seed)
+    xr, yr = data.x_train[reps], data.y_train[reps]
+    # NSGA-II is seeded with the heuristics' answers: it runs after them (HAWX at layer granularity
+    # is run for it when no heuristic is asked for); exhaustive search, the yardstick, runs last so
+    # the others' times are their own
+    order = sorted(conf.method, key=lambda m: {"nsga2": 1, "exhaustive": 2}.get(m, 0))
+    if "nsga2" in order and not {"xai", "hawx"} & set(order):
+        order.insert(0, "hawx")
+    for method in order:
+        t0 = time.perf_counter()
+        if method == "nsga2":
+            seeds = [b.choice for name, seen in requested.items() if name != "exhaustive"
+                     for b in [search.best(seen, baseline, conf.max_acc_loss)] if b is not None]
+            book = tools.Logbook()
+            requested["nsga2"] = search.nsga2(ev, seeds, conf.generations, conf.population, conf.seed, book)
+            wall["nsga2"] = time.perf_counter() - t0
+            own = search.pareto(list({r.choice: r for r in requested["nsga2"]}.values()))
+            rd.write_json("nsga2_pareto.json", [_row(r, ev, candidates) for r in own])
+            _csv(rd.path / "nsga2_pareto.csv", [_row(r, ev, candidates) for r in own])
+            _csv_plain(rd.path / "nsga2_log.csv", list(book))
+        elif method == "xai":
+            qnn.set_mode(model, "qat")
+            importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
+            sens["conductance"] = importance
+            requested["xai"] = search.xai(ev, importance, baseline, conf.max_acc_loss)
+            wall["xai"] = time.perf_counter() - t0
+        elif method == "hawx":
+            scores = sensitivity.hawx(model, xr, yr, candidates)
+            sens["hawx_layer"] = scores.layers
+            sens["hawx_filter"] = {k: [v.tolist() for v in fs] for k, fs in scores.filters.items()}
+            grans = (("layer", "filter") if conf.granularity == "both" else
+                     (conf.granularity,) if method in conf.method else ("layer",))
+            scored = time.perf_counter() - t0  # the scores serve every granularity
+            for g in grans:
+                t1 = time.perf_counter()
+                requested[f"hawx-{g}"] = search.hawx(ev, scores, baseline, conf.max_acc_loss, g)
+                wall[f"hawx-{g}"] = scored + time.perf_counter() - t1
+        else:
+            requested["exhaustive"] = search.exhaustive(ev, conf.max_evals)
+            wall["exhaustive"] = time.perf_counter() - t0
+
+    all_results = list(ev.results.values())
+    tuned: dict[Any, loop.Tuned] = {}
+    if conf.finetune_in_loop:
+        t0 = time.perf_counter()
+        tuner = loop.Tuner(model, ev, data, x_eval, y_eval, conf.finetune_epochs, conf.lr / 10, conf.batch,
+                           conf.seed, progress=say)
+        tuned = {t.result.choice: t for t in loop.run(tuner, all_results, baseline, conf.max_acc_loss,
+                                                      conf.finetune_in_loop)}
+        wall["finetune-in-loop"] = time.perf_counter() - t0
+        _csv(rd.path / "finetuned.csv", [_row(t.result, ev, candidates) | {"accuracy_before": t.before}
+                                         for t in tuned.values()])
+    if bar is not None:
+        bar.close()
+    rd.write_json("sensitivity.json", {"representatives": reps.tolist(), **sens})
+
+    # what the budget is applied to: each assignment's fine-tuned accuracy where it was fine-tuned
+    final = list({**{r.choice: r for r in all_results}, **{c: t.result for c, t in tuned.items()}}.values())
+    exact_cost = ev.cost(ev.exact())
+    methods: dict[str, Any] = {}
+    if tuned:
+        requested["finetune-in-loop"] = final
+    for name, seen in requested.items():
+        # NSGA-II's answer: the lowest-energy point of its Pareto set within the budget
+        distinct = list({r.choice: r for r in seen}.values())
+        b = search.best(search.pareto(distinct) if name == "nsga2" else seen, baseline, conf.max_acc_loss)
+        methods[name] = {"evaluations": len(tuned) if name == "finetune-in-loop" else len(distinct),
+                         "wall_s": wall.get(name), "best": _row(b, ev, candidates) if b else None,
+                         **_reductions(exact_cost, b.cost if b else None)}
+    chosen = search.best(final, baseline, conf.max_acc_loss)
+    front = search.pareto(final)
+    rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
+    _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
+    _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
+    _plot(rd.path / "pareto.png", final, front, baseline, conf.max_acc_loss, chosen, exact_cost,
+          "accelerator energy" if cost_model.name == "accel" else "multiply energy")
+
+    report: dict[str, Any] = {
+        "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
+        "multipliers": [{"name": m.name, "path": str(m.path) if m.path else "exact", **cost_model.multiplier(m),
+                         "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
+        "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
+        "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
+        "eval_split": "validation", "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
+        "exact_mult_energy_pj": exact_cost.mult_energy_pj, "exact_accel_energy_pj": exact_cost.accel_energy_pj,
+        "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
+        "finetuned_in_loop": len(tuned), "pareto_size": len(front), "model_cache": info.get("cached"),
+    }
+    qnn.assign(model, ev.assignment(ev.exact()))
+    qnn.set_mode(model, "lut")
+    test = {"images": len(data.x_test), "float_accuracy": info["float_accuracy"],
+            "exact_int8_accuracy": train.accuracy(model, data.x_test, data.y_test)}
     if conf.sparsity_ratios:
         from dnn import joint
 
-        joint.check(conf, data)
-    run_dir = conf.run_dir or Path("runs/dnn") / f"{conf.net}-{Path(conf.data).name}"
-    with RunDir.open(run_dir, overwrite=conf.overwrite, resume=conf.resume, resumable=True,
-                     results=("report.json", "evaluations.jsonl")) as rd:
-        torch.set_num_threads(conf.threads)
-        started = time.time()
-        rd.write_json("config.json", {**cfg.to_dict(conf), "git": git_revision(ROOT),
-                                      "torch": torch.__version__, "multipliers": [m.name for m in candidates]})
-
-        recipe = train.Recipe(conf.net, conf.epochs, conf.qat_epochs, conf.lr, conf.batch, conf.seed)
-        model, info = train.trained(recipe, data, conf.cache_dir, progress=say)
-        qnn.set_signed(model, exact.signed)
-        if not exact.signed:
-            negative = [n for n, layer in qnn.qlayers(model) if not layer.non_negative]
-            if negative:
-                raise ConfigError(f"unsigned multipliers need non-negative activations, but layer {negative[0]} "
-                                  "sees negative inputs; use signed multipliers")
-        # never the test images: those give the reported figures
-        x_eval, y_eval = data.x_val[:conf.eval_images], data.y_val[:conf.eval_images]
-        rd.write_json("splits.json", {"train": len(data.x_train), "validation": len(data.x_val),
-                                      "evaluation": len(x_eval), "test": len(data.x_test),
-                                      "validation_from": "training images", "validation_index": data.val_index.tolist()})
-        macs = _macs(model, data)
-        ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
-        log_path = rd.path / "evaluations.jsonl"
-        _reload(ev, log_path, candidates)
-        bar = None if quiet else tqdm(desc="evaluations", unit="net", leave=False)
-
-        def record(res: search.Result) -> None:
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(_row(res, ev, candidates)) + "\n")
-            if bar is not None:
-                bar.update(1)
-
-        ev.progress = record
-        baseline = ev(ev.exact(), "baseline").accuracy
-        say(f"exact INT8 {conf.net} on {data.name}: accuracy {baseline:.4f} on {len(x_eval)} validation images")
-        hists = operands.layer_histograms(model, x_eval, signed=exact.signed)
-        (rd.path / "operands").mkdir(exist_ok=True)
-        for layer_name, (acts, weights) in hists.items():
-            rd.write_text(f"operands/{layer_name}.csv", operands.histogram_csv(acts, weights, exact.signed))
-        rd.write_text("operands/all.csv", operands.histogram_csv(*operands.merged(hists), exact.signed))
-
-        sens: dict[str, Any] = {}
-        requested: dict[str, list[search.Result]] = {}
-        wall: dict[str, float] = {}  # seconds each method took here (what an earlier method evaluated is cached)
-        reps = sensitivity.representatives(model, data.x_train, conf.representatives, conf.seed)
-        xr, yr = data.x_train[reps], data.y_train[reps]
-        # NSGA-II is seeded with the heuristics' answers: it runs after them (HAWX at layer granularity
-        # is run for it when no heuristic is asked for); exhaustive search, the yardstick, runs last so
-        # the others' times are their own
-        order = sorted(conf.method, key=lambda m: {"nsga2": 1, "exhaustive": 2}.get(m, 0))
-        if "nsga2" in order and not {"xai", "hawx"} & set(order):
-            order.insert(0, "hawx")
-        for method in order:
-            t0 = time.perf_counter()
-            if method == "nsga2":
-                seeds = [b.choice for name, seen in requested.items() if name != "exhaustive"
-                         for b in [search.best(seen, baseline, conf.max_acc_loss)] if b is not None]
-                book = tools.Logbook()
-                requested["nsga2"] = search.nsga2(ev, seeds, conf.generations, conf.population, conf.seed, book)
-                wall["nsga2"] = time.perf_counter() - t0
-                own = search.pareto(list({r.choice: r for r in requested["nsga2"]}.values()))
-                rd.write_json("nsga2_pareto.json", [_row(r, ev, candidates) for r in own])
-                _csv(rd.path / "nsga2_pareto.csv", [_row(r, ev, candidates) for r in own])
-                _csv_plain(rd.path / "nsga2_log.csv", list(book))
-            elif method == "xai":
-                qnn.set_mode(model, "qat")
-                importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
-                sens["conductance"] = importance
-                requested["xai"] = search.xai(ev, importance, baseline, conf.max_acc_loss)
-                wall["xai"] = time.perf_counter() - t0
-            elif method == "hawx":
-                scores = sensitivity.hawx(model, xr, yr, candidates)
-                sens["hawx_layer"] = scores.layers
-                sens["hawx_filter"] = {k: [v.tolist() for v in fs] for k, fs in scores.filters.items()}
-                grans = (("layer", "filter") if conf.granularity == "both" else
-                         (conf.granularity,) if method in conf.method else ("layer",))
-                scored = time.perf_counter() - t0  # the scores serve every granularity
-                for g in grans:
-                    t1 = time.perf_counter()
-                    requested[f"hawx-{g}"] = search.hawx(ev, scores, baseline, conf.max_acc_loss, g)
-                    wall[f"hawx-{g}"] = scored + time.perf_counter() - t1
-            else:
-                requested["exhaustive"] = search.exhaustive(ev, conf.max_evals)
-                wall["exhaustive"] = time.perf_counter() - t0
-
-        all_results = list(ev.results.values())
-        tuned: dict[Any, loop.Tuned] = {}
-        if conf.finetune_in_loop:
-            t0 = time.perf_counter()
-            tuner = loop.Tuner(model, ev, data, x_eval, y_eval, conf.finetune_epochs, conf.lr / 10, conf.batch,
-                               conf.seed, progress=say)
-            tuned = {t.result.choice: t for t in loop.run(tuner, all_results, baseline, conf.max_acc_loss,
-                                                          conf.finetune_in_loop)}
-            wall["finetune-in-loop"] = time.perf_counter() - t0
-            _csv(rd.path / "finetuned.csv", [_row(t.result, ev, candidates) | {"accuracy_before": t.before}
-                                             for t in tuned.values()])
-        if bar is not None:
-            bar.close()
-        rd.write_json("sensitivity.json", {"representatives": reps.tolist(), **sens})
-
-        # what the budget is applied to: each assignment's fine-tuned accuracy where it was fine-tuned
-        final = list({**{r.choice: r for r in all_results}, **{c: t.result for c, t in tuned.items()}}.values())
-        exact_cost = ev.cost(ev.exact())
-        methods: dict[str, Any] = {}
-        if tuned:
-            requested["finetune-in-loop"] = final
-        for name, seen in requested.items():
-            # NSGA-II's answer: the lowest-energy point of its Pareto set within the budget
-            distinct = list({r.choice: r for r in seen}.values())
-            b = search.best(search.pareto(distinct) if name == "nsga2" else seen, baseline, conf.max_acc_loss)
-            methods[name] = {"evaluations": len(tuned) if name == "finetune-in-loop" else len(distinct),
-                             "wall_s": wall.get(name), "best": _row(b, ev, candidates) if b else None,
-                             **_reductions(exact_cost, b.cost if b else None)}
-        chosen = search.best(final, baseline, conf.max_acc_loss)
-        front = search.pareto(final)
-        rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
-        _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
-        _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
-        _plot(rd.path / "pareto.png", final, front, baseline, conf.max_acc_loss, chosen, exact_cost,
-              "accelerator energy" if cost_model.name == "accel" else "multiply energy")
-
-        report: dict[str, Any] = {
-            "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
-            "multipliers": [{"name": m.name, "path": str(m.path) if m.path else "exact", **cost_model.multiplier(m),
-                             "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
-            "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
-            "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
-            "eval_split": "validation", "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
-            "exact_mult_energy_pj": exact_cost.mult_energy_pj, "exact_accel_energy_pj": exact_cost.accel_energy_pj,
-            "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
-            "finetuned_in_loop": len(tuned), "pareto_size": len(front), "model_cache": info.get("cached"),
-        }
-        qnn.assign(model, ev.assignment(ev.exact()))
+        report["sparsity"] = joint.search(conf, rd, model, data, ev, front, baseline, say)
+    if chosen is not None:
+        assignment = ev.assignment(chosen.choice)
+        rd.write_json("assign.json", ev.assign_json(chosen.choice))
+        used = {m.digest: m for v in assignment.values() for m in (v if isinstance(v, list) else [v])}
+        exported = []
+        for m in used.values():
+            if m.path is not None:
+                exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
+        report["chosen"] = _row(chosen, ev, candidates)
+        report.update(_reductions(exact_cost, chosen.cost))
+        report["accuracy_loss"] = baseline - chosen.accuracy
+        report["exported_luts"] = exported
+        qnn.assign(model, assignment)
         qnn.set_mode(model, "lut")
-        test = {"images": len(data.x_test), "float_accuracy": info["float_accuracy"],
-                "exact_int8_accuracy": train.accuracy(model, data.x_test, data.y_test)}
-        if conf.sparsity_ratios:
-            report["sparsity"] = joint.search(conf, rd, model, data, ev, front, baseline, say)
-        if chosen is not None:
-            assignment = ev.assignment(chosen.choice)
-            rd.write_json("assign.json", ev.assign_json(chosen.choice))
-            used = {m.digest: m for v in assignment.values() for m in (v if isinstance(v, list) else [v])}
-            exported = []
-            for m in used.values():
-                if m.path is not None:
-                    exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
-            report["chosen"] = _row(chosen, ev, candidates)
-            report.update(_reductions(exact_cost, chosen.cost))
-            report["accuracy_loss"] = baseline - chosen.accuracy
-            report["exported_luts"] = exported
-            qnn.assign(model, assignment)
+        test["chosen_accuracy_untuned"] = train.accuracy(model, data.x_test, data.y_test)
+        ft: dict[str, Any] | None = None
+        if chosen.choice in tuned:
+            t = tuned[chosen.choice]
+            model.load_state_dict(t.state)
+            ft = {**t.info, "in_loop": True}
+        elif conf.finetune_epochs:
+            ft = {**train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
+                                   x_eval, y_eval, progress=say), "in_loop": False}
+        if ft is not None:
             qnn.set_mode(model, "lut")
-            test["chosen_accuracy_untuned"] = train.accuracy(model, data.x_test, data.y_test)
-            ft: dict[str, Any] | None = None
-            if chosen.choice in tuned:
-                t = tuned[chosen.choice]
-                model.load_state_dict(t.state)
-                ft = {**t.info, "in_loop": True}
-            elif conf.finetune_epochs:
-                ft = {**train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
-                                       x_eval, y_eval, progress=say), "in_loop": False}
-            if ft is not None:
-                qnn.set_mode(model, "lut")
-                test["chosen_accuracy"] = train.accuracy(model, data.x_test, data.y_test)
-                torch.save(model.state_dict(), rd.path / "model_finetuned.pt")
-                report["finetune"] = {**ft, "test_accuracy_before": test["chosen_accuracy_untuned"],
-                                      "test_accuracy_after": test["chosen_accuracy"], "test_images": len(data.x_test)}
-            else:
-                test["chosen_accuracy"] = test["chosen_accuracy_untuned"]
-            test["chosen_loss_vs_exact_int8"] = test["exact_int8_accuracy"] - test["chosen_accuracy"]
+            test["chosen_accuracy"] = train.accuracy(model, data.x_test, data.y_test)
+            torch.save(model.state_dict(), rd.path / "model_finetuned.pt")
+            report["finetune"] = {**ft, "test_accuracy_before": test["chosen_accuracy_untuned"],
+                                  "test_accuracy_after": test["chosen_accuracy"], "test_images": len(data.x_test)}
         else:
-            report["chosen"] = None
-        report["test"] = test
-        report["runtime_s"] = time.time() - started
-        rd.write_json("report.json", report)
-        rd.write_text("report.md", _markdown(report) + (joint.markdown(report["sparsity"]) if conf.sparsity_ratios
-                                                         else ""))
-        say(f"wrote {rd.path / 'report.md'}")
-        del np
-        return 0
+            test["chosen_accuracy"] = test["chosen_accuracy_untuned"]
+        test["chosen_loss_vs_exact_int8"] = test["exact_int8_accuracy"] - test["chosen_accuracy"]
+    else:
+        report["chosen"] = None
+    report["test"] = test
+    report["runtime_s"] = time.time() - started
+    report["run_dir"] = str(rd.final)
+    return report
+
+
 
 
 def _reductions(exact: Any, cost: Any) -> dict[str, float | None]:
@@ -412,6 +467,10 @@ def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:
     return {"order": r.order, "method": r.method, "accuracy": r.accuracy, "energy_pj": r.cost.energy_pj,
             "mult_energy_pj": r.cost.mult_energy_pj, "accel_energy_pj": r.cost.accel_energy_pj, "area": r.cost.area, "time_s": r.cost.time_s, "choice": [list(c) if isinstance(c, tuple) else c
                                                                       for c in r.choice],
+            # the multipliers by identity (the digest of their tables), not by their index in this run's
+            # candidate list, which another --mults re-sorts: what --resume reads back
+            "multipliers": [[candidates[i].digest for i in c] if isinstance(c, tuple) else candidates[c].digest
+                            for c in r.choice],
             "assignment": dict(zip(ev.names, names))}
 
 
@@ -424,22 +483,31 @@ def _csv_plain(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def _reload(ev: Any, path: Path, candidates: list[Any]) -> None:
-    """Resume: earlier evaluations of the same multipliers are reused instead of re-run."""
+def _reload(ev: Any, path: Path, candidates: list[Any]) -> int:
+    """Resume: earlier evaluations are reused instead of re-run, each mapped to this run's candidates by
+    its multipliers' identity; a row that names a multiplier not among them (or has no identities) is
+    dropped. Returns the number of rows reused."""
     from dnn.search import Result
 
     if not path.is_file():
-        return
+        return 0
+    index = {m.digest: i for i, m in enumerate(candidates)}
+    reused = 0
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by an interruption
-        choice = tuple(tuple(c) if isinstance(c, list) else c for c in row["choice"])
-        if len(choice) != len(ev.names):
+        ids = row.get("multipliers") if isinstance(row, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(ev.names):
             continue
+        try:
+            choice = tuple(tuple(index[d] for d in c) if isinstance(c, list) else index[c] for c in ids)
+        except (KeyError, TypeError):
+            continue  # a multiplier this run does not have
         ev.results[choice] = Result(choice, row["accuracy"], ev.cost(choice), row["method"], len(ev.results) + 1)
-    del candidates
+        reused += 1
+    return reused
 
 
 def _csv(path: Path, rows: list[dict[str, Any]]) -> None:

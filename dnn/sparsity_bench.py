@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from core.bench import row
+from core.run import runs_root
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "runs" / "dnn" / "models"
+CACHE = runs_root() / "dnn" / "models"
 EPOCHS = 3  # retraining epochs per ratio (float, then one QAT epoch; masks fixed)
 RESNET_TRAIN = 3000  # training images of ResNet-20 / Fashion-MNIST: two shared cores
 BLOCK = 8
@@ -113,7 +113,7 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
     kinds = {"exact": exact(True), "rank2": Multiplier("rank2", fixtures.broken_array(2), True),
              "full-rank": Multiplier("full-rank", fixtures.lut_error(1, 30), True)}
     for eps in (0.005, 0.05):
-        run_dir = latest_multiplier_run(ROOT, eps)
+        run_dir = latest_multiplier_run(runs_root(), eps)
         if run_dir is not None:
             kinds[f"evolved-eps{eps:g}"] = load(run_dir)
     rows = []
@@ -185,8 +185,7 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
                 "finetune_epochs": 0, "eval_images": 1000, "representatives": 32, "ig_steps": 16, "threads": 1,
                 "cache_dir": CACHE, "sparsity_ratios": (0.0, 0.25, 0.5), "sparsity_epochs": EPOCHS,
                 "accel": _accel_config(Path(tmp)) if cost == "accel" else None})
-            cli.run(conf, quiet=True)
-            rep = json.loads((Path(tmp) / f"run-{cost}" / "report.json").read_text())
+            rep = cli.run(conf, quiet=True)
             keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
             if keep:
                 import shutil

@@ -16,20 +16,15 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from core import config as cfgmod
-from core import metrics, tools
-from core.config import option
+from core import metrics, stage, tools
+from core.config import check_clock, check_tag, check_width, option
 from core.errors import ConfigError, VerificationError, must
-from core.run import RunDir, git_revision
-from ppa.clock import check_periods
+from core.run import RunDir
 from rtl_gen import array as arr
 from rtl_gen import rtl_cycles
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -71,15 +66,15 @@ class ArrayConfig:
     tile_skip: bool = option(False, help="ws: the array skips all-zero weight tiles (a skip port, one bit per "
                              "K-tile and N panel); each test GEMM also runs with half its tiles skipped, in the "
                              "cycles of the rtl model's sparse schedule")
-    run_dir: Path | None = option(None, help="run directory (default: runs/<array>/<mult>)")
+    tag: str | None = option(None, help="run name under runs/<array>/ (default: the multiplier's name)")
+    run_dir: Path | None = option(None, help="run directory (default: runs/<array>/<tag>)")
     overwrite: bool = option(False, help="replace an existing run directory")
 
     def __post_init__(self) -> None:
-        for name in ("bits", "bits_b"):
-            w = getattr(self, name)
-            if w is not None and not arr.MIN_WIDTH <= w <= arr.MAX_WIDTH:
-                raise must(name.upper(), f"an operand width in {arr.MIN_WIDTH}..{arr.MAX_WIDTH}", w)
-        check_periods(self.clock_period, self.sim_period)
+        check_width("BITS", self.bits)
+        check_width("BITS_B", self.bits_b)
+        check_clock(self.clock_period, self.sim_period)
+        check_tag(self.tag)
         for s in self.shapes:
             if s != "standard":
                 gemm(s, "shape")
@@ -172,43 +167,90 @@ def operand_source(cfg: ArrayConfig, mult: arr.MultSpec) -> str:
     return cfg.operands
 
 
-def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
-    """The whole job; returns the report (also in report.json). Everything is checked before the run
-    directory is created; a failed verification raises after the report is written."""
-    import tech as techmod
-    from ppa import activity
+@dataclass
+class Plan:
+    """What is resolved and checked before the run directory exists."""
 
-    mult = resolve_multiplier(cfg)
-    gemms = resolve_gemms(cfg)
-    pg = power_gemm(cfg)
-    sized = gemms + ([pg] if cfg.ppa else [])
-    g = arr.Geometry(cfg.rows, cfg.cols, cfg.pods, cfg.dataflow, mult.wa, mult.wb, mult.signed, cfg.acc_bits,
-                     max(x.m for x in sized), max(x.k for x in sized), max(x.n for x in sized),
-                     tile_skip=cfg.tile_skip)
-    needed = [tools.IVERILOG, tools.VVP]
-    t = None
-    source = "uniform"
-    probs = None
-    if cfg.ppa:
-        t = techmod.load(cfg.tech)
-        needed += [tools.YOSYS, tools.STA]
-        source = operand_source(cfg, mult)
-        if source != "uniform":
-            probs = activity.read_histogram(Path(source), g.wa, g.wb, g.signed)
-    else:
-        needed.append(tools.YOSYS)  # reads the evolved multiplier's ports
-    for tool in needed:
-        tool.require()
-    design = arr.generate(g, mult, cfg.prefix)
-    compare = cfg.ppa and cfg.compare_exact and not mult.exact
-    path = cfg.run_dir or ROOT / "runs" / g.name / mult.label
-    with RunDir.open(path, overwrite=cfg.overwrite) as run_dir:
+    design: arr.Design
+    gemms: list[Any]
+    power_gemm: Any
+    tech: Any
+    probs: Any
+    source: str
+    compare: bool
+
+
+class ArrayStage(stage.Stage):
+    """Generate a systolic / multi-pod array, verify it cycle-exactly against the ``rtl`` model, cost it.
+    Everything is checked before the run directory is created; a failed verification raises after the
+    report is written."""
+
+    name = "array"
+    Config = ArrayConfig
+    outputs = ("config.json", "report.json", "report.md", "array.v", "array_exact.v", "results.xml")
+    packages = ("amaranth", "cocotb", "numpy")
+
+    def tools_for(self, cfg: ArrayConfig) -> tuple[tools.Tool, ...]:
+        # without PPA, Yosys still reads the evolved multiplier's ports
+        return (tools.IVERILOG, tools.VVP, tools.YOSYS) + ((tools.STA,) if cfg.ppa else ())
+
+    def prepare(self, cfg: ArrayConfig, progress: bool) -> Plan:
+        import tech as techmod
+        from ppa import activity
+
+        mult = resolve_multiplier(cfg)
+        gemms = resolve_gemms(cfg)
+        pg = power_gemm(cfg)
+        sized = gemms + ([pg] if cfg.ppa else [])
+        g = arr.Geometry(cfg.rows, cfg.cols, cfg.pods, cfg.dataflow, mult.wa, mult.wb, mult.signed, cfg.acc_bits,
+                         max(x.m for x in sized), max(x.k for x in sized), max(x.n for x in sized),
+                         tile_skip=cfg.tile_skip)
+        t = None
+        source = "uniform"
+        probs = None
+        if cfg.ppa:
+            t = techmod.load(cfg.tech)
+            source = operand_source(cfg, mult)
+            if source != "uniform":
+                probs = activity.read_histogram(Path(source), g.wa, g.wb, g.signed)
+        design = arr.generate(g, mult, cfg.prefix)
+        compare = cfg.ppa and cfg.compare_exact and not mult.exact
+        return Plan(design, gemms, pg, t, probs, source, compare)
+
+    def default_dir(self, cfg: ArrayConfig, plan: Plan) -> Path:
+        return Path(plan.design.geometry.name) / (cfg.tag or plan.design.mult.label)
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        cfg, p, run_dir = ctx.cfg, ctx.plan, ctx.run
         try:
-            periods = _technology_preflight(cfg, run_dir, design, t) if cfg.ppa else None
-            return _run(cfg, run_dir, design, gemms, pg, t, probs, source, compare, progress, periods)
+            periods = _technology_preflight(cfg, run_dir, p.design, p.tech) if cfg.ppa else None
+            ctx.reported = True  # _run writes the report before it raises for a failed verification
+            return _run(cfg, run_dir, p.design, p.gemms, p.power_gemm, p.tech, p.probs, p.source, p.compare,
+                        ctx.progress, periods)
         except KeyboardInterrupt:
             print(f"interrupted: {run_dir.path} holds the steps that finished", file=sys.stderr)
             raise
+
+    def summary(self, cfg: Any, report: dict[str, Any]) -> str:
+        v = report["verification"]
+        line = (f"{report['design']} with {report['mult']['label']}: {v['gemms_passed']}/{len(v['gemms'])} GEMMs "
+                f"correct, cycles {'equal' if v['cycles_match'] else 'DIFFER from'} the rtl model")
+        if "area" in report:
+            line += (f"; area {report['area']:.6g} um^2, power {report['power_w'] * 1e3:.4g} mW, "
+                     f"min period {report['min_period_ns']:.4g} ns (clock {report['clock_period_ns']:g} ns)")
+        if report.get("savings"):
+            s = report["savings"]
+            line += (f"; array area ratio {s['area_ratio']:.4f} (multiplier "
+                     f"{s['multiplier_level']['area_ratio']:.4f}), power ratio {s['power_ratio']:.4f}")
+        return f"{line}; {report['run_dir']}/report.md"
+
+
+STAGE = ArrayStage()
+
+
+def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
+    """The array stage on ``cfg``; returns the report (also in report.json)."""
+    return STAGE.execute(cfg, progress=progress)
 
 
 PROVISIONAL_PERIOD_NS = 10.0  # ABC's delay target of the mapping that measures the minimum period
@@ -265,16 +307,6 @@ def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg
     from verify import array as varray
 
     g, mult = design.geometry, design.mult
-    run.write_json("config.json", {
-        "command": "array", "settings": cfgmod.to_dict(cfg), "design": design.top,
-        "geometry": {k: getattr(g, k) for k in ("rows", "cols", "pods", "dataflow", "wa", "wb", "signed",
-                                               "acc_bits", "m_max", "k_max", "n_max")},
-        "multiplier": {"module": mult.module, "source": "exact" if mult.exact else str(mult.run_dir)},
-        "operands": source, "technology": t.describe() if t is not None else None,
-        "tools": tools.versions() | {"python": sys.version.split()[0],
-                                     **{p: version(p) for p in ("amaranth", "cocotb", "numpy")}},
-        "git_revision": git_revision(ROOT),
-    })
     steps = ["verify"] + (["ppa"] if cfg.ppa else []) + (["ppa exact"] if compare else [])
     bar = tqdm(total=len(steps), desc="array", unit="step", disable=not progress, file=sys.stderr)
     times: dict[str, float] = {}
