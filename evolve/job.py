@@ -33,22 +33,21 @@ from typing import Any
 import numpy as np
 
 from core import config as cfgmod
-from core import error_metrics, golden, multrun, tools
-from core.config import check_range, option
+from core import error_metrics, golden, multrun, stage, tools
+from core.config import check_range, check_tag, check_width, option
 from core.errors import ConfigError, VerificationError, must
-from core.run import RunDir, git_revision, read_json
+from core.run import RunDir, runs_root
 from evolve import COSTS, app, cgp, descent, engine, kernels, seeds
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
 from ppa import clock as pclock
-from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
+from rtl_gen.multiplier import Multiplier, design_name, to_verilog
 from verify import formal
 from verify import multiplier as vecs
 from verify import wce as prover
 from verify.multiplier import Shape
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED_SCAN_S = 1800.0  # seconds the exhaustive proof that the exact seed computes a*b may take
 LUT_MAX_BITS = 16  # a full product table up to 16 input bits; wider runs ship the proven netlist and metrics
 # Settings that define the search: a checkpoint only resumes a run with the same values.
@@ -121,10 +120,8 @@ class EvolveConfig:
 
     def __post_init__(self) -> None:
         check_range("EPS", self.eps, 0.0, 1.0, lo_open=True, hi_open=True)
-        for name in ("bits", "bits_b"):
-            w = getattr(self, name)
-            if w is not None and not MIN_WIDTH <= w <= MAX_WIDTH:
-                raise must(name.upper(), f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", w)
+        check_width("BITS", self.bits)
+        check_width("BITS_B", self.bits_b)
         if self.budget < 0:
             raise must("BUDGET", ">= 0 seconds", self.budget)
         if self.budget == 0 and self.generations is None:
@@ -149,8 +146,7 @@ class EvolveConfig:
             raise must("PROOF_TIMEOUT", "> 0 s", self.proof_timeout)
         if self.checkpoint_every <= 0:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
-        if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):
-            raise must("TAG", "a directory name without '/'", self.tag)
+        check_tag(self.tag)
         if self.seed_netlist is not None and self.seed_arch != "array":
             raise ConfigError("SEED_ARCH and SEED_NETLIST cannot both be set")
         if self.overwrite and self.resume:
@@ -182,7 +178,7 @@ class EvolveConfig:
         return self.tag or f"eps{self.eps:g}-seed{self.seed}"
 
     def directory(self) -> Path:
-        return self.run_dir or ROOT / "runs" / self.design / self.default_tag
+        return self.run_dir or runs_root() / self.design / self.default_tag
 
 
 @dataclass
@@ -224,39 +220,64 @@ class Context:
             print(f"[axflow] {text}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------------------------------------ entry
-def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the whole job; returns the report (also written to report.json).
+# ------------------------------------------------------------------------------------------ the stage
+@dataclass
+class Plan:
+    """What is read before the run directory exists: the technology and the operand distribution."""
 
-    ``given``: the options the user gave explicitly (used by ``--resume`` to detect a changed run).
-    """
-    import tech as techmod
+    tech: Any
+    probs: Any
 
-    path = cfg.directory()
-    # the lock comes first: the stored settings and the checkpoint are read under it
-    with RunDir.open(path, overwrite=cfg.overwrite, resume=cfg.resume, resumable=True) as run_dir:
-        if cfg.resume:
-            cfg = _resumed_config(cfg, path, given or {})
+
+class EvolveStage(stage.Stage):
+    """Exact RTL -> seed -> evolution under the WCE limit -> export -> verification -> PPA -> reports.
+
+    Resumable from its checkpoint: every setting but the time and parallelism ones (``RESUMABLE``) is in
+    the fingerprint, and the checkpoint itself carries the search's (``FINGERPRINT``)."""
+
+    name = "evolve"
+    Config = EvolveConfig
+    outputs = ("config.json", "report.json", "report.md", "approx.v", "approx_<tech>.v", "approx.json",
+               "approx.blif", "lut.npy", "lut.csv", "evolution.csv", "evolution.png", "checkpoint.npz")
+    resumable = True
+    tools = (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA)
+    packages = ("amaranth", "cocotb", "deap", "numba", "numpy")
+
+    def prepare(self, cfg: EvolveConfig, progress: bool) -> Plan:
+        import tech as techmod
+
         t = techmod.load(cfg.tech)
-        for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
-            tool.require()
         probs = activity.read_operands(cfg.operands, cfg.wa, cfg.wb, cfg.signed)
         if cfg.seed_netlist is not None:
             _check_seed_netlist(cfg.seed_netlist)
+        return Plan(t, probs)
+
+    def default_dir(self, cfg: EvolveConfig, plan: Any) -> Path:
+        return Path(cfg.design) / cfg.default_tag
+
+    def _context(self, ctx: stage.Context) -> Context:
+        cfg, t = ctx.cfg, ctx.plan.tech
         weights = np.array([t.transistors(f) if cfg.cost == "transistors" else t.gate_area(f) for f in FUNCS],
                            dtype=float)
-        ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
-                      golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress)
-        ctx.probs = probs
-        ctx.objective = _objective(ctx)
-        if cfg.resume:  # a refused resume writes nothing: its checkpoint is read before any file is written
-            engine.load_checkpoint(run_dir.path / "checkpoint.npz", _fingerprint(ctx))
+        jctx = Context(cfg, ctx.run, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
+                       golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=ctx.progress)
+        jctx.probs = ctx.plan.probs
+        jctx.objective = _objective(jctx)
+        return jctx
+
+    def check_resume(self, ctx: stage.Context) -> None:
+        # a refused resume writes nothing: its checkpoint is read before any file is written
+        engine.load_checkpoint(ctx.run.path / "checkpoint.npz", _fingerprint(self._context(ctx)))
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        cfg, run_dir = ctx.cfg, ctx.run
+        jctx = self._context(ctx)
         started = time.time()
-        seed_net = _rtl_and_seed(ctx)
-        _technology_preflight(ctx, probs)
-        _write_config(ctx)
-        outcome = _evolve(ctx, seed_net, progress)
-        report = _finish(ctx, seed_net, outcome, probs, started)
+        seed_net = _rtl_and_seed(jctx)
+        _technology_preflight(jctx, ctx.plan.probs)
+        outcome = _evolve(jctx, seed_net, ctx.progress)
+        report = _finish(jctx, seed_net, outcome, ctx.plan.probs, started)
+        ctx.reported = True  # _finish writes report.json before the files it names
         # a run that fails its checks is not a success: an --overwrite then keeps the earlier run
         see = run_dir.see("report.md")
         if not report["verification"]["passed"]:
@@ -266,7 +287,30 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
                                     f"({report['timing']['approx_delay_ns']:.4g} ns > "
                                     f"{report['timing']['exact_delay_ns']:.4g} ns) even when mapped for speed; "
                                     f"use --allow-slower to accept it ({see})")
-    return report
+        return report
+
+    def summary(self, cfg: EvolveConfig, report: dict[str, Any]) -> str:
+        v = report["verification"]
+        return (f"{report['design']} EPS={report['eps']:g}: WCE {report['wce']} (limit {report['wce_limit']}), "
+                f"area ratio {report['area_ratio']:.4f}, power ratio {report['power_ratio']:.4f}, "
+                f"delay ratio {report['delay_ratio']:.4f}; verification {'passed' if v['passed'] else 'FAILED'}; "
+                f"{cfg.directory() / 'report.md'}")
+
+    def exit_code(self, report: dict[str, Any]) -> int:
+        return 130 if report["interrupted"] else 0
+
+
+EvolveStage.fingerprint = tuple(f.name for f in cfgmod.fields(EvolveConfig)
+                                if f.name not in RESUMABLE + stage.RUN_OPTIONS)
+STAGE = EvolveStage()
+
+
+def run(cfg: EvolveConfig, *, given: Any = None, progress: bool = True) -> dict[str, Any]:
+    """The evolve stage on ``cfg``; returns the report (also written to report.json).
+
+    ``given``: the settings the caller gave explicitly (``--resume`` takes the others from the run;
+    None: all of them)."""
+    return STAGE.execute(cfg, given=given, progress=progress)
 
 
 SEED_NETLIST_MAX_BYTES = 64 << 20
@@ -284,49 +328,6 @@ def _check_seed_netlist(path: Path) -> None:
         head = f.read(1 << 16)
     if b"\0" in head:
         raise must("SEED_NETLIST", "a Verilog text file", f"{path} (binary)")
-
-
-def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> EvolveConfig:
-    stored_path = path / "config.json"
-    if not stored_path.is_file():
-        raise ConfigError(f"{path} holds no config.json, so it cannot be resumed")
-    data = read_json(stored_path, "run configuration")
-    stored = data.get("settings") if isinstance(data, dict) else None
-    if not isinstance(stored, dict):
-        got = ("an object without it" if isinstance(data, dict) and "settings" not in data
-               else type(stored if isinstance(data, dict) else data).__name__)
-        raise ConfigError(f"run configuration {stored_path} must be a JSON object with 'settings', not {got}")
-    mine = cfgmod.to_dict(cfg)
-    for key in given:
-        if key in RESUMABLE or key in ("resume", "run_dir", "tag"):
-            continue
-        if key in stored and mine[key] != stored[key]:
-            raise ConfigError(f"--resume continues the run as configured: {key.upper()} is {stored[key]!r} in "
-                              f"{stored_path}, not {mine[key]!r}")
-    merged = {**stored, **{k: mine[k] for k in RESUMABLE if k in given},
-              "resume": True, "overwrite": False, "run_dir": str(path)}
-    return cfgmod.from_dict(EvolveConfig, {k: v for k, v in merged.items() if v is not None},
-                            source=str(stored_path))
-
-
-def _write_config(ctx: Context) -> None:
-    cfg = ctx.cfg
-    ctx.run.write_json("config.json", {
-        "command": "evolve",
-        "settings": cfgmod.to_dict(cfg),
-        "design": cfg.design, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
-        "wce_limit": ctx.limit, "norm": ctx.norm,
-        "technology": ctx.tech.describe(),
-        "periods": ctx.periods.as_report() if ctx.preflight else None,
-        "tools": tools.versions() | {"python": sys.version.split()[0], **_py_versions()},
-        "git_revision": git_revision(ROOT),
-    })
-
-
-def _py_versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {p: version(p) for p in ("amaranth", "cocotb", "deap", "numba", "numpy")}
 
 
 # ------------------------------------------------------------------------------------------ steps

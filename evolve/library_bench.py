@@ -72,7 +72,7 @@ def scaling(quick: bool = False) -> Iterator[dict[str, Any]]:
         for workers in (1, 2):
             cfg = LibraryConfig(eps=eps, seeds=(1,), bits=4, signed=True, budget=0.0, generations=generations,
                                 jobs=1, epoch=100, power_vectors=50, workers=workers,
-                                out=Path(tmp) / f"workers{workers}")
+                                run_dir=Path(tmp) / f"workers{workers}")
             t0 = time.perf_counter()
             result = build(cfg, progress=False)
             times[workers] = time.perf_counter() - t0

@@ -1,9 +1,7 @@
 """``flow.py sweep``: evolve over a grid of EPS values, then plot cost and error against EPS.
 
 Each EPS is an ordinary evolve run in ``<out>/eps<EPS>-seed<SEED>/``; a finished one is reused and an
-interrupted one resumed, so a sweep can be stopped and started again. Every EPS is a Dask task
-(``Client.submit``, ``retries=1``) on the cluster :mod:`evolve.library` uses: a LocalCluster sized to the
-machine by default, or a running one with ``--scheduler tcp://HOST:PORT``. The roll-up is
+interrupted one resumed, so a sweep can be stopped and started again. The roll-up is
 ``sweep.json``, ``sweep.csv``, ``sweep.md`` and two figures in the style of CircuitsDNA's figures 6 and 7:
 ``cost_vs_eps.png`` (area, transistor and power ratios) and ``error_vs_eps.png`` (WCE, MAE, error rate).
 """
@@ -11,7 +9,6 @@ machine by default, or a running one with ``--scheduler tcp://HOST:PORT``. The r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import sys
@@ -19,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import config
+from core import config, metrics, stage
 from core.config import option
 from core.errors import ConfigError, must
-from core.run import locked, read_json, write_bytes, write_json, write_text
+from core.run import read_json, write_bytes, write_json, write_text
 from evolve import COSTS
 from evolve.seeds import SEED_ARCHS
+from rtl_gen.multiplier import design_name
 
-ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
+# the metrics of sweep.md's table, after EPS and before whether the run verified
+TABLE = ("wce_limit", "wce", "wce_pct", "mae_pct", "er", "area_ratio", "transistor_ratio", "power_ratio", "delay_ratio")
 COLUMNS = ("eps", "wce_limit", "wce", "wce_pct", "mae_pct", "er", "mred", "area", "area_ratio", "transistors",
            "transistor_ratio", "power_w", "power_ratio", "delay_ratio", "generations", "evaluations", "verified")
 
@@ -43,22 +42,16 @@ class SweepConfig:
     generations: int | None = option(None, help="generations per EPS")
     tech: str = option("osu018", help="technology")
     cost: str = option("area", choices=COSTS, help="objective")
-    operands: str = option("uniform", help="operand distribution: 'uniform', a histogram CSV (value,count or "
-                           "value,count_a,count_b) or a flow.py dnn run directory")
-    mae_limit: float | None = option(None, help="every run's largest MAE under --operands, as a fraction of N")
-    bias_limit: float | None = option(None, help="every run's largest |mean error| under --operands, as a "
-                                      "fraction of N")
     jobs: int = option(2, help="processes per run")
     seed_arch: str = option("array", choices=SEED_ARCHS,
                             help="architecture of the exact seed of every run (auto: the smallest after mapping)")
-    out: Path | None = option(None, help="sweep directory (default: runs/<design>/sweep-seed<SEED>)")
-    overwrite: bool = option(False, help="redo runs that already finished")
-    scheduler: str | None = option(None, help="address of a running Dask scheduler, tcp://HOST:PORT (default: a "
-                                   "local cluster sized to the machine)")
-    scheduler_timeout: float = option(10.0, unit="s", help="how long to wait for --scheduler to answer")
-    workers: int | None = option(None, help="worker processes of the local cluster (default: cores // jobs)")
+    tag: str | None = option(None, help="sweep name under runs/<design>/ (default: sweep-seed<SEED>)")
+    run_dir: Path | None = option(None, help="sweep directory (default: runs/<design>/<tag>)")
+    overwrite: bool = option(False, help="redo runs that already finished (the new sweep is built beside the "
+                             "old one and replaces it when it finished)")
 
     def __post_init__(self) -> None:
+        config.check_tag(self.tag)
         if not self.eps:
             raise ConfigError("EPS needs at least one value")
         for e in self.eps:
@@ -66,84 +59,88 @@ class SweepConfig:
                 raise must("EPS", "in (0, 1)", e)
         if len(set(self.eps)) != len(self.eps):
             raise ConfigError(f"EPS values must be distinct, not {' '.join(map(str, self.eps))}")
-        from evolve.cluster import check_cluster
 
-        check_cluster(self)
+
+class SweepStage(stage.Stage):
+    """A composite stage: one evolve run (the member stage) per EPS in the sweep directory, then the
+    roll-up. It resumes by finished members: running it again on its directory reuses finished runs and
+    resumes interrupted ones, and a setting that the members share (``fingerprint``) may not change.
+    ``--overwrite`` builds the whole sweep beside the old one and replaces it when it finished."""
+
+    name = "sweep"
+    Config = SweepConfig
+    outputs = ("config.json", "sweep.json", "sweep.csv", "sweep.md", "cost_vs_eps.png", "error_vs_eps.png",
+               "eps<EPS>-seed<SEED>/")
+    resumable = True
+    fingerprint = ("bits", "bits_b", "signed", "seed", "tech", "cost", "seed_arch")
+    results = ("config.json", "sweep.json")  # a sweep directory is never debris: it holds member runs
+    renamed = (("--out", "--run-dir"),)
+    stored_required = False  # a sweep directory from before config.json: resumed as given
+
+    def resuming(self, cfg: SweepConfig) -> bool:
+        path = self.directory(cfg, None)
+        return not cfg.overwrite and path.is_dir() and any(path.iterdir())
+
+    def prepare(self, cfg: SweepConfig, progress: bool) -> list[Any]:
+        """Every member's evolve configuration, checked before anything runs."""
+        from evolve.job import EvolveConfig
+
+        settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
+                    "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
+                    "jobs": cfg.jobs, "seed_arch": cfg.seed_arch}
+        return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
+                for e in sorted(cfg.eps)]
+
+    def default_dir(self, cfg: SweepConfig, plan: Any) -> Path:
+        design = design_name(cfg.bits, cfg.bits if cfg.bits_b is None else cfg.bits_b, cfg.signed)
+        return Path(design) / (cfg.tag or f"sweep-seed{cfg.seed}")
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        cfg, runs, out = ctx.cfg, ctx.plan, ctx.run.path
+        rows: list[dict[str, Any]] = []
+        try:
+            for run_cfg in runs:
+                rows.append(_one(run_cfg, out, ctx.run.final, ctx.progress))
+                if rows[-1]["interrupted"]:  # Ctrl-C stopped this run's evolution: stop the sweep here
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            _roll_up(out, rows, runs, cfg)
+            print(f"interrupted: {ctx.run.final / 'sweep.md'} says which EPS finished; run the sweep again to "
+                  "resume it", file=sys.stderr)
+            raise
+        ctx.reported = True  # sweep.json is its report
+        return {**_roll_up(out, rows, runs, cfg), "run_dir": str(ctx.run.final)}
+
+    def summary(self, cfg: Any, report: dict[str, Any]) -> str:
+        lines = [f"EPS {r['eps']:<6g} WCE {r['wce']:>6} (limit {r['wce_limit']:>6})  area {r['area_ratio']:.4f}  "
+                 f"transistors {r['transistor_ratio']:.4f}  power {r['power_ratio']:.4f}  "
+                 f"{'verified' if r['verified'] else 'NOT VERIFIED'}" for r in report["runs"]]
+        return "\n".join([*lines, str(Path(report["run_dir"]) / "sweep.md")])
+
+    def exit_code(self, report: dict[str, Any]) -> int:
+        return 0 if all(r["verified"] for r in report["runs"]) else 5
+
+
+STAGE = SweepStage()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    config.add_arguments(parser, SweepConfig)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    stage.add_arguments(parser, STAGE)
 
 
 def main(args: argparse.Namespace) -> int:
-    from evolve.job import EvolveConfig
-
-    cfg = config.from_namespace(SweepConfig, args)
-    from evolve.cluster import MemberError, completed, dask_client
-
-    settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
-                "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
-                "jobs": cfg.jobs, "seed_arch": cfg.seed_arch, "operands": cfg.operands, "mae_limit": cfg.mae_limit,
-                "bias_limit": cfg.bias_limit}
-    runs = [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
-            for e in sorted(cfg.eps)]  # every setting checked before anything runs
-    if cfg.operands != "uniform":
-        from ppa import activity
-
-        activity.read_operands(cfg.operands, runs[0].wa, runs[0].wb, cfg.signed)
-    out = (cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}").resolve()
-    rows: list[dict[str, Any]] = []
-    with contextlib.ExitStack() as stack:
-        # a remote scheduler is asked before anything touches the disk; a local cluster only under the lock
-        client = stack.enter_context(dask_client(cfg)) if cfg.scheduler is not None else None
-        stack.enter_context(locked(out))
-        if client is None:
-            client = stack.enter_context(dask_client(cfg))
-        out.mkdir(parents=True, exist_ok=True)
-        info = client.scheduler_info()
-        cluster = {"scheduler": cfg.scheduler or "local", "address": info.get("address"),
-                   "workers": len(info.get("workers", {}))}
-        tasks = {client.submit(_task, run_cfg, out, cfg.overwrite, key=f"sweep-eps{run_cfg.eps:g}",
-                               retries=1, pure=False): run_cfg for run_cfg in runs}
-        failures: list[dict[str, Any]] = []
-        try:
-            for fut in completed(client, tasks, not args.quiet, "sweep", "run"):
-                res = fut.result()
-                if "error" in res:
-                    failures.append(res)
-                else:
-                    rows.append(res["row"])
-                    rows.sort(key=lambda r: r["eps"])
-            if any(r["interrupted"] for r in rows):  # Ctrl-C stopped a run's evolution: say so, resume later
-                raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            for fut in tasks:
-                fut.cancel()
-            _roll_up(out, rows, runs, cfg, cluster)
-            print(f"interrupted: {out / 'sweep.md'} says which EPS finished; run the sweep again to resume it",
-                  file=sys.stderr)
-            raise
-        _roll_up(out, rows, runs, cfg, cluster)
-        if failures:
-            raise MemberError(f"{failures[0]['error']} ({len(failures)} of {len(tasks)} failed; {out / 'sweep.md'} "
-                              "lists the rest)", failures[0]["exit_code"])
-    for r in rows:
-        print(f"EPS {r['eps']:<6g} WCE {r['wce']:>6} (limit {r['wce_limit']:>6})  area {r['area_ratio']:.4f}  "
-              f"transistors {r['transistor_ratio']:.4f}  power {r['power_ratio']:.4f}  "
-              f"{'verified' if r['verified'] else 'NOT VERIFIED'}")
-    print(out / "sweep.md")
-    return 0 if all(r["verified"] for r in rows) else 5
+    return stage.main(STAGE, args)
 
 
-def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepConfig,
-             cluster: dict[str, Any] | None = None) -> None:
-    """sweep.json, sweep.csv, sweep.md and the plots of what ran; an interrupted sweep says what did not."""
+def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepConfig) -> dict[str, Any]:
+    """sweep.json, sweep.csv, sweep.md and the plots of what ran; an interrupted sweep says what did not.
+    Returns what sweep.json holds."""
     done = {r["eps"] for r in rows}
     missing = [r.eps for r in runs if r.eps not in done]
     complete = [r for r in rows if not r["interrupted"]]
-    write_json(out / "sweep.json", {"settings": config.to_dict(cfg), "complete": not missing and
-                                    len(complete) == len(rows), "cluster": cluster, "runs": rows, "not_run": missing})
+    summary = {"settings": config.to_dict(cfg), "complete": not missing and len(complete) == len(rows),
+               "runs": rows, "not_run": missing}
+    write_json(out / "sweep.json", summary)
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=(*COLUMNS, "interrupted"))
     w.writeheader()
@@ -152,38 +149,31 @@ def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepC
     write_text(out / "sweep.md", _markdown(rows, runs[0].design, cfg, missing))
     if complete:
         _plots(out, complete, runs[0].design, cfg.tech)
+    return summary
 
 
-def _task(cfg: Any, out: Path, overwrite: bool) -> dict[str, Any]:
-    """One EPS in a Dask worker: ``{"row": ...}``, or ``{"error": line, "exit_code": n}`` for a project error
-    (a value, not an exception: a retry would not change it)."""
-    from core.errors import FlowError
-
-    try:
-        return {"row": _one(cfg, out, overwrite, False)}
-    except FlowError as err:
-        return {"error": f"EPS {cfg.eps:g}: {err}", "exit_code": err.exit_code}
-
-
-def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]:
+def _one(cfg: Any, out: Path, final: Path, progress: bool) -> dict[str, Any]:
+    """One member in ``out`` (the sweep directory, or its staging directory, which becomes ``final``):
+    reused when finished, resumed from its checkpoint when interrupted, else run."""
     from dataclasses import replace
 
     from evolve import engine, job
 
-    run_dir = out / f"eps{cfg.eps:g}-seed{cfg.seed}"
+    name = f"eps{cfg.eps:g}-seed{cfg.seed}"
+    run_dir = out / name
     report = run_dir / "report.json"
-    if report.is_file() and not overwrite:
+    if report.is_file():
         r = read_json(report, "run report")
         if isinstance(r, dict) and not r.get("interrupted"):
-            return _row(r, run_dir)
-    resume = (run_dir / "checkpoint.npz").is_file() and not overwrite
+            return _row(r, final / name)
+    resume = (run_dir / "checkpoint.npz").is_file()
     if resume and cfg.budget > 0:  # every EPS gets the same evolution time: an interrupted run only the rest
         spent = engine.checkpoint_elapsed(run_dir / "checkpoint.npz") or 0.0
         cfg = replace(cfg, budget=max(cfg.budget - spent, MIN_REST_S))
-    cfg = replace(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite and run_dir.exists())
+    cfg = replace(cfg, run_dir=run_dir, resume=resume)
     r = job.run(cfg, given={"budget": cfg.budget, "generations": cfg.generations} if resume else None,
                 progress=progress)
-    return _row(r, run_dir)
+    return _row(r, final / name)
 
 
 def _row(r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -192,19 +182,14 @@ def _row(r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def _markdown(rows: list[dict[str, Any]], design: str, cfg: SweepConfig, missing: list[float]) -> str:
-    head = ("| EPS | WCE limit | WCE | WCE % | MAE % | ER % | area ratio | transistor ratio | power ratio | "
-            "delay ratio | verified |")
     lines = [f"# {design}: cost and error against EPS on {cfg.tech}", "",
              f"Seed {cfg.seed}, {cfg.budget:g} s of evolution per EPS" if cfg.generations is None
-             else f"Seed {cfg.seed}, {cfg.generations} generations per EPS", "", head,
-             "|" + " --- |" * (head.count("|") - 1)]
-    for r in rows:
-        lines.append(f"| {r['eps']:g} | {r['wce_limit']} | {r['wce']} | {r['wce_pct']:.4f} | {r['mae_pct']:.4f} | "
-                     f"{r['er']:.2f} | {r['area_ratio']:.4f} | {r['transistor_ratio']:.4f} | {r['power_ratio']:.4f} | "
-                     f"{r['delay_ratio']:.4f} | {'yes' if r['verified'] else 'NO'}"
-                     f"{' (interrupted: evolved for less than its budget)' if r['interrupted'] else ''} |")
+             else f"Seed {cfg.seed}, {cfg.generations} generations per EPS", ""]
+    lines += metrics.table(rows, [("EPS", lambda r: f"{r['eps']:g}"), *TABLE, ("verified", lambda r: (
+        "yes" if r["verified"] else "NO") + (" (interrupted: evolved for less than its budget)" if r["interrupted"]
+                                             else ""))])
     for e in missing:
-        lines.append(f"| {e:g} |" + " |" * 9 + " not run (interrupted sweep) |")
+        lines.append(f"| {e:g} |" + " |" * len(TABLE) + " not run (interrupted sweep) |")
     if missing or any(r["interrupted"] for r in rows):
         lines += ["", "**Interrupted sweep**: run it again to resume it (finished runs are reused, the "
                   "interrupted one continues from its checkpoint)."]
@@ -220,7 +205,12 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
 
     eps = [100 * r["eps"] for r in rows]
 
-    def plot(name: str, series: tuple[tuple[str, str], ...], ylabel: str, what: str, errors: bool) -> None:
+    def plot(name: str, series: tuple[tuple[str, str], ...], what: str, errors: bool) -> None:
+        # one axis, so one unit and one direction: the first series' (the others must share them)
+        axis = {(metrics.get(key).unit, metrics.get(key).better) for key, _ in series}
+        if len(axis) != 1:
+            raise ValueError(f"the series of {name} must share a unit and a direction, not {sorted(axis)}")
+        ylabel = metrics.axis_label(series[0][0], "ratio to the exact multiplier" if not errors else "error")
         fig, ax = plt.subplots(figsize=(6, 4))
         for key, label in series:
             ax.plot(eps, [r[key] for r in rows], marker="o", label=label)
@@ -240,6 +230,5 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
         write_bytes(out / name, png.getvalue())
 
     plot("cost_vs_eps.png", (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")),
-         "ratio to the exact multiplier", "cost", errors=False)
-    plot("error_vs_eps.png", (("wce_pct", "WCE %"), ("mae_pct", "MAE %"), ("mred", "MRED %")), "error, %", "error",
-         errors=True)
+         "cost", errors=False)
+    plot("error_vs_eps.png", (("wce_pct", "WCE %"), ("mae_pct", "MAE %"), ("mred", "MRED %")), "error", errors=True)
