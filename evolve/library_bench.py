@@ -43,7 +43,7 @@ def power_target(quick: bool = False, budget: float | None = None, out: Path | N
     budget = budget if budget is not None else (20.0 if quick else 90.0)
     with tempfile.TemporaryDirectory(prefix="axflow-bench-power-") as tmp:
         cfgs = {cost: LibraryConfig(eps=POWER_EPS, seeds=(1,), bits=8, signed=True, budget=budget, jobs=1, cost=cost,
-                                    operands=str(SHIPPED), workers=1, out=(out or Path(tmp)) / f"cost-{cost}")
+                                    operands=str(SHIPPED), workers=1, run_dir=(out or Path(tmp)) / f"cost-{cost}")
                 for cost in ("area", "power")}
         with ThreadPoolExecutor(len(cfgs)) as pool:
             built = {cost: pool.submit(build, cfg, progress=False) for cost, cfg in cfgs.items()}
