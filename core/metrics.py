@@ -135,6 +135,7 @@ _METRICS = [
     Metric("power_cost", "pJ", "lower", "the evaluator's switching energy per operation on the power stream "
            "(zero-delay toggles x Liberty energy per toggle): the --cost power objective"),
     Metric("power_cost_ratio", "", "lower", "power_cost / power_cost of the exact seed"),
+    Metric("power_cost_exact", "pJ", "lower", "power_cost of the exact seed on the same stream"),
     Metric("power_cost_correlation", "", "higher", "Pearson correlation of power_cost and OpenSTA's power_w over "
            "a set of circuits"),
     # accelerator models (accel_models/)
