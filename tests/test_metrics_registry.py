@@ -86,13 +86,13 @@ class Reports:
     def _sweep(self) -> dict:
         out = self.root / "sweep"
         shutil.copytree(self.member, out / MEMBER)  # a finished run: the sweep reuses it
-        flow("sweep", "--eps", EPS, *TINY, "--out", str(out), "--quiet")
+        flow("sweep", "--eps", EPS, *TINY, "--run-dir", str(out), "--quiet")
         return _json(out / "sweep.json")
 
     def _library(self) -> dict:
         out = self.root / "library"
         shutil.copytree(self.member, out / "members" / MEMBER)  # a finished member: the library reuses it
-        flow("library", "--eps", EPS, "--seeds", "1", *TINY, "--power-vectors", "50", "--workers", "1", "--out", str(out), "--quiet")
+        flow("library", "--eps", EPS, "--seeds", "1", *TINY, "--power-vectors", "50", "--workers", "1", "--run-dir", str(out), "--quiet")
         return _json(out / "library.json")
 
     def _accel(self) -> dict:

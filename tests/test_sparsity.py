@@ -146,7 +146,7 @@ def test_qat_and_approximate_finetuning_keep_mask():
     assert sparsity.zeros_kept(model)
     qnn.assign(model, qnn.uniform(model, _mult("biased")))
     qnn.set_mode(model, "lut")
-    train.finetune(model, data, 1, 1e-2, 16, 1)
+    train.finetune(model, data, 1, 1e-2, 16, 1, data.x_test[:8], data.y_test[:8])
     assert sparsity.zeros_kept(model)
 
 
