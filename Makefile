@@ -17,9 +17,15 @@ SEED_ARCH ?= auto
 TAG     ?=
 ARGS    ?=
 JOBS    ?= 2
+COST    ?= area
+MAE_LIMIT  ?=
+BIAS_LIMIT ?=
+# the objective and the application's error limits (issue 14), shared by evolve, sweep and library
+APP_FLAGS = --cost $(COST) $(if $(MAE_LIMIT),--mae-limit $(MAE_LIMIT)) $(if $(BIAS_LIMIT),--bias-limit $(BIAS_LIMIT))
 
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
-               --seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(if $(TAG),--tag $(TAG)) $(ARGS)
+               --seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(if $(TAG),--tag $(TAG)) \
+               $(APP_FLAGS) $(if $(filter-out uniform,$(OPERANDS)),--operands $(OPERANDS)) $(ARGS)
 
 .PHONY: all evolve sweep library test test-all bench lint deps venv clean help accel dnn dnn-setup array
 
@@ -32,7 +38,7 @@ help:
 	@echo "make test               the test suite (slow tests: make test-all)"
 	@echo "make bench              evaluation-speed and quality benchmarks"
 	@echo "make lint               ruff, mypy and the import layers (lint-imports)"
-	@echo "make accel NET=resnet18 ARRAY=128x128 PODS=4   time/traffic/energy on a systolic accelerator"
+	@echo "make accel NET=resnet18 ACCEL_ARRAY=128x128 ACCEL_PODS=4   time/traffic/energy on a systolic accelerator"
 	@echo "make array ROWS=8 COLS=8 PODS=1 MULT=runs/mul8s/eps0.005-seed1   a systolic array, verified and costed"
 	@echo "make dnn MULTS='runs/mul8s/*'   assign multipliers to a network's layers (DNN level)"
 	@echo "make dnn-setup          PyTorch (CPU), captum, scikit-learn, mlxtend, Fashion-MNIST"
@@ -42,7 +48,8 @@ evolve: venv
 
 sweep: venv
 	$(PY) flow.py sweep --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
-		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(ARGS)
+		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(APP_FLAGS) \
+		--operands $(OPERANDS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(ARGS)
 
 # ---- multiplier library on Dask (evolve/library.py, issue 14): `python flow.py library --help` ----
 # EPS only when given (else the library's grid 0.001 ... 0.3); BUDGET is per member.
@@ -57,8 +64,9 @@ LIBRARY_EPS = $(if $(filter command line environment,$(origin EPS)),--eps $(EPS)
 library: venv
 	$(PY) flow.py library $(LIBRARY_EPS) --seeds $(SEEDS) --bits $(BITS) \
 		$(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) --tech $(TECH) --operands $(OPERANDS) \
-		--budget $(BUDGET) --jobs $(MEMBER_JOBS) --seed-arch $(SEED_ARCH) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
-		$(if $(REFERENCE),--reference $(REFERENCE)) $(if $(LIBRARY),--out $(LIBRARY)) $(ARGS)
+		--budget $(BUDGET) --jobs $(MEMBER_JOBS) --seed-arch $(SEED_ARCH) $(APP_FLAGS) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+		$(if $(REFERENCE),--reference $(REFERENCE)) $(if $(LIBRARY),--run-dir $(LIBRARY)) $(ARGS)
 # ---- end of multiplier library ----
 
 # The DNN tests need PyTorch and the data sets (CI sets NOSKIP=1, so they must not skip): dnn-setup.
@@ -77,27 +85,28 @@ lint: venv
 	$(VENV)/bin/lint-imports --no-cache
 
 # ---- accelerator models (accel_models/, issue 4): `python flow.py accel --help` lists every option ----
+# ACCEL_ARRAY and ACCEL_PODS are accel's --array and --pods (the array target's ROWS, COLS, PODS are its own)
 accel: NET ?= resnet18
-ARRAY       ?= 128x128
-PODS        ?= 4
+ACCEL_ARRAY ?= 128x128
+ACCEL_PODS  ?= 4
 DATAFLOW    ?= ws
 CYCLE_MODEL ?= rtl
 ASSIGN      ?=
 SPARSITY    ?= 0
 
 accel: venv
-	$(PY) flow.py accel --net $(NET) --array $(ARRAY) --pods $(PODS) --dataflow $(DATAFLOW) \
+	$(PY) flow.py accel --net $(NET) --array $(ACCEL_ARRAY) --pods $(ACCEL_PODS) --dataflow $(DATAFLOW) \
 		--cycle-model $(CYCLE_MODEL) --sparsity $(SPARSITY) $(if $(ASSIGN),--assign $(ASSIGN)) $(ARGS)
 # ---- end of accelerator models ----
 
-# ---- systolic and multi-pod arrays (rtl_gen/array.py, issue 5): `python flow.py array --help` ----
+# ---- systolic and multi-pod arrays (rtl_gen/array/, issue 5): `python flow.py array --help` ----
 ROWS ?= 8
 COLS ?= 8
+PODS ?= 1
 MULT ?= exact
-ARRAY_PODS = $(if $(filter command line environment,$(origin PODS)),$(PODS),1)
 
 array: venv
-	$(PY) flow.py array --rows $(ROWS) --cols $(COLS) --pods $(ARRAY_PODS) --dataflow $(DATAFLOW) --mult $(MULT) $(ARGS)
+	$(PY) flow.py array --rows $(ROWS) --cols $(COLS) --pods $(PODS) --dataflow $(DATAFLOW) --mult $(MULT) $(ARGS)
 
 # System packages: installed only when something is missing.
 deps:

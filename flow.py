@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """axflow: an open flow for approximate arithmetic hardware.
 
-One subcommand per stage. Each stage's ``cli`` module declares its options and runs it; only this
+One subcommand per stage (:mod:`core.stage`). Each stage's ``cli`` module derives its options from the
+stage's typed configuration and calls :meth:`core.stage.Stage.execute`; only this
 file turns the project's exceptions into exit codes, so a user mistake is one line on stderr and a
 non-zero exit, never a traceback. Exit codes: 1 other, 2 settings and input files, 3 a missing tool,
 4 a tool failure, 5 a failed verification, 6 the file system (read-only, full, a missing directory),
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(chosen if chosen in COMMANDS else None)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # an option's old spelling is refused here, naming the new one
         try:
             return int(importlib.import_module(COMMANDS[args.command][0]).main(args) or 0)
         except OSError as err:  # read-only or full disk, a missing directory: the path and the reason

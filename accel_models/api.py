@@ -29,9 +29,6 @@ from accel_models.model import LayerMults
 from core import config as cfgmod
 from core.errors import ConfigError
 
-# keys a run's config.json carries beside the settings
-_RUN_KEYS = ("git_revision",)
-
 
 def load_config(source: AccelConfig | Mapping[str, Any] | str | Path) -> AccelConfig:
     if isinstance(source, AccelConfig):
@@ -49,7 +46,11 @@ def load_config(source: AccelConfig | Mapping[str, Any] | str | Path) -> AccelCo
             raise ConfigError(f"accelerator configuration {path} must hold a JSON object")
         name = f"accelerator configuration {path}"
         source = data
-    data = {k: v for k, v in source.items() if k not in _RUN_KEYS and v is not None}
+    if "settings" in source and "command" in source:  # a run's config.json: its settings
+        if source["command"] != "accel" or not isinstance(source["settings"], Mapping):
+            raise ConfigError(f"{name} must be the config.json of an accel run, not of {source['command']!r}")
+        source = source["settings"]
+    data = {k: v for k, v in source.items() if v is not None}
     return cfgmod.from_dict(AccelConfig, data, source=name)
 
 

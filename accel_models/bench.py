@@ -21,9 +21,9 @@ import numpy as np
 
 from core.bench import row
 from core.multrun import MultiplierRun
+from core.run import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
-GRID = ROOT / "tests" / "data" / "scalesim_v2_grid.json"
+GRID = REPO / "tests" / "data" / "scalesim_v2_grid.json"
 
 
 def _timed(fn, repeat: int) -> float:

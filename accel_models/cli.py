@@ -7,34 +7,47 @@ Writes into the run directory: ``layers.csv`` (one row per layer), ``report.json
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 from pathlib import Path
 from typing import Any
 
-from accel_models.evaluation import ROOT, AccelConfig, Result, evaluate
-from core import config as cfgmod
-from core.metrics import get as metric
+from accel_models.evaluation import AccelConfig, Result, evaluate
+from core import metrics, stage
+
+
+class AccelStage(stage.Stage):
+    """Time, traffic and energy of a network on an accelerator; the cycle model runs in ``prepare`` (it
+    reads every input: topology, weights, masks, multiplier runs), before the run directory exists."""
+
+    name = "accel"
+    Config = AccelConfig
+    inputs = ("assign", "array_run", "weights", "masks")
+    outputs = ("config.json", "report.json", "report.md", "layers.csv", "layers.png")
+    packages = ("numpy", "matplotlib")
+    renamed = (("--clock-ns", "--clock-period"),)
+
+    def prepare(self, cfg: AccelConfig, progress: bool) -> Result:
+        return evaluate(cfg, progress=progress)
+
+    def default_dir(self, cfg: AccelConfig, plan: Result) -> Path:
+        return Path("accel") / cfg.default_tag(plan.net)
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        return write(ctx, ctx.plan)
+
+    def summary(self, cfg: Any, rep: dict[str, Any]) -> str:
+        return (f"{rep['net']}: {rep['cycles']:,} cycles ({rep['time_s'] * 1e3:.4g} ms), "
+                f"{rep['energy_total_pj'] / 1e6:.4g} uJ, utilisation {rep['utilization']:.3f} -> {rep['run_dir']}")
+
+
+STAGE = AccelStage()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cfgmod.add_arguments(parser, AccelConfig)
+    stage.add_arguments(parser, STAGE)
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = cfgmod.from_namespace(AccelConfig, args)
-    result = evaluate(cfg, progress=True)
-    from core.run import RunDir
-
-    tag = cfg.default_tag(result.net)
-    run_dir = cfg.run_dir or ROOT / "runs" / "accel" / tag
-    with RunDir.open(run_dir, overwrite=cfg.overwrite) as run:
-        write(run, result)
-        rep = json.loads((run.path / "report.json").read_text(encoding="utf-8"))
-    print(f"{result.net}: {rep['cycles']:,} cycles ({rep['time_s'] * 1e3:.4g} ms), "
-          f"{rep['energy_total_pj'] / 1e6:.4g} uJ, utilisation {rep['utilization']:.3f} -> {run.final}")
-    return 0
+    return stage.main(STAGE, args)
 
 
 # --- outputs ------------------------------------------------------------------------------------
@@ -117,6 +130,11 @@ def report(result: Result) -> dict[str, Any]:
     }
 
 
+SUMMARY = ("cycles", "compute_cycles", "stall_cycles", "time_s", "macs", "utilization", "dram_bytes", "sram_bytes",
+           "energy_total_pj", "energy_dram_pj", "energy_sram_pj", "energy_compute_pj", "energy_mult_pj",
+           "energy_ratio")
+
+
 def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     a = rep["array"]
     bw = f"{a['dram_bw_bytes_per_cycle']} B/cycle" if a["dram_bw_bytes_per_cycle"] else "unlimited"
@@ -126,14 +144,10 @@ def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"SRAM per pod: ifmap {a['ifmap_kb']} KiB, filter {a['filter_kb']} KiB, ofmap {a['ofmap_kb']} KiB; "
         f"DRAM bandwidth {bw}; clock {rep['clock_ns']:g} ns; assignment: {rep['assignment']}.",
         "",
-        "| metric | value | unit |",
+        "| metric | value | meaning |",
         "| --- | --- | --- |",
     ]
-    for key in ("cycles", "compute_cycles", "stall_cycles", "time_s", "macs", "utilization", "dram_bytes",
-                "sram_bytes", "energy_total_pj", "energy_dram_pj", "energy_sram_pj", "energy_compute_pj",
-                "energy_mult_pj", "energy_ratio"):
-        m = metric(key)
-        lines.append(f"| {key} | {m.fmt(rep[key])} | {m.unit} |")
+    lines += [metrics.row(key, rep[key]) for key in SUMMARY]
     lines += ["", f"Splits chosen: {', '.join(f'{k}: {v}' for k, v in rep['splits'].items())}.",
               f"P_pod: {rep['p_pod']}.", ""]
     for s in rep["energy_sources"]:
@@ -160,13 +174,14 @@ def markdown(rep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
                   "(time and energy above leave them out):", ""]
         lines += [f"- {e['name']}: {e['op']} ({e.get('why') or e['shapes']})" for e in rep["not_modelled"]]
         lines.append("")
-    lines += ["## Layers", "", "| layer | GEMM | split | cycles | util | DRAM B | energy pJ | multiplier |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        gemm = f"{r['m']}x{r['k']}x{r['n']}" + (f" x{r['groups']}" if r["groups"] > 1 else "")
-        dram = r["dram_a_bytes"] + r["dram_b_bytes"] + r["dram_c_write_bytes"] + r["dram_c_read_bytes"]
-        lines.append(f"| {r['layer']} | {gemm} | {r['split']} | {r['cycles']:,} | {r['utilization']:.3f} | "
-                     f"{dram:,} | {r['energy_total_pj']:.4g} | {r['multiplier']} |")
+    lines += ["## Layers", ""]
+    layers = [{**r, "dram_bytes": r["dram_a_bytes"] + r["dram_b_bytes"] + r["dram_c_write_bytes"]
+               + r["dram_c_read_bytes"]} for r in rows]
+    lines += metrics.table(layers, [
+        ("layer", lambda r: r["layer"]),
+        ("GEMM", lambda r: f"{r['m']}x{r['k']}x{r['n']}" + (f" x{r['groups']}" if r["groups"] > 1 else "")),
+        ("split", lambda r: r["split"]), "cycles", "utilization", "dram_bytes", "energy_total_pj",
+        ("multiplier", lambda r: r["multiplier"])])
     return "\n".join(lines) + "\n"
 
 
@@ -198,21 +213,13 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write(run: Any, result: Result) -> None:
-    from core.run import git_revision
-
+def write(ctx: stage.Context, result: Result) -> dict[str, Any]:
+    """layers.csv, report.json, report.md and layers.png of ``result``; returns the report."""
     rows = layer_rows(result)
-    rep = report(result)
-    conf = cfgmod.to_dict(result.cfg)
-    conf["git_revision"] = git_revision(ROOT)
-    run.write_json("config.json", conf)
-    buf = io.StringIO()
-    out = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    out.writeheader()
-    out.writerows(rows)
-    run.write_text("layers.csv", buf.getvalue())
-    run.write_json("report.json", rep)
-    run.write_text("report.md", markdown(rep, rows))
+    rep = {**report(result), "run_dir": str(ctx.run.final)}
+    ctx.write_csv("layers.csv", rows)
+    ctx.write_report(rep, markdown(rep, rows))
     a = rep["array"]
-    plot(rows, run.path / "layers.png", f"{rep['net']}: {a['pods']} x {a['rows']}x{a['cols']} {a['dataflow']}, "
+    plot(rows, ctx.run.path / "layers.png", f"{rep['net']}: {a['pods']} x {a['rows']}x{a['cols']} {a['dataflow']}, "
          f"{rep['cycle_model']} model")
+    return rep

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import check_range, option
+from core.config import check_clock, check_range, check_tag, option
 from core.errors import ConfigError, must
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class AccelConfig:
     ofmap_kb: int = option(64, help="output (ofmap) SRAM per pod", unit="KiB")
     dram_bw: int = option(0, help="DRAM bandwidth (rtl: shared by the pods; scalesim: per buffer, SCALE-Sim's "
                           "USER mode); 0 = unlimited (SCALE-Sim's CALC mode)", unit="bytes/cycle")
-    clock_ns: float | None = option(None, help="clock period (default: from the PPA runs, else 10)", unit="ns")
+    clock_period: float | None = option(None, help="clock period (default: from the PPA runs, else 10)", unit="ns")
     mult: str = option("exact", help="multiplier of every layer the assignment does not name: exact or a "
                        "multiplier run directory")
     assign: Path | None = option(None, help="assignment JSON: {\"layer\": \"RUN_DIR or exact\"}, a list "
@@ -77,8 +75,8 @@ class AccelConfig:
             raise must("DRAM_BW", "0 (unlimited) or a positive number of bytes per cycle", self.dram_bw)
         if self.access_words is not None and self.access_words < 1:
             raise must("ACCESS_WORDS", "a positive integer", self.access_words)
-        if self.clock_ns is not None and not self.clock_ns > 0:
-            raise must("CLOCK_NS", "positive", self.clock_ns)
+        check_clock(self.clock_period)
+        check_tag(self.tag)
         for name in ("dram_pj_per_byte", "sram_pj_per_byte", "acc_ratio", "reg_ratio", "pe_other_area_um2"):
             if getattr(self, name) < 0:
                 raise must(name.upper(), "non-negative", getattr(self, name))
@@ -191,7 +189,7 @@ def evaluate(cfg: AccelConfig, *, progress: bool = False, layers: list | None = 
         assignment = assign.uniform(layers, lib, cfg.mult)
     start = time.perf_counter()
     perfs = Accelerator(hw).prepare(layers, masks, progress=progress)
-    evaluation = Evaluation(hw, perfs, lib, params, array, cfg.clock_ns)
+    evaluation = Evaluation(hw, perfs, lib, params, array, cfg.clock_period)
     hawx = assign.hawx(layers, assignment, lib, params, cfg.hawx_pes, cfg.hawx_simd)
     wall = time.perf_counter() - start
     return Result(cfg, net_name, layers, perfs, evaluation, assignment, masks, method, hawx, wall, not_modelled)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from core.errors import ConfigError, must
 
 T = TypeVar("T")
+MIN_WIDTH, MAX_WIDTH = 2, 16  # operand widths every generator, evaluator and characterisation handles
 
 
 def option(
@@ -105,9 +106,26 @@ def fields(cls: type) -> list[dataclasses.Field]:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = ()) -> None:
-    """Declare one option per CLI-visible field of ``cls``; help text shows default and unit."""
+class _Renamed(argparse.Action):
+    """An option's old spelling: a one-line error naming the new one (raised while parsing)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kwargs: Any):
+        self.new = new
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        raise ConfigError(f"{option_string} is now {self.new}")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = (),
+                  renamed: dict[str, str] | None = None) -> None:
+    """Declare one option per CLI-visible field of ``cls``; help text shows default and unit.
+
+    ``renamed``: old option spelling -> new one; the old one is refused in one line that names the new."""
     group = parser.add_argument_group(cls.__name__)
+    for old, new in (renamed or {}).items():
+        parser.add_argument(old, dest=f"_renamed_{old.lstrip('-')}", action=_Renamed, new=new)
     for f in fields(cls):
         if not f.metadata.get("cli", True) or f.name in exclude:
             continue
@@ -181,3 +199,27 @@ def check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool 
         raise must(name, rule, value)
 
 
+
+
+def check_width(name: str, value: int | None) -> None:
+    """An operand width (``None``: not given) in MIN_WIDTH..MAX_WIDTH: the one check every command makes."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_WIDTH <= value <= MAX_WIDTH:
+        raise must(name, f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", value)
+
+
+def check_clock(clock_period: float | None, sim_period: float | None = None) -> None:
+    """``CLOCK_PERIOD`` and ``SIM_PERIOD`` in ns (``None``: derived): positive, the second no shorter."""
+    if clock_period is not None and not clock_period > 0:
+        raise must("CLOCK_PERIOD", "> 0 ns", clock_period)
+    if sim_period is not None and not sim_period > 0:
+        raise must("SIM_PERIOD", "> 0 ns", sim_period)
+    if sim_period is not None and clock_period is not None and sim_period < clock_period:
+        raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({clock_period:g} ns)", sim_period)
+
+
+def check_tag(tag: str | None) -> None:
+    """A run name (``--tag``): one directory name."""
+    if tag is not None and (not tag or "/" in tag or tag.startswith(".")):
+        raise must("TAG", "a directory name without '/'", tag)

@@ -46,3 +46,23 @@ def errors_of(y: np.ndarray, p: np.ndarray, n: int, sampled: bool) -> Errors:
     return Errors(wce=int(ad.max()), mae=float(ad.mean()), mse=float(np.mean(d.astype(np.float64) ** 2)),
                   er=float(np.mean(d != 0)), mred=mred, bias=float(d.mean()), smape=float(smape.mean()),
                   n=n, sampled=sampled)
+
+
+APP_SUFFIX = "_app"
+
+
+def weighted(y: np.ndarray, p: np.ndarray, w: np.ndarray, n: int) -> dict[str, float]:
+    """WMED-style metrics of outputs ``y`` against ``p`` with every input pair weighted by ``w`` (the
+    operand distribution, summing to 1): the ``*_app`` figures of :mod:`core.metrics`. ``wce_app`` is the
+    largest error over the pairs the distribution can produce (weight > 0)."""
+    d = (y - p).astype(np.float64)
+    ad = np.abs(d)
+    w = np.asarray(w, dtype=np.float64) / float(np.sum(w))
+    nz = p != 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(nz, ad / np.where(nz, np.abs(p), 1), 0.0)
+    wnz = float(w[nz].sum())
+    mae = float(np.dot(w, ad))
+    return {"wce_app": int(ad[w > 0].max()) if (w > 0).any() else 0, "mae_app": mae, "mae_app_pct": 100.0 * mae / n,
+            "mse_app": float(np.dot(w, d * d)), "bias_app": float(np.dot(w, d)),
+            "er_app": 100.0 * float(w[ad > 0].sum()), "mred_app": 100.0 * float(np.dot(w, rel)) / wnz if wnz else 0.0}

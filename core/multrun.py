@@ -142,11 +142,11 @@ def write_lut(path: Path, lut: np.ndarray) -> Path:
     return out
 
 
-def latest(root: Path, eps: float, design: str = "mul8s") -> Path | None:
-    """The newest verified evolve run of ``design`` at ``eps`` under ``root/runs`` (sweeps included)
-    that has the files the later stages read (``approx.v``, ``lut.npy``), or None."""
+def latest(runs: Path, eps: float, design: str = "mul8s") -> Path | None:
+    """The newest verified evolve run of ``design`` at ``eps`` under the runs root ``runs`` (sweeps
+    included) that has the files the later stages read (``approx.v``, ``lut.npy``), or None."""
     found = []
-    for rep in (Path(root) / "runs" / design).glob(f"**/{REPORT}"):
+    for rep in (Path(runs) / design).glob(f"**/{REPORT}"):
         try:
             r = json.loads(rep.read_text())
         except (OSError, ValueError):

@@ -28,6 +28,8 @@ from typing import Any
 from core.errors import ConfigError, ToolError
 
 TAIL_LINES = 10
+REPO = Path(__file__).resolve().parent.parent  # the flow's own checkout
+RUNS_ENV = "AXFLOW_RUNS"  # where runs go instead of <checkout>/runs
 MARKER = ".axflow-run"  # written first into every run directory RunDir.open creates
 RESULTS = ("report.json", "checkpoint.npz")  # what makes a run worth keeping after a failure
 
@@ -73,7 +75,10 @@ class RunDir:
                 yield from cls._open(path, overwrite=overwrite, resume=resume, resumable=resumable,
                                      results=results)
         except OSError as exc:
-            if exc.filename is None:  # a full disk fails write(), which names no file: name the run
+            # a full disk fails write(), which names no file, and a file of an --overwrite's staging
+            # directory is gone with it: name the run
+            staging = str(path.parent / f".{path.name}.staging")
+            if exc.filename is None or str(exc.filename).startswith(staging + os.sep):
                 raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
 
@@ -276,7 +281,13 @@ def tail(log: Path, n: int = TAIL_LINES) -> list[str]:
     return [line for line in lines if line.strip()][-n:]
 
 
-def git_revision(repo: Path) -> str | None:
+def runs_root() -> Path:
+    """The directory every command's default run directory lies under: ``$AXFLOW_RUNS`` when it is set,
+    else ``runs/`` in the flow's checkout."""
+    return Path(os.environ.get(RUNS_ENV) or REPO / "runs")
+
+
+def git_revision(repo: Path = REPO) -> str | None:
     """The checked-out commit of the flow itself (with ``-dirty`` when there are local changes)."""
     try:
         rev = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=repo,

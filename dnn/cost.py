@@ -20,14 +20,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import ConfigError
+from core.run import read_json
 from dnn.mults import Multiplier
+
+BITS = 8  # the network's INT8 quantisation
 
 
 @dataclass(frozen=True)
 class Cost:
+    """``energy_pj`` is what the search minimises: multiplier energy, or with ``--accel`` the whole
+    accelerator's; ``mult_energy_pj`` is always the multiplier energy and ``accel_energy_pj`` the whole
+    accelerator's (None without ``--accel``), so every point carries both."""
+
     energy_pj: float
     area: float
     time_s: float | None = None
+    mult_energy_pj: float | None = None
+    accel_energy_pj: float | None = None
 
 
 # one layer's use of multipliers: (layer name, [(multiplier, MACs it performs), ...])
@@ -84,7 +93,27 @@ class MultiplierCost:
                 energy += n * _energy(m)
                 area_w += n * _area(m)
                 macs += n
-        return Cost(energy, area_w / max(1, macs), None)
+        return Cost(energy, area_w / max(1, macs), None, energy, None)
+
+
+def check_array_run(path: Path | None, mults: list[Multiplier]) -> None:
+    """The array run that gives ``P_pod`` must have been made with multipliers of the network's width
+    (8x8) and of the candidates' signedness: its measured power is that of those PEs."""
+    if path is None:
+        return
+    report = Path(path) / "report.json"
+    if not report.is_file():
+        return  # accel_models names a missing run or report in its own words
+    data = read_json(report, "array run report")
+    if not isinstance(data, dict):
+        return
+    wa, wb, signed = data.get("wa"), data.get("wb"), data.get("signed")
+    want = mults[0].signed if mults else True
+    kind = "signed" if want else "unsigned"
+    if (wa, wb, signed) != (BITS, BITS, want):
+        made = f"{wa}x{wb} {'signed' if signed else 'unsigned' if signed is not None else '(signedness unknown)'}"
+        raise ConfigError(f"ACCEL array run {path} must be made with {BITS}x{BITS} {kind} multipliers (the "
+                          f"network's INT8 quantisation and the candidates), not {made!r}")
 
 
 class AccelCost:
@@ -100,6 +129,7 @@ class AccelCost:
 
         if not config.is_file():
             raise ConfigError(f"ACCEL must be an accelerator configuration file, not {str(config)!r}")
+        check_array_run(api.load_config(config).array_run, mults)
         runs = tuple(str(m.path) for m in mults if m.path is not None)
         self.model: Any = api.Evaluator(config, multipliers=runs)
         known = {getattr(layer, "name", None) for layer in self.model.layers}
@@ -114,4 +144,5 @@ class AccelCost:
 
     def cost(self, usage: Usage, assignment: dict[str, Any] | None = None) -> Cost:
         energy, time_s = self.model.evaluate(assignment or {})
-        return Cost(float(energy), self.fallback.cost(usage).area, float(time_s))
+        mult = self.fallback.cost(usage)
+        return Cost(float(energy), mult.area, float(time_s), mult.energy_pj, float(energy))

@@ -10,6 +10,9 @@ a folder    a torchvision-style data set a user already has: either the raw IDX 
              ``<class>/*.png``, which is then split 80/20).
 
 Splits are fixed (seeded by ``split_seed``) so every run of the flow sees the same test images.
+:func:`hold_out` takes a validation split out of the training images (never the test images): the DNN
+level evaluates assignments and picks fine-tuning checkpoints on it, and keeps the test split for the
+figures it reports.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class Data:
     y_test: Any
     classes: int
     fingerprint: str  # identifies the exact images, for model caches
+    x_val: Any = None  # validation split held out from the training images (hold_out), else None
+    y_val: Any = None
+    val_index: Any = None  # numpy int64: the validation images' indices in the training images given
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -193,3 +199,28 @@ def load(name: str, *, split_seed: int = 0, train_limit: int | None = None) -> D
     return Data(name if name in DATASETS else str(Path(name).resolve()), torch.from_numpy(np.ascontiguousarray(xtr)),
                 torch.from_numpy(np.ascontiguousarray(ytr)), torch.from_numpy(np.ascontiguousarray(xte)),
                 torch.from_numpy(np.ascontiguousarray(yte)), classes, h.hexdigest()[:16])
+
+
+def hold_out(data: Data, images: int, *, seed: int = 0) -> Data:
+    """``data`` with ``images`` of its training images moved to a validation split (stratified, seeded);
+    the test images are not touched. The fingerprint changes, so a network trained on the rest is cached
+    apart from one trained on every training image."""
+    import torch
+
+    n = len(data.x_train)
+    if not 1 <= images < n:
+        raise ConfigError(f"VALIDATION images held out from the {n} training images of {data.name} must be "
+                          f"between 1 and {n - 1}, not {images}")
+    idx = np.arange(n)
+    labels = data.y_train.numpy()
+    counts = np.bincount(labels)
+    stratify = labels if images >= len(counts) and n - images >= len(counts) and counts.min() >= 2 else None
+    from sklearn.model_selection import train_test_split
+
+    keep, val = train_test_split(idx, test_size=images, random_state=seed, stratify=stratify)
+    keep, val = np.sort(keep), np.sort(val)
+    tk, tv = torch.from_numpy(keep), torch.from_numpy(val)
+    h = hashlib.sha1(data.fingerprint.encode())
+    h.update(val.astype(np.int64).tobytes())
+    return Data(data.name, data.x_train[tk], data.y_train[tk], data.x_test, data.y_test, data.classes,
+                h.hexdigest()[:16], data.x_train[tv], data.y_train[tv], val.astype(np.int64))

@@ -19,6 +19,17 @@ a bound from the table's largest entry makes overflow-free, the ``E[0, w_k]`` pa
 each filter; still exact.
 
 Zero padding feeds activation 0 through the multiplier, as a hardware array streaming padded data does.
+
+Block sparsity (``kept``, :mod:`dnn.sparsity`): the products of dropped (filter, input channel) pairs are
+not computed, as an array that skips all-zero weight tiles does not compute them (so a multiplier whose
+``T[a, 0]`` is not 0 adds nothing for them either): their transformed weights and their gather-table
+rows are zero, and their ``E[0, w]`` parts are left out of the constants. The gather, where an evolved
+multiplier's LUT inference spends its time, then skips them: input channels are taken in runs of
+consecutive channels that keep the same filters (a block of input channels), and each run adds only its
+kept filters' rows, compacted to whole vectors (:func:`dnn.kernels.conv_error_runs`), where that is less
+work than the dense gather (:func:`sparse_work`). The convolution of the exact part stays one dense
+convolution over zeroed weights (several small ones were measured slower than one large one).
+:func:`reference_acc` skips the same products.
 """
 
 from __future__ import annotations
@@ -140,6 +151,22 @@ class Prepared:
     err_const: Any  # gather plans: numpy (Op,) sum over k of E_g(o)[0, w[o, k]], where the accumulators start
     acc_bound: float  # max |accumulator| over all inputs
     err_run: int = 1  # gather plans: k summed in the table's dtype before widening (kernels.run_length)
+    sparse_gather: tuple[np.ndarray, ...] | None = None  # block-sparse gather plans: conv_error_runs' arguments
+
+
+def channel_runs(kept: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """(c0, c1, kept filters) for each run of consecutive input channels with the same kept filters;
+    runs that keep no filter are left out."""
+    out = []
+    c = kept.shape[1]
+    start = 0
+    for ci in range(1, c + 1):
+        if ci == c or not np.array_equal(kept[:, ci], kept[:, start]):
+            f = np.flatnonzero(kept[:, start])
+            if len(f):
+                out.append((start, ci, f))
+            start = ci
+    return out
 
 
 def _transformed_weights(plan: Plan, w_codes: Any, group: Any) -> tuple[Any, np.ndarray]:
@@ -157,14 +184,25 @@ def _transformed_weights(plan: Plan, w_codes: Any, group: Any) -> tuple[Any, np.
     return wt, bound
 
 
-def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, a_hi: int) -> Prepared:
-    """Prepare integer weights ``w_codes`` (O, C, kh, kw) or (O, K) for LUT products."""
+def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, a_hi: int,
+            kept: np.ndarray | None = None) -> Prepared:
+    """Prepare integer weights ``w_codes`` (O, C, kh, kw) or (O, K) for LUT products; ``kept`` (O, C) bool
+    names the (filter, input channel) pairs whose products are computed (None: all)."""
     import torch
 
     plan = plan_for(mults, a_lo, a_hi)
     group = torch.as_tensor(group, dtype=torch.long)
     w_codes = torch.as_tensor(w_codes)
+    if kept is not None:
+        kept = np.asarray(kept, dtype=bool)
+        if kept.shape != tuple(w_codes.shape[:2]):
+            raise ValueError(f"kept must have shape {tuple(w_codes.shape[:2])}, not {kept.shape}")
+        if kept.all():
+            kept = None
     wt, bound = _transformed_weights(plan, w_codes, group)
+    if kept is not None:
+        bound = np.where(kept, bound, 0.0)
+        wt = wt * torch.from_numpy(kept).reshape(*kept.shape, *([1] * (wt.dim() - 2))).to(wt.dtype)
     o, c, r = wt.shape[0], wt.shape[1], wt.shape[2]
     kernel = tuple(wt.shape[3:])
     err_table: np.ndarray | None = None
@@ -184,9 +222,14 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
         err_table = np.zeros((k, plan.err.shape[1], op), kernels.table_dtype(top))
         err_table[:, :, :o] = plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :],
                                        wf.T[:, :, None]].transpose(0, 2, 1)
-        err_run = kernels.run_length(err_table)
         assert plan.err_zero is not None
-        err_const = np.take_along_axis(plan.err_zero[gi], wf, axis=1).sum(axis=1)
+        zero_part = np.take_along_axis(plan.err_zero[gi], wf, axis=1)
+        if kept is not None:
+            kept_k = np.repeat(kept, k // kept.shape[1], axis=1)  # (O, K)
+            zero_part = zero_part * kept_k
+            err_table[:, :, :o] *= kept_k.T[:, None, :].astype(err_table.dtype)
+        err_run = kernels.run_length(err_table)
+        err_const = zero_part.sum(axis=1)
         err_bound = float(np.abs(err_const).max(initial=0)) + top * k
         err_acc = kernels.acc_dtype(err_bound)
         err_const = np.concatenate([err_const, np.zeros(op - o, np.int64)]).astype(err_acc)
@@ -201,7 +244,49 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
                   .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
     pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
     acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
-    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run)
+    gather = None
+    if kept is not None and err_table is not None:
+        runs = channel_runs(kept)
+        s = int(np.prod(kernel, dtype=np.int64))
+        if sparse_work(runs, s) < DENSE_SHARE * err_table.shape[0] * err_table.shape[2]:
+            gather = _sparse_gather(runs, err_table, s)
+    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run, gather)
+
+
+DENSE_SHARE = 0.85  # the sparse gather is taken when its estimated work is below this share of the dense one
+
+
+def sparse_work(runs: list[tuple[int, int, np.ndarray]], k_per_c: int) -> float:
+    """Estimated lanes added per output position by the sparse gather: each run's rows over its compacted
+    filters, plus widening and scattering its filters (one lane-vector's worth per filter, as measured)."""
+    from dnn import kernels
+
+    return float(sum((c1 - c0) * k_per_c * kernels.run_width(len(f)) + kernels.LANES * len(f)
+                     for c0, c1, f in runs))
+
+
+def _sparse_gather(runs: list[tuple[int, int, np.ndarray]], err_table: np.ndarray, k_per_c: int
+                   ) -> tuple[np.ndarray, ...]:
+    """The arguments of :func:`dnn.kernels.conv_error_runs`: each run's slice of the gather table with its
+    kept filters compacted to whole vectors, concatenated, and where each run's parts start."""
+    from dnn import kernels
+
+    parts, toff, k0s, k1s, fps, fidx, foff, lens = [], [0], [], [], [], [], [0], []
+    for c0, c1, f in runs:
+        sub = err_table[c0 * k_per_c:c1 * k_per_c][:, :, f]
+        table = np.zeros((*sub.shape[:2], kernels.run_width(len(f))), err_table.dtype)
+        table[:, :, :len(f)] = sub
+        parts.append(table.reshape(-1))
+        toff.append(toff[-1] + table.size)
+        k0s.append(c0 * k_per_c)
+        k1s.append(c1 * k_per_c)
+        fps.append(table.shape[2])
+        fidx.append(f)
+        foff.append(foff[-1] + len(f))
+        lens.append(kernels.run_length(table))
+    i64 = np.int64
+    return (np.concatenate(parts), np.array(toff[:-1], i64), np.array(k0s, i64), np.array(k1s, i64),
+            np.array(fps, i64), np.concatenate(fidx).astype(i64), np.array(foff, i64), np.array(lens, i64))
 
 
 def a0_index(plan: Plan) -> int:
@@ -243,7 +328,6 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
             out = F.conv2d(xt, prep.weight, stride=stride, padding=conv_pad, groups=prep.chunks)
             acc = out.reshape(n, prep.chunks, prep.out, *out.shape[2:]).sum(dim=1, dtype=torch.float64)
     if plan.kind == "gather":
-        from dnn import kernels
 
         if conv_pad:
             x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
@@ -251,10 +335,21 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
         ho, wo = acc.shape[2:]
         err = np.empty((n, ho, wo, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(_activations(x_codes, plan), prep.err_table, plan.a_lo, kh, kw, stride, err,
-                           prep.err_run, kernels.PTILE)
+        _gather(prep, _activations(x_codes, plan), kh, kw, stride, err)
         acc = _add(acc, torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
+
+
+def _gather(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, err: np.ndarray) -> None:
+    """Add the error-table entries of every computed product into ``err`` (N, Ho, Wo, Op)."""
+    from dnn import kernels
+
+    if prep.sparse_gather is not None:
+        runs: Any = kernels.conv_error_runs
+        runs(x, *prep.sparse_gather, prep.plan.err.shape[1], prep.plan.a_lo, kh, kw, stride,
+                                err, kernels.PTILE)
+    else:
+        kernels.conv_error(x, prep.err_table, prep.plan.a_lo, kh, kw, stride, err, prep.err_run, kernels.PTILE)
 
 
 def _activations(x_codes: Any, plan: Plan) -> np.ndarray:
@@ -298,12 +393,10 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
         ws = prep.weight.reshape(ch, prep.out, -1).transpose(1, 2)  # (chunks, K R / chunks, O)
         acc = torch.bmm(xt.reshape(n, ch, -1).transpose(0, 1), ws).sum(dim=0, dtype=torch.float64)
     if plan.kind == "gather":
-        from dnn import kernels
 
         err = np.empty((n, 1, 1, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
-        kernels.conv_error(_activations(x_codes, plan).reshape(n, k, 1, 1), prep.err_table, plan.a_lo, 1, 1,
-                           1, err, prep.err_run, kernels.PTILE)  # a 1x1 convolution
+        _gather(prep, _activations(x_codes, plan).reshape(n, k, 1, 1), 1, 1, 1, err)  # a 1x1 convolution
         acc = _add(acc, torch.from_numpy(err[:, 0, 0, :prep.out]), prep)
     return _result(acc, prep)
 
@@ -323,8 +416,10 @@ def linear_acc(x_codes: Any, w_codes: Any, mults: tuple[Multiplier, ...], group:
 
 
 def reference_acc(x_codes: np.ndarray, w_codes: np.ndarray, mults: tuple[Multiplier, ...],
-                  group: np.ndarray, *, a_lo: int, a_hi: int, stride: int = 1, padding: int = 0) -> np.ndarray:
-    """The plain int64 loop: one table look-up per product, summed. 4-D input: convolution; 2-D: linear."""
+                  group: np.ndarray, *, a_lo: int, a_hi: int, stride: int = 1, padding: int = 0,
+                  kept: np.ndarray | None = None) -> np.ndarray:
+    """The plain int64 loop: one table look-up per product, summed. 4-D input: convolution; 2-D: linear.
+    ``kept`` (O, C) bool: only the products of kept (filter, input channel) pairs are summed."""
     x = np.asarray(x_codes, dtype=np.int64)
     w = np.asarray(w_codes, dtype=np.int64)
     tables = [m.table(a_lo, a_hi) for m in mults]
@@ -341,6 +436,8 @@ def reference_acc(x_codes: np.ndarray, w_codes: np.ndarray, mults: tuple[Multipl
     for oc in range(o):
         t = tables[int(group[oc])]
         for ci in range(c):
+            if kept is not None and not kept[oc, ci]:
+                continue
             for i in range(kh):
                 for j in range(kw):
                     a = x[:, ci, i:i + stride * ho:stride, j:j + stride * wo:stride]

@@ -37,6 +37,7 @@ class QLayer(nn.Module):
     act_min: torch.Tensor
     calibrated: torch.Tensor
     group: torch.Tensor
+    weight_mask: torch.Tensor | None
 
     def _init_q(self, out: int) -> None:
         self.mode = "float"
@@ -50,6 +51,36 @@ class QLayer(nn.Module):
         self.register_buffer("group", torch.zeros(out, dtype=torch.long), persistent=False)
         self.last_input: torch.Tensor | None = None
         self.keep_input = False
+        # block sparsity (dnn.sparsity): Gamma, per (output, input channel), applied as Gamma * W
+        self.register_buffer("weight_mask", None)
+        self.block_mask: np.ndarray | None = None
+        self.mask_block = 0
+
+    def set_weight_mask(self, kept: torch.Tensor | None, block_mask: np.ndarray | None, block: int = 0) -> None:
+        """Fix ``kept`` (out, in) bool as the weight mask (None: dense); the stored weights of dropped
+        (filter, input channel) pairs are zeroed."""
+        self.weight_mask = None if kept is None else kept.bool()
+        self.block_mask = block_mask
+        self.mask_block = block if kept is not None else 0
+        if kept is not None:
+            with torch.no_grad():
+                w = self.raw_weight()
+                w.mul_(self._gamma(w))
+
+    def raw_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _gamma(self, w: torch.Tensor) -> torch.Tensor:
+        assert self.weight_mask is not None
+        return self.weight_mask.reshape(*self.weight_mask.shape, *([1] * (w.dim() - 2))).to(w.dtype)
+
+    def masked(self, w: torch.Tensor) -> torch.Tensor:
+        """``Gamma * W``: the weights with the zeroed blocks' entries held at zero."""
+        return w if self.weight_mask is None else w * self._gamma(w)
+
+    def kept(self) -> np.ndarray | None:
+        """(out, in) bool: which (filter, input channel) products are computed; None when dense."""
+        return None if self.weight_mask is None else self.weight_mask.numpy()
 
     # -------------------------------------------------------------- quantisation parameters
     @property
@@ -144,7 +175,7 @@ class QLayer(nn.Module):
         cached = getattr(self, "_prep", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        prep = lutops.prepare(self.weight_codes(w, scale), self.mults, self.group, lo, hi)
+        prep = lutops.prepare(self.weight_codes(w, scale), self.mults, self.group, lo, hi, kept=self.kept())
         self._prep = (key, prep)
         return prep
 
@@ -152,7 +183,7 @@ class QLayer(nn.Module):
                   **conv: int) -> torch.Tensor:
         lo, hi = self.act_range()
         acc = lutops.reference_acc(codes.long().numpy(), wcodes.long().numpy(), self.mults,
-                                   self.group.numpy(), a_lo=lo, a_hi=hi, **conv)
+                                   self.group.numpy(), a_lo=lo, a_hi=hi, kept=self.kept(), **conv)
         return torch.from_numpy(acc).to(torch.float32 if prep.acc_bound < lutops.F32_EXACT else torch.float64)
 
     def float_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,12 +225,16 @@ class QConv2d(QLayer):
         self.out_features = cout
         self._init_q(cout)
 
+    def raw_weight(self) -> torch.Tensor:
+        return self.conv.weight
+
     def float_forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
+        c = self.conv
+        y = F.conv2d(x, self.masked(c.weight), c.bias, c.stride, c.padding, c.dilation, c.groups)
         return self.bn(y) if self.bn is not None else y
 
     def params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        w, b = self.conv.weight, self.conv.bias
+        w, b = self.masked(self.conv.weight), self.conv.bias
         if self.bn is None:
             return w, b
         bn = self.bn
@@ -234,11 +269,14 @@ class QLinear(QLayer):
         self.out_features = fout
         self._init_q(fout)
 
+    def raw_weight(self) -> torch.Tensor:
+        return self.fc.weight
+
     def float_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
+        return F.linear(x, self.masked(self.fc.weight), self.fc.bias)
 
     def params(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.fc.weight, self.fc.bias
+        return self.masked(self.fc.weight), self.fc.bias
 
     def exact_op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return F.linear(x, w)

@@ -44,12 +44,14 @@ import torch
 from deap import base, tools
 from torch import nn
 
+from core import metrics
 from core.errors import ConfigError
 from dnn import qnn, train
 from dnn.cost import Cost, CostModel, Usage
 from dnn.mults import Multiplier
 
 METHODS = ("xai", "hawx", "nsga2", "exhaustive")
+OBJECTIVES = ("accuracy", "energy_pj", "area")  # of NSGA-II and the Pareto set, in this order
 Choice = tuple[Any, ...]  # per layer: int (whole layer) or tuple[int, ...] (per filter)
 
 
@@ -231,9 +233,10 @@ def hawx(ev: Evaluator, scores: Any, baseline: float, budget: float, granularity
 
 # ------------------------------------------------------------------ NSGA-II
 class Fitness(base.Fitness):
-    """Accuracy (maximised), energy and area (minimised)."""
+    """:data:`OBJECTIVES`, each weighted by its registry direction: accuracy maximised, energy and area
+    minimised."""
 
-    weights = (1.0, -1.0, -1.0)
+    weights = metrics.weights(OBJECTIVES)
 
 
 class Individual(list[int]):
@@ -261,7 +264,8 @@ def nsga2(ev: Evaluator, seeds: Sequence[Choice], generations: int, population: 
     def evaluate(ind: Individual) -> tuple[float, float, float]:
         r = ev(tuple(ind), "nsga2")
         seen.append(r)
-        return r.accuracy, r.cost.energy_pj, r.cost.area
+        values = objectives(r)
+        return values["accuracy"], values["energy_pj"], values["area"]
 
     def mate(a: Individual, b: Individual) -> tuple[Individual, Individual]:
         for i in range(n_layers):
@@ -329,19 +333,14 @@ def exhaustive(ev: Evaluator, max_evals: int, tick: Callable[[], Any] | None = N
 
 
 # ------------------------------------------------------------------ Pareto set
+def objectives(r: Result) -> dict[str, float]:
+    """A result's values of :data:`OBJECTIVES`."""
+    return {"accuracy": r.accuracy, "energy_pj": r.cost.energy_pj, "area": r.cost.area}
+
+
 def pareto(results: Sequence[Result]) -> list[Result]:
-    """Non-dominated results: higher accuracy, lower energy, lower area."""
-    out = []
-    for r in results:
-        dominated = False
-        for s in results:
-            if s is r:
-                continue
-            if (s.accuracy >= r.accuracy and s.cost.energy_pj <= r.cost.energy_pj and s.cost.area <= r.cost.area
-                    and (s.accuracy > r.accuracy or s.cost.energy_pj < r.cost.energy_pj
-                         or s.cost.area < r.cost.area)):
-                dominated = True
-                break
-        if not dominated:
-            out.append(r)
-    return sorted(out, key=lambda r: r.cost.energy_pj)
+    """Non-dominated results in :data:`OBJECTIVES` (higher accuracy, lower energy, lower area: the
+    registry's directions), by energy."""
+    points = [objectives(r) for r in results]
+    flags = metrics.dominated(points, OBJECTIVES)
+    return sorted((r for r, d in zip(results, flags) if not d), key=lambda r: r.cost.energy_pj)

@@ -10,6 +10,7 @@ exact product's gradient in the backward pass.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -54,7 +55,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 50
 
 
 def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, gen: torch.Generator,
-            progress: Callable[[str], Any] | None, what: str) -> None:
+            progress: Callable[[str], Any] | None, what: str,
+            after_epoch: Callable[[int], Any] | None = None) -> None:
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     n = len(data.x_train)
     steps = max(1, epochs * ((n + batch - 1) // batch))
@@ -78,6 +80,9 @@ def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, ge
             total += float(loss.detach()) * len(idx)
         if progress:
             progress(f"{what} epoch {epoch + 1}/{epochs}: loss {total / n:.4f}")
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
+            model.train()
 
 
 def calibrate(model: nn.Module, data: Data, images: int) -> None:
@@ -143,8 +148,29 @@ def trained(recipe: Recipe, data: Data, cache_dir: Path | None,
 
 
 def finetune(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, seed: int,
-             progress: Callable[[str], Any] | None = None) -> None:
+             x_val: torch.Tensor, y_val: torch.Tensor,
+             progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Approximation-aware fine-tuning of a model already in ``lut`` mode with its multipliers assigned:
-    LUT products forward, the exact product's gradient backward (straight-through)."""
+    LUT products forward, the exact product's gradient backward (straight-through), on the training
+    images of ``data``.
+
+    The best checkpoint by accuracy on the validation images ``x_val``/``y_val`` (held out from the
+    training images, never test images) is kept, the starting weights included: an epoch must raise
+    that accuracy to replace them, so the network returned is never worse on them than the one given.
+    Returns the accuracies per epoch (0 = the start) and the epoch kept."""
     gen = torch.Generator().manual_seed(seed)
-    _epochs(model, data, epochs, lr, batch, gen, progress, "approximation-aware")
+    start = accuracy(model, x_val, y_val)
+    history = [start]
+    best: dict[str, Any] = {"epoch": 0, "accuracy": start, "state": copy.deepcopy(model.state_dict())}
+
+    def keep_best(epoch: int) -> None:
+        acc = accuracy(model, x_val, y_val)
+        history.append(acc)
+        if acc > best["accuracy"]:
+            best.update(epoch=epoch, accuracy=acc, state=copy.deepcopy(model.state_dict()))
+
+    _epochs(model, data, epochs, lr, batch, gen, progress, "approximation-aware", keep_best)
+    model.load_state_dict(best["state"])
+    model.eval()
+    return {"epochs": epochs, "validation_accuracy": history, "best_epoch": best["epoch"],
+            "validation_before": start, "validation_after": best["accuracy"], "validation_images": len(x_val)}

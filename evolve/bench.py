@@ -14,6 +14,8 @@ reference it was measured against in the same run and the ratio. Suites:
   signed at EPS 0.005 with ``--function-set gates`` and ``cells``, equal budgets, the cells' area ratio
   next to the gates' (:func:`function_set_rows`).
 - ``accel`` and ``dnn``: the accelerator-model and DNN suites, when those packages are present.
+- ``sparsity``: block sparsity (``dnn/sparsity_bench.py``): accuracy per ratio of zero 8x8 blocks after
+  retraining, LUT inference time sparse against dense, and the joint sparsity/multiplier search.
 - ``formal``: trusted WCE above 16 input bits. 12x12 signed and unsigned at EPS 0.005 and 0.02: the
   proven run's WCE re-measured by an independent exhaustive simulation of all 2^24 pairs (the evolution's
   own bit-parallel evaluator, chunk by chunk), and its area next to what a search on the sample alone
@@ -45,7 +47,7 @@ from core.errors import ConfigError, ToolMissing, VerificationError, must
 from core.run import write_text
 
 CIRCUITSDNA_TRANSISTOR_RATIO = {0.005: 0.765, 0.01: 0.741, 0.02: 0.644, 0.05: 0.473}
-SUITES = ("evolve", "accel", "dnn", "array", "quality", "formal", "library")
+SUITES = ("evolve", "accel", "dnn", "sparsity", "array", "quality", "formal", "library")
 
 
 def _rate(fn, min_seconds: float) -> float:
@@ -312,13 +314,14 @@ def formal_suite(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
-DEFAULT_SUITES = ("evolve", "accel", "dnn", "array")
+DEFAULT_SUITES = ("evolve", "accel", "dnn", "sparsity", "array")
 # the suites of other packages, imported when run
-SUITE_MODULES = {"accel": "accel_models.bench", "dnn": "dnn.bench", "array": "rtl_gen.bench",
-                 "library": "evolve.library_bench"}
+SUITE_MODULES = {"accel": "accel_models.bench", "dnn": "dnn.bench", "sparsity": "dnn.sparsity_bench",
+                 "array": "rtl_gen.bench", "library": "evolve.library_bench"}
 # optional Python packages a suite needs (import names) and how to install them
 SUITE_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "dnn": (("torch", "sklearn"), "make dnn-setup (requirements-dnn.txt)"),
+    "sparsity": (("torch", "sklearn"), "make dnn-setup (requirements-dnn.txt)"),
 }
 
 

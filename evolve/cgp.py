@@ -12,6 +12,7 @@ only while a WCE schedule tightens the limit below what the parent achieves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from deap import base, tools
@@ -38,7 +39,7 @@ class Fitness(base.Fitness):
 class Individual:
     """A genome (gate netlist) with its DEAP fitness and what the evaluator found."""
 
-    __slots__ = ("act", "buf", "depth", "fitness", "net", "order", "wce")
+    __slots__ = ("act", "app", "buf", "depth", "fitness", "net", "order", "wce")
 
     def __init__(self, net: Netlist):
         self.net = net
@@ -48,6 +49,7 @@ class Individual:
         self.act: np.ndarray | None = None
         self.order: np.ndarray | None = None
         self.buf = 0
+        self.app = (0.0, 0.0)  # weighted sums of |error| and error under the operands (evolve.app)
 
     @property
     def cost(self) -> float:
@@ -56,7 +58,7 @@ class Individual:
     def clone(self) -> Individual:
         other = Individual(self.net.copy())
         other.fitness.values = self.fitness.values
-        other.wce, other.depth, other.act = self.wce, self.depth, self.act
+        other.wce, other.depth, other.act, other.app = self.wce, self.depth, self.act, self.app
         return other
 
 
@@ -70,6 +72,7 @@ class Context:
     limit: int = 0
     tiebreak: bool = True
     uphill: float = 0.0
+    objective: Any = None  # an evolve.app.Objective: power cost and application errors, when asked for
 
     def mutate(self, ind: Individual, parent: Individual, rng: np.random.Generator, cum: np.ndarray) -> int:
         assert parent.act is not None, "the parent has not been evaluated"
@@ -81,6 +84,8 @@ class Context:
         feasible_parent = parent_excess == 0
         cap = parent.cost + self.uphill if feasible_parent else np.inf
         stop = self.limit if feasible_parent else -1
+        if self.objective is not None:
+            return self._evaluate_app(ind, parent, cap, dirty, stop)
         wce, cost, depth, act, order = ind.net.assess(parent.net, self.weights, self.max_depth, cap, self.evaluator,
                                                       dirty, ind.buf, stop if stop >= 0 else (1 << 62))
         ind.act, ind.order, ind.depth = act, order, depth
@@ -89,6 +94,19 @@ class Context:
             return (NOT_SIMULATED, cost, NOT_SIMULATED)
         ind.wce = int(wce)
         return (float(max(0, wce - self.limit)), cost, float(wce) if self.tiebreak else 0.0)
+
+    def _evaluate_app(self, ind: Individual, parent: Individual, cap: float, dirty: np.ndarray,
+                      stop: int) -> tuple[float, float, float]:
+        """:meth:`evaluate` through the objective: power cost on the stream, limits under the operands."""
+        ob = self.objective
+        wce, cost, depth, act, order, sums = ob.assess(ind.net, parent.net, self.weights, self.max_depth, cap,
+                                                       dirty, ind.buf, stop if stop >= 0 else (1 << 62))
+        ind.act, ind.order, ind.depth, ind.app = act, order, depth, sums
+        if wce < 0:
+            ind.wce = -1
+            return (NOT_SIMULATED, cost, NOT_SIMULATED)
+        ind.wce = wce
+        return (ob.excess(wce, self.limit, sums), cost, ob.tiebreak(wce, sums) if self.tiebreak else 0.0)
 
 
 def select(parent: Individual, offspring: list[Individual], uphill: float = 0.0) -> Individual:

@@ -16,7 +16,7 @@ out of time is never taken.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +43,32 @@ def redirect(net: Netlist, addr: int, to: int) -> None:
     net.redirect(addr, to)
 
 
+def _simplifications(cur: Any, act: np.ndarray, banned: set[tuple[int, int]]
+                     ) -> Iterator[tuple[int, int, Any]]:
+    """Every single-node simplification of ``cur`` not in ``banned``: (node address, what its readers read
+    instead, the simplified copy)."""
+    for k in np.flatnonzero(act):
+        addr = cur.first + int(k)
+        for to in sorted({0, 1, *cur.used_inputs(int(k))}):
+            if (addr, to) in banned:
+                continue
+            cand = cur.copy()
+            cand.redirect(addr, to)
+            yield addr, to, cand
+
+
 def descend(net: Any, evaluator: Evaluator, weights: np.ndarray, limit: int, max_depth: int,
             prove: Callable[[Netlist], Proof] | None = None,
-            rebuild: Callable[[list[int]], Evaluator] | None = None, deadline: float | None = None) -> Descent:
+            rebuild: Callable[[list[int]], Evaluator] | None = None, deadline: float | None = None,
+            objective: Any = None) -> Descent:
     """Apply the best single-gate simplification until none fits the WCE limit and depth bound.
 
     With ``prove`` (and ``rebuild``, which makes an evaluator whose vector set holds the given
     counterexamples) every step is proven before it is taken. ``deadline`` (``time.monotonic()``)
-    ends the descent early: the GP carries on from the last proven step."""
+    ends the descent early: the GP carries on from the last proven step. ``objective`` (an
+    :class:`evolve.app.Objective` on ``evaluator``): its cost (power) and its application limits apply."""
+    if objective is not None:
+        return _descend_objective(net, objective, weights, limit, max_depth)
     ev = evaluator
     cur = net.copy()
     wce, act = ev.load_parent(cur)
@@ -93,3 +111,25 @@ def descend(net: Any, evaluator: Evaluator, weights: np.ndarray, limit: int, max
         _, act = ev.load_parent(cur)
         steps += 1
     return Descent(cur, cost, wce, steps, evaluations, found, proofs)
+
+
+def _descend_objective(net: Netlist, ob: Any, weights: np.ndarray, limit: int, max_depth: int) -> Descent:
+    """:func:`descend` with the cost and the limits of an :class:`evolve.app.Objective` (up to 16 input bits)."""
+    cur = net.copy()
+    wce, act, cost, _ = ob.load_parent(cur, weights)
+    dirty = np.zeros(ob.ev.n_addr, dtype=np.bool_)
+    steps = evaluations = 0
+    while True:
+        best: tuple[float, Netlist, int] | None = None
+        for _, _, cand in _simplifications(cur, act, set()):
+            w, c, _, _, _, sums = ob.assess(cand, cur, weights, max_depth, cost - 1e-12, dirty, 1, limit)
+            if w >= 0:
+                evaluations += 1
+            if 0 <= w <= limit and ob.within_app_limits(sums) and (best is None or c < best[0]):
+                best = (c, cand, w)
+        if best is None:
+            break
+        cur = best[1]
+        wce, act, cost, _ = ob.load_parent(cur, weights)
+        steps += 1
+    return Descent(cur, cost, wce, steps, evaluations)

@@ -36,7 +36,7 @@ import numpy as np
 from deap import base, tools
 
 from core.errors import ConfigError
-from evolve import cgp, kernels
+from evolve import app, cgp, kernels
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import Netlist
 from verify import wce as prover
@@ -66,6 +66,7 @@ class Problem:
     reference: Netlist | None = field(default=None, compare=False)  # exact netlist for SAT miters
     proofs: bool = True  # False only in `make bench`, to measure what sampling alone would ship
     function_set: str = "gates"  # names the nodes' function set ("gates", or the cell set's key)
+    objective: app.ObjectiveSpec | None = None  # power cost, application limits (evolve.app); None: gate costs
 
     @property
     def proves(self) -> bool:
@@ -131,8 +132,11 @@ def init_worker(problem: Problem, ignore_sigint: bool = True) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _WORKER_PROBLEM == problem and _WORKER is not None:
         return
-    _WORKER = cgp.Context(problem.evaluator(), np.array(problem.weights, dtype=np.float64), problem.max_depth,
-                          tiebreak=problem.tiebreak, uphill=problem.uphill)
+    ev = problem.evaluator()
+    _WORKER = cgp.Context(ev, np.array(problem.weights, dtype=np.float64), problem.max_depth,
+                          tiebreak=problem.tiebreak, uphill=problem.uphill,
+                          objective=problem.objective.build(ev, problem.n_addr, problem.offspring)
+                          if problem.objective is not None else None)
     _WORKER_PROBLEM = problem
     _WORKER_CEX = ()
     _WORKER_TOOLBOX = island_toolbox(_WORKER, problem)
@@ -154,12 +158,20 @@ def _use_counterexamples(ctx: cgp.Context, problem: Problem, cex: tuple[int, ...
     global _WORKER_CEX
     if cex != _WORKER_CEX:
         ctx.evaluator = problem.evaluator(cex)
+        if ctx.objective is not None:  # the stream is its own; application limits are exhaustive-only
+            ctx.objective.ev = ctx.evaluator
         _WORKER_CEX = cex
     return ctx.evaluator
 
 
 def _parent_fitness(ctx: cgp.Context, problem: Problem, parent: cgp.Individual, limit: int) -> float:
     """Load ``parent`` into the evaluator's cache and set its fitness; returns its cost."""
+    if ctx.objective is not None:
+        ob = ctx.objective
+        wce, act, cost, sums = ob.load_parent(parent.net, ctx.weights)
+        parent.act, parent.wce, parent.app = act, wce, sums
+        parent.fitness.values = (ob.excess(wce, limit, sums), cost, ob.tiebreak(wce, sums) if problem.tiebreak else 0.0)
+        return cost
     wce, act = ctx.evaluator.load_parent(parent.net)
     parent.act, parent.wce = act, wce
     cost = parent.net.weighted_cost(ctx.weights, act)
@@ -185,7 +197,7 @@ def run_epoch(job: EpochJob) -> Island:
     best, best_cost, best_wce = isl.best, isl.best_cost, isl.best_wce
     proof_times, refuted, unproven = list(isl.proof_times), isl.refuted, isl.unproven
     found: list[int] = []
-    if not problem.proves and parent.wce <= job.final_limit and cost < best_cost:
+    if not problem.proves and parent.wce <= job.final_limit and _app_ok(ctx, parent) and cost < best_cost:
         best, best_cost, best_wce = parent.net.copy(), cost, parent.wce
     evaluations = candidates = accepted = 0
     op_counts = list(isl.op_counts)
@@ -205,7 +217,7 @@ def run_epoch(job: EpochJob) -> Island:
         chosen = toolbox.select(parent, offspring)
         if chosen is parent:
             continue
-        new_best = chosen.wce <= job.final_limit and chosen.cost < best_cost
+        new_best = chosen.wce <= job.final_limit and _app_ok(ctx, chosen) and chosen.cost < best_cost
         if new_best and problem.proves:
             # it would become the island's best: prove it on all inputs before accepting it
             proof = problem.prove(chosen.net, job.final_limit)
@@ -222,7 +234,10 @@ def run_epoch(job: EpochJob) -> Island:
                 continue
             proof_times.append(proof.time_s)
         assert chosen.order is not None and chosen.act is not None
-        ev.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)
+        if ctx.objective is not None:
+            ctx.objective.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)
+        else:
+            ev.commit(chosen.order, dirties[chosen.buf - 1], chosen.buf, chosen.act)
         parent = chosen
         accepted += 1
         if new_best:
@@ -232,6 +247,11 @@ def run_epoch(job: EpochJob) -> Island:
                   evaluations=isl.evaluations + evaluations, candidates=isl.candidates + candidates,
                   accepted=isl.accepted + accepted, op_counts=op_counts, proof_times=proof_times,
                   refuted=refuted, unproven=unproven, counterexamples=found)
+
+
+def _app_ok(ctx: cgp.Context, ind: cgp.Individual) -> bool:
+    """Within the application limits (always, without them): what the archive also asks of a best."""
+    return ctx.objective is None or ctx.objective.within_app_limits(ind.app)
 
 
 # -------------------------------------------------------------------------- driver side
@@ -277,12 +297,14 @@ class Outcome:
     trail: list[tuple[Any, float]] = field(default_factory=list)  # each new best of this session, with its cost
 
 
-def new_state(seed_net: Netlist, islands: int, seed: int, weights: np.ndarray, wce: int) -> State:
+def new_state(seed_net: Netlist, islands: int, seed: int, weights: np.ndarray, wce: int,
+              cost: float | None = None) -> State:
     """Every island starts from ``seed_net`` (feasible, with worst-case error ``wce``) with its own random
-    stream spawned from ``seed``."""
+    stream spawned from ``seed``; ``cost``: its cost when it is not the gate cost of ``weights``."""
     root = np.random.SeedSequence(seed)
     states = []
-    cost = seed_net.weighted_cost(weights)
+    if cost is None:
+        cost = seed_net.weighted_cost(weights)
     for child_seq in root.spawn(islands):
         rng = np.random.default_rng(child_seq)
         states.append(Island(net=seed_net.copy(), rng_state=dict(rng.bit_generator.state), fitness=(0.0, cost, float(wce)),

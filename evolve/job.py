@@ -27,30 +27,29 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import config as cfgmod
-from core import golden, multrun, tools
-from core.config import check_range, option
+from core import error_metrics, golden, multrun, stage, tools
+from core.config import check_range, check_tag, check_width, option
 from core.errors import ConfigError, VerificationError, must
-from core.run import RunDir, git_revision, read_json
-from evolve import cellnet, cgp, descent, engine, kernels, seeds
+from core.run import RunDir, runs_root
+from evolve import COSTS, app, cellnet, cgp, descent, engine, kernels, seeds
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
 from ppa import activity, characterise, sta, yosys
 from ppa import clock as pclock
-from rtl_gen.multiplier import MAX_WIDTH, MIN_WIDTH, Multiplier, design_name, to_verilog
+from rtl_gen.multiplier import Multiplier, design_name, to_verilog
 from tech import cells
 from verify import formal
 from verify import multiplier as vecs
 from verify import wce as prover
 from verify.multiplier import Shape
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED_SCAN_S = 1800.0  # seconds the exhaustive proof that the exact seed computes a*b may take
 LUT_MAX_BITS = 16  # a full product table up to 16 input bits; wider runs ship the proven netlist and metrics
 # Settings that define the search: a checkpoint only resumes a run with the same values.
@@ -71,8 +70,9 @@ class EvolveConfig:
     budget: float = option(600.0, unit="s", help="wall-clock time for evolution; 0 for none (then set --generations)")
     generations: int | None = option(None, help="stop after this many generations")
     tech: str = option("osu018", help="technology: built-in name, Liberty file, directory or TOML description")
-    cost: str = option("area", choices=("area", "transistors"),
-                       help="objective: cell area of the active gates, or CircuitsDNA transistor counts")
+    cost: str = option("area", choices=COSTS,
+                       help="objective: cell area of the active gates, CircuitsDNA transistor counts, or power: "
+                            "switching energy on the power stream (--operands, --power-vectors) from the Liberty")
     function_set: str = option("gates", choices=("gates", "cells"),
                                help="what a node is: a generic two-input gate (costed as its smallest cell, "
                                     "mapped by ABC after the search), or one of the technology's own cells of up "
@@ -108,9 +108,18 @@ class EvolveConfig:
     seed_arch: str = option("array", choices=seeds.SEED_ARCHS,
                             help="architecture of the exact seed: array (Yosys' a*b), booth (radix 4), wallace, "
                                  "dadda, or auto (the one of least mapped area on the technology)")
-    operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
-                           "(value,count or value,count_a,count_b)")
-    power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
+    operands: str = option("uniform", help="operand distribution of the application: 'uniform', a histogram CSV "
+                           "(value,count or value,count_a,count_b) or a flow.py dnn run directory (its "
+                           "operands/all.csv); the power stream is drawn from it, the *_app errors weighted by it")
+    power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity (and, with --cost "
+                                "power, the stream the search measures its switching energy on)")
+    mae_limit: float | None = option(None, help="largest MAE under the operand distribution (--operands), as a "
+                                     "fraction of N like EPS: a constraint of the search (up to 16 input bits)")
+    bias_limit: float | None = option(None, help="largest |mean error| under the operand distribution, as a "
+                                      "fraction of N: a constraint of the search (up to 16 input bits)")
+    calibrate: int = option(0, help="circuits of the search's trajectory also mapped and powered by OpenSTA, to "
+                            "report the correlation of the power cost with OpenSTA's power (report.json "
+                            "power_cost_correlation)")
     clock_period: float | None = option(None, unit="ns", help=pclock.CLOCK_HELP)
     sim_period: float | None = option(None, unit="ns", help=pclock.SIM_HELP)
     checkpoint_every: float = option(60.0, unit="s", help="seconds between checkpoints")
@@ -121,10 +130,8 @@ class EvolveConfig:
 
     def __post_init__(self) -> None:
         check_range("EPS", self.eps, 0.0, 1.0, lo_open=True, hi_open=True)
-        for name in ("bits", "bits_b"):
-            w = getattr(self, name)
-            if w is not None and not MIN_WIDTH <= w <= MAX_WIDTH:
-                raise must(name.upper(), f"an operand width in {MIN_WIDTH}..{MAX_WIDTH}", w)
+        check_width("BITS", self.bits)
+        check_width("BITS_B", self.bits_b)
         if self.budget < 0:
             raise must("BUDGET", ">= 0 seconds", self.budget)
         if self.budget == 0 and self.generations is None:
@@ -149,15 +156,26 @@ class EvolveConfig:
             raise must("PROOF_TIMEOUT", "> 0 s", self.proof_timeout)
         if self.checkpoint_every <= 0:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
-        if self.tag is not None and (not self.tag or "/" in self.tag or self.tag.startswith(".")):
-            raise must("TAG", "a directory name without '/'", self.tag)
+        check_tag(self.tag)
         if self.function_set == "cells" and self.cost != "area":
-            raise must("COST", "area with --function-set cells (cells have no transistor counts)", self.cost,
-                       ("area",))
+            raise must("COST", "area with --function-set cells (cells have no transistor counts, and the power "
+                       "cost reads two-input gates only)", self.cost, ("area",))
+        if self.function_set == "cells" and (self.mae_limit is not None or self.bias_limit is not None):
+            raise ConfigError("MAE_LIMIT and BIAS_LIMIT need --function-set gates (the weighted errors read "
+                              "two-input gates only)")
         if self.seed_netlist is not None and self.seed_arch != "array":
             raise ConfigError("SEED_ARCH and SEED_NETLIST cannot both be set")
         if self.overwrite and self.resume:
             raise ConfigError("OVERWRITE and RESUME cannot both be set")
+        for name in ("mae_limit", "bias_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                check_range(name.upper(), value, 0.0, 1.0, lo_open=True, hi_open=True)
+                if self.wa + self.wb > EXHAUSTIVE_MAX_BITS:
+                    raise must(name.upper(), f"left out above {EXHAUSTIVE_MAX_BITS} input bits (the weighted errors "
+                               "are exact over all pairs)", value)
+        if not 0 <= self.calibrate <= 64:
+            raise must("CALIBRATE", "in 0..64 circuits", self.calibrate)
 
     @property
     def wa(self) -> int:
@@ -176,7 +194,7 @@ class EvolveConfig:
         return self.tag or f"eps{self.eps:g}-seed{self.seed}"
 
     def directory(self) -> Path:
-        return self.run_dir or ROOT / "runs" / self.design / self.default_tag
+        return self.run_dir or runs_root() / self.design / self.default_tag
 
 
 @dataclass
@@ -205,6 +223,9 @@ class Context:
     cells: cellnet.Tables | None = None  # the cell function set (--function-set cells)
     resynthesis: list[dict[str, Any]] = field(default_factory=list)  # the GP's ABC remappings, this session
     seed_top: str = ""  # the seed's top module
+    probs: Any = None  # the operand distribution (None: uniform)
+    objective: app.ObjectiveSpec | None = None  # --cost power, --mae-limit, --bias-limit
+    trajectory: list[tuple[float, Netlist]] = field(default_factory=list)  # bests seen, for --calibrate
 
     @property
     def periods(self) -> pclock.Periods:
@@ -218,40 +239,66 @@ class Context:
             print(f"[axflow] {text}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------------------------------------ entry
-def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the whole job; returns the report (also written to report.json).
+# ------------------------------------------------------------------------------------------ the stage
+@dataclass
+class Plan:
+    """What is read before the run directory exists: the technology and the operand distribution."""
 
-    ``given``: the options the user gave explicitly (used by ``--resume`` to detect a changed run).
-    """
-    import tech as techmod
+    tech: Any
+    probs: Any
 
-    path = cfg.directory()
-    # the lock comes first: the stored settings and the checkpoint are read under it
-    with RunDir.open(path, overwrite=cfg.overwrite, resume=cfg.resume, resumable=True) as run_dir:
-        if cfg.resume:
-            cfg = _resumed_config(cfg, path, given or {})
+
+class EvolveStage(stage.Stage):
+    """Exact RTL -> seed -> evolution under the WCE limit -> export -> verification -> PPA -> reports.
+
+    Resumable from its checkpoint: every setting but the time and parallelism ones (``RESUMABLE``) is in
+    the fingerprint, and the checkpoint itself carries the search's (``FINGERPRINT``)."""
+
+    name = "evolve"
+    Config = EvolveConfig
+    outputs = ("config.json", "report.json", "report.md", "approx.v", "approx_<tech>.v", "approx.json",
+               "approx.blif", "lut.npy", "lut.csv", "evolution.csv", "evolution.png", "checkpoint.npz")
+    resumable = True
+    tools = (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA)
+    packages = ("amaranth", "cocotb", "deap", "numba", "numpy")
+
+    def prepare(self, cfg: EvolveConfig, progress: bool) -> Plan:
+        import tech as techmod
+
         t = techmod.load(cfg.tech)
-        for tool in (tools.YOSYS, tools.IVERILOG, tools.VVP, tools.STA):
-            tool.require()
-        probs = None
-        if cfg.operands != "uniform":
-            probs = activity.read_histogram(Path(cfg.operands), cfg.wa, cfg.wb, cfg.signed)
+        probs = activity.read_operands(cfg.operands, cfg.wa, cfg.wb, cfg.signed)
         if cfg.seed_netlist is not None:
             _check_seed_netlist(cfg.seed_netlist)
+        return Plan(t, probs)
+
+    def default_dir(self, cfg: EvolveConfig, plan: Any) -> Path:
+        return Path(cfg.design) / cfg.default_tag
+
+    def _context(self, ctx: stage.Context) -> Context:
+        cfg, t = ctx.cfg, ctx.plan.tech
         cell_set = cellnet.tables(cells.load(t)) if cfg.function_set == "cells" else None
         weights = (cell_set.area.copy() if cell_set is not None else
-                   np.array([t.gate_area(f) if cfg.cost == "area" else t.transistors(f) for f in FUNCS], dtype=float))
-        ctx = Context(cfg, run_dir, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
-                      golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=progress, cells=cell_set)
-        if cfg.resume:  # a refused resume writes nothing: its checkpoint is read before any file is written
-            engine.load_checkpoint(run_dir.path / "checkpoint.npz", _fingerprint(ctx))
+                   np.array([t.transistors(f) if cfg.cost == "transistors" else t.gate_area(f) for f in FUNCS],
+                            dtype=float))
+        jctx = Context(cfg, ctx.run, t, weights, golden.wce_limit(cfg.eps, cfg.wa, cfg.wb, cfg.signed),
+                       golden.norm(cfg.wa, cfg.wb, cfg.signed), verbose=ctx.progress, cells=cell_set)
+        jctx.probs = ctx.plan.probs
+        jctx.objective = _objective(jctx)
+        return jctx
+
+    def check_resume(self, ctx: stage.Context) -> None:
+        # a refused resume writes nothing: its checkpoint is read before any file is written
+        engine.load_checkpoint(ctx.run.path / "checkpoint.npz", _fingerprint(self._context(ctx)))
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        cfg, run_dir = ctx.cfg, ctx.run
+        jctx = self._context(ctx)
         started = time.time()
-        seed_net = _rtl_and_seed(ctx)
-        _technology_preflight(ctx, probs)
-        _write_config(ctx)
-        outcome = _evolve(ctx, seed_net, progress)
-        report = _finish(ctx, seed_net, outcome, probs, started)
+        seed_net = _rtl_and_seed(jctx)
+        _technology_preflight(jctx, ctx.plan.probs)
+        outcome = _evolve(jctx, seed_net, ctx.progress)
+        report = _finish(jctx, seed_net, outcome, ctx.plan.probs, started)
+        ctx.reported = True  # _finish writes report.json before the files it names
         # a run that fails its checks is not a success: an --overwrite then keeps the earlier run
         see = run_dir.see("report.md")
         if not report["verification"]["passed"]:
@@ -261,7 +308,30 @@ def run(cfg: EvolveConfig, *, given: dict[str, Any] | None = None, progress: boo
                                     f"({report['timing']['approx_delay_ns']:.4g} ns > "
                                     f"{report['timing']['exact_delay_ns']:.4g} ns) even when mapped for speed; "
                                     f"use --allow-slower to accept it ({see})")
-    return report
+        return report
+
+    def summary(self, cfg: EvolveConfig, report: dict[str, Any]) -> str:
+        v = report["verification"]
+        return (f"{report['design']} EPS={report['eps']:g}: WCE {report['wce']} (limit {report['wce_limit']}), "
+                f"area ratio {report['area_ratio']:.4f}, power ratio {report['power_ratio']:.4f}, "
+                f"delay ratio {report['delay_ratio']:.4f}; verification {'passed' if v['passed'] else 'FAILED'}; "
+                f"{cfg.directory() / 'report.md'}")
+
+    def exit_code(self, report: dict[str, Any]) -> int:
+        return 130 if report["interrupted"] else 0
+
+
+EvolveStage.fingerprint = tuple(f.name for f in cfgmod.fields(EvolveConfig)
+                                if f.name not in RESUMABLE + stage.RUN_OPTIONS)
+STAGE = EvolveStage()
+
+
+def run(cfg: EvolveConfig, *, given: Any = None, progress: bool = True) -> dict[str, Any]:
+    """The evolve stage on ``cfg``; returns the report (also written to report.json).
+
+    ``given``: the settings the caller gave explicitly (``--resume`` takes the others from the run;
+    None: all of them)."""
+    return STAGE.execute(cfg, given=given, progress=progress)
 
 
 SEED_NETLIST_MAX_BYTES = 64 << 20
@@ -279,49 +349,6 @@ def _check_seed_netlist(path: Path) -> None:
         head = f.read(1 << 16)
     if b"\0" in head:
         raise must("SEED_NETLIST", "a Verilog text file", f"{path} (binary)")
-
-
-def _resumed_config(cfg: EvolveConfig, path: Path, given: dict[str, Any]) -> EvolveConfig:
-    stored_path = path / "config.json"
-    if not stored_path.is_file():
-        raise ConfigError(f"{path} holds no config.json, so it cannot be resumed")
-    data = read_json(stored_path, "run configuration")
-    stored = data.get("settings") if isinstance(data, dict) else None
-    if not isinstance(stored, dict):
-        got = ("an object without it" if isinstance(data, dict) and "settings" not in data
-               else type(stored if isinstance(data, dict) else data).__name__)
-        raise ConfigError(f"run configuration {stored_path} must be a JSON object with 'settings', not {got}")
-    mine = cfgmod.to_dict(cfg)
-    for key in given:
-        if key in RESUMABLE or key in ("resume", "run_dir", "tag"):
-            continue
-        if key in stored and mine[key] != stored[key]:
-            raise ConfigError(f"--resume continues the run as configured: {key.upper()} is {stored[key]!r} in "
-                              f"{stored_path}, not {mine[key]!r}")
-    merged = {**stored, **{k: mine[k] for k in RESUMABLE if k in given},
-              "resume": True, "overwrite": False, "run_dir": str(path)}
-    return cfgmod.from_dict(EvolveConfig, {k: v for k, v in merged.items() if v is not None},
-                            source=str(stored_path))
-
-
-def _write_config(ctx: Context) -> None:
-    cfg = ctx.cfg
-    ctx.run.write_json("config.json", {
-        "command": "evolve",
-        "settings": cfgmod.to_dict(cfg),
-        "design": cfg.design, "wa": cfg.wa, "wb": cfg.wb, "signed": cfg.signed,
-        "wce_limit": ctx.limit, "norm": ctx.norm,
-        "technology": ctx.tech.describe(),
-        "periods": ctx.periods.as_report() if ctx.preflight else None,
-        "tools": tools.versions() | {"python": sys.version.split()[0], **_py_versions()},
-        "git_revision": git_revision(ROOT),
-    })
-
-
-def _py_versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {p: version(p) for p in ("amaranth", "cocotb", "deap", "numba", "numpy")}
 
 
 # ------------------------------------------------------------------------------------------ steps
@@ -384,16 +411,35 @@ def _power_stream(ctx: Context, probs: Any) -> tuple[np.ndarray, np.ndarray]:
     return activity.power_stream(cfg.wa, cfg.wb, cfg.power_vectors, cfg.seed, probs)
 
 
+def _objective(ctx: Context) -> app.ObjectiveSpec | None:
+    """What the search measures beyond the gate costs: the switching energy on the power stream
+    (``--cost power``: the very stream OpenSTA's power is measured on) and the errors under the
+    operand distribution (``--mae-limit``, ``--bias-limit``, absolute here: the fraction times N)."""
+    cfg = ctx.cfg
+    if cfg.cost != "power" and cfg.mae_limit is None and cfg.bias_limit is None:
+        return None
+    stream = energy = None
+    if cfg.cost == "power":
+        a, b = _power_stream(ctx, ctx.probs)
+        stream, energy = app.stream_vectors(a, b, cfg.wb), app.gate_energy(ctx.tech)
+    return app.ObjectiveSpec(cfg.wa, cfg.wb, cfg.signed, stream=stream, energy=energy, probs=ctx.probs,
+                             mae_limit=None if cfg.mae_limit is None else cfg.mae_limit * ctx.norm,
+                             bias_limit=None if cfg.bias_limit is None else cfg.bias_limit * ctx.norm)
+
+
 def _fingerprint(ctx: Context) -> dict[str, Any]:
     cfg = cfgmod.to_dict(ctx.cfg)
     cfg["design"] = ctx.cfg.design
     cfg["seed_netlist_sha256"] = (hashlib.sha256(ctx.cfg.seed_netlist.read_bytes()).hexdigest()
                                   if ctx.cfg.seed_netlist else None)
-    fp = {k: cfg[k] for k in FINGERPRINT}
+    found = {k: cfg[k] for k in FINGERPRINT}
     if ctx.cells is not None:  # runs of generic gates keep the fingerprint they had before cells existed
-        fp["function_set"] = ctx.cells.key
-        fp["resynthesis"] = ctx.cfg.resynthesis
-    return fp
+        found["function_set"] = ctx.cells.key
+        found["resynthesis"] = ctx.cfg.resynthesis
+    if ctx.objective is not None:  # what the search measures itself on (absent from runs without it)
+        found |= {"mae_limit": ctx.cfg.mae_limit, "bias_limit": ctx.cfg.bias_limit,
+                  "objective": ctx.objective.digest}
+    return found
 
 
 def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.Outcome:
@@ -403,6 +449,7 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
     seed_depth = seed_net.depth()
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
+    spec = ctx.objective
     problem = _problem(ctx, n_addr, max_depth)
     ckpt = ctx.run.path / "checkpoint.npz"
     fingerprint = _fingerprint(ctx)
@@ -422,6 +469,13 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
 
         ev = rebuild([]) if problem.proves else Evaluator(cfg.wa, cfg.wb, cfg.signed, seed_net.n_addr)
         seed_wce, _ = ev.load_parent(seed_net)
+        ob = spec.build(ev, seed_net.n_addr, 1) if spec is not None else None
+        if ob is not None and spec is not None and spec.app_limits:
+            _, _, _, sums = ob.load_parent(seed_net, ctx.weights)
+            if not ob.within_app_limits(sums):
+                raise ConfigError(f"the seed netlist has a weighted MAE of {sums[0]:.6g} and mean error "
+                                  f"{sums[1]:.6g} under --operands, beyond --mae-limit/--bias-limit: start from "
+                                  "an exact or more accurate netlist")
         if problem.proves and cfg.seed_netlist is not None and seed_wce <= ctx.limit:
             # a user's seed: its WCE on all inputs, not only on the vector set
             proof = problem.prove(seed_net, ctx.limit, threads=cfg.jobs)
@@ -442,20 +496,29 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
             d = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth,
                                 prove=(lambda n: problem.prove(n, ctx.limit, threads=cfg.jobs))
                                 if problem.proves else None, rebuild=rebuild,
-                                deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None)
+                                deadline=t0 + cfg.budget / 2 if cfg.budget > 0 and problem.proves else None,
+                                objective=ob if ob is not None and not problem.proves else None)
+            by = cfg.cost
+            if ob is not None and spec is not None and spec.power and not problem.proves:
+                d, by = _best_descent(ctx, seed_net, ev, ob, d, max_depth)
             start, start_wce, found = d.net, d.wce, d.counterexamples
             rounds: list[dict[str, Any]] = []
             if ctx.cells is not None and cfg.resynthesis and not problem.proves:
                 start, start_wce, rounds = _resynthesise(ctx, start, start_wce, max_depth)
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
                                                 "wce": d.wce, "runtime_s": time.monotonic() - t0,
-                                                "proofs": d.proofs, "counterexamples": len(found),
+                                                "proofs": d.proofs, "counterexamples": len(found), "by": by,
                                                 "resynthesis": rounds})
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5EED]))
         genome = cgp.with_spares(start, cfg.spare, rng)
         if genome.n_addr != n_addr:
             problem = _problem(ctx, genome.n_addr, max_depth)
-        state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce)
+        cost = None
+        if spec is not None:
+            grown = Evaluator(cfg.wa, cfg.wb, cfg.signed, genome.n_addr, vectors=ev.vectors[:1])
+            cost = replace(spec, mae_limit=None, bias_limit=None).build(grown, genome.n_addr, 1).cost_of(
+                genome, ctx.weights)
+        state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce, cost=cost)
         state.add_counterexamples(found)
     bar = _Progress(cfg, ctx.limit, enabled=show_progress)
     try:
@@ -463,7 +526,7 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
             state, problem, schedule, jobs=cfg.jobs, epoch_generations=cfg.epoch,
             budget=cfg.budget if cfg.budget > 0 else None, generations=cfg.generations, migrate_every=cfg.migrate,
             checkpoint=lambda s: engine.save_checkpoint(ckpt, s, fingerprint), checkpoint_every=cfg.checkpoint_every,
-            progress=bar.update,
+            progress=lambda s, rec: _remember(ctx, s, bar, rec),
             improve=(_resynthesis_hook(ctx, max_depth, ctx.resynthesis)
                      if ctx.cells is not None and cfg.resynthesis and not problem.proves else None))
     finally:
@@ -472,10 +535,12 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
 
 
 def _problem(ctx: Context, n_addr: int, max_depth: int) -> engine.Problem:
-    cfg = ctx.cfg
+    cfg, spec = ctx.cfg, ctx.objective
+    unit = (0.5 * spec.energy.cheapest() if spec is not None and spec.energy is not None
+            else float(ctx.weights.min()))  # the cheapest gate, toggling every other operation under power
     return engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
-                          cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * float(ctx.weights.min()),
-                          proof_timeout=cfg.proof_timeout, reference=ctx.reference,
+                          cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * unit,
+                          proof_timeout=cfg.proof_timeout, reference=ctx.reference, objective=spec,
                           function_set="gates" if ctx.cells is None else ctx.cells.key)
 
 
@@ -553,6 +618,29 @@ def _resynthesis_hook(ctx: Context, max_depth: int, log: list[dict[str, Any]]) -
     return improve
 
 
+def _best_descent(ctx: Context, seed_net: Netlist, ev: Evaluator, ob: app.Objective, by_power: descent.Descent,
+                  max_depth: int) -> tuple[descent.Descent, str]:
+    """Under ``--cost power``, the greedy descent by area too: it sometimes ends at a lower switching energy
+    than the descent by energy does (measured: EPS 0.005, mul8s, LeNet-5 operands, 8.99 against 9.20 pJ),
+    so the GP starts from whichever of the two costs less energy and is within the application limits."""
+    by_area = descent.descend(seed_net, ev, ctx.weights, ctx.limit, max_depth)
+    wce, _, energy, sums = ob.load_parent(by_area.net, ctx.weights)
+    if wce <= ctx.limit and ob.within_app_limits(sums) and energy < by_power.cost:
+        return replace(by_area, cost=energy, evaluations=by_area.evaluations + by_power.evaluations), "area"
+    return replace(by_power, evaluations=by_area.evaluations + by_power.evaluations), "power"
+
+
+def _remember(ctx: Context, state: engine.State, bar: _Progress, rec: dict) -> None:
+    """Show the epoch's progress and keep its best circuit when its cost is new: the trajectory
+    ``--calibrate`` samples."""
+    bar.update(state, rec)
+    if ctx.cfg.calibrate <= 0:
+        return
+    isl = min((i for i in state.islands if i.best is not None), key=lambda i: (i.best_cost, i.best_wce))
+    if isl.best is not None and all(c != isl.best_cost for c, _ in ctx.trajectory):
+        ctx.trajectory.append((isl.best_cost, isl.best.copy()))
+
+
 class _Progress:
     """A tqdm bar over the budget (or generations): generation, best cost, its WCE, evaluations/s."""
 
@@ -564,7 +652,7 @@ class _Progress:
         self.bar = tqdm(total=total, unit="s" if self.by_time else "gen", disable=not enabled or None,
                         dynamic_ncols=True, desc=f"{cfg.design} eps={cfg.eps:g}")
         self.start = time.monotonic()
-        self.cost_name = "area" if cfg.cost == "area" else "transistors"
+        self.cost_name = {"area": "area", "transistors": "transistors", "power": "pJ/op"}[cfg.cost]
 
     def update(self, state: engine.State, rec: dict) -> None:
         done = time.monotonic() - self.start if self.by_time else state.generation
@@ -620,6 +708,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut,
                            outcome.state.counterexamples)
     ppa = _ppa(ctx, exact_map, approx_map, module, best, lut, probs)
+    power_costs = _power_costs(ctx, best, seed_net)
+    calibration = _calibrate(ctx, best, power_costs, ppa)
 
     seed_tr = seed_net.cost({f: float(t.transistors(f)) for f in FUNCS})
     best_tr = best.cost({f: float(t.transistors(f)) for f in FUNCS})
@@ -634,6 +724,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         **errors,
         "wce_proof": proof.as_report(), "error_metrics": metrics_how,
         "function_set": cfg.function_set,
+        **_app_errors(ctx, lut), "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit,
         "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
         "search_cost": evolved.weighted_cost(ctx.weights),
         "cost_area_correlation": correlation["pearson"], "cost_area": correlation,
@@ -648,6 +739,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         **ppa["approx"],
         "delay_ratio": ppa["approx"]["delay_ns"] / ppa["exact"]["delay_ns"],
         "power_ratio": ppa["approx"]["power_w"] / ppa["exact"]["power_w"],
+        **power_costs, "power_calibration": calibration,
+        "power_cost_correlation": calibration["pearson"] if calibration else None,
         "clock_period_ns": ctx.periods.clock_period_ns, "clock": ctx.periods.as_report(),
         "exact": {"area": exact_map.area, "cells": exact_map.n_cells, "transistors": int(seed_tr),
                   "gates": seed_net.n_gates, "depth": seed_net.depth(),
@@ -672,6 +765,68 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     rep.plot_evolution(run.path / "evolution.png", state.logbook, report)
     run.write_text("report.md", rep.markdown(report))
     return report
+
+
+def _app_errors(ctx: Context, lut: np.ndarray | None) -> dict[str, Any]:
+    """The error metrics under the operand distribution, exact over every pair (up to 16 input bits)."""
+    cfg = ctx.cfg
+    if lut is None:
+        return {}
+    exact = np.outer(golden.values(cfg.wa, cfg.signed), golden.values(cfg.wb, cfg.signed)).ravel()
+    return error_metrics.weighted(lut.ravel().astype(np.int64), exact, app.pair_weights(cfg.wa, cfg.wb, ctx.probs),
+                                  ctx.norm)
+
+
+def _power_costs(ctx: Context, best: Netlist, seed_net: Netlist) -> dict[str, Any]:
+    """The evaluator's switching energy per operation (the ``--cost power`` objective) of the result and of
+    the exact seed, on the power stream; None where the Liberty gives no voltage."""
+    if ctx.tech.voltage is None:
+        return {"power_cost": None, "power_cost_exact": None, "power_cost_ratio": None}
+    energy = app.gate_energy(ctx.tech)
+    a, b = _power_stream(ctx, ctx.probs)
+    stream = app.stream_vectors(a, b, ctx.cfg.wb)
+    mine, exact = app.power_cost(best, energy, stream), app.power_cost(seed_net, energy, stream)
+    return {"power_cost": mine, "power_cost_exact": exact, "power_cost_ratio": mine / exact if exact else None}
+
+
+def _calibrate(ctx: Context, best: Netlist, costs: dict[str, Any], ppa: dict[str, dict[str, float]]
+               ) -> dict[str, Any] | None:
+    """``--calibrate N``: N circuits of the search's trajectory mapped and powered like the result; the
+    Pearson correlation of their power cost with OpenSTA's power, with the exact design and the result."""
+    cfg, run, t = ctx.cfg, ctx.run, ctx.tech
+    if cfg.calibrate <= 0 or costs["power_cost"] is None:
+        return None
+    energy = app.gate_energy(t)
+    a, b = _power_stream(ctx, ctx.probs)
+    stream = app.stream_vectors(a, b, cfg.wb)
+    shape = Shape(cfg.wa, cfg.wb, cfg.signed)
+    points = [{"circuit": "exact", "power_cost": costs["power_cost_exact"], "power_w": ppa["exact"]["power_w"]},
+              {"circuit": "result", "power_cost": costs["power_cost"], "power_w": ppa["approx"]["power_w"]}]
+    done = {best.digest()}
+    seen = [net.compact() for _, net in ctx.trajectory]
+    seen = [n for n in seen if n.digest() not in done]
+    picks = [seen[round(i * (len(seen) - 1) / max(cfg.calibrate - 1, 1))] for i in range(min(cfg.calibrate, len(seen)))]
+    periods = ctx.periods
+    for i, net in enumerate(picks):
+        if net.digest() in done:
+            continue
+        done.add(net.digest())
+        module = f"{cfg.design}_cal{i}_{net.digest()}"
+        ctx.say(f"calibration circuit {i + 1} of {len(picks)}: mapping and power (OpenSTA)")
+        (run.path / "calibration").mkdir(exist_ok=True)
+        v = run.write_text(f"calibration/{module}.v", net.to_verilog(module, f"{module}: calibration circuit"))
+        mapped = yosys.map_to_cells(run, [v], module, t, run.path / "calibration" / f"{module}_{t.name}.v",
+                                    step=f"map_cal{i}")
+        res = characterise.delay_and_power(run, f"cal{i}", mapped, module, t, shape, a, b,
+                                           _model_codes(shape, net, None, a, b),
+                                           clock_period_ns=periods.clock_period_ns,
+                                           sim_period_ns=periods.sim_period_ns, seed=cfg.seed)
+        points.append({"circuit": module, "power_cost": app.power_cost(net, energy, stream),
+                       "power_w": res["power_w"]})
+    x = np.array([p["power_cost"] for p in points])
+    y = np.array([p["power_w"] for p in points])
+    r = float(np.corrcoef(x, y)[0, 1]) if len(points) >= 3 and x.std() > 0 and y.std() > 0 else None
+    return {"circuits": points, "pearson": r}
 
 
 def _proven_errors(ctx: Context, best: Netlist, counterexamples: list[int]

@@ -24,30 +24,33 @@ import argparse
 import contextlib
 import csv
 import io
-import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core import config
+from core import config, metrics, stage
 from core.config import option
-from core.errors import ConfigError, FlowError, must
-from core.run import RunDir, read_json, write_json, write_text
+from core.errors import ConfigError, FlowError
+from core.run import read_json, write_json, write_text
+from evolve import COSTS
+from evolve.cluster import MemberError, check_cluster, completed, dask_client
 from evolve.seeds import SEED_ARCHS
+from rtl_gen.multiplier import design_name
 
-ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed member whose time is spent still finishes: one epoch, then verification
 RESULTS = ("library.json", "members", "references")  # what makes a library directory worth keeping
 ERRORS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape", "mse")
-PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio", "energy_pj")
-# the Pareto planes: (name, x, y), both minimised
+# the same under the library's operand distribution (--operands; WMED-style weights)
+ERRORS_APP = ("wce_app", "mae_app", "mae_app_pct", "mse_app", "bias_app", "er_app", "mred_app")
+PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio", "energy_pj", "power_cost",
+       "power_cost_ratio")
+# the Pareto planes: (name, x, y), each metric compared in its registry direction (core.metrics)
 PLANES = (("power_wce", "wce", "power_w"), ("area_wce", "wce", "area"), ("power_mae", "mae", "power_w"))
-COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *PPA, "wce_proof_method", "wce_proof_time_s",
+COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *ERRORS_APP, *PPA, "wce_proof_method", "wce_proof_time_s",
            "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "build", "run_dir")
-_ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://\S+")
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,11 @@ class LibraryConfig:
     bits_b: int | None = option(None, help="operand width of b (default: --bits)")
     signed: bool = option(True, help="two's-complement operands; --no-signed for unsigned")
     tech: str = option("osu018", help="technology: built-in name, Liberty file, directory or TOML description")
-    cost: str = option("area", choices=("area", "transistors"), help="objective of every member")
+    cost: str = option("area", choices=COSTS, help="objective of every member (power: switching energy on the "
+                       "power stream of --operands)")
+    mae_limit: float | None = option(None, help="every member's largest MAE under --operands, as a fraction of N")
+    bias_limit: float | None = option(None, help="every member's largest |mean error| under --operands, as a "
+                                      "fraction of N")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
                            "(value,count or value,count_a,count_b)")
     budget: float = option(600.0, unit="s", help="evolution time per member; 0 for none (then set --generations)")
@@ -73,7 +80,8 @@ class LibraryConfig:
     power_vectors: int = option(2000, help="operand pairs simulated to measure switching activity")
     reference: Path | None = option(None, help="directory of other multipliers' Verilog (one top per file, named "
                                     "like the file) characterised by flow.py ppa and drawn with the library")
-    out: Path | None = option(None, help="library directory (default: runs/<design>/library-<tech>)")
+    tag: str | None = option(None, help="library name under runs/<design>/ (default: library-<tech>)")
+    run_dir: Path | None = option(None, help="library directory (default: runs/<design>/<tag>)")
     scheduler: str | None = option(None, help="address of a running Dask scheduler, tcp://HOST:PORT (default: a "
                                    "local cluster sized to the machine)")
     scheduler_timeout: float = option(10.0, unit="s", help="how long to wait for --scheduler to answer")
@@ -81,6 +89,7 @@ class LibraryConfig:
     overwrite: bool = option(False, help="rebuild every member (beside the old library, which it then replaces)")
 
     def __post_init__(self) -> None:
+        config.check_tag(self.tag)
         if not self.eps:
             raise ConfigError("EPS needs at least one value")
         for e in self.eps:
@@ -91,29 +100,17 @@ class LibraryConfig:
             raise ConfigError("SEEDS needs at least one value")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"SEEDS must be distinct, not {' '.join(map(str, self.seeds))}")
-        if self.jobs < 1:
-            raise must("JOBS", ">= 1", self.jobs)
-        if self.workers is not None and self.workers < 1:
-            raise must("WORKERS", ">= 1", self.workers)
-        if self.scheduler is not None and not _ADDRESS.fullmatch(self.scheduler):
-            raise must("SCHEDULER", "a Dask scheduler address such as tcp://HOST:PORT", self.scheduler)
-        if not self.scheduler_timeout > 0:
-            raise must("SCHEDULER_TIMEOUT", "> 0 s", self.scheduler_timeout)
+        check_cluster(self)
         if self.reference is not None and not self.reference.is_dir():
             raise ConfigError(f"REFERENCE {self.reference} is not a directory")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    config.add_arguments(parser, LibraryConfig)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    stage.add_arguments(parser, STAGE)
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = config.from_namespace(LibraryConfig, args)
-    result = build(cfg, progress=not args.quiet)
-    print(f"{len(result['members'])} members, {len(result['references'])} references, "
-          f"{sum(not r['dominated'] for r in result['rows'])} on a Pareto front: {result['path'] / 'library.csv'}")
-    return 0
+    return stage.main(STAGE, args)
 
 
 # ------------------------------------------------------------------------------------------ plan
@@ -124,7 +121,7 @@ def members(cfg: LibraryConfig) -> list[Any]:
     settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "budget": cfg.budget,
                 "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost, "jobs": cfg.jobs,
                 "epoch": cfg.epoch, "power_vectors": cfg.power_vectors, "operands": cfg.operands,
-                "seed_arch": cfg.seed_arch}
+                "seed_arch": cfg.seed_arch, "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit}
     return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None}
                              | {"eps": e, "seed": s}) for e in sorted(cfg.eps) for s in cfg.seeds]
 
@@ -199,120 +196,118 @@ def characterise_reference(verilog: Path, top: str, cfg: LibraryConfig, run_dir:
 
 
 # ------------------------------------------------------------------------------------------ build
-class MemberError(FlowError):
-    """A member or reference failed; its exit code is the member's."""
+@dataclass
+class Plan:
+    members: list[Any]
+    references: list[tuple[Path, str]]
 
-    def __init__(self, text: str, exit_code: int):
-        super().__init__(text)
-        self.exit_code = exit_code
+
+class LibraryStage(stage.Stage):
+    """A composite stage: one evolve run per EPS and seed (and one ppa run per reference design), each a
+    Dask task, then the catalogue. It resumes by finished members (a library directory that exists is
+    continued: finished members reused, interrupted ones resumed), and the settings the members share
+    (``fingerprint``) may not change. ``client``: a Dask client on a remote scheduler, asked before anything
+    touches the disk (None: a local cluster, started once the library's lock is held)."""
+
+    name = "library"
+    Config = LibraryConfig
+    outputs = ("config.json", "library.json", "library.csv", "power_vs_mae.png", "area_vs_wce.png",
+               "power_vs_wce.png", "members/", "references/")
+    resumable = True
+    fingerprint = ("bits", "bits_b", "signed", "tech", "cost", "operands", "seed_arch", "power_vectors")
+    results = ("config.json", *RESULTS)
+    renamed = (("--out", "--run-dir"),)
+    stored_required = False  # a library directory from before config.json: resumed as given
+    packages = ("amaranth", "cocotb", "dask", "distributed", "deap", "numba", "numpy")
+
+    def __init__(self, client: Any = None):
+        self.client = client
+
+    def resuming(self, cfg: LibraryConfig) -> bool:
+        path = self.directory(cfg, None)
+        return not cfg.overwrite and path.is_dir() and any(path.iterdir())
+
+    def prepare(self, cfg: LibraryConfig, progress: bool) -> Plan:
+        plan = members(cfg)  # every setting checked before anything runs
+        if cfg.operands != "uniform":
+            from ppa import activity
+
+            activity.read_operands(cfg.operands, plan[0].wa, plan[0].wb, cfg.signed)
+        return Plan(plan, references(cfg.reference) if cfg.reference is not None else [])
+
+    def default_dir(self, cfg: LibraryConfig, plan: Any) -> Path:
+        design = design_name(cfg.bits, cfg.bits if cfg.bits_b is None else cfg.bits_b, cfg.signed)
+        return Path(design) / (cfg.tag or f"library-{cfg.tech}")
+
+    def directory(self, cfg: LibraryConfig, plan: Any) -> Path:
+        return super().directory(cfg, plan).resolve()
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        cfg, plan, refs = ctx.cfg, ctx.plan.members, ctx.plan.references
+        with contextlib.ExitStack() as stack:
+            client = self.client if self.client is not None else stack.enter_context(dask_client(cfg))
+            where = ctx.run.path
+            (where / "members").mkdir(exist_ok=True)
+            info = client.scheduler_info()
+            cluster = {"scheduler": cfg.scheduler or "local", "address": info.get("address"),
+                       "workers": len(info.get("workers", {}))}
+            tasks = {}
+            for m in plan:
+                name = member_name(m.eps, m.seed)
+                fut = client.submit(build_member, m, where / "members" / name, cfg.overwrite, key=f"member-{name}",
+                                    retries=1, pure=False)
+                tasks[fut] = ("member", name, m)
+            if refs:
+                (where / "references").mkdir(exist_ok=True)
+            for verilog, top in refs:
+                fut = client.submit(characterise_reference, verilog.resolve(), top, cfg, where / "references" / top,
+                                    key=f"reference-{top}", retries=1, pure=False)
+                tasks[fut] = ("reference", top, None)
+            done: dict[str, tuple[str, Any, dict[str, Any]]] = {}
+            failures: list[dict[str, Any]] = []
+            try:
+                for fut in completed(client, tasks, ctx.progress):
+                    kind, name, m = tasks[fut]
+                    res = fut.result()
+                    if "error" in res:
+                        failures.append(res)
+                    else:
+                        how = "reused" if res["reused"] else "resumed" if res.get("resumed") else "new"
+                        done[name] = (kind, m, {**res["report"], "_build": how})
+            except KeyboardInterrupt:
+                for fut in tasks:
+                    fut.cancel()
+                _catalogue(where, ctx.run.final, cfg, cluster, plan, refs, done, failures)
+                print(f"interrupted: {len(done)} of {len(tasks)} built; {where / 'library.json'} lists them; "
+                      "run the library again to resume the rest", file=sys.stderr)
+                raise
+            result = _catalogue(where, ctx.run.final, cfg, cluster, plan, refs, done, failures)
+            ctx.reported = True  # library.json is its report
+            if failures:
+                raise MemberError(f"{failures[0]['error']} ({len(failures)} of {len(tasks)} failed; "
+                                  f"{where / 'library.json'} lists the rest)", failures[0]["exit_code"])
+        return {**result, "path": str(ctx.run.final)}
+
+    def execute(self, cfg: Any, *, given: Any = None, progress: bool = True) -> dict[str, Any]:
+        if cfg.scheduler is None or self.client is not None:
+            return super().execute(cfg, given=given, progress=progress)
+        self.prepare(cfg, progress)  # every setting checked before the scheduler is asked
+        with dask_client(cfg) as client:  # a remote scheduler is asked first, before anything touches the disk
+            return LibraryStage(client).execute(cfg, given=given, progress=progress)
+
+    def summary(self, cfg: Any, result: dict[str, Any]) -> str:
+        return (f"{len(result['members'])} members, {len(result['references'])} references, "
+                f"{sum(not r['dominated'] for r in result['rows'])} on a Pareto front: "
+                f"{Path(result['path']) / 'library.csv'}")
+
+
+STAGE = LibraryStage()
 
 
 def build(cfg: LibraryConfig, *, progress: bool = True) -> dict[str, Any]:
     """Build (or resume) the library; returns its catalogue. Ctrl-C writes the catalogue of the members
     finished so far and raises KeyboardInterrupt (the others resume next time)."""
-    plan = members(cfg)  # every setting checked before anything runs
-    if cfg.operands != "uniform":
-        from ppa import activity
-
-        activity.read_histogram(Path(cfg.operands), plan[0].wa, plan[0].wb, cfg.signed)
-    refs = references(cfg.reference) if cfg.reference is not None else []
-    path = (cfg.out or ROOT / "runs" / plan[0].design / f"library-{cfg.tech}").resolve()
-    resume = path.is_dir() and any(path.iterdir()) and not cfg.overwrite
-    with contextlib.ExitStack() as stack:
-        # a remote scheduler is asked first, before anything touches the disk; a local cluster is started
-        # only once the library's lock is held (a refused second build costs no cluster)
-        client = stack.enter_context(_client(cfg)) if cfg.scheduler is not None else None
-        run = stack.enter_context(RunDir.open(path, overwrite=cfg.overwrite, resume=resume, results=RESULTS))
-        if client is None:
-            client = stack.enter_context(_client(cfg))
-        where = run.path
-        (where / "members").mkdir(exist_ok=True)
-        info = client.scheduler_info()
-        cluster = {"scheduler": cfg.scheduler or "local", "address": info.get("address"),
-                   "workers": len(info.get("workers", {}))}
-        tasks = {}
-        for m in plan:
-            name = member_name(m.eps, m.seed)
-            fut = client.submit(build_member, m, where / "members" / name, cfg.overwrite, key=f"member-{name}",
-                                retries=1, pure=False)
-            tasks[fut] = ("member", name, m)
-        if refs:
-            (where / "references").mkdir(exist_ok=True)
-        for verilog, top in refs:
-            fut = client.submit(characterise_reference, verilog.resolve(), top, cfg, where / "references" / top,
-                                key=f"reference-{top}", retries=1, pure=False)
-            tasks[fut] = ("reference", top, None)
-        done: dict[str, tuple[str, Any, dict[str, Any]]] = {}
-        failures: list[dict[str, Any]] = []
-        try:
-            for fut in _completed(client, tasks, progress):
-                kind, name, m = tasks[fut]
-                res = fut.result()
-                if "error" in res:
-                    failures.append(res)
-                else:
-                    how = "reused" if res["reused"] else "resumed" if res.get("resumed") else "new"
-                    done[name] = (kind, m, {**res["report"], "_build": how})
-        except KeyboardInterrupt:
-            for fut in tasks:
-                fut.cancel()
-            _catalogue(where, run.final, cfg, cluster, plan, refs, done, failures)
-            print(f"interrupted: {len(done)} of {len(tasks)} built; {where / 'library.json'} lists them; "
-                  "run the library again to resume the rest", file=sys.stderr)
-            raise
-        result = _catalogue(where, run.final, cfg, cluster, plan, refs, done, failures)
-        if failures:
-            raise MemberError(f"{failures[0]['error']} ({len(failures)} of {len(tasks)} failed; "
-                              f"{where / 'library.json'} lists the rest)", failures[0]["exit_code"])
-    result["path"] = path
-    return result
-
-
-def _completed(client: Any, tasks: dict[Any, Any], progress: bool) -> Iterator[Any]:
-    from distributed import as_completed
-    from tqdm import tqdm
-
-    with tqdm(total=len(tasks), desc="library", unit="member", disable=not progress, file=sys.stderr) as bar:
-        for fut in as_completed(list(tasks), loop=client.loop):
-            yield fut
-            bar.update(1)
-
-
-class _client:
-    """A Dask client on ``--scheduler`` (refused in one line when it does not answer) or on a local cluster
-    of ``cores // jobs`` single-threaded worker processes; closes what it opened."""
-
-    def __init__(self, cfg: LibraryConfig):
-        self.cfg = cfg
-        self.client: Any = None
-        self.cluster: Any = None
-
-    def __enter__(self) -> Any:
-        import dask
-        from distributed import Client, LocalCluster
-
-        cfg = self.cfg
-        if cfg.scheduler is not None:
-            try:
-                self.client = Client(cfg.scheduler, timeout=cfg.scheduler_timeout, set_as_default=False)
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(f"the Dask scheduler {cfg.scheduler} did not answer within "
-                                  f"{cfg.scheduler_timeout:g} s ({type(exc).__name__})") from None
-            return self.client
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        n = cfg.workers or max(1, cores // cfg.jobs)
-        # a member with --jobs > 1 starts a process pool, which a daemonic worker process may not
-        with dask.config.set({"distributed.worker.daemon": False}):
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                        scheduler_port=0)
-        self.client = Client(self.cluster, set_as_default=False)
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+    return STAGE.execute(cfg, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------ catalogue
@@ -324,15 +319,28 @@ def _row(kind: str, name: str, m: Any, r: dict[str, Any], run_dir: Path) -> dict
         sampled = r.get("verification_vectors", 0) < (1 << (r["wa"] + r["wb"]))
         method, time_s, verified = "sampled simulation" if sampled else "exhaustive simulation", None, None
     return {"kind": kind, "name": name, "eps": m.eps if m else None, "seed": m.seed if m else None,
-            "wce_limit": r.get("wce_limit"), **{k: r.get(k) for k in (*ERRORS, *PPA)},
+            "wce_limit": r.get("wce_limit"), **{k: r.get(k) for k in (*ERRORS, *ERRORS_APP, *PPA)},
             "wce_proof_method": method, "wce_proof_time_s": time_s, "verified": verified,
             "generations": r.get("generations"), "build": r.get("_build"), "run_dir": str(run_dir),
             "wce_proof": proof or None}
 
 
-def dominated(points: list[tuple[float, float]]) -> list[bool]:
-    """For each (x, y), both minimised: whether another point is no worse in both and better in one."""
-    return [any(px <= x and py <= y and (px < x or py < y) for px, py in points) for x, y in points]
+def power_cost_correlation(rows: list[dict[str, Any]]) -> float | None:
+    """Pearson correlation of the evaluator's power cost and OpenSTA's power over the members that have both."""
+    import numpy as np
+
+    pts = [(r["power_cost"], r["power_w"]) for r in rows
+           if r["kind"] == "member" and r.get("power_cost") is not None and r.get("power_w") is not None]
+    if len(pts) < 3:
+        return None
+    x, y = np.array(pts, dtype=float).T
+    return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None
+
+
+def dominated(points: Sequence[Sequence[float]], names: Sequence[str] = ("wce", "power_w")) -> list[bool]:
+    """For each point (its values of the metrics ``names``): whether another point is no worse in all of
+    them and better in one, each metric in the direction the registry gives it."""
+    return metrics.dominated([dict(zip(names, p)) for p in points], names)
 
 
 def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, Any], plan: list[Any],
@@ -347,7 +355,7 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, 
         if top in done:
             rows.append(_row("reference", top, None, done[top][2], final / "references" / top))
     for plane, x, y in PLANES:
-        flags = dominated([(float(r[x]), float(r[y])) for r in rows])
+        flags = metrics.dominated(rows, (x, y))
         for r, flag in zip(rows, flags):
             r[f"dominated_{plane}"] = flag
     for r in rows:
@@ -356,7 +364,8 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, 
     missing += [top for _, top in refs if top not in done]
     catalogue = {"settings": config.to_dict(cfg), "design": plan[0].design, "tech": cfg.tech, "cluster": cluster,
                  "complete": not missing, "not_built": missing, "failed": [f["error"] for f in failures],
-                 "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES], "rows": rows}
+                 "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES],
+                 "power_cost_correlation": power_cost_correlation(rows), "rows": rows}
     write_json(where / "library.json", catalogue)
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
@@ -375,7 +384,7 @@ def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = {"wce": "WCE", "mae": "MAE", "power_w": "power (W)", "area": "area (µm²)"}
+    labels = {"wce": "WCE", "mae": "MAE", "power_w": "power", "area": "area"}
     for plane, x, y in PLANES:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for kind, marker in (("member", "o"), ("reference", "s")):
@@ -392,9 +401,9 @@ def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str) -> N
                     lw=1, alpha=0.6, label="Pareto front")
         if any(r[x] > 0 for r in rows):
             ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlabel(labels[x])
-        ax.set_ylabel(labels[y])
-        ax.set_title(f"{design} on {tech}: {labels[y].split(' ')[0]} against {labels[x]}")
+        ax.set_xlabel(metrics.axis_label(x, labels[x]))
+        ax.set_ylabel(metrics.axis_label(y, labels[y]))
+        ax.set_title(f"{design} on {tech}: {labels[y]} against {labels[x]}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
         fig.tight_layout()

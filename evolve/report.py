@@ -13,6 +13,7 @@ from typing import Any
 from core import metrics
 
 ERROR_KEYS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape")
+APP_ERROR_KEYS = ("wce_app", "mae_app", "mae_app_pct", "mse_app", "bias_app", "er_app", "mred_app")
 COST_KEYS = ("area", "area_ratio", "transistors", "transistor_ratio", "cells", "gates", "depth", "delay_ns",
              "delay_ratio", "power_w", "power_ratio", "energy_pj")
 SEARCH_KEYS = ("generations", "evaluations", "evals_per_s", "runtime_s")
@@ -42,26 +43,18 @@ def plot_evolution(path: Path, logbook: list[dict[str, Any]], report: dict[str, 
         ax2 = ax.twinx()
         ax2.plot(gens, [r["limit"] for r in logbook], color="C3", ls="--", lw=1, label="WCE limit")
         ax2.plot(gens, [r["best_wce"] for r in logbook], color="C3", lw=0.8, alpha=0.6, label="WCE of best")
-        ax2.set_ylabel("worst-case error")
+        ax2.set_ylabel(metrics.axis_label("wce", "worst-case error"))
         ax2.set_ylim(bottom=0)
         lines = ax.get_lines() + ax2.get_lines()
         ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper right", fontsize=8)
-    unit = "um^2 of gates" if report["cost_objective"] == "area" else "transistors"
     ax.set_xlabel("generation")
-    ax.set_ylabel(f"cost ({unit})")
+    ax.set_ylabel(metrics.axis_label("gate_area" if report["cost_objective"] == "area" else "transistors", "cost"))
     ax.set_title(f"{report['design']} EPS={report['eps']:g} on {report['tech']}: area ratio "
                  f"{report['area_ratio']:.3f}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _row(key: str, value: Any, exact: Any = None) -> str:
-    m = metrics.get(key)
-    unit = f" {m.unit}" if m.unit else ""
-    ex = f" | {m.fmt(exact)}{unit}" if exact is not None else " | "
-    return f"| {key} | {m.fmt(value)}{unit}{ex} | {m.description.replace('|', chr(92) + '|')} |"
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -82,7 +75,12 @@ def markdown(r: dict[str, Any]) -> str:
         lines += ["**The evolution was interrupted**: this is the best circuit found so far; "
                   "continue it with `--resume`.", ""]
     lines += ["## Error", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
-    lines += [_row(k, r[k]) for k in ERROR_KEYS]
+    lines += [metrics.row(k, r[k], "") for k in ERROR_KEYS]
+    if r.get("mae_app") is not None:
+        lines += [metrics.row(k, r[k], "") for k in APP_ERROR_KEYS]
+        limits = [f"{k} {r[k]:g} x N" for k in ("mae_limit", "bias_limit") if r.get(k) is not None]
+        lines += ["", f"The `_app` figures weigh every input pair by the operand distribution ({r.get('operands')})"
+                  + (f"; the search held them to {' and '.join(limits)}" if limits else "") + "."]
     pf = r["wce_proof"]
     how = (f"by simulating all {pf['vectors']:,} input pairs" if pf["method"] == "exhaustive" else
            f"by a SAT miter ({pf['solver']}, {pf['steps']} solver calls, {pf['variables']:,} variables)")
@@ -105,7 +103,13 @@ def markdown(r: dict[str, Any]) -> str:
     exact_of = {"area": ex["area"], "transistors": ex["transistors"], "cells": ex["cells"], "gates": ex["gates"],
                 "depth": ex["depth"], "delay_ns": ex["delay_ns"], "power_w": ex["power_w"],
                 "energy_pj": ex["energy_pj"]}
-    lines += [_row(k, r[k], exact_of.get(k)) for k in COST_KEYS]
+    lines += [metrics.row(k, r[k], exact_of.get(k, "")) for k in COST_KEYS]
+    if r.get("power_cost") is not None:
+        lines += [metrics.row("power_cost", r["power_cost"], r.get("power_cost_exact"))]
+        if r.get("power_cost_correlation") is not None:
+            n = len(r["power_calibration"]["circuits"])
+            lines += ["", f"The power cost correlates with OpenSTA's power at r = {r['power_cost_correlation']:.3f} "
+                      f"over {n} circuits of this run (`--calibrate`)."]
     sa = r.get("seed_arch")
     if sa:
         others = ", ".join(f"{k} {v:g}" for k, v in sa["mapped_area"].items())
@@ -138,7 +142,7 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {name} | {'pass' if b['passed'] else 'FAIL'} | {b.get('vectors', '-')} | "
                          f"{b.get('mismatches', '-')} | {b.get('wce', '-')} | {b['expected']} |")
     lines += ["", "## Search", "", "| metric | value | | meaning |", "| --- | --- | --- | --- |"]
-    lines += [_row(k, r[k]) for k in SEARCH_KEYS]
+    lines += [metrics.row(k, r[k], "") for k in SEARCH_KEYS]
     if r.get("descent"):
         d = r["descent"]
         lines += ["", f"Steepest descent before the GP: {d['steps']} simplifications, {d['evaluations']:,} "

@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import config
+from core import config, metrics, stage
 from core.config import option
 from core.errors import ConfigError, must
-from core.run import locked, read_json, write_bytes, write_json, write_text
+from core.run import read_json, write_bytes, write_json, write_text
+from evolve import COSTS
 from evolve.seeds import SEED_ARCHS
+from rtl_gen.multiplier import design_name
 
-ROOT = Path(__file__).resolve().parent.parent
 MIN_REST_S = 0.001  # a resumed run whose time is spent still finishes: one epoch, then verification
+# the metrics of sweep.md's table, after EPS and before whether the run verified
+TABLE = ("wce_limit", "wce", "wce_pct", "mae_pct", "er", "area_ratio", "transistor_ratio", "power_ratio", "delay_ratio")
 COLUMNS = ("eps", "wce_limit", "wce", "wce_pct", "mae_pct", "er", "mred", "area", "area_ratio", "transistors",
            "transistor_ratio", "power_w", "power_ratio", "delay_ratio", "generations", "evaluations", "verified")
 
@@ -38,14 +41,17 @@ class SweepConfig:
     budget: float = option(600.0, unit="s", help="evolution time per EPS; 0 for none (then set --generations)")
     generations: int | None = option(None, help="generations per EPS")
     tech: str = option("osu018", help="technology")
-    cost: str = option("area", choices=("area", "transistors"), help="objective")
+    cost: str = option("area", choices=COSTS, help="objective")
     jobs: int = option(2, help="processes per run")
     seed_arch: str = option("array", choices=SEED_ARCHS,
                             help="architecture of the exact seed of every run (auto: the smallest after mapping)")
-    out: Path | None = option(None, help="sweep directory (default: runs/<design>/sweep-seed<SEED>)")
-    overwrite: bool = option(False, help="redo runs that already finished")
+    tag: str | None = option(None, help="sweep name under runs/<design>/ (default: sweep-seed<SEED>)")
+    run_dir: Path | None = option(None, help="sweep directory (default: runs/<design>/<tag>)")
+    overwrite: bool = option(False, help="redo runs that already finished (the new sweep is built beside the "
+                             "old one and replaces it when it finished)")
 
     def __post_init__(self) -> None:
+        config.check_tag(self.tag)
         if not self.eps:
             raise ConfigError("EPS needs at least one value")
         for e in self.eps:
@@ -55,49 +61,86 @@ class SweepConfig:
             raise ConfigError(f"EPS values must be distinct, not {' '.join(map(str, self.eps))}")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    config.add_arguments(parser, SweepConfig)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+class SweepStage(stage.Stage):
+    """A composite stage: one evolve run (the member stage) per EPS in the sweep directory, then the
+    roll-up. It resumes by finished members: running it again on its directory reuses finished runs and
+    resumes interrupted ones, and a setting that the members share (``fingerprint``) may not change.
+    ``--overwrite`` builds the whole sweep beside the old one and replaces it when it finished."""
 
+    name = "sweep"
+    Config = SweepConfig
+    outputs = ("config.json", "sweep.json", "sweep.csv", "sweep.md", "cost_vs_eps.png", "error_vs_eps.png",
+               "eps<EPS>-seed<SEED>/")
+    resumable = True
+    fingerprint = ("bits", "bits_b", "signed", "seed", "tech", "cost", "seed_arch")
+    results = ("config.json", "sweep.json")  # a sweep directory is never debris: it holds member runs
+    renamed = (("--out", "--run-dir"),)
+    stored_required = False  # a sweep directory from before config.json: resumed as given
 
-def main(args: argparse.Namespace) -> int:
-    from evolve.job import EvolveConfig
+    def resuming(self, cfg: SweepConfig) -> bool:
+        path = self.directory(cfg, None)
+        return not cfg.overwrite and path.is_dir() and any(path.iterdir())
 
-    cfg = config.from_namespace(SweepConfig, args)
-    settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
-                "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
-                "jobs": cfg.jobs, "seed_arch": cfg.seed_arch}
-    runs = [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
-            for e in sorted(cfg.eps)]  # every setting checked before anything runs
-    out = cfg.out or ROOT / "runs" / runs[0].design / f"sweep-seed{cfg.seed}"
-    rows: list[dict[str, Any]] = []
-    with locked(out):
+    def prepare(self, cfg: SweepConfig, progress: bool) -> list[Any]:
+        """Every member's evolve configuration, checked before anything runs."""
+        from evolve.job import EvolveConfig
+
+        settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
+                    "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
+                    "jobs": cfg.jobs, "seed_arch": cfg.seed_arch}
+        return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
+                for e in sorted(cfg.eps)]
+
+    def default_dir(self, cfg: SweepConfig, plan: Any) -> Path:
+        design = design_name(cfg.bits, cfg.bits if cfg.bits_b is None else cfg.bits_b, cfg.signed)
+        return Path(design) / (cfg.tag or f"sweep-seed{cfg.seed}")
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        cfg, runs, out = ctx.cfg, ctx.plan, ctx.run.path
+        rows: list[dict[str, Any]] = []
         try:
             for run_cfg in runs:
-                rows.append(_one(run_cfg, out, cfg.overwrite, not args.quiet))
+                rows.append(_one(run_cfg, out, ctx.run.final, ctx.progress))
                 if rows[-1]["interrupted"]:  # Ctrl-C stopped this run's evolution: stop the sweep here
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             _roll_up(out, rows, runs, cfg)
-            print(f"interrupted: {out / 'sweep.md'} says which EPS finished; run the sweep again to resume it",
-                  file=sys.stderr)
+            print(f"interrupted: {ctx.run.final / 'sweep.md'} says which EPS finished; run the sweep again to "
+                  "resume it", file=sys.stderr)
             raise
-        _roll_up(out, rows, runs, cfg)
-    for r in rows:
-        print(f"EPS {r['eps']:<6g} WCE {r['wce']:>6} (limit {r['wce_limit']:>6})  area {r['area_ratio']:.4f}  "
-              f"transistors {r['transistor_ratio']:.4f}  power {r['power_ratio']:.4f}  "
-              f"{'verified' if r['verified'] else 'NOT VERIFIED'}")
-    print(out / "sweep.md")
-    return 0 if all(r["verified"] for r in rows) else 5
+        ctx.reported = True  # sweep.json is its report
+        return {**_roll_up(out, rows, runs, cfg), "run_dir": str(ctx.run.final)}
+
+    def summary(self, cfg: Any, report: dict[str, Any]) -> str:
+        lines = [f"EPS {r['eps']:<6g} WCE {r['wce']:>6} (limit {r['wce_limit']:>6})  area {r['area_ratio']:.4f}  "
+                 f"transistors {r['transistor_ratio']:.4f}  power {r['power_ratio']:.4f}  "
+                 f"{'verified' if r['verified'] else 'NOT VERIFIED'}" for r in report["runs"]]
+        return "\n".join([*lines, str(Path(report["run_dir"]) / "sweep.md")])
+
+    def exit_code(self, report: dict[str, Any]) -> int:
+        return 0 if all(r["verified"] for r in report["runs"]) else 5
 
 
-def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepConfig) -> None:
-    """sweep.json, sweep.csv, sweep.md and the plots of what ran; an interrupted sweep says what did not."""
+STAGE = SweepStage()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    stage.add_arguments(parser, STAGE)
+
+
+def main(args: argparse.Namespace) -> int:
+    return stage.main(STAGE, args)
+
+
+def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepConfig) -> dict[str, Any]:
+    """sweep.json, sweep.csv, sweep.md and the plots of what ran; an interrupted sweep says what did not.
+    Returns what sweep.json holds."""
     done = {r["eps"] for r in rows}
     missing = [r.eps for r in runs if r.eps not in done]
     complete = [r for r in rows if not r["interrupted"]]
-    write_json(out / "sweep.json", {"settings": config.to_dict(cfg), "complete": not missing and
-                                    len(complete) == len(rows), "runs": rows, "not_run": missing})
+    summary = {"settings": config.to_dict(cfg), "complete": not missing and len(complete) == len(rows),
+               "runs": rows, "not_run": missing}
+    write_json(out / "sweep.json", summary)
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=(*COLUMNS, "interrupted"))
     w.writeheader()
@@ -106,27 +149,31 @@ def _roll_up(out: Path, rows: list[dict[str, Any]], runs: list[Any], cfg: SweepC
     write_text(out / "sweep.md", _markdown(rows, runs[0].design, cfg, missing))
     if complete:
         _plots(out, complete, runs[0].design, cfg.tech)
+    return summary
 
 
-def _one(cfg: Any, out: Path, overwrite: bool, progress: bool) -> dict[str, Any]:
+def _one(cfg: Any, out: Path, final: Path, progress: bool) -> dict[str, Any]:
+    """One member in ``out`` (the sweep directory, or its staging directory, which becomes ``final``):
+    reused when finished, resumed from its checkpoint when interrupted, else run."""
     from dataclasses import replace
 
     from evolve import engine, job
 
-    run_dir = out / f"eps{cfg.eps:g}-seed{cfg.seed}"
+    name = f"eps{cfg.eps:g}-seed{cfg.seed}"
+    run_dir = out / name
     report = run_dir / "report.json"
-    if report.is_file() and not overwrite:
+    if report.is_file():
         r = read_json(report, "run report")
         if isinstance(r, dict) and not r.get("interrupted"):
-            return _row(r, run_dir)
-    resume = (run_dir / "checkpoint.npz").is_file() and not overwrite
+            return _row(r, final / name)
+    resume = (run_dir / "checkpoint.npz").is_file()
     if resume and cfg.budget > 0:  # every EPS gets the same evolution time: an interrupted run only the rest
         spent = engine.checkpoint_elapsed(run_dir / "checkpoint.npz") or 0.0
         cfg = replace(cfg, budget=max(cfg.budget - spent, MIN_REST_S))
-    cfg = replace(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite and run_dir.exists())
+    cfg = replace(cfg, run_dir=run_dir, resume=resume)
     r = job.run(cfg, given={"budget": cfg.budget, "generations": cfg.generations} if resume else None,
                 progress=progress)
-    return _row(r, run_dir)
+    return _row(r, final / name)
 
 
 def _row(r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -135,19 +182,14 @@ def _row(r: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def _markdown(rows: list[dict[str, Any]], design: str, cfg: SweepConfig, missing: list[float]) -> str:
-    head = ("| EPS | WCE limit | WCE | WCE % | MAE % | ER % | area ratio | transistor ratio | power ratio | "
-            "delay ratio | verified |")
     lines = [f"# {design}: cost and error against EPS on {cfg.tech}", "",
              f"Seed {cfg.seed}, {cfg.budget:g} s of evolution per EPS" if cfg.generations is None
-             else f"Seed {cfg.seed}, {cfg.generations} generations per EPS", "", head,
-             "|" + " --- |" * (head.count("|") - 1)]
-    for r in rows:
-        lines.append(f"| {r['eps']:g} | {r['wce_limit']} | {r['wce']} | {r['wce_pct']:.4f} | {r['mae_pct']:.4f} | "
-                     f"{r['er']:.2f} | {r['area_ratio']:.4f} | {r['transistor_ratio']:.4f} | {r['power_ratio']:.4f} | "
-                     f"{r['delay_ratio']:.4f} | {'yes' if r['verified'] else 'NO'}"
-                     f"{' (interrupted: evolved for less than its budget)' if r['interrupted'] else ''} |")
+             else f"Seed {cfg.seed}, {cfg.generations} generations per EPS", ""]
+    lines += metrics.table(rows, [("EPS", lambda r: f"{r['eps']:g}"), *TABLE, ("verified", lambda r: (
+        "yes" if r["verified"] else "NO") + (" (interrupted: evolved for less than its budget)" if r["interrupted"]
+                                             else ""))])
     for e in missing:
-        lines.append(f"| {e:g} |" + " |" * 9 + " not run (interrupted sweep) |")
+        lines.append(f"| {e:g} |" + " |" * len(TABLE) + " not run (interrupted sweep) |")
     if missing or any(r["interrupted"] for r in rows):
         lines += ["", "**Interrupted sweep**: run it again to resume it (finished runs are reused, the "
                   "interrupted one continues from its checkpoint)."]
@@ -163,7 +205,12 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
 
     eps = [100 * r["eps"] for r in rows]
 
-    def plot(name: str, series: tuple[tuple[str, str], ...], ylabel: str, what: str, errors: bool) -> None:
+    def plot(name: str, series: tuple[tuple[str, str], ...], what: str, errors: bool) -> None:
+        # one axis, so one unit and one direction: the first series' (the others must share them)
+        axis = {(metrics.get(key).unit, metrics.get(key).better) for key, _ in series}
+        if len(axis) != 1:
+            raise ValueError(f"the series of {name} must share a unit and a direction, not {sorted(axis)}")
+        ylabel = metrics.axis_label(series[0][0], "ratio to the exact multiplier" if not errors else "error")
         fig, ax = plt.subplots(figsize=(6, 4))
         for key, label in series:
             ax.plot(eps, [r[key] for r in rows], marker="o", label=label)
@@ -183,6 +230,5 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
         write_bytes(out / name, png.getvalue())
 
     plot("cost_vs_eps.png", (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")),
-         "ratio to the exact multiplier", "cost", errors=False)
-    plot("error_vs_eps.png", (("wce_pct", "WCE %"), ("mae_pct", "MAE %"), ("mred", "MRED %")), "error, %", "error",
-         errors=True)
+         "cost", errors=False)
+    plot("error_vs_eps.png", (("wce_pct", "WCE %"), ("mae_pct", "MAE %"), ("mred", "MRED %")), "error", errors=True)

@@ -81,6 +81,23 @@ def read_histogram(path: Path, wa: int, wb: int, is_signed: bool) -> tuple[np.nd
     return probs[0], probs[1]
 
 
+DNN_OPERANDS = Path("operands") / "all.csv"  # what a flow.py dnn run writes: activations a, weights b
+
+
+def read_operands(spec: str, wa: int, wb: int, is_signed: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The operand distribution ``--operands`` names: ``uniform`` (None), a histogram CSV, or a ``flow.py dnn``
+    run directory, whose ``operands/all.csv`` holds its INT8 layers' activations (a) and weights (b)."""
+    if spec == "uniform":
+        return None
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / DNN_OPERANDS).is_file():
+            raise ConfigError(f"OPERANDS must be 'uniform', a histogram CSV or a flow.py dnn run directory holding "
+                              f"{DNN_OPERANDS}, not the directory {spec!r}")
+        path = path / DNN_OPERANDS
+    return read_histogram(path, wa, wb, is_signed)
+
+
 def operand_stream(wa: int, wb: int, n: int, rng: np.random.Generator,
                    probs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` operand code pairs, uniform or from per-operand probabilities."""

@@ -38,15 +38,10 @@ SIM_HELP = ("period per operand pair of the gate-level power simulation (default
 
 
 def check_periods(clock_period: float | None, sim_period: float | None) -> None:
-    """The user's ``--clock-period`` and ``--sim-period`` (None: derived) are positive, the second no shorter."""
-    from core.errors import must
+    """The user's ``--clock-period`` and ``--sim-period`` (None: derived): :func:`core.config.check_clock`."""
+    from core.config import check_clock
 
-    if clock_period is not None and clock_period <= 0:
-        raise must("CLOCK_PERIOD", "> 0 ns", clock_period)
-    if sim_period is not None and sim_period <= 0:
-        raise must("SIM_PERIOD", "> 0 ns", sim_period)
-    if sim_period is not None and clock_period is not None and sim_period < clock_period:
-        raise must("SIM_PERIOD", f">= CLOCK_PERIOD ({clock_period:g} ns)", sim_period)
+    check_clock(clock_period, sim_period)
 
 
 def derive(delay_ns: float) -> float:

@@ -16,19 +16,15 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from core import config as cfgmod
-from core import tools
-from core.config import option
+from core import metrics, stage, tools
+from core.config import check_clock, check_tag, check_width, option
 from core.errors import ConfigError, VerificationError, must
-from core.run import RunDir, git_revision
-from ppa.clock import check_periods
+from core.run import RunDir
 from rtl_gen import array as arr
-
-ROOT = Path(__file__).resolve().parent.parent
+from rtl_gen import rtl_cycles
 
 
 @dataclass(frozen=True)
@@ -67,15 +63,18 @@ class ArrayConfig:
     prefix: str | None = option(None, help="name of the top module and start of every other module's name in "
                                            "array.v (default: <array>_<hash of the configuration and the "
                                            "multiplier>)")
-    run_dir: Path | None = option(None, help="run directory (default: runs/<array>/<mult>)")
+    tile_skip: bool = option(False, help="ws: the array skips all-zero weight tiles (a skip port, one bit per "
+                             "K-tile and N panel); each test GEMM also runs with half its tiles skipped, in the "
+                             "cycles of the rtl model's sparse schedule")
+    tag: str | None = option(None, help="run name under runs/<array>/ (default: the multiplier's name)")
+    run_dir: Path | None = option(None, help="run directory (default: runs/<array>/<tag>)")
     overwrite: bool = option(False, help="replace an existing run directory")
 
     def __post_init__(self) -> None:
-        for name in ("bits", "bits_b"):
-            w = getattr(self, name)
-            if w is not None and not arr.MIN_WIDTH <= w <= arr.MAX_WIDTH:
-                raise must(name.upper(), f"an operand width in {arr.MIN_WIDTH}..{arr.MAX_WIDTH}", w)
-        check_periods(self.clock_period, self.sim_period)
+        check_width("BITS", self.bits)
+        check_width("BITS_B", self.bits_b)
+        check_clock(self.clock_period, self.sim_period)
+        check_tag(self.tag)
         for s in self.shapes:
             if s != "standard":
                 gemm(s, "shape")
@@ -129,7 +128,26 @@ def resolve_gemms(cfg: ArrayConfig) -> list[Any]:
         n = names.get(g.name, 0)
         names[g.name] = n + 1
         unique.append(g if n == 0 else type(g)(f"{g.name}_{n}", g.m, g.k, g.n, g.split))
+    if cfg.tile_skip:
+        unique += [sparse_gemm(g, cfg.rows, cfg.cols, cfg.pods, cfg.seed) for g in unique if g.split != "k"]
     return unique
+
+
+def sparse_gemm(g: Any, rows: int, cols: int, pods: int, seed: int) -> Any:
+    """``g`` with a seeded half of its weight tiles zero and skipped, expecting the rtl model's sparse schedule
+    (``rtl_cycles.plan`` with each panel's reduction left after the skipped tiles, as accel_models runs it)."""
+    import numpy as np
+
+    from verify.array import Gemm
+
+    kt, nt = arr.ceil_div(g.k, rows), arr.ceil_div(g.n, cols)
+    rng = np.random.default_rng([seed, g.m, g.k, g.n])
+    skip = rng.random((kt, nt)) < 0.5
+    rows_of = np.minimum(rows, g.k - np.arange(kt) * rows)
+    k_eff = [int(rows_of[~skip[:, j]].sum()) for j in range(nt)]
+    cycles = rtl_cycles.plan(g.m, g.k, g.n, rows=rows, cols=cols, dataflow="ws", pods=pods, split=g.split,
+                             k_eff=k_eff).cycles
+    return Gemm(f"{g.name}_skip", g.m, g.k, g.n, g.split, tuple(tuple(bool(v) for v in r) for r in skip), cycles)
 
 
 def power_gemm(cfg: ArrayConfig) -> Any:
@@ -149,42 +167,90 @@ def operand_source(cfg: ArrayConfig, mult: arr.MultSpec) -> str:
     return cfg.operands
 
 
-def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
-    """The whole job; returns the report (also in report.json). Everything is checked before the run
-    directory is created; a failed verification raises after the report is written."""
-    import tech as techmod
-    from ppa import activity
+@dataclass
+class Plan:
+    """What is resolved and checked before the run directory exists."""
 
-    mult = resolve_multiplier(cfg)
-    gemms = resolve_gemms(cfg)
-    pg = power_gemm(cfg)
-    sized = gemms + ([pg] if cfg.ppa else [])
-    g = arr.Geometry(cfg.rows, cfg.cols, cfg.pods, cfg.dataflow, mult.wa, mult.wb, mult.signed, cfg.acc_bits,
-                     max(x.m for x in sized), max(x.k for x in sized), max(x.n for x in sized))
-    needed = [tools.IVERILOG, tools.VVP]
-    t = None
-    source = "uniform"
-    probs = None
-    if cfg.ppa:
-        t = techmod.load(cfg.tech)
-        needed += [tools.YOSYS, tools.STA]
-        source = operand_source(cfg, mult)
-        if source != "uniform":
-            probs = activity.read_histogram(Path(source), g.wa, g.wb, g.signed)
-    else:
-        needed.append(tools.YOSYS)  # reads the evolved multiplier's ports
-    for tool in needed:
-        tool.require()
-    design = arr.generate(g, mult, cfg.prefix)
-    compare = cfg.ppa and cfg.compare_exact and not mult.exact
-    path = cfg.run_dir or ROOT / "runs" / g.name / mult.label
-    with RunDir.open(path, overwrite=cfg.overwrite) as run_dir:
+    design: arr.Design
+    gemms: list[Any]
+    power_gemm: Any
+    tech: Any
+    probs: Any
+    source: str
+    compare: bool
+
+
+class ArrayStage(stage.Stage):
+    """Generate a systolic / multi-pod array, verify it cycle-exactly against the ``rtl`` model, cost it.
+    Everything is checked before the run directory is created; a failed verification raises after the
+    report is written."""
+
+    name = "array"
+    Config = ArrayConfig
+    outputs = ("config.json", "report.json", "report.md", "array.v", "array_exact.v", "results.xml")
+    packages = ("amaranth", "cocotb", "numpy")
+
+    def tools_for(self, cfg: ArrayConfig) -> tuple[tools.Tool, ...]:
+        # without PPA, Yosys still reads the evolved multiplier's ports
+        return (tools.IVERILOG, tools.VVP, tools.YOSYS) + ((tools.STA,) if cfg.ppa else ())
+
+    def prepare(self, cfg: ArrayConfig, progress: bool) -> Plan:
+        import tech as techmod
+        from ppa import activity
+
+        mult = resolve_multiplier(cfg)
+        gemms = resolve_gemms(cfg)
+        pg = power_gemm(cfg)
+        sized = gemms + ([pg] if cfg.ppa else [])
+        g = arr.Geometry(cfg.rows, cfg.cols, cfg.pods, cfg.dataflow, mult.wa, mult.wb, mult.signed, cfg.acc_bits,
+                         max(x.m for x in sized), max(x.k for x in sized), max(x.n for x in sized),
+                         tile_skip=cfg.tile_skip)
+        t = None
+        source = "uniform"
+        probs = None
+        if cfg.ppa:
+            t = techmod.load(cfg.tech)
+            source = operand_source(cfg, mult)
+            if source != "uniform":
+                probs = activity.read_histogram(Path(source), g.wa, g.wb, g.signed)
+        design = arr.generate(g, mult, cfg.prefix)
+        compare = cfg.ppa and cfg.compare_exact and not mult.exact
+        return Plan(design, gemms, pg, t, probs, source, compare)
+
+    def default_dir(self, cfg: ArrayConfig, plan: Plan) -> Path:
+        return Path(plan.design.geometry.name) / (cfg.tag or plan.design.mult.label)
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        cfg, p, run_dir = ctx.cfg, ctx.plan, ctx.run
         try:
-            periods = _technology_preflight(cfg, run_dir, design, t) if cfg.ppa else None
-            return _run(cfg, run_dir, design, gemms, pg, t, probs, source, compare, progress, periods)
+            periods = _technology_preflight(cfg, run_dir, p.design, p.tech) if cfg.ppa else None
+            ctx.reported = True  # _run writes the report before it raises for a failed verification
+            return _run(cfg, run_dir, p.design, p.gemms, p.power_gemm, p.tech, p.probs, p.source, p.compare,
+                        ctx.progress, periods)
         except KeyboardInterrupt:
             print(f"interrupted: {run_dir.path} holds the steps that finished", file=sys.stderr)
             raise
+
+    def summary(self, cfg: Any, report: dict[str, Any]) -> str:
+        v = report["verification"]
+        line = (f"{report['design']} with {report['mult']['label']}: {v['gemms_passed']}/{len(v['gemms'])} GEMMs "
+                f"correct, cycles {'equal' if v['cycles_match'] else 'DIFFER from'} the rtl model")
+        if "area" in report:
+            line += (f"; area {report['area']:.6g} um^2, power {report['power_w'] * 1e3:.4g} mW, "
+                     f"min period {report['min_period_ns']:.4g} ns (clock {report['clock_period_ns']:g} ns)")
+        if report.get("savings"):
+            s = report["savings"]
+            line += (f"; array area ratio {s['area_ratio']:.4f} (multiplier "
+                     f"{s['multiplier_level']['area_ratio']:.4f}), power ratio {s['power_ratio']:.4f}")
+        return f"{line}; {report['run_dir']}/report.md"
+
+
+STAGE = ArrayStage()
+
+
+def run(cfg: ArrayConfig, *, progress: bool = True) -> dict[str, Any]:
+    """The array stage on ``cfg``; returns the report (also in report.json)."""
+    return STAGE.execute(cfg, progress=progress)
 
 
 PROVISIONAL_PERIOD_NS = 10.0  # ABC's delay target of the mapping that measures the minimum period
@@ -241,16 +307,6 @@ def _run(cfg: ArrayConfig, run: RunDir, design: arr.Design, gemms: list[Any], pg
     from verify import array as varray
 
     g, mult = design.geometry, design.mult
-    run.write_json("config.json", {
-        "command": "array", "settings": cfgmod.to_dict(cfg), "design": design.top,
-        "geometry": {k: getattr(g, k) for k in ("rows", "cols", "pods", "dataflow", "wa", "wb", "signed",
-                                               "acc_bits", "m_max", "k_max", "n_max")},
-        "multiplier": {"module": mult.module, "source": "exact" if mult.exact else str(mult.run_dir)},
-        "operands": source, "technology": t.describe() if t is not None else None,
-        "tools": tools.versions() | {"python": sys.version.split()[0],
-                                     **{p: version(p) for p in ("amaranth", "cocotb", "numpy")}},
-        "git_revision": git_revision(ROOT),
-    })
     steps = ["verify"] + (["ppa"] if cfg.ppa else []) + (["ppa exact"] if compare else [])
     bar = tqdm(total=len(steps), desc="array", unit="step", disable=not progress, file=sys.stderr)
     times: dict[str, float] = {}
@@ -350,14 +406,8 @@ def savings(ppa: dict[str, Any], exact: dict[str, Any], mult: arr.MultSpec) -> d
     }
 
 
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
+def _yes(v: bool) -> str:
+    return "yes" if v else "no"
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -374,11 +424,10 @@ def markdown(r: dict[str, Any]) -> str:
              f"Every GEMM ran on Icarus through the host interface; results compared with a numpy reference that "
              f"looks up every product in the multiplier's table, cycles from start to done compared with "
              f"`rtl_gen.rtl_cycles` (seed {v['seed']}). **{'PASSED' if v['passed'] else 'FAILED'}**.", "",
-             "| GEMM | MxKxN | split | cycles | rtl model | match | wrong results | utilisation |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for g in v["gemms"]:
-        lines.append(f"| {g['name']} | {g['shape']} | {g['split']} | {g['cycles']:,} | {g['rtl_model_cycles']:,} | "
-                     f"{_fmt(g['cycles_match'])} | {g['mismatches']} | {g['utilization']:.3f} |")
+             *metrics.table(v["gemms"], [
+                 ("GEMM", lambda g: g["name"]), ("MxKxN", lambda g: g["shape"]), ("split", lambda g: g["split"]),
+                 "cycles", "rtl_model_cycles", ("match", lambda g: _yes(g["cycles_match"])), "mismatches",
+                 "utilization"])]
     for msg in v["messages"]:
         lines += ["", f"- {msg}"]
     if "ppa" in r:
@@ -393,51 +442,52 @@ def _ppa_table(r: dict[str, Any]) -> list[str]:
     p = r["ppa"]
     ex = r.get("exact")
     pg = p["power_gemm"]
-    cols = ["metric", r["mult"]["label"]] + (["exact", "ratio"] if ex else [])
+    cols = ["metric", r["mult"]["label"]] + (["exact", metrics.get("array_ratio").header] if ex else [])
     ck = r.get("clock")
     out = [f"## Area, delay, power ({p['tech']}, {p['clock_period_ns']:g} ns clock)", "",
            *([f"Clock period {ck['clock_period_how']}; gate-level simulation at {ck['sim_period_ns']:g} ns: "
               f"{ck['sim_period_how']}.", ""] if ck else []),
            f"The core (controller, sequencers, feeders, PEs) synthesised by Yosys, timed and powered by OpenSTA; "
            f"power from the switching activity of a gate-level timing simulation of GEMM {pg['shape']} "
-           f"({pg['cycles']:,} cycles, equal to the rtl model: {_fmt(pg['cycles'] == pg['rtl_model_cycles'])}, "
+           f"({pg['cycles']:,} cycles, equal to the rtl model: {_yes(pg['cycles'] == pg['rtl_model_cycles'])}, "
            f"utilisation {pg['utilization']:.3f}) on operands: {r['operands']}. Buffers are memories, not "
            "synthesised (capacity above).", "",
            "| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
 
-    def row(name: str, get: Any, unit: str = "") -> None:
+    def row(label: str, name: str, get: Any) -> None:
+        """``label``: the figure ``get`` returns, a value of metric ``name`` (its unit and format)."""
+        m = metrics.get(name)
         a = get(p)
-        cells = [name, _fmt(a) + unit]
+        cells = [label, m.fmt_unit(a)]
         if ex:
             b = get(ex)
-            cells += [_fmt(b) + unit, _fmt(a / b if b else None)]
+            cells += [m.fmt_unit(b), metrics.get("array_ratio").fmt(a / b if b else None)]
         out.append("| " + " | ".join(cells) + " |")
 
-    row("area (core)", lambda x: x["area"], " um^2")
+    row("area (core)", "area", lambda x: x["area"])
     for blk in ("mult", "pe", "pod", "control"):
-        row(f"  area: {blk}", lambda x, b=blk: x["area_blocks"][b], " um^2")
-    row("power (core)", lambda x: x["power_w"] * 1e3, " mW")
+        row(f"  area: {blk}", "area_blocks", lambda x, b=blk: x["area_blocks"][b])
+    row("power (core)", "power_w", lambda x: x["power_w"])
     for blk in ("mult", "pe", "pod", "control"):
-        row(f"  power: {blk}", lambda x, b=blk: x["power_blocks"][b] * 1e3, " mW")
-    row("  clock pins", lambda x: x["power_clock_w"] * 1e3, " mW")
-    row("energy per MAC", lambda x: x["energy_per_mac_pj"], " pJ")
-    row("critical path", lambda x: x["delay_ns"], " ns")
-    row("min clock period", lambda x: x["min_period_ns"], " ns")
-    row("PE area", lambda x: x["pe"]["area"], " um^2")
-    row("PE multiplier area", lambda x: x["pe"]["mult_area"], " um^2")
-    row("PE power (mean)", lambda x: x["pe"]["power_w"] * 1e3, " mW")
-    row("PE multiplier power", lambda x: x["pe"]["mult_power_w"] * 1e3, " mW")
-    row("PE min clock period", lambda x: x["pe"]["min_period_ns"], " ns")
+        row(f"  power: {blk}", "power_blocks", lambda x, b=blk: x["power_blocks"][b])
+    row("  clock pins", "power_clock_w", lambda x: x["power_clock_w"])
+    row("energy per MAC", "energy_per_mac_pj", lambda x: x["energy_per_mac_pj"])
+    row("critical path", "delay_ns", lambda x: x["delay_ns"])
+    row("min clock period", "min_period_ns", lambda x: x["min_period_ns"])
+    row("PE area", "area", lambda x: x["pe"]["area"])
+    row("PE multiplier area", "mult_area", lambda x: x["pe"]["mult_area"])
+    row("PE power (mean)", "power_w", lambda x: x["pe"]["power_w"])
+    row("PE multiplier power", "mult_power_w", lambda x: x["pe"]["mult_power_w"])
+    row("PE min clock period", "min_period_ns", lambda x: x["pe"]["min_period_ns"])
     out += ["", f"The multiplier takes {p['pe']['mult_area_share']:.1%} of the PE's area and "
                 f"{p['pe']['mult_power_share']:.1%} of its power."]
     s = r.get("savings")
     if s:
         ml = s["multiplier_level"]
+        levels = [("multiplier alone (its run's report)", ml["area_ratio"], ml["power_ratio"]),
+                  ("multiplier inside the array", s["mult_area_ratio_in_array"], s["mult_power_ratio_in_array"]),
+                  ("PE", s["pe_area_ratio"], s["pe_power_ratio"]), ("array core", s["area_ratio"], s["power_ratio"])]
         out += ["", "### Savings of the evolved multiplier (approximate / exact)", "",
-                "| level | area ratio | power ratio |", "| --- | --- | --- |",
-                f"| multiplier alone (its run's report) | {_fmt(ml['area_ratio'])} | {_fmt(ml['power_ratio'])} |",
-                f"| multiplier inside the array | {_fmt(s['mult_area_ratio_in_array'])} | "
-                f"{_fmt(s['mult_power_ratio_in_array'])} |",
-                f"| PE | {_fmt(s['pe_area_ratio'])} | {_fmt(s['pe_power_ratio'])} |",
-                f"| array core | {_fmt(s['area_ratio'])} | {_fmt(s['power_ratio'])} |"]
+                *metrics.table([{"level": lv, "area_ratio": a, "power_ratio": pw} for lv, a, pw in levels],
+                               [("level", lambda x: x["level"]), "area_ratio", "power_ratio"])]
     return out

@@ -21,8 +21,8 @@ from typing import Any
 
 from core.bench import row
 from core.multrun import latest as latest_multiplier_run
+from core.run import runs_root
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 600.0
 
 
@@ -30,7 +30,7 @@ def find_multiplier(eps: float = 0.005) -> Path | None:
     """``AXFLOW_ARRAY_MULT``, else the newest verified 8x8 signed run at ``eps``."""
     if os.environ.get("AXFLOW_ARRAY_MULT"):
         return Path(os.environ["AXFLOW_ARRAY_MULT"])
-    return latest_multiplier_run(ROOT, eps)
+    return latest_multiplier_run(runs_root(), eps)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from core.errors import must
+from core.config import MAX_WIDTH, MIN_WIDTH, check_width
 
-MIN_WIDTH, MAX_WIDTH = 2, 16
+__all__ = ["MAX_WIDTH", "MIN_WIDTH", "Multiplier", "check_widths", "design_name", "to_verilog"]
 
 
 def design_name(wa: int, wb: int, is_signed: bool) -> str:
@@ -24,9 +24,8 @@ def design_name(wa: int, wb: int, is_signed: bool) -> str:
 
 
 def check_widths(wa: int, wb: int) -> None:
-    for name, w in (("WA", wa), ("WB", wb)):
-        if isinstance(w, bool) or not isinstance(w, int) or not MIN_WIDTH <= w <= MAX_WIDTH:
-            raise must(name, f"an integer in {MIN_WIDTH}..{MAX_WIDTH}", w)
+    check_width("BITS", wa)
+    check_width("BITS_B", wb)
 
 
 class Multiplier(wiring.Component):

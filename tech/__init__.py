@@ -32,6 +32,7 @@ from types import MappingProxyType
 
 from core.errors import ConfigError, must
 from tech import liberty
+from tech.liberty import EnergyTable
 
 _QFLOW = Path("/usr/share/qflow/tech")
 # name -> (Liberty, cell models), as Debian's qflow-tech-<name> packages install them
@@ -84,6 +85,20 @@ class Technology:
     def transistors(self, gate: str) -> int:
         return TRANSISTORS[gate]
 
+    def toggle_energy(self, gate: str) -> EnergyTable:
+        """Internal energy of one output toggle of ``gate``'s cell against its output load (Liberty energy
+        units, pJ for a library in pF and V), at the 0.1 ns input transition the flow's STA drives."""
+        c = self.gates[gate]
+        return _toggle_energy(self.liberty, c.cell, c.output, _TRANSITION_NS / _time_scale(self.time_unit))
+
+    @property
+    def cap_pf(self) -> float:
+        """One unit of the library's capacitance in pF."""
+        m = re.fullmatch(r"([\d.]+)(pf|ff)", self.cap_unit.lower())
+        if not m:
+            raise ConfigError(f"Liberty capacitive_load_unit {self.cap_unit!r} is not supported (choices: pf, ff)")
+        return float(m.group(1)) * (1.0 if m.group(2) == "pf" else 1e-3)
+
     @property
     def default_load(self) -> float:
         """Output load for timing and power: four inverter inputs (FO4), in the library's cap unit."""
@@ -96,6 +111,22 @@ class Technology:
             "gates": {g: {"cell": c.cell, "area": c.area} for g, c in self.gates.items()},
             "transistors": dict(TRANSISTORS),
         }
+
+
+_TRANSITION_NS = 0.1  # input transition of the flow's STA (ppa.sta.analyse)
+
+
+def _time_scale(unit: str) -> float:
+    """One library time unit in ns."""
+    m = re.fullmatch(r"(\d+)(ps|ns)", unit.replace(" ", "").lower())
+    if not m:
+        raise ConfigError(f"Liberty time_unit {unit!r} is not supported (choices: 1ps, 1ns, ...)")
+    return int(m.group(1)) * (1e-3 if m.group(2) == "ps" else 1.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _toggle_energy(lib: Path, cell: str, pin: str, transition: float) -> EnergyTable:
+    return liberty.internal_energy(lib, cell, pin, transition)
 
 
 def names() -> list[str]:

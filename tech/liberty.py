@@ -7,6 +7,7 @@ recognised by what it computes, not by its name.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,3 +261,109 @@ class _Parser:
             self.take()
             return v
         raise ValueError(f"cannot parse Liberty function {self.text!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Internal power: the energy tables of one cell's output pin, read on demand (``read`` skips them).
+
+_TEMPLATE = re.compile(r"power_lut_template\s*\(\s*\"?([\w.]+)\"?\s*\)\s*\{(?P<body>[^{}]*)\}")
+_TABLE = re.compile(r"(rise_power|fall_power)\s*\(\s*\"?([\w.]*)\"?\s*\)\s*\{(?P<body>[^{}]*)\}")
+
+
+def _block(text: str, start: int) -> str:
+    """The text of the brace group that opens at or after ``start``."""
+    open_at = text.index("{", start)
+    depth = 0
+    for i in range(open_at, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_at + 1:i]
+    raise ValueError("unbalanced braces")
+
+
+def _numbers(body: str, name: str) -> list[float]:
+    m = re.search(rf"\b{name}\s*\(([^)]*)\)", body)
+    if not m:
+        return []
+    return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", m.group(1))]
+
+
+def _interp(xs: list[float], ys: list[float], x: float) -> float:
+    """Piecewise-linear in ``xs``, extrapolated linearly beyond its ends (as OpenSTA does)."""
+    if len(xs) < 2:
+        return ys[0]
+    i = 0
+    while i < len(xs) - 2 and x > xs[i + 1]:
+        i += 1
+    x0, x1 = xs[i], xs[i + 1]
+    return ys[i] + (ys[i + 1] - ys[i]) * (x - x0) / (x1 - x0) if x1 != x0 else ys[i]
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Internal energy of one output toggle against the output load, at one input transition: the
+    average of rise and fall over every arc of the pin (Liberty energy units: capacitance x voltage^2)."""
+
+    loads: tuple[float, ...]
+    energy: tuple[float, ...]
+
+    def at(self, load: float) -> float:
+        return _interp(list(self.loads), list(self.energy), load)
+
+
+@functools.lru_cache(maxsize=4)
+def _power_text(path: Path) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The Liberty text without comments and continuations, and its power templates' variables (read once
+    per file: a 20 MB library takes seconds)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    text = _CONT.sub(" ", _COMMENT.sub(" ", text))
+    templates = {}
+    for m in _TEMPLATE.finditer(text):
+        body = m.group("body")
+        v1 = re.search(r"variable_1\s*:\s*(\w+)", body)
+        v2 = re.search(r"variable_2\s*:\s*(\w+)", body)
+        templates[m.group(1)] = (v1.group(1) if v1 else "", v2.group(1) if v2 else "")
+    return text, templates
+
+
+def internal_energy(path: Path, cell: str, pin: str, transition: float) -> EnergyTable:
+    """The internal-power table of ``cell``'s output ``pin`` at input ``transition`` (library time units),
+    as a function of the output load. A cell without internal power has an all-zero table."""
+    text, templates = _power_text(Path(path))
+    m = re.search(rf"\bcell\s*\(\s*\"?{re.escape(cell)}\"?\s*\)\s*\{{", text)
+    if not m:
+        raise ConfigError(f"Liberty file {path} has no cell {cell!r}")
+    cell_text = _block(text, m.start())
+    pm = re.search(rf"\bpin\s*\(\s*\"?{re.escape(pin)}\"?\s*\)\s*\{{", cell_text)
+    if not pm:
+        raise ConfigError(f"Liberty file {path}: cell {cell} has no pin {pin!r}")
+    pin_text = _block(cell_text, pm.start())
+    curves: list[tuple[list[float], list[float]]] = []
+    for tm in _TABLE.finditer(pin_text):
+        body = tm.group("body")
+        vals = _numbers(body, "values")
+        if not vals:
+            continue
+        v1 = templates.get(tm.group(2), ("total_output_net_capacitance", ""))[0]
+        i1, i2 = _numbers(body, "index_1"), _numbers(body, "index_2")
+        if not i1:  # a scalar table: the same energy at every load
+            curves.append(([0.0], [vals[0]]))
+            continue
+        load_first = "capacitance" in v1
+        if not i2:  # one index: load or transition
+            curves.append((i1, vals) if load_first else ([0.0], [_interp(i1, vals, transition)]))
+            continue
+        rows = [vals[r * len(i2):(r + 1) * len(i2)] for r in range(len(i1))]
+        if load_first:  # rows over load, columns over transition
+            curves.append((i1, [_interp(i2, row, transition) for row in rows]))
+        else:  # rows over transition, columns over load
+            cols = [[rows[r][c] for r in range(len(i1))] for c in range(len(i2))]
+            curves.append((i2, [_interp(i1, col, transition) for col in cols]))
+    if not curves:
+        return EnergyTable((0.0,), (0.0,))
+    loads = sorted({x for xs, _ in curves for x in xs})
+    energy = [sum(_interp(xs, ys, x) for xs, ys in curves) / len(curves) for x in loads]
+    return EnergyTable(tuple(loads), tuple(energy))

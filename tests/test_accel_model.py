@@ -254,8 +254,9 @@ def test_api_evaluator_from_a_run_config(tmp_path):
 
     run = str(mult_run(tmp_path))
     conf = tmp_path / "config.json"
-    conf.write_text(__import__("json").dumps({"net": "lenet5", "array": "8x8", "pods": 2, "git_revision": "x",
-                                               "assign": None}), encoding="utf-8")
+    conf.write_text(__import__("json").dumps({"command": "accel", "settings": {"net": "lenet5", "array": "8x8",
+                                               "pods": 2, "assign": None}, "tools": {}, "packages": {},
+                                               "git_revision": "x"}), encoding="utf-8")
     ev = Evaluator(conf, multipliers=(run,))
     exact = ev.evaluate({})
     approx = ev.evaluate({"*": run})

@@ -143,6 +143,6 @@ def test_evolution_from_architecture_verifies(tmp_path, arch):
 
 def test_rtl_command_writes_the_architecture(tmp_path):
     out = tmp_path / "mul5x3u.v"
-    proc = _flow("rtl", "--wa", "5", "--wb", "3", "--no-signed", "--arch", "dadda", "--out", str(out))
+    proc = _flow("rtl", "--bits", "5", "--bits-b", "3", "--no-signed", "--arch", "dadda", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == to_verilog(multiplier("dadda", 5, 3, signed_=False), "mul5x3u")

@@ -35,7 +35,7 @@ def one_line_error(proc: subprocess.CompletedProcess, code: int, pattern: str) -
     (["--bits", "8", "--bits-b", "17"], r"^error: BITS_B must be an operand width in 2\.\.16, not 17$"),
     (["--tech", "tsmc7"], r"^error: TECH must be a built-in technology .* \(choices: osu018, osu035, osu050\)$"),
     (["--cost", "speed"], r"^error: COST must be one of the listed choices, not 'speed' "
-                          r"\(choices: area, transistors\)$"),
+                          r"\(choices: area, transistors, power\)$"),
     (["--budget", "0"], r"^error: BUDGET is 0 \(no time limit\), so GENERATIONS must be given$"),
     (["--eps-start", "0.001"], r"^error: EPS_START must be in \[0\.005, 1\), not 0\.001$"),
     (["--operands", "/no/such.csv"], r"^error: cannot read operand histogram /no/such\.csv"),
@@ -98,6 +98,19 @@ def test_bad_seed_netlists(tmp_path, body, pattern):
 
 
 def test_rtl_command_rejects_widths(tmp_path):
-    proc = flow("rtl", "--wa", "17", "--out", str(tmp_path / "m.v"))
-    one_line_error(proc, 2, r"^error: WA must be an integer in 2\.\.16, not 17$")
+    proc = flow("rtl", "--bits", "17", "--out", str(tmp_path / "m.v"))
+    one_line_error(proc, 2, r"^error: BITS must be an operand width in 2\.\.16, not 17$")
     assert not (tmp_path / "m.v").exists()
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["rtl", "--wa", "8"], r"^error: --wa is now --bits$"),
+    (["rtl", "--wb", "4"], r"^error: --wb is now --bits-b$"),
+    (["accel", "--clock-ns", "5"], r"^error: --clock-ns is now --clock-period$"),
+    (["sweep", "--out", "x"], r"^error: --out is now --run-dir$"),
+    (["library", "--out", "x"], r"^error: --out is now --run-dir$"),
+], ids=["rtl-wa", "rtl-wb", "accel-clock-ns", "sweep-out", "library-out"])
+def test_old_option_spellings_name_the_new_one(tmp_path, args, pattern):
+    proc = flow(*args, cwd=tmp_path)
+    one_line_error(proc, 2, pattern)
+    assert not any(tmp_path.iterdir())

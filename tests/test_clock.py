@@ -76,7 +76,7 @@ def test_too_short_clock_period_stops_evolve_before_the_search(tmp_path):
 def test_too_short_clock_period_stops_ppa(tmp_path):
     need_tools("yosys", "iverilog", "vvp", "sta")
     rtl = tmp_path / "mul4s.v"
-    assert flow("rtl", "--wa", "4", "--out", str(rtl)).returncode == 0
+    assert flow("rtl", "--bits", "4", "--out", str(rtl)).returncode == 0
     proc = flow("ppa", "--verilog", str(rtl), "--top", "mul4s", "--bits", "4", "--clock-period", "0.1",
                 "--run-dir", str(tmp_path / "p"), timeout=300)
     _one_line(proc, r"^error: --clock-period must be at least the STA delay of the exact mul4s on osu018 "
@@ -149,7 +149,7 @@ def test_every_technology_at_8x8_with_default_settings(tmp_path, name, request):
 def test_gf180_ppa_at_8x8_with_default_settings(tmp_path, gf180_dir):
     need_tools("yosys", "iverilog", "vvp", "sta")
     rtl = tmp_path / "mul8s.v"
-    assert flow("rtl", "--wa", "8", "--out", str(rtl)).returncode == 0
+    assert flow("rtl", "--bits", "8", "--out", str(rtl)).returncode == 0
     proc = flow("ppa", "--verilog", str(rtl), "--top", "mul8s", "--tech", str(gf180_dir),
                 "--run-dir", str(tmp_path / "p"))
     assert proc.returncode == 0, proc.stderr

@@ -57,7 +57,7 @@ def test_ppa_reports_x_outputs(tmp_path):
 
 def test_sweep_reuses_finished_runs(tmp_path):
     args = ["sweep", "--eps", "0.05", "0.1", "--bits", "3", "--generations", "300", "--budget", "0", "--jobs", "1",
-            "--out", str(tmp_path / "sw"), "--quiet"]
+            "--run-dir", str(tmp_path / "sw"), "--quiet"]
     first = flow(*args)
     assert first.returncode == 0, first.stderr
     sweep = json.loads((tmp_path / "sw" / "sweep.json").read_text())

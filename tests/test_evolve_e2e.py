@@ -120,7 +120,7 @@ def test_resume_continues_where_it_stopped(run4s, tmp_path):
 def test_resume_refuses_a_changed_run(run4s, tmp_path):
     proc = flow("evolve", "--resume", "--eps", "0.1", "--run-dir", str(run4s))
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: --resume continues the run as configured: EPS is 0.05 in ")
+    assert proc.stderr.strip() == "error: RESUME: EPS differs from the run's (0.05 -> 0.1)"
 
 
 def test_corrupt_checkpoint_is_reported(tmp_path, run4s):
@@ -242,11 +242,10 @@ def test_interrupted_sweep_run_gets_only_the_rest_of_its_budget(run4s, tmp_path,
 
     monkeypatch.setattr(job, "run", run)
     base = job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent + 100.0)
-    sweep._one(base, tmp_path, overwrite=False, progress=False)
+    sweep._one(base, tmp_path, tmp_path, progress=False)
     budget, resume, given = seen[-1]
     assert resume and budget == pytest.approx(100.0) and given["budget"] == budget
-    sweep._one(job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent / 2), tmp_path, overwrite=False,
-               progress=False)
+    sweep._one(job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent / 2), tmp_path, tmp_path, progress=False)
     assert seen[-1][0] == sweep.MIN_REST_S
 
 

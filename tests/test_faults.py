@@ -387,7 +387,7 @@ def fake_evolve(monkeypatch):
 def test_ctrl_c_stops_a_sweep_and_says_what_was_interrupted(tmp_path, capsys, fake_evolve):
     calls, ctrl_c = fake_evolve
     ctrl_c.add(0.02)
-    code = flow.main(["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--out", str(tmp_path / "s"),
+    code = flow.main(["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--run-dir", str(tmp_path / "s"),
                       "--quiet"])
     assert code == 130 and "Traceback" not in capsys.readouterr().err
     assert calls == [(0.01, False), (0.02, False)]  # 0.05 never started
@@ -401,7 +401,7 @@ def test_ctrl_c_stops_a_sweep_and_says_what_was_interrupted(tmp_path, capsys, fa
 def test_a_sweep_run_again_resumes_without_redoing_finished_runs(tmp_path, capsys, fake_evolve):
     calls, ctrl_c = fake_evolve
     ctrl_c.add(0.02)
-    args = ["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--out", str(tmp_path / "s"), "--quiet"]
+    args = ["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--run-dir", str(tmp_path / "s"), "--quiet"]
     assert flow.main(args) == 130
     ctrl_c.clear()
     calls.clear()
@@ -418,7 +418,7 @@ def test_a_sweep_run_killed_before_its_first_result_is_run_again(tmp_path, capsy
     (debris / "logs").mkdir(parents=True)
     (debris / MARKER).touch()
     (debris / "mul4s.v").write_text("half")
-    assert flow.main(["sweep", "--eps", "0.01", "--bits", "4", "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    assert flow.main(["sweep", "--eps", "0.01", "--bits", "4", "--run-dir", str(tmp_path / "s"), "--quiet"]) == 0
     assert calls == [(0.01, False)] and not (debris / "mul4s.v").exists()
 
 
@@ -637,7 +637,7 @@ READ_ONLY_COMMANDS = {
     "evolve-overwrite": ["evolve", "--overwrite", "--run-dir", "{ro}/r", "--quiet"],
     "evolve-resume": ["evolve", "--resume", "--run-dir", "{ro}/r", "--quiet"],
     "evolve-new": ["evolve", "--run-dir", "{ro}/new", "--quiet"],
-    "sweep": ["sweep", "--eps", "0.01", "--out", "{ro}/s", "--quiet"],
+    "sweep": ["sweep", "--eps", "0.01", "--run-dir", "{ro}/s", "--quiet"],
     "verify": ["verify", "{ro}/m"],
     "rtl": ["rtl", "--out", "{ro}/m.v"],
     "accel": ["accel", "--net", "lenet5", "--array", "8x8", "--run-dir", "{ro}/a"],

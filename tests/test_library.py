@@ -46,7 +46,7 @@ def snapshot(lib: Path) -> dict[str, tuple[int, bytes]]:
 def library(tmp_path_factory) -> Path:
     need_tools("yosys", "iverilog", "vvp", "sta")
     lib = tmp_path_factory.mktemp("library") / "lib"
-    proc = flow("library", *EPS, *TINY, "--out", str(lib))
+    proc = flow("library", *EPS, *TINY, "--run-dir", str(lib))
     assert proc.returncode == 0, proc.stderr
     return lib
 
@@ -99,7 +99,7 @@ def test_second_build_reuses_finished_members(library):
     before = snapshot(library)
     assert len(before) == 4
     t0 = time.monotonic()
-    proc = flow("library", *EPS, *TINY, "--out", str(library))
+    proc = flow("library", *EPS, *TINY, "--run-dir", str(library))
     assert proc.returncode == 0, proc.stderr
     assert snapshot(library) == before
     assert [r["build"] for r in json.loads((library / "library.json").read_text())["rows"]] == ["reused"] * 2
@@ -110,7 +110,7 @@ def test_second_build_reuses_finished_members(library):
 def test_scheduler_that_does_not_answer(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
-    proc = flow("library", *EPS, *TINY, "--out", str(tmp_path / "lib"), "--scheduler", address,
+    proc = flow("library", *EPS, *TINY, "--run-dir", str(tmp_path / "lib"), "--scheduler", address,
                 "--scheduler-timeout", "2", timeout=60)
     assert proc.returncode == 2
     assert time.monotonic() - t0 < 30
@@ -121,7 +121,7 @@ def test_scheduler_that_does_not_answer(tmp_path):
 
 @pytest.mark.parametrize("value", ["127.0.0.1:8786", "tcp://", "http://host:1"], ids=["no-scheme", "empty", "http"])
 def test_scheduler_address_is_checked(tmp_path, value):
-    proc = flow("library", *EPS, *TINY, "--out", str(tmp_path / "lib"), "--scheduler", value, timeout=60)
+    proc = flow("library", *EPS, *TINY, "--run-dir", str(tmp_path / "lib"), "--scheduler", value, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"error: SCHEDULER must be a Dask scheduler address such as tcp://HOST:PORT, "
                                    f"not {value!r}")
@@ -131,7 +131,7 @@ def test_scheduler_address_is_checked(tmp_path, value):
 def test_second_build_refuses_then_ctrl_c_then_resume(tmp_path):
     need_tools("yosys", "iverilog", "vvp", "sta")
     lib = tmp_path / "lib"
-    args = ["library", *EPS, *TINY, "--out", str(lib)]
+    args = ["library", *EPS, *TINY, "--run-dir", str(lib)]
     first = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -214,7 +214,7 @@ def dask_cluster(tmp_path):
 def test_build_on_an_external_scheduler(dask_cluster, tmp_path):
     need_tools("yosys", "iverilog", "vvp", "sta")
     lib = tmp_path / "lib"
-    proc = flow("library", *EPS, *TINY, "--out", str(lib), "--scheduler", dask_cluster)
+    proc = flow("library", *EPS, *TINY, "--run-dir", str(lib), "--scheduler", dask_cluster)
     assert proc.returncode == 0, proc.stderr
     cat = json.loads((lib / "library.json").read_text())
     assert cat["cluster"] == {"scheduler": dask_cluster, "address": dask_cluster, "workers": 2}
@@ -232,7 +232,7 @@ def test_killed_worker_member_resumes_from_its_checkpoint(dask_cluster, tmp_path
     from distributed import Client
 
     lib = tmp_path / "lib"
-    args = ["library", "--eps", "0.05", *TINY, "--generations", "10000", "--out", str(lib),
+    args = ["library", "--eps", "0.05", *TINY, "--generations", "10000", "--run-dir", str(lib),
             "--scheduler", dask_cluster]
     build = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -268,7 +268,7 @@ def test_references_are_characterised_and_listed(tmp_path):
     refs.mkdir()
     (refs / "mul4u_T1.v").write_text(evo_style(4, "mul4u_T1"))
     lib = tmp_path / "lib"
-    proc = flow("library", "--no-signed", "--eps", "0.05", *TINY, "--out", str(lib), "--reference", str(refs))
+    proc = flow("library", "--no-signed", "--eps", "0.05", *TINY, "--run-dir", str(lib), "--reference", str(refs))
     assert proc.returncode == 0, proc.stderr
     cat = json.loads((lib / "library.json").read_text())
     assert [(r["kind"], r["name"]) for r in cat["rows"]] == [("member", "eps0.05-seed1"), ("reference", "mul4u_T1")]

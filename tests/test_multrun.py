@@ -79,5 +79,5 @@ def test_latest_picks_the_newest_verified_run(tmp_path):
         MultiplierRun.write(tmp_path / "runs" / "mul4s" / f"t{i}", report, lut=golden.table(4, 4, True),
                             verilog="module m; endmodule\n")
         time.sleep(0.01)
-    assert multrun.latest(tmp_path, 0.05, "mul4s") == tmp_path / "runs" / "mul4s" / "t1"
-    assert multrun.latest(tmp_path, 0.01, "mul4s") is None
+    assert multrun.latest(tmp_path / "runs", 0.05, "mul4s") == tmp_path / "runs" / "mul4s" / "t1"
+    assert multrun.latest(tmp_path / "runs", 0.01, "mul4s") is None

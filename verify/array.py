@@ -30,6 +30,11 @@ class Gemm:
     k: int
     n: int
     split: str = "n"
+    # tile skipping (a ws array generated with tile_skip): skip[i][j] for K-tile i, N panel j; the bench
+    # zeroes B in skipped tiles, leaves their products out of the reference and expects ``cycles`` (the
+    # caller's model of the sparse schedule)
+    skip: tuple[tuple[bool, ...], ...] | None = None
+    cycles: int | None = None
 
     @property
     def shape(self) -> str:
@@ -74,6 +79,29 @@ def reference(A: np.ndarray, B: np.ndarray, lut: np.ndarray, acc_bits: int) -> n
         block = A[i0:i0 + step]
         out[i0:i0 + step] = lut[block[:, :, None], B[None, :, :]].sum(axis=1)
     return out & ((1 << acc_bits) - 1)
+
+
+def tile_runs(skip: tuple[tuple[bool, ...], ...], k: int, n: int, rows: int, cols: int) -> np.ndarray:
+    """(k, n) bool: the products a tile-skipping array computes (tiles not skipped)."""
+    runs = ~np.asarray(skip, dtype=bool)
+    return np.repeat(np.repeat(runs, rows, axis=0), cols, axis=1)[:k, :n]
+
+
+def skip_word(skip: tuple[tuple[bool, ...], ...], kb: int) -> int:
+    """The ``skip`` port value: bit ``panel * kb + k_tile``."""
+    word = 0
+    for i, row in enumerate(skip):
+        for j, s in enumerate(row):
+            if s:
+                word |= 1 << (j * kb + i)
+    return word
+
+
+def sparse_reference(A: np.ndarray, B: np.ndarray, lut: np.ndarray, acc_bits: int, runs: np.ndarray) -> np.ndarray:
+    """:func:`reference` with only the products of kept tiles (``runs`` (k, n)) summed."""
+    A = np.asarray(A, dtype=np.int64)
+    prods = lut[A[:, :, None], np.asarray(B, dtype=np.int64)[None, :, :]] * runs[None]
+    return prods.sum(axis=1) & ((1 << acc_bits) - 1)
 
 
 def operands(m: int, k: int, n: int, wa: int, wb: int, rng: np.random.Generator,
@@ -148,14 +176,24 @@ def run(run: RunDir, *, name: str, sources: list[Path], top: str, geometry: Any,
         if gm.m > g.m_max or gm.k > g.k_max or gm.n > g.n_max:
             raise ConfigError(f"GEMM {gm.shape} does not fit the buffers ({g.m_max}x{g.k_max}x{g.n_max})")
         A, B = operands(gm.m, gm.k, gm.n, g.wa, g.wb, rng, probs)
-        C = reference(A, B, lut, g.acc_bits)
+        extra: dict[str, Any] = {}
+        if gm.skip is not None:
+            if not getattr(g, "tile_skip", False) or gm.cycles is None:
+                raise ConfigError(f"GEMM {gm.name} skips tiles: it needs an array with tile_skip and its cycles")
+            runs = tile_runs(gm.skip, gm.k, gm.n, g.rows, g.cols)
+            B = np.where(runs, B, 0)  # a skipped tile's weights are zero
+            C = sparse_reference(A, B, lut, g.acc_bits, runs)
+            extra["skip"] = skip_word(gm.skip, g.kb)
+            cycles = gm.cycles
+        else:
+            C = reference(A, B, lut, g.acc_bits)
+            cycles = rtl_cycles.gemm_cycles(gm.m, gm.k, gm.n, rows=g.rows, cols=g.cols, dataflow=g.dataflow,
+                                             pods=g.pods, split=gm.split)
         data = build / f"gemm{idx}_{gm.name}.npz"
         np.savez(data, A=A, B=B, C=C)
-        cycles = rtl_cycles.gemm_cycles(gm.m, gm.k, gm.n, rows=g.rows, cols=g.cols, dataflow=g.dataflow,
-                                         pods=g.pods, split=gm.split)
         entries.append({"name": gm.name, "m": gm.m, "k": gm.k, "n": gm.n,
                         "split": rtl_cycles.SPLITS.index(gm.split), "cycles": cycles, "data": str(data),
-                        "out": str(build / f"gemm{idx}_{gm.name}_got.npy")})
+                        "out": str(build / f"gemm{idx}_{gm.name}_got.npy"), **extra})
     build_args: list[str] = ["-gspecify"] if timing else []
     if vcd is not None:
         dump = build / "axf_dump.v"

@@ -13,91 +13,163 @@ evolve run wrote is touched. The exit code is non-zero when a check fails.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from core import multrun
-from core.errors import ConfigError, VerificationError
+from core import multrun, stage, tools
+from core.config import option
+from core.errors import ConfigError, VerificationError, must
 from core.multrun import MultiplierRun
 from core.run import RunDir, locked, read_json
 
 OUT = "reverify"  # the subdirectory of the run that holds what verify writes
 
 
+@dataclass(frozen=True)
+class VerifyConfig:
+    run: Path = option(help="an evolve run directory", cli=False)
+    seed: int = option(1, help="cocotb seed")
+    proof_timeout: float = option(600.0, unit="s", help="seconds the WCE proof may take")
+
+    def __post_init__(self) -> None:
+        if not self.proof_timeout > 0:
+            raise must("PROOF_TIMEOUT", "> 0 s", self.proof_timeout)
+
+    # the results are a run of their own, replaced by the next verify: never resumed
+    overwrite = True
+    resume = False
+
+
+@dataclass
+class Plan:
+    """The run read and checked before anything is written."""
+
+    report: dict[str, Any]
+    shape: Any
+    tech: Any
+    a: Any
+    b: Any
+    sampled: bool
+    model: Any
+    expected: str
+
+
+class VerifyStage(stage.Stage):
+    """The WCE of a run's shipped ``approx.v`` proven again, and the Verilog simulated against its tables;
+    the results go to ``RUN/reverify/reverify.json``, no file of the run itself is touched."""
+
+    name = "verify"
+    Config = VerifyConfig
+    inputs = ("run",)
+    outputs = ("config.json", "reverify.json")
+    tools = (tools.YOSYS, tools.IVERILOG, tools.VVP)
+    packages = ("cocotb", "numpy", "python-sat")
+    results = ("reverify.json",)
+
+    def directory(self, cfg: VerifyConfig, plan: Any) -> Path:
+        return cfg.run / OUT
+
+    def prepare(self, cfg: VerifyConfig, progress: bool) -> Plan:
+        import tech
+        from core import golden
+        from evolve.evaluator import Evaluator
+        from evolve.netlist import load
+        from verify.multiplier import Shape, vectors
+
+        path = cfg.run
+        report_path = path / "report.json"
+        if not report_path.is_file():
+            raise ConfigError(f"{path} is not a finished evolve run (no report.json)")
+        r = read_json(report_path, "run report")
+        try:
+            wa, wb, is_signed = int(r["wa"]), int(r["wb"]), bool(r["signed"])
+            int(r["wce_limit"]), str(r["module"])
+            tech_name = str(r["tech"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"run report {report_path} must hold wa, wb, signed, wce_limit, tech and module "
+                              "(it is not an evolve report)") from None
+        run_files = MultiplierRun.load(path, wa, wb, is_signed, need=(multrun.VERILOG, multrun.NETLIST,
+                                                                       multrun.mapped(tech_name), multrun.CONFIG))
+        try:
+            t = tech.load(stage.stored_settings(path)["tech"])
+        except KeyError:
+            raise ConfigError(f"run configuration {path / 'config.json'} must hold settings.tech") from None
+        shape = Shape(wa, wb, is_signed)
+        a, b, sampled = vectors(shape, cfg.seed)
+        if (path / "lut.npy").is_file():
+            model = golden.encode(run_files.lut()[a, b], shape.nb)
+            expected = "lut.npy"
+        else:
+            net = load(path / "approx.json")
+            model = golden.encode(Evaluator(shape.wa, shape.wb, shape.signed, net.n_addr,
+                                            vectors=(a << shape.wb) | b).outputs(net), shape.nb)
+            expected = "approx.json (evolution model)"
+        return Plan(r, shape, t, a, b, sampled, model, expected)
+
+    def execute(self, cfg: Any, *, given: Any = None, progress: bool = True) -> dict[str, Any]:
+        # the run's own lock: no evolve may rewrite the run meanwhile
+        if not Path(cfg.run).is_dir():
+            raise ConfigError(f"{cfg.run} is not a finished evolve run (no report.json)")
+        with locked(cfg.run):
+            return super().execute(cfg, given=given, progress=progress)
+
+    def run(self, ctx: stage.Context) -> dict[str, Any]:
+        from verify.multiplier import simulate
+
+        cfg, run, p = ctx.cfg, ctx.run, ctx.plan
+        r, path = p.report, cfg.run
+        wce_limit, tech_name, module = int(r["wce_limit"]), str(r["tech"]), str(r["module"])
+        results: dict = {}
+        results["reprove"] = _reprove(run, path, module, str(r.get("design", "")), p.shape, int(r["wce"]),
+                                      wce_limit, cfg.proof_timeout)
+        if results["reprove"]["passed"]:
+            for name, sources in (("reverify_gates", [path / "approx.v"]),
+                                  ("reverify_mapped", [path / f"approx_{tech_name}.v", *p.tech.verilog])):
+                res = simulate(run, name, sources, module, p.shape, p.a, p.b, p.model, wce_limit=wce_limit,
+                               seed=cfg.seed)
+                results[name] = {**res.as_report(), "expected": p.expected}
+        passed = all(v["passed"] for v in results.values())
+        report = {"passed": passed, "vectors": len(p.a), "exhaustive": not p.sampled, "benches": results,
+                  "wce_limit": wce_limit, "expected": p.expected}
+        run.write_json("reverify.json", report)
+        ctx.reported = True
+        return report
+
+    def summary(self, cfg: Any, report: dict[str, Any]) -> str:
+        benches, limit = report["benches"], report["wce_limit"]
+        rp = benches["reprove"]
+        if not rp["passed"]:
+            return f"reprove: FAIL ({rp['message']})"
+        lines = [f"reprove: pass (WCE {rp['wce']} <= {limit}, proven by {rp['method']} in {rp['time_s']:.3g} s)"]
+        lines += [f"{name}: {'pass' if v['passed'] else 'FAIL'} ({v.get('vectors')} vectors, "
+                  f"{v.get('mismatches')} mismatches, {_wce_line(v, limit)})"
+                  for name, v in benches.items() if name != "reprove"]
+        return "\n".join(lines)
+
+    def verdict(self, cfg: Any, report: dict[str, Any]) -> None:
+        """Raised after the results are written, so that a failed check replaces the previous ones too."""
+        benches, limit = report["benches"], report["wce_limit"]
+        if not benches["reprove"]["passed"]:
+            raise VerificationError(f"{cfg.run}: reprove failed: {benches['reprove']['message']}")
+        if not report["passed"]:
+            failed = next(n for n, v in benches.items() if not v["passed"])
+            v = benches[failed]
+            what = (f"WCE {v.get('wce')} > {limit}, the run's limit" if _wce_failed(v, limit)
+                    else f"{v.get('mismatches')} mismatches against {report['expected']}")
+            raise VerificationError(f"{cfg.run}: {failed} failed: {what}")
+
+
+STAGE = VerifyStage()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, help="an evolve run directory")
-    parser.add_argument("--seed", type=int, default=1, help="cocotb seed (default: 1)")
-    parser.add_argument("--proof-timeout", type=float, default=600.0,
-                        help="seconds the WCE proof may take (default: 600)")
+    parser.add_argument("run", metavar="RUN_DIR", type=Path, help="an evolve run directory")
+    stage.add_arguments(parser, STAGE)
 
 
 def main(args: argparse.Namespace) -> int:
-    import tech
-    from core import golden
-    from evolve.evaluator import Evaluator
-    from evolve.netlist import load
-    from verify.multiplier import Shape, simulate, vectors
-
-    path: Path = args.run_dir
-    report_path = path / "report.json"
-    if not report_path.is_file():
-        raise ConfigError(f"{path} is not a finished evolve run (no report.json)")
-    r = read_json(report_path, "run report")
-    try:
-        wa, wb, is_signed = int(r["wa"]), int(r["wb"]), bool(r["signed"])
-        wce_limit, tech_name, module = int(r["wce_limit"]), str(r["tech"]), str(r["module"])
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"run report {report_path} must hold wa, wb, signed, wce_limit, tech and module "
-                          "(it is not an evolve report)") from None
-    run_files = MultiplierRun.load(path, wa, wb, is_signed, need=(multrun.VERILOG, multrun.NETLIST,
-                                                                   multrun.mapped(tech_name), multrun.CONFIG))
-    cfg = read_json(path / "config.json", "run configuration")
-    try:
-        t = tech.load(cfg["settings"]["tech"])
-    except (KeyError, TypeError):
-        raise ConfigError(f"run configuration {path / 'config.json'} must hold settings.tech") from None
-    shape = Shape(wa, wb, is_signed)
-    a, b, sampled = vectors(shape, args.seed)
-    if (path / "lut.npy").is_file():
-        lut = run_files.lut()
-        model = golden.encode(lut[a, b], shape.nb)
-        expected = "lut.npy"
-    else:
-        net = load(path / "approx.json")
-        model = golden.encode(Evaluator(shape.wa, shape.wb, shape.signed, net.n_addr,
-                                        vectors=(a << shape.wb) | b).outputs(net), shape.nb)
-        expected = "approx.json (evolution model)"
-    if not args.proof_timeout > 0:
-        raise ConfigError(f"PROOF_TIMEOUT must be > 0 s, not {args.proof_timeout!r}")
-    results: dict = {}
-    # the run's lock: no evolve may rewrite the run meanwhile; the results are a run of their own inside it
-    with locked(path), RunDir.open(path / OUT, overwrite=True, results=("reverify.json",)) as run:
-        results["reprove"] = _reprove(run, path, module, str(r.get("design", "")), shape, int(r["wce"]), wce_limit,
-                                      args.proof_timeout)
-        if results["reprove"]["passed"]:
-            print(f"reprove: pass (WCE {results['reprove']['wce']} <= {wce_limit}, proven by "
-                  f"{results['reprove']['method']} in {results['reprove']['time_s']:.3g} s)")
-            for name, sources in (("reverify_gates", [path / "approx.v"]),
-                                  ("reverify_mapped", [path / f"approx_{tech_name}.v", *t.verilog])):
-                res = simulate(run, name, sources, module, shape, a, b, model, wce_limit=wce_limit, seed=args.seed)
-                results[name] = {**res.as_report(), "expected": expected}
-        passed = all(v["passed"] for v in results.values())
-        run.write_json("reverify.json", {"passed": passed, "vectors": len(a), "exhaustive": not sampled,
-                                         "benches": results})
-    # raised after the block, so that the results of a failed check replace the previous ones too
-    if not results["reprove"]["passed"]:
-        raise VerificationError(f"{path}: reprove failed: {results['reprove']['message']}")
-    for name, v in results.items():
-        if name == "reprove":
-            continue
-        print(f"{name}: {'pass' if v['passed'] else 'FAIL'} ({v.get('vectors')} vectors, "
-              f"{v.get('mismatches')} mismatches, {_wce_line(v, wce_limit)})")
-    if not passed:
-        failed = next(n for n, v in results.items() if not v["passed"])
-        v = results[failed]
-        what = (f"WCE {v.get('wce')} > {wce_limit}, the run's limit" if _wce_failed(v, wce_limit)
-                else f"{v.get('mismatches')} mismatches against {expected}")
-        raise VerificationError(f"{path}: {failed} failed: {what}")
-    return 0
+    return stage.main(STAGE, args)
 
 
 def _reprove(run: RunDir, path: Path, module: str, design: str, shape, wce: int, limit: int,

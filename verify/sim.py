@@ -19,10 +19,9 @@ from typing import Any
 
 from core import tools
 from core.errors import ToolError
-from core.run import RunDir, tail
+from core.run import REPO, RunDir, tail
 from verify.cocotb_run import BUILD_FAILED, TEST_FAILED
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMESCALE = ("1ns", "1ps")
 
 
@@ -137,7 +136,7 @@ def run_bench(run_dir: RunDir, *, name: str, sources: list[Path], toplevel: str,
     bin_dir = _shims(run_dir, build_dir, vcd)
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # the runner's pytest mode exits
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", os.defpath)])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     runner_log = build_dir / "runner.log"
     with open(runner_log, "w", encoding="utf-8") as out:
         code = subprocess.run([sys.executable, "-m", "verify.cocotb_run", str(spec)], cwd=build_dir, env=env,

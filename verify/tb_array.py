@@ -1,4 +1,4 @@
-"""cocotb bench for ``MultiPodArray`` (rtl_gen/array.py): GEMMs through the host interface, cycle-counted.
+"""cocotb bench for ``MultiPodArray`` (rtl_gen/array/top.py): GEMMs through the host interface, cycle-counted.
 
 For each GEMM of the configuration it writes A and B through the host ports (one element per cycle),
 pulses ``start``, counts the edges from the one that samples ``start`` (edge 0) to the first edge
@@ -9,7 +9,8 @@ cycle count equals the one expected (the ``rtl`` model's prediction).
 Inputs change on falling clock edges and outputs are read there, so nothing races the rising edge.
 
 Configuration (JSON at ``$AXF_BENCH``): ``period_ps``, ``acc_bits``, ``gemms``: a list of objects with
-``name``, ``m``, ``k``, ``n``, ``split`` (0 n, 1 m, 2 k), ``cycles`` (expected), ``data`` (.npz with
+``name``, ``m``, ``k``, ``n``, ``split`` (0 n, 1 m, 2 k), ``cycles`` (expected), optionally ``skip`` (the
+``skip`` port of a tile-skipping array), ``data`` (.npz with
 ``A`` and ``B`` operand codes and ``C`` expected result codes modulo 2^acc_bits), ``out`` (.npy for
 the codes read back: -1 where c_data was X or Z); ``summary`` (.json): per GEMM the cycles counted,
 the mismatches, and the simulation times (ps) of edge 0 and of the edge that raised ``done``.
@@ -100,6 +101,8 @@ async def gemms(dut):
         await _load(dut, "a", A)
         await _load(dut, "b", B)
         dut.m.value, dut.k.value, dut.n.value, dut.split.value = g["m"], g["k"], g["n"], g["split"]
+        if "skip" in g or hasattr(dut, "skip"):  # tile skipping: the K-tiles of each N panel not run
+            dut.skip.value = int(g.get("skip", 0))
         cycles, t0, t1 = await _count(dut, int(g["cycles"]), period)
         got = await _read(dut, g["m"], g["n"]) if cycles > 0 else np.full(C.shape, -1, dtype=np.int64)
         np.save(g["out"], got)

@@ -1,0 +1,221 @@
+"""Block-sparsity benchmarks (``flow.py bench --suite sparsity``; also part of the ``dnn`` suite).
+
+``accuracy``   Table I's shape: exact INT8 test accuracy of LeNet-5 / MNIST (full mode: also ResNet-20 /
+               Fashion-MNIST) per ratio of zero 8x8 blocks (first layer dense), after pruning and after
+               retraining with the masks fixed, against the dense network.
+``lut_speed``  LUT inference time of the 50 % block-sparse network against the same network run dense
+               (the same masked weights, no block skipped), on the same multiplier, one thread.
+``joint``      ``flow.py dnn --sparsity-ratios 0 0.25 0.5`` on LeNet-5 / MNIST at <= 1 % loss: multiplier
+               energy of the joint answer against the best approximation-only assignment of the same search,
+               with accelerator energy and time from ``accel_models``.
+
+Retraining runs on the shared CPUs, so epochs are few (``EPOCHS``); the rows say how many.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.bench import row
+from core.run import runs_root
+
+CACHE = runs_root() / "dnn" / "models"
+EPOCHS = 3  # retraining epochs per ratio (float, then one QAT epoch; masks fixed)
+RESNET_TRAIN = 3000  # training images of ResNet-20 / Fashion-MNIST: two shared cores
+BLOCK = 8
+
+
+def _sparse(model: Any, ratio: float, block: int = BLOCK) -> Any:
+    from dnn import qnn, sparsity
+
+    net = copy.deepcopy(model)
+    qnn.set_mode(net, "qat")
+    names = [n for n, _ in qnn.qlayers(net)]
+    sparsity.apply(net, sparsity.derive(net, sparsity.ratios(names, ratio), block, "l2"), block)
+    return net
+
+
+def _exact_acc(model: Any, x: Any, y: Any) -> float:
+    from dnn import qnn, train
+    from dnn.mults import exact
+
+    qnn.assign(model, qnn.uniform(model, exact(True)))
+    qnn.set_mode(model, "lut")
+    return train.accuracy(model, x, y)
+
+
+def _macs(model: Any, data: Any) -> dict[str, int]:
+    from dnn.cli import _macs as macs
+
+    return macs(model, data)
+
+
+def accuracy(quick: bool = False) -> list[dict[str, Any]]:
+    """Exact INT8 test accuracy per block-sparsity ratio, pruned and retrained."""
+    if quick:
+        return table("lenet5", "mnist", 4, (0.5,), 1)
+    return (table("lenet5", "mnist", 4, (0.25, 0.5, 0.75), EPOCHS)
+            + table("resnet20", "fashion", 2, (0.5,), 2, train_limit=RESNET_TRAIN))
+
+
+def table(net: str, data_name: str, base_epochs: int, ratios: tuple[float, ...], epochs: int,
+          train_limit: int = 10000) -> list[dict[str, Any]]:
+    """One network's rows: the dense exact INT8 accuracy, then per ratio the pruned and retrained one."""
+    import torch
+
+    from dnn import data as dnn_data
+    from dnn import qnn, sparsity, train
+
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = dnn_data.load(data_name, split_seed=0, train_limit=train_limit)
+        recipe = train.Recipe(net, epochs=base_epochs)
+        model, _ = train.trained(recipe, data, CACHE)
+        dense = _exact_acc(copy.deepcopy(model), data.x_test, data.y_test)
+        rows.append(row(f"sparsity.accuracy.{net}_{data_name}.r0", 100 * dense, "%", None,
+                        f"dense exact INT8, {len(data.x_test)} test images; trained on {len(data.x_train)} images, "
+                        f"{base_epochs} float + 1 QAT epochs"))
+        for r in ratios:
+            net_r = _sparse(model, r)
+            pruned = _exact_acc(copy.deepcopy(net_r), data.x_test, data.y_test)
+            qnn.set_mode(net_r, "qat")
+            sparsity.retrain(net_r, data, epochs, recipe.lr, recipe.batch, recipe.seed)
+            after = _exact_acc(net_r, data.x_test, data.y_test)
+            dens = sparsity.density(net_r)
+            macs = _macs(net_r, data)
+            kept = sum(macs[n] * dens[n] for n in macs) / sum(macs.values())
+            rows.append(row(f"sparsity.accuracy.{net}_{data_name}.r{r:g}", 100 * after, "%", 100 * dense,
+                            f"{BLOCK}x{BLOCK} blocks, first layer dense, l2; pruned {100 * pruned:.2f} %, "
+                            f"retrained {epochs} float + 1 QAT epochs; loss {100 * (dense - after):.2f} points; MACs kept "
+                            f"{kept:.3f}"))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
+    """Sparse (50 %, zero blocks skipped) against dense LUT inference of the same weights and multiplier."""
+    import torch
+
+    from core.multrun import latest as latest_multiplier_run
+    from dnn import data as dnn_data
+    from dnn import fixtures, models, qnn, sparsity, train
+    from dnn.bench import _best_of
+    from dnn.mults import Multiplier, exact, load
+
+    kinds = {"exact": exact(True), "rank2": Multiplier("rank2", fixtures.broken_array(2), True),
+             "full-rank": Multiplier("full-rank", fixtures.lut_error(1, 30), True)}
+    for eps in (0.005, 0.05):
+        run_dir = latest_multiplier_run(runs_root(), eps)
+        if run_dir is not None:
+            kinds[f"evolved-eps{eps:g}"] = load(run_dir)
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mnist = None if quick else dnn_data.load("mnist")
+        for net, batch in (("lenet5", 256), ("resnet20", 64)):
+            if mnist is None or net == "resnet20":  # ResNet-20 untrained: its training takes too long here
+                torch.manual_seed(0)
+                batch = 8 if mnist is None else batch
+                model = models.build(net, 1, 28, 10)
+                x = torch.rand(batch, 1, 28, 28) if mnist is None else mnist.x_test[:batch].float()
+                qnn.calibrate(model, [x])
+                inputs = "untrained, random images" if mnist is None else "untrained, MNIST test images"
+            else:
+                model, _ = train.trained(train.Recipe(net), mnist, CACHE)
+                x = mnist.x_test[:batch].float()
+                inputs = "trained (not retrained), MNIST test images"
+            sparse = _sparse(model, 0.5)
+            dense = copy.deepcopy(sparse)
+            sparsity.apply(dense, {}, BLOCK)  # the same zeroed weights, nothing skipped
+            for kind, m in kinds.items():
+                for net_ in (dense, sparse):
+                    qnn.assign(net_, qnn.uniform(net_, m))
+                    qnn.set_mode(net_, "lut")
+                with torch.no_grad():
+                    qnn.set_mode(sparse, "lut", backend="reference")
+                    ref = sparse(x[:2])
+                    qnn.set_mode(sparse, "lut")
+                    same = torch.equal(sparse(x[:2]), ref)
+
+                    t_dense, t_sparse = _best_of([_call(dense, x), _call(sparse, x)], 1 if quick else 5)
+                used = sum(layer._prep[1].sparse_gather is not None for _, layer in qnn.qlayers(sparse))
+                rows.append(row(f"sparsity.lut_time.{net}.{kind}", 1e3 * t_sparse, "ms", 1e3 * t_dense,
+                                f"50 % {BLOCK}x{BLOCK} blocks (first layer dense) skipped vs the same weights "
+                                f"dense; batch {batch}, {inputs}, 1 thread; bit-exact vs the int64 loop skipping "
+                                f"the same products: {'yes' if same else 'NO'}; sparse gather in {used} layers"))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _call(model: Any, x: Any) -> Any:
+    return lambda: model(x)
+
+
+def _accel_config(folder: Path) -> Path:
+    path = folder / "accel.json"
+    path.write_text(json.dumps({"net": "lenet5", "array": "16x16", "dataflow": "ws"}), encoding="utf-8")
+    return path
+
+
+def joint(quick: bool = False) -> list[dict[str, Any]]:
+    """The joint search on LeNet-5 / MNIST against approximation only, with accelerator energy and time."""
+    from core import config as cfg
+    from dnn import cli
+    from dnn.bench import candidates
+
+    if quick:
+        return [row("sparsity.joint.lenet5_mnist", float("nan"), "x", None, "not run in quick mode")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs, source = candidates(Path(tmp))
+        for cost in ("multiplier", "accel"):
+            conf = cfg.from_dict(cli.DnnConfig, {
+                "net": "lenet5", "data": "mnist", "mults": tuple(dirs), "method": ("hawx", "nsga2"),
+                "granularity": "layer", "max_acc_loss": 0.01, "run_dir": Path(tmp) / f"run-{cost}",
+                "finetune_epochs": 0, "eval_images": 1000, "representatives": 32, "ig_steps": 16, "threads": 1,
+                "cache_dir": CACHE, "sparsity_ratios": (0.0, 0.25, 0.5), "sparsity_epochs": EPOCHS,
+                "accel": _accel_config(Path(tmp)) if cost == "accel" else None})
+            rep = cli.run(conf, quiet=True)
+            keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
+            if keep:
+                import shutil
+
+                shutil.copytree(Path(tmp) / f"run-{cost}", Path(keep) / f"sparsity-{cost}", dirs_exist_ok=True)
+            sp = rep["sparsity"]
+            ch, ao = sp["chosen"], sp["approximation_only"]
+            what = "multiplier energy" if cost == "multiplier" else "accelerator energy (accel_models, 16x16 ws)"
+            note = (f"{what}; joint answer ratio {ch['ratio']:g}, accuracy {ch['accuracy']:.4f} vs dense exact "
+                    f"{rep['baseline_accuracy']:.4f} on {rep['eval_images']} images; approximation only "
+                    f"{ao['energy_reduction']:.2f}x, joint {ch['energy_reduction']:.2f}x vs the dense exact "
+                    f"network; {len(dirs)} {source}; retrained {EPOCHS} float + 1 QAT epochs per ratio") if ch and ao else "none"
+            rows.append(row(f"sparsity.joint.lenet5_mnist.{cost}.energy_vs_approximation_only",
+                            sp.get("energy_vs_approximation_only") or float("nan"), "x", None, note))
+            if cost == "accel" and ch and ch.get("time_s") and ao and ao.get("time_s"):
+                rows.append(row("sparsity.joint.lenet5_mnist.accel.time_vs_approximation_only",
+                                ao["time_s"] / ch["time_s"], "x", None,
+                                f"time {1e6 * ch['time_s']:.2f} us vs {1e6 * ao['time_s']:.2f} us (accel_models)"))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    return accuracy(quick) + lut_speed(quick) + joint(quick)
+
+
+if __name__ == "__main__":
+    import sys
+
+    parts = {"accuracy": accuracy, "lut_speed": lut_speed, "joint": joint}
+    chosen = [a for a in sys.argv[1:] if a in parts] or list(parts)
+    for name in chosen:
+        for r in parts[name](quick="--quick" in sys.argv):
+            print(json.dumps(r), flush=True)
