@@ -136,6 +136,10 @@ _METRICS = [
            "(zero-delay toggles x Liberty energy per toggle): the --cost power objective"),
     Metric("power_cost_ratio", "", "lower", "power_cost / power_cost of the exact seed"),
     Metric("power_cost_exact", "pJ", "lower", "power_cost of the exact seed on the same stream"),
+    Metric("search_cost", "um^2", "lower", "the search's own cost of the shipped circuit (gates: generic gates "
+           "each costed as its smallest cell; cells: Liberty cell areas)"),
+    Metric("cost_area_correlation", "", "higher", "Pearson correlation of the search's cost and the mapped area "
+           "over the run's successive best circuits"),
     Metric("power_cost_correlation", "", "higher", "Pearson correlation of power_cost and OpenSTA's power_w over "
            "a set of circuits"),
     # accelerator models (accel_models/)
@@ -316,7 +320,7 @@ NOT_METRICS: frozenset[str] = frozenset({
     "simd", "lanes_per_layer", "lanes_per_vector", "layers", "access_words", "clock_ns", "m", "k", "n",
     # a DNN run: its budget, image counts, epochs; an assignment's multiplier indices and its rank
     "max_acc_loss", "eval_images", "test_images", "epochs", "choice", "order", "images", "validation_images",
-    "best_epoch",
+    "best_epoch", "points",
 })
 
 # Report keys whose value holds no figure at all: the resolved settings of the command.
