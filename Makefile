@@ -49,7 +49,7 @@ evolve: venv
 sweep: venv
 	$(PY) flow.py sweep --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
 		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(APP_FLAGS) \
-		--operands $(OPERANDS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(ARGS)
+		--operands $(OPERANDS) $(ARGS)
 
 # ---- multiplier library on Dask (evolve/library.py, issue 14): `python flow.py library --help` ----
 # EPS only when given (else the library's grid 0.001 ... 0.3); BUDGET is per member.

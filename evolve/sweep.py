@@ -41,7 +41,11 @@ class SweepConfig:
     budget: float = option(600.0, unit="s", help="evolution time per EPS; 0 for none (then set --generations)")
     generations: int | None = option(None, help="generations per EPS")
     tech: str = option("osu018", help="technology")
-    cost: str = option("area", choices=COSTS, help="objective")
+    cost: str = option("area", choices=COSTS, help="objective of every run")
+    operands: str = option("uniform", help="operand distribution of every run (power stream, power cost, "
+                           "weighted errors): 'uniform', a histogram CSV or a flow.py dnn run directory")
+    mae_limit: float | None = option(None, help="largest MAE under the operand distribution, as a fraction of N")
+    bias_limit: float | None = option(None, help="largest |bias| under the operand distribution, as a fraction of N")
     jobs: int = option(2, help="processes per run")
     seed_arch: str = option("array", choices=SEED_ARCHS,
                             help="architecture of the exact seed of every run (auto: the smallest after mapping)")
@@ -72,7 +76,8 @@ class SweepStage(stage.Stage):
     outputs = ("config.json", "sweep.json", "sweep.csv", "sweep.md", "cost_vs_eps.png", "error_vs_eps.png",
                "eps<EPS>-seed<SEED>/")
     resumable = True
-    fingerprint = ("bits", "bits_b", "signed", "seed", "tech", "cost", "seed_arch")
+    fingerprint = ("bits", "bits_b", "signed", "seed", "tech", "cost", "seed_arch", "operands", "mae_limit",
+                   "bias_limit")
     results = ("config.json", "sweep.json")  # a sweep directory is never debris: it holds member runs
     renamed = (("--out", "--run-dir"),)
     stored_required = False  # a sweep directory from before config.json: resumed as given
@@ -87,7 +92,8 @@ class SweepStage(stage.Stage):
 
         settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
                     "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
-                    "jobs": cfg.jobs, "seed_arch": cfg.seed_arch}
+                    "jobs": cfg.jobs, "seed_arch": cfg.seed_arch, "operands": cfg.operands,
+                    "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit}
         return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
                 for e in sorted(cfg.eps)]
 

@@ -28,7 +28,7 @@ def test_roll_up_replaces_every_file_by_rename(tmp_path):
     for name in OUTPUTS:
         (tmp_path / f"witness_{name}").write_bytes(b"old")
         os.link(tmp_path / f"witness_{name}", out / name)
-    cfg = sweep.SweepConfig(eps=(0.01, 0.02), out=out)
+    cfg = sweep.SweepConfig(eps=(0.01, 0.02), run_dir=out)
     sweep._roll_up(out, [_row(0.01), _row(0.02)], [_Run(0.01), _Run(0.02)], cfg)
     for name in OUTPUTS:
         assert (tmp_path / f"witness_{name}").read_bytes() == b"old", name
