@@ -12,6 +12,7 @@ from typing import Any
 
 from accel_models.evaluation import AccelConfig, Result, evaluate
 from core import metrics, stage
+from core.run import save_figure
 
 
 class AccelStage(stage.Stage):
@@ -209,8 +210,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.legend(handles + h2, labels + l2, loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write(ctx: stage.Context, result: Result) -> dict[str, Any]:

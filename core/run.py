@@ -244,6 +244,23 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def save_figure(fig: Any, path: Path, *, dpi: int = 120) -> Path:
+    """A matplotlib figure as a PNG at ``path``: rendered in memory, then written under a temporary name and
+    renamed (a crash, Ctrl-C or a full disk never leaves half a plot, and an earlier plot stays whole); the
+    figure is closed either way."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    try:
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    write_bytes(path, png.getvalue())
+    return Path(path)
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Write bytes under a temporary name and rename it (the temporary file goes when writing fails)."""
     path = Path(path)

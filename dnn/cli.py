@@ -38,6 +38,7 @@ from typing import Any
 from core import config as cfg
 from core import stage
 from core.errors import ConfigError, must
+from core.run import save_figure
 from dnn.export import DEFAULT_FORMATS, FORMATS
 
 NETS = ("lenet5", "vgg", "resnet20")
@@ -556,8 +557,7 @@ def _plot(path: Path, results: list[Any], front: list[Any], baseline: float, bud
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _x(v: float | None) -> str:

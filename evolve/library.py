@@ -34,7 +34,7 @@ from typing import Any
 from core import config, metrics, stage
 from core.config import option
 from core.errors import ConfigError, FlowError
-from core.run import read_json, write_json, write_text
+from core.run import read_json, save_figure, write_json, write_text
 from evolve import COSTS
 from evolve.cluster import MemberError, check_cluster, completed, dask_client
 from evolve.seeds import SEED_ARCHS
@@ -408,5 +408,4 @@ def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str) -> N
         ax.legend(fontsize=8)
         fig.tight_layout()
         name = f"{y.split('_')[0]}_vs_{x}.png"
-        fig.savefig(where / name, dpi=120)
-        plt.close(fig)
+        save_figure(fig, where / name)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core import metrics
+from core.run import save_figure
 
 ERROR_KEYS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape")
 APP_ERROR_KEYS = ("wce_app", "mae_app", "mae_app_pct", "mse_app", "bias_app", "er_app", "mred_app")
@@ -53,8 +54,7 @@ def plot_evolution(path: Path, logbook: list[dict[str, Any]], report: dict[str, 
                  f"{report['area_ratio']:.3f}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def markdown(r: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from core import config, metrics, stage
 from core.config import option
 from core.errors import ConfigError, must
-from core.run import read_json, write_bytes, write_json, write_text
+from core.run import read_json, save_figure, write_json, write_text
 from evolve import COSTS
 from evolve.seeds import SEED_ARCHS
 from rtl_gen.multiplier import design_name
@@ -230,10 +230,7 @@ def _plots(out: Path, rows: list[dict[str, Any]], design: str, tech: str) -> Non
         ax.grid(alpha=0.3, which="both")
         ax.legend()
         fig.tight_layout()
-        png = io.BytesIO()  # rendered in memory, then written under a temporary name and renamed
-        fig.savefig(png, format="png", dpi=120)
-        plt.close(fig)
-        write_bytes(out / name, png.getvalue())
+        save_figure(fig, out / name)
 
     plot("cost_vs_eps.png", (("area_ratio", "area"), ("transistor_ratio", "transistors"), ("power_ratio", "power")),
          "cost", errors=False)
