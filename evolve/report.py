@@ -49,7 +49,9 @@ def plot_evolution(path: Path, logbook: list[dict[str, Any]], report: dict[str, 
         lines = ax.get_lines() + ax2.get_lines()
         ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper right", fontsize=8)
     ax.set_xlabel("generation")
-    ax.set_ylabel(metrics.axis_label("gate_area" if report["cost_objective"] == "area" else "transistors", "cost"))
+    # the metric the search's cost is in: under --cost power its switching energy, not a gate count
+    cost_metric = {"area": "gate_area", "transistors": "transistors", "power": "power_cost"}[report["cost_objective"]]
+    ax.set_ylabel(metrics.axis_label(cost_metric, "cost"))
     ax.set_title(f"{report['design']} EPS={report['eps']:g} on {report['tech']}: area ratio "
                  f"{report['area_ratio']:.3f}")
     ax.grid(alpha=0.3)
