@@ -33,7 +33,7 @@ all: help
 
 help:
 	@echo "make evolve EPS=0.005   evolve, verify and characterise an approximate multiplier"
-	@echo "make sweep EPS='0.001 0.002 0.005 0.01 0.02 0.05'   a grid over EPS, with plots"
+	@echo "make sweep EPS='0.001 0.002 0.005 0.01 0.02 0.05' [SCHEDULER=tcp://HOST:8786]   a grid over EPS on Dask, with plots"
 	@echo "make library SEEDS='1 2' [EPS='0.001 0.01'] [SCHEDULER=tcp://HOST:8786]   a multiplier library on Dask"
 	@echo "make test               the test suite (slow tests: make test-all)"
 	@echo "make bench              evaluation-speed and quality benchmarks"
@@ -49,10 +49,11 @@ evolve: venv
 sweep: venv
 	$(PY) flow.py sweep --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
 		--seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(APP_FLAGS) \
-		--operands $(OPERANDS) $(ARGS)
+		--operands $(OPERANDS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(ARGS)
 
 # ---- multiplier library on Dask (evolve/library.py, issue 14): `python flow.py library --help` ----
-# EPS only when given (else the library's grid 0.001 ... 0.3); BUDGET is per member.
+# EPS only when given (else the library's grid 0.001 ... 0.3); BUDGET is per member. SCHEDULER (a running
+# Dask scheduler, tcp://HOST:PORT; default: a local cluster) serves sweep too.
 SEEDS       ?= 1 2
 OPERANDS    ?= uniform
 MEMBER_JOBS ?= 1

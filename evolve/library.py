@@ -21,13 +21,11 @@ from its checkpoint, ``reused``). The planes are drawn in ``power_vs_mae.png``, 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import re
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +34,10 @@ from core.config import option
 from core.errors import ConfigError, FlowError
 from core.run import read_json, save_figure, write_json, write_text
 from evolve import COSTS
-from evolve.cluster import MemberError, check_cluster, completed, dask_client
+from evolve.cluster import CompositeStage, Task, build_member, check_cluster, member_name
 from evolve.seeds import SEED_ARCHS
 from rtl_gen.multiplier import design_name
 
-MIN_REST_S = 0.001  # a resumed member whose time is spent still finishes: one epoch, then verification
 RESULTS = ("library.json", "members", "references")  # what makes a library directory worth keeping
 ERRORS = ("wce", "wce_pct", "mae", "mae_pct", "er", "mred", "bias", "nmed", "smape", "mse")
 # the same under the library's operand distribution (--operands; WMED-style weights)
@@ -126,10 +123,6 @@ def members(cfg: LibraryConfig) -> list[Any]:
                              | {"eps": e, "seed": s}) for e in sorted(cfg.eps) for s in cfg.seeds]
 
 
-def member_name(eps: float, seed: int) -> str:
-    return f"eps{eps:g}-seed{seed}"
-
-
 def references(directory: Path) -> list[tuple[Path, str]]:
     """The Verilog files of ``directory`` and their top modules (the module named like the file, or the
     file's only module)."""
@@ -150,33 +143,6 @@ def references(directory: Path) -> list[tuple[Path, str]]:
 
 
 # ------------------------------------------------------------------------------------------ tasks
-def build_member(cfg: Any, run_dir: Path, overwrite: bool) -> dict[str, Any]:
-    """One member, in a Dask worker: reused when finished, resumed from its checkpoint when interrupted or
-    killed, else built. Returns ``{"report": ...}`` or ``{"error": line, "exit_code": n}`` (project errors
-    come back as values: a retry would not change them)."""
-    from evolve import engine, job
-
-    try:
-        report_path = run_dir / "report.json"
-        if report_path.is_file() and not overwrite:
-            r = read_json(report_path, "member report")
-            if isinstance(r, dict) and not r.get("interrupted"):
-                if not r.get("verification", {}).get("passed"):
-                    return {"error": f"member {run_dir} failed its verification (see {run_dir / 'report.md'})",
-                            "exit_code": 5}
-                return {"report": r, "reused": True}
-        resume = (run_dir / "checkpoint.npz").is_file() and not overwrite
-        if resume and cfg.budget > 0:  # every member gets the same evolution time: a resumed one only the rest
-            spent = engine.checkpoint_elapsed(run_dir / "checkpoint.npz") or 0.0
-            cfg = replace(cfg, budget=max(cfg.budget - spent, MIN_REST_S))
-        cfg = replace(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite and run_dir.exists())
-        r = job.run(cfg, given={"budget": cfg.budget, "generations": cfg.generations} if resume else None,
-                    progress=False)
-        return {"report": r, "reused": False, "resumed": resume}
-    except FlowError as err:
-        return {"error": f"member {run_dir.name}: {err}", "exit_code": err.exit_code}
-
-
 def characterise_reference(verilog: Path, top: str, cfg: LibraryConfig, run_dir: Path) -> dict[str, Any]:
     """One reference design through ``flow.py ppa``'s characterisation (reused when already done)."""
     from ppa.cli import PpaConfig, characterise
@@ -202,30 +168,17 @@ class Plan:
     references: list[tuple[Path, str]]
 
 
-class LibraryStage(stage.Stage):
-    """A composite stage: one evolve run per EPS and seed (and one ppa run per reference design), each a
-    Dask task, then the catalogue. It resumes by finished members (a library directory that exists is
-    continued: finished members reused, interrupted ones resumed), and the settings the members share
-    (``fingerprint``) may not change. ``client``: a Dask client on a remote scheduler, asked before anything
-    touches the disk (None: a local cluster, started once the library's lock is held)."""
+class LibraryStage(CompositeStage):
+    """A composite stage (:class:`evolve.cluster.CompositeStage`): one evolve run per EPS and seed (and one
+    ppa run per reference design), each a Dask task, then the catalogue."""
 
     name = "library"
     Config = LibraryConfig
+    listing = "library.json"
     outputs = ("config.json", "library.json", "library.csv", "power_vs_mae.png", "area_vs_wce.png",
                "power_vs_wce.png", "members/", "references/")
-    resumable = True
     fingerprint = ("bits", "bits_b", "signed", "tech", "cost", "operands", "seed_arch", "power_vectors")
     results = ("config.json", *RESULTS)
-    renamed = (("--out", "--run-dir"),)
-    stored_required = False  # a library directory from before config.json: resumed as given
-    packages = ("amaranth", "cocotb", "dask", "distributed", "deap", "numba", "numpy")
-
-    def __init__(self, client: Any = None):
-        self.client = client
-
-    def resuming(self, cfg: LibraryConfig) -> bool:
-        path = self.directory(cfg, None)
-        return not cfg.overwrite and path.is_dir() and any(path.iterdir())
 
     def prepare(self, cfg: LibraryConfig, progress: bool) -> Plan:
         plan = members(cfg)  # every setting checked before anything runs
@@ -239,61 +192,20 @@ class LibraryStage(stage.Stage):
         design = design_name(cfg.bits, cfg.bits if cfg.bits_b is None else cfg.bits_b, cfg.signed)
         return Path(design) / (cfg.tag or f"library-{cfg.tech}")
 
-    def directory(self, cfg: LibraryConfig, plan: Any) -> Path:
-        return super().directory(cfg, plan).resolve()
-
     def run(self, ctx: stage.Context) -> dict[str, Any]:
-        cfg, plan, refs = ctx.cfg, ctx.plan.members, ctx.plan.references
-        with contextlib.ExitStack() as stack:
-            client = self.client if self.client is not None else stack.enter_context(dask_client(cfg))
-            where = ctx.run.path
-            (where / "members").mkdir(exist_ok=True)
-            info = client.scheduler_info()
-            cluster = {"scheduler": cfg.scheduler or "local", "address": info.get("address"),
-                       "workers": len(info.get("workers", {}))}
-            tasks = {}
-            for m in plan:
-                name = member_name(m.eps, m.seed)
-                fut = client.submit(build_member, m, where / "members" / name, cfg.overwrite, key=f"member-{name}",
-                                    retries=1, pure=False)
-                tasks[fut] = ("member", name, m)
-            if refs:
-                (where / "references").mkdir(exist_ok=True)
-            for verilog, top in refs:
-                fut = client.submit(characterise_reference, verilog.resolve(), top, cfg, where / "references" / top,
-                                    key=f"reference-{top}", retries=1, pure=False)
-                tasks[fut] = ("reference", top, None)
-            done: dict[str, tuple[str, Any, dict[str, Any]]] = {}
-            failures: list[dict[str, Any]] = []
-            try:
-                for fut in completed(client, tasks, ctx.progress):
-                    kind, name, m = tasks[fut]
-                    res = fut.result()
-                    if "error" in res:
-                        failures.append(res)
-                    else:
-                        how = "reused" if res["reused"] else "resumed" if res.get("resumed") else "new"
-                        done[name] = (kind, m, {**res["report"], "_build": how})
-            except KeyboardInterrupt:
-                for fut in tasks:
-                    fut.cancel()
-                _catalogue(where, ctx.run.final, cfg, cluster, plan, refs, done, failures)
-                print(f"interrupted: {len(done)} of {len(tasks)} built; {where / 'library.json'} lists them; "
-                      "run the library again to resume the rest", file=sys.stderr)
-                raise
-            result = _catalogue(where, ctx.run.final, cfg, cluster, plan, refs, done, failures)
-            ctx.reported = True  # library.json is its report
-            if failures:
-                raise MemberError(f"{failures[0]['error']} ({len(failures)} of {len(tasks)} failed; "
-                                  f"{where / 'library.json'} lists the rest)", failures[0]["exit_code"])
-        return {**result, "path": str(ctx.run.final)}
+        cfg, plan, refs, where = ctx.cfg, ctx.plan.members, ctx.plan.references, ctx.run.path
+        names = [member_name(m.eps, m.seed) for m in plan]
+        tasks = [Task("member", name, build_member, (m, where / "members" / name, cfg.overwrite))
+                 for name, m in zip(names, plan)]
+        tasks += [Task("reference", top, characterise_reference,
+                       (verilog.resolve(), top, cfg, where / "references" / top)) for verilog, top in refs]
 
-    def execute(self, cfg: Any, *, given: Any = None, progress: bool = True) -> dict[str, Any]:
-        if cfg.scheduler is None or self.client is not None:
-            return super().execute(cfg, given=given, progress=progress)
-        self.prepare(cfg, progress)  # every setting checked before the scheduler is asked
-        with dask_client(cfg) as client:  # a remote scheduler is asked first, before anything touches the disk
-            return LibraryStage(client).execute(cfg, given=given, progress=progress)
+        def roll_up(cluster: dict[str, Any], done: dict[str, dict[str, Any]], failures: list[dict[str, Any]]
+                    ) -> dict[str, Any]:
+            return _catalogue(where, ctx.run.final, cfg, cluster, plan, refs, done, failures)
+
+        result = self.members(ctx, tasks, roll_up, folders=("members", *(("references",) if refs else ())))
+        return {**result, "path": str(ctx.run.final)}
 
     def summary(self, cfg: Any, result: dict[str, Any]) -> str:
         return (f"{len(result['members'])} members, {len(result['references'])} references, "
@@ -345,15 +257,15 @@ def dominated(points: Sequence[Sequence[float]], names: Sequence[str] = ("wce", 
 
 def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, Any], plan: list[Any],
                refs: list[tuple[Path, str]],
-               done: dict[str, tuple[str, Any, dict[str, Any]]], failures: list[dict[str, Any]]) -> dict[str, Any]:
+               done: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> dict[str, Any]:
     rows = []
     for m in plan:  # members in the order of the grid, then the references
         name = member_name(m.eps, m.seed)
         if name in done:
-            rows.append(_row("member", name, m, done[name][2], final / "members" / name))
+            rows.append(_row("member", name, m, done[name], final / "members" / name))
     for _, top in refs:
         if top in done:
-            rows.append(_row("reference", top, None, done[top][2], final / "references" / top))
+            rows.append(_row("reference", top, None, done[top], final / "references" / top))
     for plane, x, y in PLANES:
         flags = metrics.dominated(rows, (x, y))
         for r, flag in zip(rows, flags):

@@ -220,11 +220,12 @@ def test_wide_design_is_proven_on_every_input(tmp_path):
     assert seed["proven"] and seed["method"] == "exhaustive scan against a*b" and seed["pairs"] == 1 << 17
 
 
-def test_interrupted_sweep_run_gets_only_the_rest_of_its_budget(run4s, tmp_path, monkeypatch):
-    """A sweep resuming an interrupted run gives it what is left of BUDGET, so every EPS evolves equally long."""
+def test_interrupted_member_gets_only_the_rest_of_its_budget(run4s, tmp_path, monkeypatch):
+    """A sweep or library resuming an interrupted member gives it what is left of BUDGET, so every member
+    evolves equally long."""
     import shutil
 
-    from evolve import engine, job, sweep
+    from evolve import cluster, engine, job
 
     spent = engine.checkpoint_elapsed(run4s / "checkpoint.npz")
     assert spent == pytest.approx(json.loads((run4s / "report.json").read_text())["runtime_s"])
@@ -242,11 +243,11 @@ def test_interrupted_sweep_run_gets_only_the_rest_of_its_budget(run4s, tmp_path,
 
     monkeypatch.setattr(job, "run", run)
     base = job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent + 100.0)
-    sweep._one(base, tmp_path, tmp_path, progress=False)
+    assert cluster.build_member(base, d, False)["resumed"]
     budget, resume, given = seen[-1]
     assert resume and budget == pytest.approx(100.0) and given["budget"] == budget
-    sweep._one(job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent / 2), tmp_path, tmp_path, progress=False)
-    assert seen[-1][0] == sweep.MIN_REST_S
+    cluster.build_member(job.EvolveConfig(bits=4, eps=0.05, seed=3, budget=spent / 2), d, False)
+    assert seen[-1][0] == cluster.MIN_REST_S
 
 
 def test_unprovable_result_is_exit_5_naming_proof_timeout(tmp_path, monkeypatch):

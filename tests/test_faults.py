@@ -356,70 +356,8 @@ def test_resume_while_another_process_holds_the_run_is_refused(tmp_path, capsys)
 
 
 # ---------------------------------------------------------------------------------- 5: Ctrl-C in a sweep
-def _fake_report(cfg, interrupted: bool) -> dict:
-    return {"eps": cfg.eps, "wce_limit": 3, "wce": 2, "wce_pct": 1.0, "mae_pct": 0.5, "er": 10.0, "mred": 1.0,
-            "area": 100.0, "area_ratio": 0.8, "transistors": 50, "transistor_ratio": 0.8, "power_w": 1e-4,
-            "power_ratio": 0.9, "delay_ratio": 1.0, "generations": 10, "evaluations": 40,
-            "verification": {"passed": True}, "interrupted": interrupted}
-
-
-@pytest.fixture
-def fake_evolve(monkeypatch):
-    """job.run replaced by one that writes a report (and a checkpoint); Ctrl-C during the EPS listed."""
-    from evolve import job
-
-    calls: list[tuple[float, bool]] = []
-    ctrl_c: set[float] = set()
-
-    def run(cfg, *, given=None, progress=True):
-        calls.append((cfg.eps, cfg.resume))
-        with RunDir.open(cfg.run_dir, overwrite=cfg.overwrite, resume=cfg.resume, resumable=True) as rd:
-            interrupted = cfg.eps in ctrl_c
-            rd.write_text("checkpoint.npz", "state")
-            report = _fake_report(cfg, interrupted)
-            rd.write_json("report.json", report)
-        return report
-
-    monkeypatch.setattr(job, "run", run)
-    return calls, ctrl_c
-
-
-def test_ctrl_c_stops_a_sweep_and_says_what_was_interrupted(tmp_path, capsys, fake_evolve):
-    calls, ctrl_c = fake_evolve
-    ctrl_c.add(0.02)
-    code = flow.main(["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--run-dir", str(tmp_path / "s"),
-                      "--quiet"])
-    assert code == 130 and "Traceback" not in capsys.readouterr().err
-    assert calls == [(0.01, False), (0.02, False)]  # 0.05 never started
-    summary = json.loads((tmp_path / "s" / "sweep.json").read_text())
-    assert not summary["complete"] and summary["not_run"] == [0.05]
-    assert [(r["eps"], r["interrupted"]) for r in summary["runs"]] == [(0.01, False), (0.02, True)]
-    md = (tmp_path / "s" / "sweep.md").read_text()
-    assert "Interrupted sweep" in md and "| 0.05 |" in md and "not run" in md and "interrupted: evolved" in md
-
-
-def test_a_sweep_run_again_resumes_without_redoing_finished_runs(tmp_path, capsys, fake_evolve):
-    calls, ctrl_c = fake_evolve
-    ctrl_c.add(0.02)
-    args = ["sweep", "--eps", "0.01", "0.02", "0.05", "--bits", "4", "--run-dir", str(tmp_path / "s"), "--quiet"]
-    assert flow.main(args) == 130
-    ctrl_c.clear()
-    calls.clear()
-    capsys.readouterr()
-    assert flow.main(args) == 0
-    assert calls == [(0.02, True), (0.05, False)]  # 0.01 reused, 0.02 resumed from its checkpoint
-    summary = json.loads((tmp_path / "s" / "sweep.json").read_text())
-    assert summary["complete"] and not summary["not_run"]
-
-
-def test_a_sweep_run_killed_before_its_first_result_is_run_again(tmp_path, capsys, fake_evolve):
-    calls, _ = fake_evolve
-    debris = tmp_path / "s" / "eps0.01-seed1"
-    (debris / "logs").mkdir(parents=True)
-    (debris / MARKER).touch()
-    (debris / "mul4s.v").write_text("half")
-    assert flow.main(["sweep", "--eps", "0.01", "--bits", "4", "--run-dir", str(tmp_path / "s"), "--quiet"]) == 0
-    assert calls == [(0.01, False)] and not (debris / "mul4s.v").exists()
+# A sweep's members are Dask tasks in worker processes (evolve.cluster): its Ctrl-C, resume by finished
+# members and a member killed before its first result are tested on real runs in test_sweep_dask.py.
 
 
 # ---------------------------------------------------------------------------------- 6: SIGKILL early

@@ -8,7 +8,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_tools
+from conftest import background, kill_worker_running, need_tools, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-DASK = Path(sys.executable).parent / "dask"
 TINY = ["--bits", "4", "--seeds", "1", "--generations", "300", "--budget", "0", "--power-vectors", "50",
         "--jobs", "1", "--epoch", "100", "--quiet"]
 EPS = ["--eps", "0.02", "0.05"]
@@ -28,12 +26,6 @@ EPS = ["--eps", "0.02", "0.05"]
 def flow(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "flow.py"), *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def snapshot(lib: Path) -> dict[str, tuple[int, bytes]]:
@@ -107,18 +99,6 @@ def test_second_build_reuses_finished_members(library):
     assert json.loads((library / "library.json").read_text())["complete"]
 
 
-def test_scheduler_that_does_not_answer(tmp_path):
-    address = f"tcp://127.0.0.1:{free_port()}"
-    t0 = time.monotonic()
-    proc = flow("library", *EPS, *TINY, "--run-dir", str(tmp_path / "lib"), "--scheduler", address,
-                "--scheduler-timeout", "2", timeout=60)
-    assert proc.returncode == 2
-    assert time.monotonic() - t0 < 30
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: the Dask scheduler {address} did not answer within 2 s")
-    assert list(tmp_path.iterdir()) == []  # nothing written: neither the library nor its lock
-
-
 @pytest.mark.parametrize("value", ["127.0.0.1:8786", "tcp://", "http://host:1"], ids=["no-scheme", "empty", "http"])
 def test_scheduler_address_is_checked(tmp_path, value):
     proc = flow("library", *EPS, *TINY, "--run-dir", str(tmp_path / "lib"), "--scheduler", value, timeout=60)
@@ -132,27 +112,16 @@ def test_second_build_refuses_then_ctrl_c_then_resume(tmp_path):
     need_tools("yosys", "iverilog", "vvp", "sta")
     lib = tmp_path / "lib"
     args = ["library", *EPS, *TINY, "--run-dir", str(lib)]
-    first = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (lib / "members").is_dir():  # made under the lock, once the cluster is up
-            assert first.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+    with background(*args) as first:
+        wait_for(first, (lib / "members").is_dir, timeout=120)  # made under the lock, once the cluster is up
         second = flow(*args)
         assert second.returncode == 2
         assert second.stderr.strip() == (f"error: run directory {lib} is in use by another command (it holds the "
                                          f"lock {tmp_path / '.lib.lock'})")
-        while not list(lib.glob("members/*/checkpoint.npz")):  # a member is evolving
-            assert first.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(first, lambda: bool(list(lib.glob("members/*/checkpoint.npz"))), timeout=120)  # one evolving
         started = {p.parent.name for p in lib.glob("members/*/checkpoint.npz")}
         os.killpg(first.pid, signal.SIGINT)  # a terminal's Ctrl-C: the client and its cluster's processes
         _, err = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert first.returncode == 130, err
     cat = json.loads((lib / "library.json").read_text())
     assert not cat["complete"] and len(cat["rows"]) + len(cat["not_built"]) == 2
@@ -165,49 +134,6 @@ def test_second_build_refuses_then_ctrl_c_then_resume(tmp_path):
     builds = {r["name"]: r["build"] for r in cat["rows"]}
     assert all(builds[name] == "reused" for name in finished)
     assert all(builds[name] == "resumed" for name in started - finished)
-
-
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A ``dask scheduler`` and two single-threaded ``dask worker`` processes on 127.0.0.1."""
-    if not DASK.is_file():
-        pytest.skip(f"no dask command at {DASK}")
-    sched_file = tmp_path / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs: list[subprocess.Popen] = []
-
-    def start(*argv: str, log: str) -> None:
-        with open(tmp_path / log, "w") as out:
-            procs.append(subprocess.Popen([str(DASK), *argv], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                          stdout=out, stderr=subprocess.STDOUT))
-
-    try:
-        start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
-              str(sched_file), log="scheduler.log")
-        deadline = time.monotonic() + 60
-        while not sched_file.is_file():
-            assert procs[0].poll() is None, (tmp_path / "scheduler.log").read_text()
-            assert time.monotonic() < deadline, "the dask scheduler did not start within 60 s"
-            time.sleep(0.2)
-        time.sleep(0.2)  # the file is written whole, but give the writer its close
-        address = json.loads(sched_file.read_text())["address"]
-        for i in range(2):
-            start("worker", "--scheduler-file", str(sched_file), "--nthreads", "1", "--nworkers", "1",
-                  "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}", log=f"worker{i}.log")
-        from distributed import Client
-
-        with Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 @pytest.mark.slow
@@ -229,29 +155,14 @@ def test_killed_worker_member_resumes_from_its_checkpoint(dask_cluster, tmp_path
     """SIGKILL the worker process evolving a member: Dask runs the task again and the member continues
     from its checkpoint to exactly its generations (none counted twice)."""
     need_tools("yosys", "iverilog", "vvp", "sta")
-    from distributed import Client
-
     lib = tmp_path / "lib"
     args = ["library", "--eps", "0.05", *TINY, "--generations", "10000", "--run-dir", str(lib),
             "--scheduler", dask_cluster]
-    build = subprocess.Popen([sys.executable, str(ROOT / "flow.py"), *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        ckpt = lib / "members" / "eps0.05-seed1" / "checkpoint.npz"
-        deadline = time.monotonic() + 180
-        while not ckpt.is_file():  # written as the search starts, before its first epoch
-            assert build.poll() is None and time.monotonic() < deadline, build.communicate()[1]
-            time.sleep(0.05)
-        with Client(dask_cluster, timeout=30, set_as_default=False) as client:
-            busy = [w for w, keys in client.processing().items() if "member-eps0.05-seed1" in keys]
-            assert len(busy) == 1
-            pid = client.run(os.getpid, workers=busy)[busy[0]]
-        os.kill(pid, signal.SIGKILL)
+    with background(*args) as build:
+        # the checkpoint is written as the search starts, before its first epoch
+        wait_for(build, (lib / "members" / "eps0.05-seed1" / "checkpoint.npz").is_file, timeout=180)
+        kill_worker_running(dask_cluster, "member-eps0.05-seed1")
         _, err = build.communicate(timeout=300)
-    finally:
-        if build.poll() is None:
-            build.kill()
-            build.wait()
     assert build.returncode == 0, err
     (row,) = json.loads((lib / "library.json").read_text())["rows"]
     rep = json.loads((lib / "members" / "eps0.05-seed1" / "report.json").read_text())
