@@ -101,6 +101,9 @@ class Stage:
     results: ClassVar[tuple[str, ...]] = RESULTS  # what makes a failed run worth keeping (RunDir.open)
     renamed: ClassVar[tuple[tuple[str, str], ...]] = ()  # (old option spelling, new one): refused with a hint
     stored_required: ClassVar[bool] = True  # a resumed run must hold its config.json
+    # settings that say where and how this execution runs (a cluster's address, its size), never what it
+    # makes: a resume takes them from the command line as given now (else their defaults), not from the run
+    environment: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ what a stage provides
     def directory(self, cfg: Any, plan: Any) -> Path:
@@ -208,7 +211,8 @@ class Stage:
                    if k in given and k in self.fingerprint and k in stored and mine[k] != stored[k]]
         if changed:
             raise ConfigError("RESUME: " + "; ".join(changed))
-        merged = {**stored, **{k: mine[k] for k in given}, "resume": True, "overwrite": False, "run_dir": str(path)}
+        kept = {k: v for k, v in stored.items() if k not in self.environment}
+        merged = {**kept, **{k: mine[k] for k in given}, "resume": True, "overwrite": False, "run_dir": str(path)}
         return cfgmod.from_dict(type(cfg), {k: v for k, v in merged.items() if v is not None and k in mine},
                                 source=str(path / "config.json"))
 

@@ -168,6 +168,7 @@ class CompositeStage(stage.Stage):
     resumable = True
     renamed = (("--out", "--run-dir"),)
     stored_required = False  # a directory from before config.json: resumed as given
+    environment = ("scheduler", "scheduler_timeout", "workers")  # a resumed build runs where it is told now
     packages = ("amaranth", "cocotb", "dask", "distributed", "deap", "numba", "numpy")
 
     def __init__(self, client: Any = None):

@@ -194,3 +194,23 @@ def test_second_sweep_refuses_then_ctrl_c_then_resume(tmp_path):
     assert all(r["verified"] and r["generations"] == 300 for r in summary["runs"])
     builds = {name: r["build"] for name, r in zip(NAMES, summary["runs"])}
     assert builds == {n: "reused" if n == finished else "resumed" for n in NAMES}
+
+
+@pytest.mark.parametrize("stage_of", ["sweep", "library"])
+def test_resume_runs_where_it_is_told_now(tmp_path, stage_of):
+    """A build started on a remote scheduler and continued without --scheduler runs on a local cluster:
+    the cluster settings are the execution's, not the run's (a stored address may be long gone)."""
+    from core import config as cfgmod
+    from evolve.library import STAGE as LIBRARY
+    from evolve.sweep import STAGE as SWEEP
+
+    stage = {"sweep": SWEEP, "library": LIBRARY}[stage_of]
+    started = cfgmod.from_dict(stage.Config, {"eps": [0.05], "bits": 4, "scheduler": "tcp://127.0.0.1:1",
+                                              "workers": 3, "scheduler_timeout": 2.0, "run_dir": str(tmp_path)})
+    (tmp_path / "config.json").write_text(json.dumps(stage.config_json(started)))
+    again = cfgmod.from_dict(stage.Config, {"eps": [0.05], "bits": 4, "run_dir": str(tmp_path)})
+    resumed = stage.resumed_config(again, tmp_path, given=["eps", "bits", "run_dir"])
+    assert (resumed.scheduler, resumed.workers, resumed.scheduler_timeout) == (None, None, 10.0)
+    assert resumed.bits == 4
+    told = stage.resumed_config(started, tmp_path, given=["scheduler"])
+    assert told.scheduler == "tcp://127.0.0.1:1"
