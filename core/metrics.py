@@ -142,6 +142,8 @@ _METRICS = [
            "over the run's successive best circuits"),
     Metric("power_cost_correlation", "", "higher", "Pearson correlation of power_cost and OpenSTA's power_w over "
            "a set of circuits"),
+    Metric("references_dominated", "", "higher", "references of a library (other people's multipliers) that one "
+           "of its members dominates on a Pareto plane"),
     # accelerator models (accel_models/)
     Metric("cycles", "cycles", "lower", "clock cycles, bandwidth stalls included"),
     Metric("compute_cycles", "cycles", "lower", "cycles of the cycle model alone (rtl: the RTL's start-to-done "
@@ -321,6 +323,8 @@ NOT_METRICS: frozenset[str] = frozenset({
     # a DNN run: its budget, image counts, epochs; an assignment's multiplier indices and its rank
     "max_acc_loss", "eval_images", "test_images", "epochs", "choice", "order", "images", "validation_images",
     "best_epoch", "points",
+    # how many designs a catalogue compares
+    "references",
 })
 
 # Report keys whose value holds no figure at all: the resolved settings of the command.
@@ -329,7 +333,7 @@ SETTINGS = frozenset({"settings"})
 # Report keys whose value is a mapping keyed by data (layer, block or multiplier names), not by metric
 # names: a number in it is the metric the key names, a record in it holds metrics by their own names.
 KEYED: frozenset[str] = frozenset({"operators", "mac_share", "splits", "area_blocks", "power_blocks", "bits",
-                                   "runtime", "macs"})
+                                   "runtime", "macs", "references_dominated"})
 
 
 def numbers(report: object, path: str = "", name: str = "", keyed: bool = False) -> Iterator[tuple[str, str]]:

@@ -208,8 +208,11 @@ class LibraryStage(CompositeStage):
         return {**result, "path": str(ctx.run.final)}
 
     def summary(self, cfg: Any, result: dict[str, Any]) -> str:
+        beaten = ", ".join(f"{plane} {v['references_dominated']}/{v['references']}"
+                           for plane, v in result["references_dominated"].items() if v["references"])
         return (f"{len(result['members'])} members, {len(result['references'])} references, "
-                f"{sum(not r['dominated'] for r in result['rows'])} on a Pareto front: "
+                f"{sum(not r['dominated'] for r in result['rows'])} on a Pareto front"
+                f"{f'; references dominated by a member: {beaten}' if beaten else ''}: "
                 f"{Path(result['path']) / 'library.csv'}")
 
 
@@ -255,6 +258,18 @@ def dominated(points: Sequence[Sequence[float]], names: Sequence[str] = ("wce", 
     return metrics.dominated([dict(zip(names, p)) for p in points], names)
 
 
+def references_dominated(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For each Pareto plane: how many references some member of the library dominates (no worse on both
+    metrics, better on one; references do not count against each other), and which are not."""
+    members = [r for r in rows if r["kind"] == "member"]
+    refs = [r for r in rows if r["kind"] == "reference"]
+    out = {}
+    for plane, x, y in PLANES:
+        free = [r["name"] for r in refs if not metrics.dominated([*members, r], (x, y))[-1]]
+        out[plane] = {"references": len(refs), "references_dominated": len(refs) - len(free), "not_dominated": free}
+    return out
+
+
 def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, Any], plan: list[Any],
                refs: list[tuple[Path, str]],
                done: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> dict[str, Any]:
@@ -277,7 +292,8 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, 
     catalogue = {"settings": config.to_dict(cfg), "design": plan[0].design, "tech": cfg.tech, "cluster": cluster,
                  "complete": not missing, "not_built": missing, "failed": [f["error"] for f in failures],
                  "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES],
-                 "power_cost_correlation": power_cost_correlation(rows), "rows": rows}
+                 "power_cost_correlation": power_cost_correlation(rows),
+                 "references_dominated": references_dominated(rows), "rows": rows}
     write_json(where / "library.json", catalogue)
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")

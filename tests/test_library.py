@@ -203,3 +203,25 @@ def test_reference_directory_is_checked(tmp_path, files, message):
         (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=message):
         references(tmp_path)
+
+
+def test_references_dominated_counts_members_only():
+    """A reference counts as beaten on a plane only when a member dominates it; references do not beat
+    each other, and a tie on both metrics is not domination."""
+    from evolve.library import references_dominated
+
+    def r(kind, name, wce, area, power, mae):
+        return {"kind": kind, "name": name, "wce": wce, "area": area, "power_w": power, "mae": mae}
+
+    rows = [r("member", "m1", 10, 100.0, 1.0, 2.0), r("member", "m2", 50, 60.0, 0.5, 9.0),
+            r("reference", "beaten", 12, 120.0, 1.2, 3.0),       # m1 is better on every plane
+            r("reference", "tied", 10, 100.0, 1.0, 2.0),         # equal to m1: not dominated
+            r("reference", "alone", 5, 500.0, 5.0, 1.0),         # nobody has a WCE that low
+            r("reference", "by_ref", 13, 130.0, 1.3, 3.5)]       # dominated by 'beaten' and by m1
+    got = references_dominated(rows)
+    assert got["power_wce"] == {"references": 4, "references_dominated": 2, "not_dominated": ["tied", "alone"]}
+    assert got["area_wce"]["not_dominated"] == ["tied", "alone"]
+    rows[-1]["area"] = 90.0  # smaller than every member of WCE <= 13: off the members' area front
+    got = references_dominated(rows)
+    assert got["area_wce"]["not_dominated"] == ["tied", "alone", "by_ref"]
+    assert got["power_wce"]["not_dominated"] == ["tied", "alone"]
