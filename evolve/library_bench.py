@@ -20,9 +20,51 @@ POWER_EPS = (0.005, 0.02, 0.05)
 POWER_TARGET = 0.9
 
 
+# the library target's WCE grid (fractions of N = 2^14 for mul8s): one level at or just under each of
+# EvoApproxLib's signed 8x8 circuits' WCE (5, 17, 49, 128, 161, 255, 449, 759, 896, 1743, 8064), an exact
+# member, and 0.2 where LeNet-5 collapses
+TARGET_EPS = (0.00005, 0.0003, 0.001, 0.0029, 0.0078, 0.0098, 0.0155, 0.027, 0.046, 0.054, 0.106, 0.2, 0.49)
+TARGET_MEMBERS, TARGET_S = 24, 3600.0
+
+
 def run(quick: bool = False) -> Iterator[dict[str, Any]]:
     yield from scaling(quick)
     yield from power_target(quick)
+    yield from target(quick)
+
+
+def target(quick: bool = False, budget: float | None = None, out: Path | None = None) -> Iterator[dict[str, Any]]:
+    """The issue's library: mul8s on OSU018 for LeNet-5's INT8 operands, ``--cost power``, TARGET_EPS x 2
+    seeds on a LocalCluster of 2 workers, timed; with AXFLOW_REFERENCE (a directory of EvoApproxLib's
+    signed 8x8 Verilog, ``multiplers/8x8_signed/*/mul8s_*.v`` of github.com/ehw-fit/evoapproxlib) the same
+    build characterises them and counts how many a member dominates on each plane."""
+    from evolve.library import LibraryConfig, build
+    from rtl_gen.operands import SHIPPED
+
+    ref = os.environ.get("AXFLOW_REFERENCE")
+    eps, seeds = (TARGET_EPS[-3:-1], (1,)) if quick else (TARGET_EPS, (1, 2))
+    budget = budget if budget is not None else (10.0 if quick else 140.0)
+    with tempfile.TemporaryDirectory(prefix="axflow-bench-target-") as tmp:
+        cfg = LibraryConfig(eps=eps, seeds=seeds, bits=8, signed=True, budget=budget, cost="power",
+                            operands=str(SHIPPED), workers=2, reference=Path(ref) if ref else None,
+                            run_dir=(out or Path(tmp)) / "library")
+        t0 = time.time()
+        result = build(cfg, progress=False)
+        wall = time.time() - t0
+        done = sorted(Path(r["run_dir"], "report.json").stat().st_mtime - t0 for r in result["members"]
+                      if r["verified"])
+    what = f"mul8s, {len(eps)} EPS x {len(seeds)} seeds, {budget:g} s each, --cost power, LeNet-5 operands"
+    yield row(f"library target ({what}): verified members", len(done), "", reference=TARGET_MEMBERS)
+    if len(done) >= TARGET_MEMBERS:
+        yield row(f"library target: wall-clock until the {TARGET_MEMBERS}th verified member", done[TARGET_MEMBERS - 1],
+                  "s", reference=TARGET_S, note="met" if done[TARGET_MEMBERS - 1] <= TARGET_S else "MISSED")
+    yield row("library target: wall-clock of the whole build", wall, "s", reference=TARGET_S,
+              note=f"{len(result['references'])} references characterised too" if ref else "no AXFLOW_REFERENCE")
+    for plane, v in result["references_dominated"].items():
+        if v["references"]:
+            yield row(f"library target: EvoApproxLib circuits dominated by a member on {plane}",
+                      v["references_dominated"], "", reference=v["references"],
+                      note="not dominated: " + (", ".join(v["not_dominated"]) or "none"))
 
 
 def power_target(quick: bool = False, budget: float | None = None, out: Path | None = None
