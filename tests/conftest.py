@@ -45,3 +45,14 @@ def gf180_dir() -> Path:
     if not (GF180_DIR / "gf180mcu_fd_sc_mcu9t5v0__tt_025C_3v30.lib").is_file():
         pytest.skip(f"GF180MCU library not present at {GF180_DIR}")
     return GF180_DIR
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (timings and kernels as the benchmarks run them), restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
