@@ -28,6 +28,7 @@ CACHE = runs_root() / "dnn" / "models"
 EPOCHS = 3  # retraining epochs per ratio (float, then one QAT epoch; masks fixed)
 RESNET_TRAIN = 3000  # training images of ResNet-20 / Fashion-MNIST: two shared cores
 BLOCK = 8
+REPS = 15  # paired rounds of the LUT timing
 
 
 def _sparse(model: Any, ratio: float, block: int = BLOCK) -> Any:
@@ -101,13 +102,14 @@ def table(net: str, data_name: str, base_epochs: int, ratios: tuple[float, ...],
 
 
 def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
-    """Sparse (50 %, zero blocks skipped) against dense LUT inference of the same weights and multiplier."""
+    """Sparse (50 %, zero blocks skipped) against dense LUT inference of the same weights and multiplier:
+    the median of ``REPS`` paired ratios of CPU time (:func:`dnn.bench.paired`), beside the best times."""
     import torch
 
     from core.multrun import latest as latest_multiplier_run
     from dnn import data as dnn_data
     from dnn import fixtures, models, qnn, sparsity, train
-    from dnn.bench import _best_of
+    from dnn.bench import paired
     from dnn.mults import Multiplier, exact, load
 
     kinds = {"exact": exact(True), "rank2": Multiplier("rank2", fixtures.broken_array(2), True),
@@ -145,13 +147,17 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
                     ref = sparse(x[:2])
                     qnn.set_mode(sparse, "lut")
                     same = torch.equal(sparse(x[:2]), ref)
-
-                    t_dense, t_sparse = _best_of([_call(dense, x), _call(sparse, x)], 1 if quick else 5)
-                used = sum(layer._prep[1].sparse_gather is not None for _, layer in qnn.qlayers(sparse))
-                rows.append(row(f"sparsity.lut_time.{net}.{kind}", 1e3 * t_sparse, "ms", 1e3 * t_dense,
-                                f"50 % {BLOCK}x{BLOCK} blocks (first layer dense) skipped vs the same weights "
-                                f"dense; batch {batch}, {inputs}, 1 thread; bit-exact vs the int64 loop skipping "
-                                f"the same products: {'yes' if same else 'NO'}; sparse gather in {used} layers"))
+                    t_dense, t_sparse, ratio = paired(_call(dense, x), _call(sparse, x), 1 if quick else REPS)
+                preps = [layer._prep[1] for _, layer in qnn.qlayers(sparse)]
+                paths = ", ".join(f"{p} {sum(q.path == p for q in preps)}" for p in ("conv", "conv+gather", "gather")
+                                  if any(q.path == p for q in preps))
+                used = sum(q.sparse_gather is not None for q in preps)
+                rows.append(row(f"sparsity.lut_time.{net}.{kind}", ratio, "x", None,
+                                f"median of {1 if quick else REPS} paired ratios sparse/dense of CPU time (best "
+                                f"{1e3 * t_sparse:.1f} ms sparse, {1e3 * t_dense:.1f} ms dense); 50 % {BLOCK}x{BLOCK} "
+                                f"blocks (first layer dense) skipped vs the same weights dense; batch {batch}, "
+                                f"{inputs}, 1 thread; bit-exact vs the int64 loop skipping the same products: "
+                                f"{'yes' if same else 'NO'}; layers by path: {paths}; sparse gather in {used}"))
     finally:
         torch.set_num_threads(threads)
     return rows
