@@ -6,18 +6,28 @@ two cores). So the ratio is chosen per *ratio set*, not freely per layer: for ea
 ``--sparsity-ratios`` every layer not in ``--sparsity-exclude`` (the first layer by default) gets ``r``
 (blocks of lowest ``--sparsity-norm`` zeroed, :mod:`dnn.sparsity`), and the network is retrained once, for
 ``--sparsity-epochs`` float epochs, calibration and one quantisation-aware epoch
-(:func:`dnn.sparsity.retrain`). The multiplier half of each candidate comes from the
-dense network's own search: every assignment on its Pareto set (accuracy, energy, area), the exact and
-every uniform assignment are evaluated again, by LUT inference that skips the zero blocks, on every
-ratio's network. The answer is the cheapest (ratio, assignment) pair within ``--max-acc-loss`` of the
-*dense* exact INT8 network's accuracy, next to the best approximation-only answer (ratio 0).
+(:func:`dnn.sparsity.retrain`). The multiplier half is searched on each ratio's network by the same
+search as the dense one (the ``--method`` list: HAWX / XAI-Gen on the sparse network's own scores,
+NSGA-II, exhaustive), seeded with every assignment on the dense search's Pareto set, the exact and every
+uniform assignment: a sparse network's layers carry other shares of the energy (the dense first layer
+a larger one) and other sensitivities, so the dense network's answers are not the sparse one's. Every
+assignment is evaluated by LUT inference that skips the zero blocks. The answer is the cheapest (ratio,
+assignment) pair within ``--max-acc-loss`` of the *dense* exact INT8 network's accuracy, next to the best
+approximation-only answer (ratio 0).
 
 Costs: skipped blocks cost nothing. Without ``--accel`` the multiplier energy counts only the MACs of kept
 blocks (per filter); with ``--accel CONFIG`` each ratio's masks go to ``accel_models`` (``masks.npz``,
 as ``flow.py accel --masks`` reads it), which gives the array's energy and time with the zero tiles
 skipped. Outputs under ``sparsity/``: per ratio ``r<ratio>/masks.npz``, ``r<ratio>/model.pt``
-(the retrained network) and, with ``--accel``, ``r<ratio>/accel.json``; ``evaluations.csv`` (every
-(ratio, assignment) evaluated), ``assign.json`` and ``masks.npz`` of the joint answer.
+(the retrained network), ``r<ratio>/network.json`` (what it was made with: its checkpoint's seal),
+``r<ratio>/evaluations.jsonl`` (every assignment evaluated on it, a line each) and, with ``--accel``,
+``r<ratio>/accel.json``; ``evaluations.csv`` (every (ratio, assignment) evaluated), ``assign.json`` and
+``masks.npz`` of the joint answer.
+
+Interrupted (Ctrl-C, a kill): every file is written whole under a temporary name and renamed, and the
+evaluations are appended a line at a time, so what finished stays as it was; ``--resume`` reloads each
+ratio's retrained network whose ``network.json`` matches the settings (else retrains it) and every
+evaluation already made on it (the searches then re-run from their seeds without evaluating again).
 """
 
 from __future__ import annotations
@@ -74,6 +84,7 @@ def check(conf: Any, data: Any) -> None:
 
 
 def _cost(conf: Any, ev: Any, model: Any, sub: Path) -> Any:
+    from core.run import write_json
     from dnn import sparsity
 
     if conf.accel is None:
@@ -81,7 +92,7 @@ def _cost(conf: Any, ev: Any, model: Any, sub: Path) -> Any:
     settings = json.loads(conf.accel.read_text(encoding="utf-8"))
     settings.update({"masks": str((sub / "masks.npz").resolve()), "sparsity": 0.0,
                      "sparsity_block": conf.sparsity_block})
-    (sub / "accel.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
+    write_json(sub / "accel.json", settings)
     return costs.AccelCost(sub / "accel.json", ev.mults, ev.names)
 
 
@@ -93,13 +104,99 @@ def _exact_test_accuracy(model: Any, data: Any, exact: Multiplier) -> float:
     return train.accuracy(model, data.x_test, data.y_test)
 
 
-def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any], baseline: float,
-           say: Any) -> dict[str, Any]:
-    """Retrain one block-sparse network per ratio, evaluate the multiplier assignments on each, and
-    return the ``sparsity`` section of the report (files written under ``sparsity/``)."""
+def _network_settings(conf: Any, r: float, layer_ratios: dict[str, float]) -> dict[str, Any]:
+    """What a ratio's retrained network is made from (besides the dense network, which the run's
+    fingerprint fixes): a checkpoint is reused only when these are the same."""
+    return {"ratio": r, "layer_ratios": layer_ratios, "block": conf.sparsity_block, "norm": conf.sparsity_norm,
+            "exclude": list(conf.sparsity_exclude), "epochs": conf.sparsity_epochs, "lr": conf.lr,
+            "batch": conf.batch, "seed": conf.seed}
+
+
+def _network(conf: Any, dense: Any, names: list[str], r: float, sub: Path, data: Any, exact: Multiplier,
+             say: Any) -> tuple[Any, dict[str, float], float]:
+    """Ratio ``r``'s block-sparse network, retrained, with its layer ratios and its exact INT8 test accuracy
+    right after pruning. A checkpoint in ``sub`` whose ``network.json`` names the same settings is loaded
+    instead of retraining; a new one is written file by file under temporary names, ``network.json``
+    last, so an interrupted one is never taken for whole."""
+    import io
+
     import torch
 
+    from core.run import read_json, write_bytes, write_json
     from dnn import qnn, sparsity
+
+    net = copy.deepcopy(dense)
+    layer_ratios = sparsity.ratios(names, r, exclude=conf.sparsity_exclude)
+    settings = _network_settings(conf, r, layer_ratios)
+    sealed = sub / "network.json"
+    if sealed.is_file() and (sub / "model.pt").is_file():
+        state = read_json(sealed, "the sparse network's checkpoint")
+        if isinstance(state, dict) and state.get("settings") == settings:
+            masks = sparsity.derive(net, layer_ratios, conf.sparsity_block, conf.sparsity_norm)
+            sparsity.apply(net, masks, conf.sparsity_block)
+            net.load_state_dict(torch.load(sub / "model.pt", weights_only=True))
+            qnn.set_mode(net, "qat")
+            if sparsity.zeros_kept(net):
+                say(f"block sparsity {r:g}: retrained network reloaded from {sub}")
+                return net, layer_ratios, float(state["test_accuracy_pruned"])
+            net = copy.deepcopy(dense)
+    sealed.unlink(missing_ok=True)  # what follows replaces the checkpoint: never a stale seal on new files
+    sparsity.apply(net, sparsity.derive(net, layer_ratios, conf.sparsity_block, conf.sparsity_norm),
+                   conf.sparsity_block)
+    pruned = _exact_test_accuracy(copy.deepcopy(net), data, exact)
+    qnn.set_mode(net, "qat")
+    sparsity.retrain(net, data, conf.sparsity_epochs, conf.lr, conf.batch, conf.seed, progress=say)
+    assert sparsity.zeros_kept(net)
+    sparsity.save(sub / "masks.npz", net)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    write_bytes(sub / "model.pt", buf.getvalue())
+    write_json(sealed, {"settings": settings, "test_accuracy_pruned": pruned})
+    return net, layer_ratios, pruned
+
+
+def _searched(conf: Any, net: Any, ev_r: Any, data: Any, seeds: list[Any], baseline: float,
+              say: Any) -> list[Any]:
+    """Every result of the configured search on one sparse network (the dense search's methods, NSGA-II
+    seeded with the heuristics' answers and ``seeds``)."""
+    from dnn import qnn, sensitivity
+    from dnn import search as searching
+
+    budget = conf.max_acc_loss
+    seen = [ev_r(c, "seed") for c in seeds]
+    answers = []
+    methods = set(conf.method)
+    if methods & {"hawx", "xai", "nsga2"}:
+        # from a set state (exact products), not whatever the last evaluation left: a resumed run, whose
+        # evaluations come from its log, picks the same representatives
+        qnn.assign(net, ev_r.assignment(ev_r.exact()))
+        qnn.set_mode(net, "lut")
+        reps = sensitivity.representatives(net, data.x_train, conf.representatives, conf.seed)
+        xr, yr = data.x_train[reps], data.y_train[reps]
+    if "xai" in methods:
+        qnn.set_mode(net, "qat")
+        found = searching.xai(ev_r, sensitivity.conductance(net, xr, yr, conf.ig_steps), baseline, budget)
+        seen += found
+        answers.append(searching.best(found, baseline, budget))
+    if "hawx" in methods or ("nsga2" in methods and "xai" not in methods):
+        found = searching.hawx(ev_r, sensitivity.hawx(net, xr, yr, ev_r.mults), baseline, budget, "layer")
+        seen += found
+        answers.append(searching.best(found, baseline, budget))
+    if "nsga2" in methods:
+        start = [a.choice for a in answers if a is not None] + list(seeds)
+        seen += searching.nsga2(ev_r, start, conf.generations, conf.population, conf.seed)
+    if "exhaustive" in methods and searching.space_size(ev_r) <= conf.max_evals:
+        seen += searching.exhaustive(ev_r, conf.max_evals)
+    say(f"{len(ev_r.results)} assignments evaluated on the block-sparse network")
+    return list({r.choice: r for r in seen}.values())
+
+
+def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any], baseline: float,
+           say: Any) -> dict[str, Any]:
+    """Retrain one block-sparse network per ratio, search the multiplier assignments on each, and return
+    the ``sparsity`` section of the report (files written under ``sparsity/``)."""
+    from core.run import write_bytes, write_json
+    from dnn import cli, qnn, sparsity
     from dnn import search as searching
 
     dense = copy.deepcopy(model)
@@ -107,9 +204,9 @@ def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any],
     names = ev.names
     budget = conf.max_acc_loss
     approx_only = searching.best(list(ev.results.values()), baseline, budget)
-    choices = list(dict.fromkeys([r.choice for r in front] + [ev.exact()]
-                                 + [(m,) * len(names) for m in range(1, len(ev.mults))]
-                                 + ([approx_only.choice] if approx_only else [])))
+    seeds = list(dict.fromkeys([r.choice for r in front] + [ev.exact()]
+                               + [(m,) * len(names) for m in range(1, len(ev.mults))]
+                               + ([approx_only.choice] if approx_only else [])))
     exact_cost = ev.cost(ev.exact())
     root = rd.path / "sparsity"
     root.mkdir(exist_ok=True)
@@ -123,18 +220,19 @@ def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any],
     for r in sorted({float(x) for x in conf.sparsity_ratios if x > 0}):
         sub = root / f"r{r:g}"
         sub.mkdir(exist_ok=True)
-        net = copy.deepcopy(dense)
-        layer_ratios = sparsity.ratios(names, r, exclude=conf.sparsity_exclude)
-        sparsity.apply(net, sparsity.derive(net, layer_ratios, conf.sparsity_block, conf.sparsity_norm),
-                       conf.sparsity_block)
-        pruned = _exact_test_accuracy(copy.deepcopy(net), data, ev.mults[0])
-        qnn.set_mode(net, "qat")
-        sparsity.retrain(net, data, conf.sparsity_epochs, conf.lr, conf.batch, conf.seed, progress=say)
-        assert sparsity.zeros_kept(net)
-        sparsity.save(sub / "masks.npz", net)
-        torch.save(net.state_dict(), sub / "model.pt")
+        net, layer_ratios, pruned = _network(conf, dense, names, r, sub, data, ev.mults[0], say)
         ev_r = searching.Evaluator(net, ev.x, ev.y, ev.mults, _cost(conf, ev, net, sub), ev.macs)
-        results = [ev_r(c, f"sparse-{r:g}") for c in choices]
+        log = sub / "evaluations.jsonl"
+        reused = cli._reload(ev_r, log, ev.mults)
+        if reused:
+            say(f"block sparsity {r:g}: {reused} evaluations reused from {log}")
+
+        def record(res: Any, ev_r: Any = ev_r, log: Path = log) -> None:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(cli._row(res, ev_r, ev.mults)) + "\n")
+
+        ev_r.progress = record
+        results = _searched(conf, net, ev_r, data, seeds, baseline, say)
         for res in results:
             rows.append({"ratio": r, "accuracy": res.accuracy, "energy_pj": res.cost.energy_pj,
                          "time_s": res.cost.time_s, "area": res.cost.area,
@@ -158,9 +256,9 @@ def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any],
     if candidates:
         r, b, ev_r = min(candidates, key=lambda t: (t[1].cost.energy_pj, t[1].cost.area, -t[1].accuracy))
         spec = (ev_r or ev).assign_json(b.choice)
-        (root / "assign.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        write_json(root / "assign.json", spec)
         if r > 0:
-            (root / "masks.npz").write_bytes((root / f"r{r:g}" / "masks.npz").read_bytes())
+            write_bytes(root / "masks.npz", (root / f"r{r:g}" / "masks.npz").read_bytes())
         out["chosen"] = {"ratio": r, **(_brief(b, exact_cost) or {}), "assignment": spec}
         if approx_only is not None and b.cost.energy_pj:
             out["energy_vs_approximation_only"] = approx_only.cost.energy_pj / b.cost.energy_pj
@@ -180,11 +278,15 @@ def _brief(r: Any, exact_cost: Any) -> dict[str, Any] | None:
 
 def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import csv
+    import io
 
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["ratio", "accuracy", "energy_pj", "time_s", "area", "assignment"])
-        w.writeheader()
-        w.writerows(rows)
+    from core.run import write_text
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=["ratio", "accuracy", "energy_pj", "time_s", "area", "assignment"])
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
 
 
 def markdown(rep: dict[str, Any]) -> str:

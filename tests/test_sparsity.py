@@ -11,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _dnn_runs import dnn_argv  # noqa: E402
+
 from core import golden  # noqa: E402
 from core.errors import ConfigError  # noqa: E402
 from dnn import fixtures, lutops, models, qnn, sparsity  # noqa: E402
@@ -307,27 +309,10 @@ def test_masked_layer_in_exclusion_list_refused():
 
 
 # ------------------------------------------------------------------ flow.py dnn --sparsity-ratios
-def _mult_runs(tmp_path):
-    out = []
-    for k, energy in ((3, 0.9), (6, 0.65)):
-        out.append(str(fixtures.write_run(tmp_path / f"ba{k}", fixtures.broken_array(k), {
-            "area": 1000.0 * energy, "energy_pj": energy, "power_w": energy * 1e-4, "clock_period_ns": 10.0,
-            "exact": {"area": 1000.0, "power_w": 1e-4, "delay_ns": 3.0}})))
-    return out
-
-
-def _dnn_argv(tmp_path, *extra):
-    return ["dnn", "--net", "lenet5", "--data", "digits", "--mults", *_mult_runs(tmp_path), "--method", "hawx",
-            "--epochs", "1", "--qat-epochs", "0", "--eval-images", "60", "--representatives", "4",
-            "--ig-steps", "2", "--threads", "1", "--finetune-epochs", "0", "--train-limit", "300",
-            "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--max-acc-loss", "0.05",
-            *extra]
-
-
 def test_flow_dnn_joint_search(tmp_path):
     import flow
 
-    assert flow.main(_dnn_argv(tmp_path, "--sparsity-ratios", "0", "0.5", "--sparsity-block", "4",
+    assert flow.main(dnn_argv(tmp_path, "--sparsity-ratios", "0", "0.5", "--sparsity-block", "4",
                                "--sparsity-epochs", "1")) == 0
     run = tmp_path / "run"
     rep = json.loads((run / "report.json").read_text())["sparsity"]
@@ -356,7 +341,7 @@ def test_flow_dnn_joint_search(tmp_path):
 def test_flow_dnn_sparsity_bad_input(tmp_path, capsys, extra, message):
     import flow
 
-    assert flow.main(_dnn_argv(tmp_path, *extra)) == 2
+    assert flow.main(dnn_argv(tmp_path, *extra)) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
