@@ -5,7 +5,8 @@
                retraining with the masks fixed, against the dense network.
 ``lut_speed``  LUT inference time of the 50 % block-sparse network against the same network run dense
                (the same masked weights, no block skipped), on the same multiplier, one thread.
-``joint``      ``flow.py dnn --sparsity-ratios 0 0.25 0.5`` on LeNet-5 / MNIST at <= 1 % loss: multiplier
+``joint``      ``flow.py dnn --sparsity-ratios 0 0.25 0.5 0.75`` (uniform ratios, then mixes of layer ratios
+               from the cheapest one) on LeNet-5 / MNIST at <= 1 % loss: multiplier
                energy of the joint answer against the best approximation-only assignment of the same search,
                with accelerator energy and time from ``accel_models``.
 
@@ -29,6 +30,9 @@ EPOCHS = 3  # retraining epochs per ratio (float, then one QAT epoch; masks fixe
 RESNET_TRAIN = 3000  # training images of ResNet-20 / Fashion-MNIST: two shared cores
 BLOCK = 8
 REPS = 15  # paired rounds of the LUT timing
+JOINT_RATIOS = (0.0, 0.25, 0.5, 0.75)
+FINETUNE_IN_LOOP = 2  # fine-tunes of the dense search and of each ratio set's (the same search on both)
+FINETUNE_EPOCHS = 1
 
 
 def _sparse(model: Any, ratio: float, block: int = BLOCK) -> Any:
@@ -188,8 +192,8 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
             conf = cfg.from_dict(cli.DnnConfig, {
                 "net": "lenet5", "data": "mnist", "mults": tuple(dirs), "method": ("hawx", "nsga2"),
                 "granularity": "layer", "max_acc_loss": 0.01, "run_dir": Path(tmp) / f"run-{cost}",
-                "finetune_epochs": 0, "eval_images": 1000, "representatives": 32, "ig_steps": 16, "threads": 1,
-                "cache_dir": CACHE, "sparsity_ratios": (0.0, 0.25, 0.5), "sparsity_epochs": EPOCHS,
+                "finetune_epochs": FINETUNE_EPOCHS, "finetune_in_loop": FINETUNE_IN_LOOP, "eval_images": 1000, "representatives": 32, "ig_steps": 16, "threads": 1,
+                "cache_dir": CACHE, "sparsity_ratios": JOINT_RATIOS, "sparsity_epochs": EPOCHS,
                 "accel": _accel_config(Path(tmp)) if cost == "accel" else None})
             rep = cli.run(conf, quiet=True)
             keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
@@ -200,10 +204,12 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
             sp = rep["sparsity"]
             ch, ao = sp["chosen"], sp["approximation_only"]
             what = "multiplier energy" if cost == "multiplier" else "accelerator energy (accel_models, 16x16 ws)"
-            note = (f"{what}; joint answer ratio {ch['ratio']:g}, accuracy {ch['accuracy']:.4f} vs dense exact "
+            mix = ", ".join(f"{n} {q:g}" for n, q in (ch or {}).get("layer_ratios", {}).items())
+            note = (f"{what}; joint answer ratio {ch['ratio']:g} ({mix}), accuracy {ch['accuracy']:.4f} vs dense exact "
                     f"{rep['baseline_accuracy']:.4f} on {rep['eval_images']} images; approximation only "
                     f"{ao['energy_reduction']:.2f}x, joint {ch['energy_reduction']:.2f}x vs the dense exact "
-                    f"network; {len(dirs)} {source}; retrained {EPOCHS} float + 1 QAT epochs per ratio") if ch and ao else "none"
+                    f"network; {len(dirs)} {source}; retrained {EPOCHS} float + 1 QAT epochs per ratio set; fine-tuned in the "
+                    f"loop: {FINETUNE_IN_LOOP} assignments of {FINETUNE_EPOCHS} epoch per network") if ch and ao else "none"
             rows.append(row(f"sparsity.joint.lenet5_mnist.{cost}.energy_vs_approximation_only",
                             sp.get("energy_vs_approximation_only") or float("nan"), "x", None, note))
             if cost == "accel" and ch and ch.get("time_s") and ao and ao.get("time_s"):
