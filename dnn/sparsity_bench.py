@@ -192,7 +192,8 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
             conf = cfg.from_dict(cli.DnnConfig, {
                 "net": "lenet5", "data": "mnist", "mults": tuple(dirs), "method": ("hawx", "nsga2"),
                 "granularity": "layer", "max_acc_loss": 0.01, "run_dir": Path(tmp) / f"run-{cost}",
-                "finetune_epochs": FINETUNE_EPOCHS, "finetune_in_loop": FINETUNE_IN_LOOP, "eval_images": 1000, "representatives": 32, "ig_steps": 16, "threads": 1,
+                "finetune_epochs": FINETUNE_EPOCHS, "finetune_in_loop": FINETUNE_IN_LOOP, "eval_images": 1000,
+                "representatives": 32, "ig_steps": 16, "threads": 1,
                 "cache_dir": CACHE, "sparsity_ratios": JOINT_RATIOS, "sparsity_epochs": EPOCHS,
                 "accel": _accel_config(Path(tmp)) if cost == "accel" else None})
             rep = cli.run(conf, quiet=True)
