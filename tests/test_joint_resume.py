@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from _dnn_runs import dnn_argv  # noqa: E402
+from _dnn_runs import dnn_argv
 
 RATIOS = ("--sparsity-ratios", "0", "0.25", "0.5", "--sparsity-block", "4", "--sparsity-epochs", "1")
 pytestmark = pytest.mark.usefixtures("one_thread")
