@@ -195,6 +195,21 @@ _METRICS = [
            "test split"),
     Metric("chosen_loss_vs_exact_int8", "", "lower", "exact INT8 accuracy - chosen accuracy, full test split"),
     Metric("validation_accuracy", "", "higher", "validation accuracy after each fine-tuning epoch (0: the start)"),
+    # block sparsity and the joint search (dnn/sparsity.py, dnn/joint.py)
+    Metric("ratio", "", "", "block-sparsity ratio: share of a layer's weight blocks zeroed (of a ratio set: its "
+           "uniform ratio)"),
+    Metric("layer_ratios", "", "", "block-sparsity ratio of each masked layer"),
+    Metric("density", "", "", "share of a layer's weights in kept blocks (1: dense)"),
+    Metric("test_accuracy", "", "higher", "exact INT8 accuracy of a (block-sparse, retrained) network on the full "
+           "test split"),
+    Metric("test_accuracy_pruned", "", "higher", "exact INT8 test accuracy right after pruning, before retraining"),
+    Metric("eval_accuracy", "", "higher", "exact INT8 accuracy on the evaluation images"),
+    Metric("exact_time_s", "s", "lower", "inference time per image of the all-exact network (accel_models)"),
+    Metric("time_reduction", "x", "higher", "inference time of the exact dense network / of this one"),
+    Metric("energy_vs_approximation_only", "x", "higher", "energy of the best approximation-only assignment / "
+           "energy of the joint (sparsity, assignment) answer"),
+    Metric("time_vs_approximation_only", "x", "higher", "inference time of the best approximation-only "
+           "assignment / of the joint answer"),
     Metric("validation_before", "", "higher", "validation accuracy before fine-tuning"),
     Metric("validation_after", "", "higher", "validation accuracy of the kept (best) fine-tuning checkpoint"),
     Metric("exact_energy_pj", "pJ", "", "energy per image of the exact assignment"),
@@ -325,6 +340,8 @@ NOT_METRICS: frozenset[str] = frozenset({
     "best_epoch", "points",
     # how many designs a catalogue compares
     "references",
+    # a joint sparsity search: its block size
+    "block",
 })
 
 # Report keys whose value holds no figure at all: the resolved settings of the command.
@@ -333,7 +350,7 @@ SETTINGS = frozenset({"settings"})
 # Report keys whose value is a mapping keyed by data (layer, block or multiplier names), not by metric
 # names: a number in it is the metric the key names, a record in it holds metrics by their own names.
 KEYED: frozenset[str] = frozenset({"operators", "mac_share", "splits", "area_blocks", "power_blocks", "bits",
-                                   "runtime", "macs", "references_dominated"})
+                                   "runtime", "macs", "references_dominated", "density", "layer_ratios"})
 
 
 def numbers(report: object, path: str = "", name: str = "", keyed: bool = False) -> Iterator[tuple[str, str]]:

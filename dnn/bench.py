@@ -41,6 +41,29 @@ def _best_of(fns: list[Any], reps: int) -> list[float]:
     return best
 
 
+def paired(a: Any, b: Any, reps: int) -> tuple[float, float, float]:
+    """(best CPU time of ``a``, of ``b``, median over ``reps`` rounds of b's time / a's time in the same
+    round), the two run back to back in alternating order after a warm-up each. On shared cores the
+    median of paired ratios moves far less than the ratio of two bests: both calls of a round see the same
+    load. CPU time of this process (one torch thread), not wall time, so waiting for a core does not count."""
+    import statistics
+
+    a()
+    b()
+    ta, tb, ratios = [], [], []
+    for i in range(reps):
+        pair = []
+        for f in ((a, b) if i % 2 == 0 else (b, a)):
+            t = time.process_time()
+            f()
+            pair.append(time.process_time() - t)
+        da, db = pair if i % 2 == 0 else pair[::-1]
+        ta.append(da)
+        tb.append(db)
+        ratios.append(db / da if da > 0 else float("nan"))
+    return min(ta), min(tb), statistics.median(ratios)
+
+
 def _forward(model: Any, x: Any, mode: str) -> Any:
     from dnn import qnn
 

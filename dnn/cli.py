@@ -103,6 +103,9 @@ class DnnConfig:
                                                    "layer; 'none': none)")
     sparsity_epochs: int = cfg.option(3, help="float epochs (at LR, then one QAT epoch at LR/10) "
                                       "retraining each block-sparse network, masks fixed")
+    sparsity_per_layer: bool = cfg.option(True, help="after the uniform ratios, raise one layer's ratio at a "
+                                          "time to the next of SPARSITY_RATIOS (layers of most MACs first) while "
+                                          "the joint answer gets cheaper; each such mix is retrained once")
     export: tuple[str, ...] = cfg.option(DEFAULT_FORMATS, help="LUT export formats under luts/ (adapt, tfapprox, "
                                           "npy, csv; README says which tool reads which file)")
 
@@ -285,12 +288,12 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     macs = _macs(model, data)
     ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
     log_path = rd.path / "evaluations.jsonl"
-    _reload(ev, log_path, candidates)
+    search.reload(ev, log_path, candidates)
     bar = None if quiet else tqdm(desc="evaluations", unit="net", leave=False)
 
     def record(res: search.Result) -> None:
         with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_row(res, ev, candidates)) + "\n")
+            f.write(json.dumps(search.row(res, ev, candidates)) + "\n")
         if bar is not None:
             bar.update(1)
 
@@ -323,8 +326,8 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
             requested["nsga2"] = search.nsga2(ev, seeds, conf.generations, conf.population, conf.seed, book)
             wall["nsga2"] = time.perf_counter() - t0
             own = search.pareto(list({r.choice: r for r in requested["nsga2"]}.values()))
-            rd.write_json("nsga2_pareto.json", [_row(r, ev, candidates) for r in own])
-            _csv(rd.path / "nsga2_pareto.csv", [_row(r, ev, candidates) for r in own])
+            rd.write_json("nsga2_pareto.json", [search.row(r, ev, candidates) for r in own])
+            _csv(rd.path / "nsga2_pareto.csv", [search.row(r, ev, candidates) for r in own])
             _csv_plain(rd.path / "nsga2_log.csv", list(book))
         elif method == "xai":
             qnn.set_mode(model, "qat")
@@ -356,7 +359,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
         tuned = {t.result.choice: t for t in loop.run(tuner, all_results, baseline, conf.max_acc_loss,
                                                       conf.finetune_in_loop)}
         wall["finetune-in-loop"] = time.perf_counter() - t0
-        _csv(rd.path / "finetuned.csv", [_row(t.result, ev, candidates) | {"accuracy_before": t.before}
+        _csv(rd.path / "finetuned.csv", [search.row(t.result, ev, candidates) | {"accuracy_before": t.before}
                                          for t in tuned.values()])
     if bar is not None:
         bar.close()
@@ -373,13 +376,13 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
         distinct = list({r.choice: r for r in seen}.values())
         b = search.best(search.pareto(distinct) if name == "nsga2" else seen, baseline, conf.max_acc_loss)
         methods[name] = {"evaluations": len(tuned) if name == "finetune-in-loop" else len(distinct),
-                         "wall_s": wall.get(name), "best": _row(b, ev, candidates) if b else None,
+                         "wall_s": wall.get(name), "best": search.row(b, ev, candidates) if b else None,
                          **_reductions(exact_cost, b.cost if b else None)}
     chosen = search.best(final, baseline, conf.max_acc_loss)
     front = search.pareto(final)
-    rd.write_json("pareto.json", [_row(r, ev, candidates) for r in front])
-    _csv(rd.path / "pareto.csv", [_row(r, ev, candidates) for r in front])
-    _csv(rd.path / "evaluations.csv", [_row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
+    rd.write_json("pareto.json", [search.row(r, ev, candidates) for r in front])
+    _csv(rd.path / "pareto.csv", [search.row(r, ev, candidates) for r in front])
+    _csv(rd.path / "evaluations.csv", [search.row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
     _plot(rd.path / "pareto.png", final, front, baseline, conf.max_acc_loss, chosen, exact_cost,
           "accelerator energy" if cost_model.name == "accel" else "multiply energy")
 
@@ -401,7 +404,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     if conf.sparsity_ratios:
         from dnn import joint
 
-        report["sparsity"] = joint.search(conf, rd, model, data, ev, front, baseline, say)
+        report["sparsity"] = joint.search(conf, rd, model, data, ev, final, baseline, say)
     if chosen is not None:
         assignment = ev.assignment(chosen.choice)
         rd.write_json("assign.json", ev.assign_json(chosen.choice))
@@ -410,7 +413,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
         for m in used.values():
             if m.path is not None:
                 exported += [str(p.relative_to(rd.path)) for p in export.export(m, rd.path / "luts", conf.export)]
-        report["chosen"] = _row(chosen, ev, candidates)
+        report["chosen"] = search.row(chosen, ev, candidates)
         report.update(_reductions(exact_cost, chosen.cost))
         report["accuracy_loss"] = baseline - chosen.accuracy
         report["exported_luts"] = exported
@@ -455,26 +458,6 @@ def _reductions(exact: Any, cost: Any) -> dict[str, float | None]:
             "accel_energy_reduction": ratio(exact.accel_energy_pj, cost and cost.accel_energy_pj)}
 
 
-def _row(r: Any, ev: Any, candidates: list[Any]) -> dict[str, Any]:
-    names = []
-    for c in r.choice:
-        if isinstance(c, int):
-            names.append(candidates[c].name)
-        else:
-            counts: dict[str, int] = {}
-            for i in c:
-                counts[candidates[i].name] = counts.get(candidates[i].name, 0) + 1
-            names.append(counts)
-    return {"order": r.order, "method": r.method, "accuracy": r.accuracy, "energy_pj": r.cost.energy_pj,
-            "mult_energy_pj": r.cost.mult_energy_pj, "accel_energy_pj": r.cost.accel_energy_pj, "area": r.cost.area, "time_s": r.cost.time_s, "choice": [list(c) if isinstance(c, tuple) else c
-                                                                      for c in r.choice],
-            # the multipliers by identity (the digest of their tables), not by their index in this run's
-            # candidate list, which another --mults re-sorts: what --resume reads back
-            "multipliers": [[candidates[i].digest for i in c] if isinstance(c, tuple) else candidates[c].digest
-                            for c in r.choice],
-            "assignment": dict(zip(ev.names, names))}
-
-
 def _csv_plain(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -482,33 +465,6 @@ def _csv_plain(path: Path, rows: list[dict[str, Any]]) -> None:
         w.writeheader()
         w.writerows(rows)
     tmp.replace(path)
-
-
-def _reload(ev: Any, path: Path, candidates: list[Any]) -> int:
-    """Resume: earlier evaluations are reused instead of re-run, each mapped to this run's candidates by
-    its multipliers' identity; a row that names a multiplier not among them (or has no identities) is
-    dropped. Returns the number of rows reused."""
-    from dnn.search import Result
-
-    if not path.is_file():
-        return 0
-    index = {m.digest: i for i, m in enumerate(candidates)}
-    reused = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by an interruption
-        ids = row.get("multipliers") if isinstance(row, dict) else None
-        if not isinstance(ids, list) or len(ids) != len(ev.names):
-            continue
-        try:
-            choice = tuple(tuple(index[d] for d in c) if isinstance(c, list) else index[c] for c in ids)
-        except (KeyError, TypeError):
-            continue  # a multiplier this run does not have
-        ev.results[choice] = Result(choice, row["accuracy"], ev.cost(choice), row["method"], len(ev.results) + 1)
-        reused += 1
-    return reused
 
 
 def _csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -6,24 +6,42 @@ two cores). So the ratio is chosen per *ratio set*, not freely per layer: for ea
 ``--sparsity-ratios`` every layer not in ``--sparsity-exclude`` (the first layer by default) gets ``r``
 (blocks of lowest ``--sparsity-norm`` zeroed, :mod:`dnn.sparsity`), and the network is retrained once, for
 ``--sparsity-epochs`` float epochs, calibration and one quantisation-aware epoch
-(:func:`dnn.sparsity.retrain`). The multiplier half of each candidate comes from the
-dense network's own search: every assignment on its Pareto set (accuracy, energy, area), the exact and
-every uniform assignment are evaluated again, by LUT inference that skips the zero blocks, on every
-ratio's network. The answer is the cheapest (ratio, assignment) pair within ``--max-acc-loss`` of the
-*dense* exact INT8 network's accuracy, next to the best approximation-only answer (ratio 0).
+(:func:`dnn.sparsity.retrain`). Then (``--sparsity-per-layer``, the default) mixes: from the cheapest
+uniform ratio set with an answer, one layer's ratio at a time (layers of most MACs first) is raised to the
+next ratio of the list, retrained from the dense network and searched, and kept while the answer gets
+cheaper (a layer stops at its first dearer or failed mix; a mix zeroing the same blocks as the current
+one is not retrained): a network's layers do not all take the same ratio (LeNet-5's fully connected
+layers lose fewer points than its second convolution, whose two 8x8 blocks allow 50 % at most), and this
+costs a retraining per mix tried, not one per combination. The multiplier half is searched on each ratio's network by the same
+search as the dense one (the ``--method`` list: HAWX / XAI-Gen on the sparse network's own scores,
+NSGA-II, exhaustive), seeded with every assignment on the dense search's Pareto set, the exact and every
+uniform assignment: a sparse network's layers carry other shares of the energy (the dense first layer
+a larger one) and other sensitivities, so the dense network's answers are not the sparse one's. Every
+assignment is evaluated by LUT inference that skips the zero blocks. The answer is the cheapest (ratio,
+assignment) pair within ``--max-acc-loss`` of the *dense* exact INT8 network's accuracy, next to the best
+approximation-only answer (ratio 0).
 
 Costs: skipped blocks cost nothing. Without ``--accel`` the multiplier energy counts only the MACs of kept
 blocks (per filter); with ``--accel CONFIG`` each ratio's masks go to ``accel_models`` (``masks.npz``,
 as ``flow.py accel --masks`` reads it), which gives the array's energy and time with the zero tiles
-skipped. Outputs under ``sparsity/``: per ratio ``r<ratio>/masks.npz``, ``r<ratio>/model.pt``
-(the retrained network) and, with ``--accel``, ``r<ratio>/accel.json``; ``evaluations.csv`` (every
-(ratio, assignment) evaluated), ``assign.json`` and ``masks.npz`` of the joint answer.
+skipped. Outputs under ``sparsity/``: per ratio set ``r<ratio>[-<layer>=<ratio>...]/masks.npz``, ``r<ratio>/model.pt``
+(the retrained network), ``r<ratio>/network.json`` (what it was made with: its checkpoint's seal),
+``r<ratio>/evaluations.jsonl`` (every assignment evaluated on it, a line each) and, with ``--accel``,
+``r<ratio>/accel.json``; ``evaluations.csv`` (every (ratio, assignment) evaluated), ``assign.json`` and
+``masks.npz`` of the joint answer (and ``model_finetuned.pt`` when its accuracy is that of a fine-tune of
+``--finetune-in-loop``, which each ratio's network gets as the dense one does).
+
+Interrupted (Ctrl-C, a kill): every file is written whole under a temporary name and renamed, and the
+evaluations are appended a line at a time, so what finished stays as it was; ``--resume`` reloads each
+ratio's retrained network whose ``network.json`` matches the settings (else retrains it) and every
+evaluation already made on it (the searches then re-run from their seeds without evaluating again).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +92,7 @@ def check(conf: Any, data: Any) -> None:
 
 
 def _cost(conf: Any, ev: Any, model: Any, sub: Path) -> Any:
+    from core.run import write_json
     from dnn import sparsity
 
     if conf.accel is None:
@@ -81,7 +100,7 @@ def _cost(conf: Any, ev: Any, model: Any, sub: Path) -> Any:
     settings = json.loads(conf.accel.read_text(encoding="utf-8"))
     settings.update({"masks": str((sub / "masks.npz").resolve()), "sparsity": 0.0,
                      "sparsity_block": conf.sparsity_block})
-    (sub / "accel.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
+    write_json(sub / "accel.json", settings)
     return costs.AccelCost(sub / "accel.json", ev.mults, ev.names)
 
 
@@ -93,75 +112,254 @@ def _exact_test_accuracy(model: Any, data: Any, exact: Multiplier) -> float:
     return train.accuracy(model, data.x_test, data.y_test)
 
 
-def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, front: list[Any], baseline: float,
-           say: Any) -> dict[str, Any]:
-    """Retrain one block-sparse network per ratio, evaluate the multiplier assignments on each, and
-    return the ``sparsity`` section of the report (files written under ``sparsity/``)."""
+def _network_settings(conf: Any, r: float, layer_ratios: dict[str, float]) -> dict[str, Any]:
+    """What a ratio's retrained network is made from (besides the dense network, which the run's
+    fingerprint fixes): a checkpoint is reused only when these are the same."""
+    return {"ratio": r, "layer_ratios": layer_ratios, "block": conf.sparsity_block, "norm": conf.sparsity_norm,
+            "exclude": list(conf.sparsity_exclude), "epochs": conf.sparsity_epochs, "lr": conf.lr,
+            "batch": conf.batch, "seed": conf.seed}
+
+
+def _network(conf: Any, dense: Any, r: float, layer_ratios: dict[str, float], sub: Path, data: Any,
+             exact: Multiplier, say: Any) -> tuple[Any, float]:
+    """The block-sparse network of ``layer_ratios`` (``r``: the uniform ratio it comes from), retrained,
+    and its exact INT8 test accuracy right after pruning. A checkpoint in ``sub`` whose ``network.json`` names the same settings is loaded
+    instead of retraining; a new one is written file by file under temporary names, ``network.json``
+    last, so an interrupted one is never taken for whole."""
+    import io
+
     import torch
 
+    from core.run import read_json, write_bytes, write_json
+    from dnn import qnn, sparsity
+
+    net = copy.deepcopy(dense)
+    settings = _network_settings(conf, r, layer_ratios)
+    sealed = sub / "network.json"
+    if sealed.is_file() and (sub / "model.pt").is_file():
+        state = read_json(sealed, "the sparse network's checkpoint")
+        if isinstance(state, dict) and state.get("settings") == settings:
+            masks = sparsity.derive(net, layer_ratios, conf.sparsity_block, conf.sparsity_norm)
+            sparsity.apply(net, masks, conf.sparsity_block)
+            net.load_state_dict(torch.load(sub / "model.pt", weights_only=True))
+            qnn.set_mode(net, "qat")
+            if sparsity.zeros_kept(net):
+                say(f"block sparsity {sub.name}: retrained network reloaded from {sub}")
+                return net, float(state["test_accuracy_pruned"])
+            net = copy.deepcopy(dense)
+    sealed.unlink(missing_ok=True)  # what follows replaces the checkpoint: never a stale seal on new files
+    sparsity.apply(net, sparsity.derive(net, layer_ratios, conf.sparsity_block, conf.sparsity_norm),
+                   conf.sparsity_block)
+    pruned = _exact_test_accuracy(copy.deepcopy(net), data, exact)
+    qnn.set_mode(net, "qat")
+    sparsity.retrain(net, data, conf.sparsity_epochs, conf.lr, conf.batch, conf.seed, progress=say)
+    assert sparsity.zeros_kept(net)
+    sparsity.save(sub / "masks.npz", net)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    write_bytes(sub / "model.pt", buf.getvalue())
+    write_json(sealed, {"settings": settings, "test_accuracy_pruned": pruned})
+    return net, pruned
+
+
+def _searched(conf: Any, net: Any, ev_r: Any, data: Any, seeds: list[Any], baseline: float,
+              say: Any) -> list[Any]:
+    """Every result of the configured search on one sparse network (the dense search's methods, NSGA-II
+    seeded with the heuristics' answers and ``seeds``)."""
+    from dnn import qnn, sensitivity
+    from dnn import search as searching
+
+    budget = conf.max_acc_loss
+    seen = [ev_r(c, "seed") for c in seeds]
+    answers = []
+    methods = set(conf.method)
+    if methods & {"hawx", "xai", "nsga2"}:
+        # from a set state (exact products), not whatever the last evaluation left: a resumed run, whose
+        # evaluations come from its log, picks the same representatives
+        qnn.assign(net, ev_r.assignment(ev_r.exact()))
+        qnn.set_mode(net, "lut")
+        reps = sensitivity.representatives(net, data.x_train, conf.representatives, conf.seed)
+        xr, yr = data.x_train[reps], data.y_train[reps]
+    if "xai" in methods:
+        qnn.set_mode(net, "qat")
+        found = searching.xai(ev_r, sensitivity.conductance(net, xr, yr, conf.ig_steps), baseline, budget)
+        seen += found
+        answers.append(searching.best(found, baseline, budget))
+    if "hawx" in methods or ("nsga2" in methods and "xai" not in methods):
+        found = searching.hawx(ev_r, sensitivity.hawx(net, xr, yr, ev_r.mults), baseline, budget, "layer")
+        seen += found
+        answers.append(searching.best(found, baseline, budget))
+    if "nsga2" in methods:
+        start = [a.choice for a in answers if a is not None] + list(seeds)
+        seen += searching.nsga2(ev_r, start, conf.generations, conf.population, conf.seed)
+    if "exhaustive" in methods and searching.space_size(ev_r) <= conf.max_evals:
+        seen += searching.exhaustive(ev_r, conf.max_evals)
+    say(f"{len(ev_r.results)} assignments evaluated on the block-sparse network")
+    return list({r.choice: r for r in seen}.values())
+
+
+def _tuned(conf: Any, net: Any, ev_r: Any, data: Any, results: list[Any], baseline: float,
+           say: Any) -> dict[Any, Any]:
+    """``--finetune-in-loop N``: up to N promising assignments of this network fine-tuned, as the dense
+    search does (:mod:`dnn.loop`; the masks stay fixed through it)."""
+    from dnn import loop
+
+    if not conf.finetune_in_loop:
+        return {}
+    tuner = loop.Tuner(net, ev_r, data, ev_r.x, ev_r.y, conf.finetune_epochs, conf.lr / 10, conf.batch,
+                       conf.seed, progress=say)
+    return {t.result.choice: t for t in loop.run(tuner, results, baseline, conf.max_acc_loss,
+                                                 conf.finetune_in_loop)}
+
+
+@dataclass
+class _Joint:
+    """What every ratio set of one joint search shares, and what it has found."""
+
+    conf: Any
+    dense: Any
+    data: Any
+    ev: Any
+    seeds: list[Any]
+    baseline: float
+    root: Path
+    say: Any
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    # (directory, best result, its evaluator, its table row) of every ratio set with an answer in the budget
+    candidates: list[tuple[str, Any, Any, dict[str, Any]]] = field(default_factory=list)
+    tuned: dict[str, dict[Any, Any]] = field(default_factory=dict)  # per directory: the fine-tuned assignments
+
+    def ratio_set(self, r: float, layer_ratios: dict[str, float]) -> Any:
+        """Retrain the network of ``layer_ratios`` (from uniform ratio ``r``), search its assignments, add
+        its row to the table; returns its best result within the budget (or None)."""
+        from dnn import search as searching
+        from dnn import sparsity
+
+        conf, ev = self.conf, self.ev
+        uniform = sparsity.ratios(ev.names, r, exclude=conf.sparsity_exclude)
+        label = f"r{r:g}" + "".join(f"-{n}={q:g}" for n, q in layer_ratios.items() if uniform.get(n) != q)
+        sub = self.root / label
+        sub.mkdir(exist_ok=True)
+        net, pruned = _network(conf, self.dense, r, layer_ratios, sub, self.data, ev.mults[0], self.say)
+        ev_r = searching.Evaluator(net, ev.x, ev.y, ev.mults, _cost(conf, ev, net, sub), ev.macs)
+        log = sub / "evaluations.jsonl"
+        reused = searching.reload(ev_r, log, ev.mults)
+        if reused:
+            self.say(f"block sparsity {label}: {reused} evaluations reused from {log}")
+
+        def record(res: Any) -> None:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(searching.row(res, ev_r, ev.mults)) + "\n")
+
+        ev_r.progress = record
+        results = _searched(conf, net, ev_r, self.data, self.seeds, self.baseline, self.say)
+        tuned = _tuned(conf, net, ev_r, self.data, results, self.baseline, self.say)
+        results = list({**{r.choice: r for r in results}, **{c: t.result for c, t in tuned.items()}}.values())
+        self.tuned[label] = tuned
+        for res in results:
+            self.rows.append({"ratio": r, "layer_ratios": json.dumps(layer_ratios), "accuracy": res.accuracy,
+                              "energy_pj": res.cost.energy_pj, "time_s": res.cost.time_s, "area": res.cost.area,
+                              "assignment": json.dumps(ev_r.assign_json(res.choice))})
+        b = searching.best(results, self.baseline, conf.max_acc_loss)
+        exact_r = ev_r(ev.exact(), f"sparse-{label}")
+        exact_cost = ev.cost(ev.exact())
+        self.table.append({"ratio": r, "layer_ratios": layer_ratios, "density": sparsity.density(net),
+                           "test_accuracy": _exact_test_accuracy(copy.deepcopy(net), self.data, ev.mults[0]),
+                           "test_accuracy_pruned": pruned, "eval_accuracy": exact_r.accuracy,
+                           "exact_energy_pj": exact_r.cost.energy_pj, "exact_time_s": exact_r.cost.time_s,
+                           "best": _brief(b, exact_cost), "evaluations": len(results),
+                           "finetuned_in_loop": len(tuned)})
+        self.say(f"block sparsity {label}: exact INT8 test accuracy {pruned:.4f} pruned -> "
+                 f"{self.table[-1]['test_accuracy']:.4f} retrained")
+        if b is not None:
+            self.candidates.append((label, b, ev_r, self.table[-1]))
+        return b
+
+
+def _cheapest(candidates: list[tuple[str, Any, Any, dict[str, Any]]]) -> tuple[str, Any, Any, dict[str, Any]]:
+    return min(candidates, key=lambda t: (t[1].cost.energy_pj, t[1].cost.area, -t[1].accuracy))
+
+
+def _per_layer(j: _Joint, levels: list[float]) -> None:
+    """From the cheapest uniform ratio set with an answer, raise one layer's ratio at a time to the next of
+    ``levels`` (layers of most MACs first) while the joint answer gets cheaper; a mix whose masks equal
+    the current ones (a layer of few blocks) is not retrained."""
+    from dnn import sparsity
+
+    uniform = [c for c in j.candidates if c[0]]  # (only uniform ratio sets are there yet)
+    if not uniform:
+        return
+    _, b, _, start = _cheapest(uniform)
+    r, current, best = start["ratio"], dict(start["layer_ratios"]), b.cost.energy_pj
+    block, norm = j.conf.sparsity_block, j.conf.sparsity_norm
+    masks = sparsity.derive(copy.deepcopy(j.dense), current, block, norm)
+    for name in sorted(current, key=lambda n: -j.ev.macs[n]):
+        for q in (q for q in levels if q > current[name]):
+            mix = {**current, name: q}
+            mixed = sparsity.derive(copy.deepcopy(j.dense), mix, block, norm)
+            if all(np.array_equal(mixed[n], masks[n]) for n in mix):
+                continue  # the same blocks zeroed: the same network
+            found = j.ratio_set(r, mix)
+            if found is None or found.cost.energy_pj >= best:
+                break
+            current, masks, best = mix, mixed, found.cost.energy_pj
+
+
+def search(conf: Any, rd: Any, model: Any, data: Any, ev: Any, final: list[Any], baseline: float,
+           say: Any) -> dict[str, Any]:
+    """Retrain one block-sparse network per ratio (then per mix of layer ratios), search the multiplier
+    assignments on each, and return the ``sparsity`` section of the report (files under ``sparsity/``).
+    ``final``: the dense search's results, with their fine-tuned accuracies where it fine-tuned them."""
+    from core.run import write_bytes, write_json
     from dnn import qnn, sparsity
     from dnn import search as searching
 
     dense = copy.deepcopy(model)
     qnn.set_mode(dense, "qat")
     names = ev.names
-    budget = conf.max_acc_loss
-    approx_only = searching.best(list(ev.results.values()), baseline, budget)
-    choices = list(dict.fromkeys([r.choice for r in front] + [ev.exact()]
-                                 + [(m,) * len(names) for m in range(1, len(ev.mults))]
-                                 + ([approx_only.choice] if approx_only else [])))
+    approx_only = searching.best(final, baseline, conf.max_acc_loss)
+    seeds = list(dict.fromkeys([r.choice for r in searching.pareto(final)] + [ev.exact()]
+                               + [(m,) * len(names) for m in range(1, len(ev.mults))]
+                               + ([approx_only.choice] if approx_only else [])))
     exact_cost = ev.cost(ev.exact())
     root = rd.path / "sparsity"
     root.mkdir(exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    table: list[dict[str, Any]] = [{
+    j = _Joint(conf, dense, data, ev, seeds, baseline, root, say)
+    j.table.append({
         "ratio": 0.0, "layer_ratios": {}, "density": sparsity.density(dense),
         "test_accuracy": _exact_test_accuracy(copy.deepcopy(dense), data, ev.mults[0]),
         "test_accuracy_pruned": None, "eval_accuracy": baseline, "exact_energy_pj": exact_cost.energy_pj,
-        "exact_time_s": exact_cost.time_s, "best": _brief(approx_only, exact_cost), "evaluations": len(ev.results)}]
-    candidates: list[tuple[float, Any, Any]] = [(0.0, approx_only, None)] if approx_only else []
-    for r in sorted({float(x) for x in conf.sparsity_ratios if x > 0}):
-        sub = root / f"r{r:g}"
-        sub.mkdir(exist_ok=True)
-        net = copy.deepcopy(dense)
-        layer_ratios = sparsity.ratios(names, r, exclude=conf.sparsity_exclude)
-        sparsity.apply(net, sparsity.derive(net, layer_ratios, conf.sparsity_block, conf.sparsity_norm),
-                       conf.sparsity_block)
-        pruned = _exact_test_accuracy(copy.deepcopy(net), data, ev.mults[0])
-        qnn.set_mode(net, "qat")
-        sparsity.retrain(net, data, conf.sparsity_epochs, conf.lr, conf.batch, conf.seed, progress=say)
-        assert sparsity.zeros_kept(net)
-        sparsity.save(sub / "masks.npz", net)
-        torch.save(net.state_dict(), sub / "model.pt")
-        ev_r = searching.Evaluator(net, ev.x, ev.y, ev.mults, _cost(conf, ev, net, sub), ev.macs)
-        results = [ev_r(c, f"sparse-{r:g}") for c in choices]
-        for res in results:
-            rows.append({"ratio": r, "accuracy": res.accuracy, "energy_pj": res.cost.energy_pj,
-                         "time_s": res.cost.time_s, "area": res.cost.area,
-                         "assignment": json.dumps(ev_r.assign_json(res.choice))})
-        b = searching.best(results, baseline, budget)
-        exact_r = ev_r(ev.exact(), f"sparse-{r:g}")
-        table.append({"ratio": r, "layer_ratios": layer_ratios, "density": sparsity.density(net),
-                      "test_accuracy": _exact_test_accuracy(copy.deepcopy(net), data, ev.mults[0]),
-                      "test_accuracy_pruned": pruned, "eval_accuracy": exact_r.accuracy,
-                      "exact_energy_pj": exact_r.cost.energy_pj, "exact_time_s": exact_r.cost.time_s,
-                      "best": _brief(b, exact_cost), "evaluations": len(results)})
-        say(f"block sparsity {r:g}: exact INT8 test accuracy {pruned:.4f} pruned -> "
-            f"{table[-1]['test_accuracy']:.4f} retrained")
-        if b is not None:
-            candidates.append((r, b, ev_r))
-    _csv(root / "evaluations.csv", rows)
+        "exact_time_s": exact_cost.time_s, "best": _brief(approx_only, exact_cost), "evaluations": len(ev.results)})
+    if approx_only:
+        j.candidates.append(("", approx_only, None, j.table[0]))
+    levels = sorted({float(x) for x in conf.sparsity_ratios if x > 0})
+    for r in levels:
+        j.ratio_set(r, sparsity.ratios(names, r, exclude=conf.sparsity_exclude))
+    if conf.sparsity_per_layer:
+        _per_layer(j, levels)
+    _csv(root / "evaluations.csv", j.rows)
     out: dict[str, Any] = {
         "block": conf.sparsity_block, "norm": conf.sparsity_norm, "exclude": list(conf.sparsity_exclude),
-        "epochs": conf.sparsity_epochs, "test_images": len(data.x_test), "table": table,
+        "epochs": conf.sparsity_epochs, "test_images": len(data.x_test), "table": j.table,
         "approximation_only": _brief(approx_only, exact_cost), "chosen": None}
-    if candidates:
-        r, b, ev_r = min(candidates, key=lambda t: (t[1].cost.energy_pj, t[1].cost.area, -t[1].accuracy))
+    if j.candidates:
+        label, b, ev_r, row = _cheapest(j.candidates)
         spec = (ev_r or ev).assign_json(b.choice)
-        (root / "assign.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-        if r > 0:
-            (root / "masks.npz").write_bytes((root / f"r{r:g}" / "masks.npz").read_bytes())
-        out["chosen"] = {"ratio": r, **(_brief(b, exact_cost) or {}), "assignment": spec}
+        write_json(root / "assign.json", spec)
+        if label:
+            write_bytes(root / "masks.npz", (root / label / "masks.npz").read_bytes())
+            tuned = j.tuned.get(label, {}).get(b.choice)
+            if tuned is not None:  # the answer's accuracy is its fine-tuned network's: keep that network
+                import io
+
+                import torch
+
+                buf = io.BytesIO()
+                torch.save(tuned.state, buf)
+                write_bytes(root / "model_finetuned.pt", buf.getvalue())
+        out["chosen"] = {"ratio": row["ratio"], "layer_ratios": row["layer_ratios"], **(_brief(b, exact_cost) or {}),
+                         "assignment": spec}
         if approx_only is not None and b.cost.energy_pj:
             out["energy_vs_approximation_only"] = approx_only.cost.energy_pj / b.cost.energy_pj
             if approx_only.cost.time_s and b.cost.time_s:
@@ -180,11 +378,23 @@ def _brief(r: Any, exact_cost: Any) -> dict[str, Any] | None:
 
 def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import csv
+    import io
 
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=["ratio", "accuracy", "energy_pj", "time_s", "area", "assignment"])
-        w.writeheader()
-        w.writerows(rows)
+    from core.run import write_text
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=["ratio", "layer_ratios", "accuracy", "energy_pj", "time_s", "area",
+                                              "assignment"])
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def _label(t: dict[str, Any]) -> str:
+    """A ratio set in words: its uniform ratio, and the layers that deviate from it."""
+    r = t["ratio"]
+    other = [f"{n} {q:g}" for n, q in (t.get("layer_ratios") or {}).items() if q != r]
+    return f"{r:g}" + (f" ({', '.join(other)})" if other else "")
 
 
 def markdown(rep: dict[str, Any]) -> str:
@@ -200,7 +410,7 @@ def markdown(rep: dict[str, Any]) -> str:
         b = t["best"]
         best = ("none | -" if b is None else
                 f"{100 * b['accuracy']:.2f} | {1 / b['energy_reduction']:.3f}" if b["energy_reduction"] else "-")
-        lines.append(f"| {t['ratio']:g} | {kept:.3f} (layer mean) | {pruned} | {100 * t['test_accuracy']:.2f} | "
+        lines.append(f"| {_label(t)} | {kept:.3f} (layer mean) | {pruned} | {100 * t['test_accuracy']:.2f} | "
                      f"{best} |")
     ch = rep.get("chosen")
     lines.append("")
@@ -208,7 +418,7 @@ def markdown(rep: dict[str, Any]) -> str:
         lines.append("No (ratio, assignment) pair met the budget.")
     else:
         gain = rep.get("energy_vs_approximation_only")
-        lines.append(f"Joint answer: ratio {ch['ratio']:g}, accuracy {100 * ch['accuracy']:.2f} %, energy "
+        lines.append(f"Joint answer: ratio {_label(ch)}, accuracy {100 * ch['accuracy']:.2f} %, energy "
                      f"{ch['energy_pj']:.4g} pJ ({ch['energy_reduction']:.2f}x less than the dense exact network"
                      + (f", {gain:.2f}x less than the best approximation-only assignment" if gain else "")
                      + (f"; time {1e6 * ch['time_s']:.2f} us" if ch.get("time_s") else "")

@@ -1,17 +1,24 @@
-"""Compiled kernel for the error part of LUT products whose error table has high rank.
+"""Compiled kernels for the LUT products that are gathered from tables (:mod:`dnn.lutops`).
 
-``conv_error`` sums, for every output position and filter, the error-table entries of all the products
-that make it up, reading activations straight from the padded input (no im2col copy). The table is laid
-out ``[k, a, o]`` (k: input position in the receptive field, a: activation index, o: filter), its filter
-axis padded to a multiple of ``LANES`` so that one product position adds whole 16-lane vectors
-(:func:`add_lanes`, one AVX2 operation each for int16). The caller's tables hold ``E[a, w] - E[0, w]``,
-whose a = 0 row is zero, and start the accumulators at the filters' sums of ``E[0, w]``.
+They sum, for every output position and filter, table entries of all the products that make it up,
+reading activations straight from the padded input (no im2col copy). A table is laid out ``[k, a, o]``
+(k: input position in the receptive field, a: activation index, o: filter), its filter axis padded to a
+multiple of ``LANES`` so that one product position adds whole 16-lane vectors (:func:`add_lanes`). The
+caller's tables hold ``X[a, w] - X[0, w]``, whose a = 0 row is zero, and start the accumulators at the
+filters' sums of ``X[0, w]``; X is the error table E (the exact part convolved apart) or the whole
+product table T.
 
-Loop order: output positions are taken ``ptile`` at a time; for each k the tile's rows are added into a
-tile of narrow accumulators of the table's own dtype (int16 when the entries fit), the k-slice of the
-table (``Da`` rows) staying in L1 and no addition waiting on another. After every ``run`` values of k
-the narrow tile is added into the wide accumulators; ``run`` comes from the table's largest entry
-(:func:`run_length`), so no narrow accumulator can overflow.
+``conv_error`` (error tables): output positions are taken ``ptile`` at a time; for each k the tile's
+rows are added into a tile of narrow accumulators of the table's own dtype (int16 when the entries
+fit), the k-slice of the table (``Da`` rows) staying in L1 and no addition waiting on another. After
+every ``run`` values of k the narrow tile is added into the wide accumulators; ``run`` comes from the
+table's largest entry (:func:`run_length`), so no narrow accumulator can overflow.
+
+``conv_gather`` (whole products, which would leave int16 runs of 2): the same loop order into a tile of
+wide (int32) accumulators, each int16 row widened by sign extension as it is added; the finished tile is
+written as the float result. ``conv_gather_runs``: the same for a block-sparse layer, which adds only
+the rows of the filters each run of input channels keeps (compacted to whole vectors, or half vectors
+of two positions), so its work is that of the kept blocks.
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ LANES = 16  # vector width of one table row step: 16 int16 = one 256-bit AVX2 re
 PTILE = 256  # output positions per tile: the int16 tile of 64 filters is 32 KiB
 
 
-def _add_lanes(typingctx: Any, acc: Any, i: Any, src: Any, j: Any) -> Any:  # pragma: no cover - compiled
-    """``acc.flat[i:i + LANES] += src.flat[j:j + LANES]`` as one LLVM vector operation, ``src`` widened by
-    sign extension to ``acc``'s signed integer type. No bounds checks: the caller keeps both in range."""
+def _widening(acc: Any, src: Any) -> tuple[int, int] | None:
+    """(acc bits, src bits) when ``acc`` and ``src`` are arrays of signed integers and ``src``'s fit
+    ``acc``'s (the intrinsics below widen by sign extension), else None (no such intrinsic)."""
     if not (isinstance(acc, types.Array) and isinstance(src, types.Array)):
         return None
     acc_type: Any = acc.dtype
@@ -37,26 +44,43 @@ def _add_lanes(typingctx: Any, acc: Any, i: Any, src: Any, j: Any) -> Any:  # pr
     if not (acc_type in types.signed_domain and src_type in types.signed_domain
             and acc_type.bitwidth >= src_type.bitwidth):
         return None
-    acc_bits, src_bits = int(acc_type.bitwidth), int(src_type.bitwidth)
-    sig = types.void(acc, i, src, j)
+    return int(acc_type.bitwidth), int(src_type.bitwidth)
+
+
+def _vector_add(context: Any, builder: Any, signature: Any, args: Any, rows: Any) -> Any:
+    """``acc.flat[i:i + LANES] += rows(s, bits)``: ``rows`` loads the source vector from array ``s`` (the
+    third argument) and the fifth and later arguments; it is sign extended to ``acc``'s type and added."""
+    acc_bits = int(signature.args[0].dtype.bitwidth)
+    src_bits = int(signature.args[2].dtype.bitwidth)
+    a = context.make_array(signature.args[0])(context, builder, args[0])
+    s = context.make_array(signature.args[2])(context, builder, args[2])
+    i_v = context.cast(builder, args[1], signature.args[1], types.intp)
+    rest = [context.cast(builder, v, t, types.intp) for v, t in zip(args[3:], signature.args[3:])]
+    v = rows(s, src_bits, *rest)
+    va = ir.VectorType(ir.IntType(acc_bits), LANES)
+    if acc_bits > src_bits:
+        v = builder.sext(v, va)
+    pa = builder.bitcast(builder.gep(a.data, [i_v]), va.as_pointer())
+    builder.store(builder.add(builder.load(pa, align=acc_bits // 8), v), pa, align=acc_bits // 8)
+    return context.get_dummy_value()
+
+
+def _load(builder: Any, s: Any, bits: int, j: Any, lanes: int) -> Any:
+    vs = ir.VectorType(ir.IntType(bits), lanes)
+    return builder.load(builder.bitcast(builder.gep(s.data, [j]), vs.as_pointer()), align=bits // 8)
+
+
+def _add_lanes(typingctx: Any, acc: Any, i: Any, src: Any, j: Any) -> Any:  # pragma: no cover - compiled
+    """``acc.flat[i:i + LANES] += src.flat[j:j + LANES]`` as one LLVM vector operation, ``src`` widened by
+    sign extension to ``acc``'s signed integer type. No bounds checks: the caller keeps both in range."""
+    if _widening(acc, src) is None:
+        return None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        acc_v, i_v, src_v, j_v = args
-        a = context.make_array(signature.args[0])(context, builder, acc_v)
-        s = context.make_array(signature.args[2])(context, builder, src_v)
-        i_v = context.cast(builder, i_v, signature.args[1], types.intp)
-        j_v = context.cast(builder, j_v, signature.args[3], types.intp)
-        vs = ir.VectorType(ir.IntType(src_bits), LANES)
-        va = ir.VectorType(ir.IntType(acc_bits), LANES)
-        ps = builder.bitcast(builder.gep(s.data, [j_v]), vs.as_pointer())
-        pa = builder.bitcast(builder.gep(a.data, [i_v]), va.as_pointer())
-        v = builder.load(ps, align=src_bits // 8)
-        if acc_bits > src_bits:
-            v = builder.sext(v, va)
-        builder.store(builder.add(builder.load(pa, align=acc_bits // 8), v), pa, align=acc_bits // 8)
-        return context.get_dummy_value()
+        return _vector_add(context, builder, signature, args,
+                           lambda s, bits, j: _load(builder, s, bits, j, LANES))
 
-    return sig, codegen
+    return types.void(acc, i, src, j), codegen
 
 
 add_lanes: Any = intrinsic(_add_lanes)
@@ -65,73 +89,100 @@ HALF = LANES // 2  # a run of at most HALF filters: two output positions share o
 
 def _add_halves(typingctx: Any, acc: Any, i: Any, src: Any, j0: Any, j1: Any) -> Any:  # pragma: no cover
     """``acc.flat[i:i + LANES] += src.flat[j0:j0 + HALF] ++ src.flat[j1:j1 + HALF]``: two half rows (two
-    output positions of a run of at most HALF filters) in one vector addition; same integer type."""
-    if not (isinstance(acc, types.Array) and isinstance(src, types.Array) and acc.dtype == src.dtype
-            and acc.dtype in types.signed_domain):
+    output positions of a run of at most HALF filters) in one vector addition, ``src`` widened by sign
+    extension to ``acc``'s signed integer type."""
+    if _widening(acc, src) is None:
         return None
-    bits = int(acc.dtype.bitwidth)
-    sig = types.void(acc, i, src, j0, j1)
+    both = ir.Constant(ir.VectorType(ir.IntType(32), LANES), list(range(LANES)))
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        acc_v, i_v, src_v, j0_v, j1_v = args
-        a = context.make_array(signature.args[0])(context, builder, acc_v)
-        s = context.make_array(signature.args[2])(context, builder, src_v)
-        i_v = context.cast(builder, i_v, signature.args[1], types.intp)
-        j0_v = context.cast(builder, j0_v, signature.args[3], types.intp)
-        j1_v = context.cast(builder, j1_v, signature.args[4], types.intp)
-        vh = ir.VectorType(ir.IntType(bits), HALF)
-        vf = ir.VectorType(ir.IntType(bits), LANES)
-        lo = builder.load(builder.bitcast(builder.gep(s.data, [j0_v]), vh.as_pointer()), align=bits // 8)
-        hi = builder.load(builder.bitcast(builder.gep(s.data, [j1_v]), vh.as_pointer()), align=bits // 8)
-        both = builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(ir.IntType(32), LANES), list(range(LANES))))
-        pa = builder.bitcast(builder.gep(a.data, [i_v]), vf.as_pointer())
-        builder.store(builder.add(builder.load(pa, align=bits // 8), both), pa, align=bits // 8)
-        return context.get_dummy_value()
+        return _vector_add(context, builder, signature, args, lambda s, bits, j0, j1: builder.shuffle_vector(
+            _load(builder, s, bits, j0, HALF), _load(builder, s, bits, j1, HALF), both))
 
-    return sig, codegen
+    return types.void(acc, i, src, j0, j1), codegen
 
 
 add_halves: Any = intrinsic(_add_halves)
 
 
+def _add_first(typingctx: Any, acc: Any, i: Any, src: Any, j: Any, count: Any) -> Any:  # pragma: no cover
+    """``acc.flat[i:i + count] += src.flat[j:j + count]`` for ``count <= LANES``, as one vector addition of
+    ``src.flat[j:j + LANES]`` (widened to ``acc``'s type) whose lanes from ``count`` on are zero: the other
+    lanes of ``acc`` are read and written back unchanged. No bounds checks: the caller keeps
+    ``acc.flat[i:i + LANES]`` and ``src.flat[j:j + LANES]`` in range."""
+    if _widening(acc, src) is None:
+        return None
+    vi = ir.VectorType(ir.IntType(64), LANES)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        def first(s: Any, bits: int, j: Any, n: Any) -> Any:
+            splat = builder.insert_element(ir.Constant(vi, None), n, ir.Constant(ir.IntType(32), 0))
+            splat = builder.shuffle_vector(splat, ir.Constant(vi, None), ir.Constant(ir.VectorType(
+                ir.IntType(32), LANES), [0] * LANES))
+            keep = builder.icmp_signed("<", ir.Constant(vi, list(range(LANES))), splat)
+            vs = ir.VectorType(ir.IntType(bits), LANES)
+            return builder.select(keep, _load(builder, s, bits, j, LANES), ir.Constant(vs, None))
+
+        return _vector_add(context, builder, signature, args, first)
+
+    return types.void(acc, i, src, j, count), codegen
+
+
+add_first: Any = intrinsic(_add_first)
+
+
 @njit(inline="always", boundscheck=False, error_model="numpy")
 def _add_rows(acc, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compiled
     """For each position q < pn of the tile: acc row q += table row of activation ``xf[base[q] + off]``
-    (flat table offset ``tk + x * op``). Unrolled for 1, 2 and 4 vectors of filters; unsigned indices
-    spare numba's negative-index wraparound."""
+    (flat table offset ``tk + x * op``)."""
+    _add_rows_at(acc, 0, tf, xf, base, pn, off, tk, op)
+
+
+@njit(inline="always", boundscheck=False, error_model="numpy")
+def _add_rows_at(acc, a0, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compiled
+    """:func:`_add_rows` into the rows of ``acc`` from flat offset ``a0`` on. Unrolled for 1, 2 and 4
+    vectors of filters; unsigned indices spare numba's negative-index wraparound."""
     if op == LANES:
         for q in range(pn):
-            add_lanes(acc, q * LANES, tf, tk + xf[np.uint64(base[q] + off)] * LANES)
+            add_lanes(acc, a0 + q * LANES, tf, tk + xf[np.uint64(base[q] + off)] * LANES)
     elif op == 2 * LANES:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * (2 * LANES)
-            add_lanes(acc, q * (2 * LANES), tf, r)
-            add_lanes(acc, q * (2 * LANES) + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * (2 * LANES), tf, r)
+            add_lanes(acc, a0 + q * (2 * LANES) + LANES, tf, r + LANES)
     elif op == 4 * LANES:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * (4 * LANES)
-            add_lanes(acc, q * (4 * LANES), tf, r)
-            add_lanes(acc, q * (4 * LANES) + LANES, tf, r + LANES)
-            add_lanes(acc, q * (4 * LANES) + 2 * LANES, tf, r + 2 * LANES)
-            add_lanes(acc, q * (4 * LANES) + 3 * LANES, tf, r + 3 * LANES)
+            add_lanes(acc, a0 + q * (4 * LANES), tf, r)
+            add_lanes(acc, a0 + q * (4 * LANES) + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * (4 * LANES) + 2 * LANES, tf, r + 2 * LANES)
+            add_lanes(acc, a0 + q * (4 * LANES) + 3 * LANES, tf, r + 3 * LANES)
     elif op == HALF:  # runs of at most HALF filters: two positions per vector (the tile holds an even count)
         for q in range(0, pn, 2):
-            add_halves(acc, q * HALF, tf, tk + xf[np.uint64(base[q] + off)] * HALF,
+            add_halves(acc, a0 + q * HALF, tf, tk + xf[np.uint64(base[q] + off)] * HALF,
                        tk + xf[np.uint64(base[q + 1] + off)] * HALF)
     else:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
             for f0 in range(0, op, LANES):
-                add_lanes(acc, q * op + f0, tf, r + f0)
+                add_lanes(acc, a0 + q * op + f0, tf, r + f0)
 
 
 @njit(inline="always", boundscheck=False, error_model="numpy")
 def _tile_bases(base, p0, pn, ho, wo, c, h, w, stride):  # pragma: no cover - compiled
-    """base[q]: offset in x of the receptive field of output position p0 + q (N, Ho, Wo order)."""
+    """base[q]: offset in x of the receptive field of output position p0 + q (N, Ho, Wo order), counted
+    on from the first position's (one division per tile)."""
+    b, r = divmod(p0, ho * wo)
+    oy, ox = divmod(r, wo)
     for q in range(pn):
-        b, r = divmod(p0 + q, ho * wo)
-        oy, ox = divmod(r, wo)
         base[q] = (b * c * h + oy * stride) * w + ox * stride
+        ox += 1
+        if ox == wo:
+            ox = 0
+            oy += 1
+            if oy == ho:
+                oy = 0
+                b += 1
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
@@ -189,50 +240,132 @@ def run_length(table: np.ndarray) -> int:
     return max(1, int(np.iinfo(table.dtype).max) // max(1, top))
 
 
+def tile_positions(op: int, itemsize: int) -> int:
+    """Output positions per tile of the wide-accumulator kernels: the tile of ``op`` lanes of
+    ``itemsize`` bytes stays within TILE_BYTES (L1), an even count between 32 and 512."""
+    return max(32, min(512, TILE_BYTES // max(1, op * itemsize))) // 2 * 2
+
+
+TILE_BYTES = 32768
+
+
 @njit(cache=True, boundscheck=False, error_model="numpy")
-def conv_error_runs(x, tables, toff, k0s, k1s, fps, fidx, foff, runs, da, a_lo, kh, kw, stride, out,
-                    ptile):  # pragma: no cover - compiled
-    """:func:`conv_error` for a block-sparse layer: the reduction is cut into runs of input positions
-    ``k0s[r]..k1s[r]-1`` (whole input channels) that feed the same filters ``fidx[foff[r]:foff[r+1]]``.
-    Run ``r``'s table is ``tables[toff[r]:]`` laid out ``(k1s[r] - k0s[r], da, fps[r])``, its kept filters
-    compacted and padded to ``fps[r]`` lanes (``HALF`` for runs of at most HALF filters, whose rows two
-    output positions add in one vector: a run of one out-block of 8 filters costs half a dense row);
-    ``runs[r]`` k are summed in the table's dtype before widening. Runs are the outer loop, so one run's
-    table (kept small by the caller) stays in cache over every tile of positions. Positions of other
-    runs' filters are never touched: their products are not computed."""
+def codes16(x, pad, out):  # pragma: no cover - compiled
+    """``out`` (N, C, H + 2 pad, W + 2 pad) int16 = ``x`` (N, C, H, W) float, any strides, zero padded, in
+    one pass; returns the least and the largest value of ``x`` (the caller checks them against the
+    table's range before a kernel indexes it unchecked)."""
     n, c, h, w = x.shape
-    ho, wo, op = out.shape[1], out.shape[2], out.shape[3]
+    hp = h + 2 * pad
+    lo, hi = np.inf, -np.inf
+    for b in range(n):
+        for ci in range(c):
+            for i in range(pad):
+                out[b, ci, i, :] = 0
+                out[b, ci, hp - 1 - i, :] = 0
+            for i in range(h):
+                row = out[b, ci, pad + i]
+                row[:pad] = 0
+                row[pad + w:] = 0
+                src = x[b, ci, i]
+                for j in range(w):
+                    v = src[j]
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+                    row[pad + j] = np.int16(v)
+    return lo, hi
+
+
+@njit(inline="always", boundscheck=False, error_model="numpy")
+def _tile_out(res, p0, pn, tile, op):  # pragma: no cover - compiled
+    """res rows p0..p0+pn-1 (O filters each) = the tile's accumulators, converted to res's float type."""
+    o = res.shape[3]
+    rf = res.reshape(-1)
+    for q in range(pn):
+        d, s0 = (p0 + q) * o, q * op
+        for f in range(o):
+            rf[d + f] = tile[s0 + f]
+
+
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def conv_gather(x, table, a_lo, kh, kw, stride, const, res, ptile):  # pragma: no cover - compiled
+    """:func:`conv_error` without narrow accumulators: per tile of ``ptile`` output positions, a tile of
+    accumulators of ``const``'s dtype (int32/int64) starts at ``const`` (Op,), every table row is added
+    to it widened by sign extension, and the finished tile is written to ``res`` (N, Ho, Wo, O) float32 /
+    float64 (exact: the caller's bound says the sums fit). No run length bounds the table's entries, so
+    tables of whole products (the exact part folded in, up to 2**15) cost no more than error tables."""
+    n, c, h, w = x.shape
+    nk, da, op = table.shape
+    ho, wo = res.shape[1], res.shape[2]
     npos = n * ho * wo
-    of = out.reshape(-1)
+    tf = table.reshape(-1)
+    xf = x.reshape(-1)
+    base = np.empty(ptile, np.int64)
+    tile = np.empty(ptile * op, const.dtype)
+    for p0 in range(0, npos, ptile):
+        pn = min(npos, p0 + ptile) - p0
+        _tile_bases(base, p0, pn, ho, wo, c, h, w, stride)
+        for q in range(pn):
+            tile[q * op:(q + 1) * op] = const
+        for k in range(nk):
+            ci, ij = divmod(k, kh * kw)
+            i, j = divmod(ij, kw)
+            _add_rows(tile, tf, xf, base, pn, (ci * h + i) * w + j, (k * da - a_lo) * op, op)
+        _tile_out(res, p0, pn, tile, op)
+    return res
+
+
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da, a_lo, kh, kw, stride,
+                     const, res, ptile):  # pragma: no cover - compiled
+    """:func:`conv_gather` for a block-sparse layer: the reduction is cut into runs of input positions
+    ``k0s[r]..k1s[r]-1`` (whole input channels) that feed the same filters. Run ``r``'s table is
+    ``tables[toff[r]:]`` laid out ``(k1s[r] - k0s[r], da, fps[r])``: its kept filters compacted and padded
+    to ``fps[r]`` lanes (``HALF`` for runs of at most HALF filters, whose rows two output positions add in
+    one vector). Its kept filters are the segments ``soff[r]..soff[r+1]-1``: ``slen[s]`` consecutive
+    filters from ``sfil[s]`` on, in lanes ``slane[s]..``. Per tile of positions (their receptive fields
+    computed once), each run sums its rows into a tile of its compacted lanes, then adds each segment
+    into the tile of all filters (one vector addition per LANES filters); filters a run does not keep are
+    never touched: their products are not computed."""
+    n, c, h, w = x.shape
+    ho, wo = res.shape[1], res.shape[2]
+    op = const.shape[0]
+    npos = n * ho * wo
     xf = x.reshape(-1)
     nr = len(k0s)
     fmax = 0
     for r in range(nr):
         fmax = max(fmax, fps[r])
     base = np.empty(ptile + 1, np.int64)
-    acc = np.empty((ptile + 1) * fmax, tables.dtype)
-    wide = np.empty((ptile + 1) * fmax, out.dtype)
-    for r in range(nr):  # runs outside: one run's table (a block of input channels) stays in cache
-        fp = fps[r]
-        f_lo, f_hi = foff[r], foff[r + 1]
-        for p0 in range(0, npos, ptile):
-            pn = min(npos, p0 + ptile) - p0
-            _tile_bases(base, p0, pn, ho, wo, c, h, w, stride)
-            if pn % 2:  # a half run adds positions in pairs: the odd last one reads a copy of its neighbour
-                base[pn] = base[pn - 1]
-            pe = pn + pn % 2
-            wide[:pe * fp] = 0
-            for kk in range(k0s[r], k1s[r], runs[r]):
-                acc[:pe * fp] = 0
-                for k in range(kk, min(k1s[r], kk + runs[r])):
+    acc = np.empty((ptile + 1) * fmax + LANES, const.dtype)  # LANES spare: a segment adds a whole vector
+    tile = np.empty(ptile * op + LANES, const.dtype)
+    for p0 in range(0, npos, ptile):
+        pn = min(npos, p0 + ptile) - p0
+        _tile_bases(base, p0, pn, ho, wo, c, h, w, stride)
+        base[pn] = base[pn - 1]  # a half run adds positions in pairs: an odd last one reads its neighbour's
+        pe = pn + pn % 2
+        for q in range(pn):
+            tile[q * op:(q + 1) * op] = const
+        for r in range(nr):
+            fp = fps[r]
+            if fp == op and soff[r + 1] - soff[r] == 1 and sfil[soff[r]] == 0:
+                # the run's lanes are the filters themselves (from filter 0 on, unkept lanes zero): its rows go
+                # straight into the tile
+                for k in range(k0s[r], k1s[r]):
                     ci, ij = divmod(k, kh * kw)
                     i, j = divmod(ij, kw)
-                    _add_rows(acc, tables, xf, base, pe, (ci * h + i) * w + j,
+                    _add_rows(tile, tables, xf, base, pn, (ci * h + i) * w + j,
                               toff[r] + ((k - k0s[r]) * da - a_lo) * fp, fp)
-                for t in range(0, pe * fp, LANES):  # pe * fp is a multiple of LANES
-                    add_lanes(wide, t, acc, t)
+                continue
+            acc[:pe * fp] = 0
+            for k in range(k0s[r], k1s[r]):
+                ci, ij = divmod(k, kh * kw)
+                i, j = divmod(ij, kw)
+                _add_rows(acc, tables, xf, base, pe, (ci * h + i) * w + j,
+                          toff[r] + ((k - k0s[r]) * da - a_lo) * fp, fp)
             for q in range(pn):
-                o = (p0 + q) * op
-                for f in range(f_hi - f_lo):
-                    of[o + fidx[f_lo + f]] += wide[q * fp + f]
-    return out
+                o, a = q * op, q * fp
+                for s in range(soff[r], soff[r + 1]):
+                    for f in range(0, slen[s], LANES):
+                        add_first(tile, o + sfil[s] + f, acc, a + slane[s] + f, min(LANES, slen[s] - f))
+        _tile_out(res, p0, pn, tile, op)
+    return res

@@ -13,22 +13,27 @@ is one ordinary convolution whose input has ``1 + r`` channels per input channel
 is exact while every partial sum stays below 2**24; the reduction is split into channel groups
 (a grouped convolution, summed in float64) whenever a bound computed from the actual weights says it
 might not. Error tables of broken-array multipliers have ranks of a few, those of evolved multipliers
-far more. Above rank MAX_RANK (where this stops paying), the error part is gathered instead by a compiled loop (:mod:`dnn.kernels`) over a
-per-layer table of ``E[a, w_k] - E[0, w_k]`` rows, summed as 16-lane vectors in int16 runs whose length
-a bound from the table's largest entry makes overflow-free, the ``E[0, w_k]`` parts being a constant of
-each filter; still exact.
+far more. Above rank MAX_RANK (where this stops paying), products are gathered instead by a compiled
+loop (:mod:`dnn.kernels`) over a per-layer table of ``X[a, w_k] - X[0, w_k]`` rows, added as 16-lane
+vectors, the ``X[0, w_k]`` parts being a constant of each filter; still exact. X is the whole product
+table T where its entries fit int16 (the ``"gather"`` path: no convolution at all, the rows widened into
+int32 accumulators as they are added), else the error table E, gathered in int16 runs whose length a
+bound from the table's largest entry makes overflow-free, beside a convolution of the exact part
+(``"conv+gather"``).
 
 Zero padding feeds activation 0 through the multiplier, as a hardware array streaming padded data does.
 
 Block sparsity (``kept``, :mod:`dnn.sparsity`): the products of dropped (filter, input channel) pairs are
 not computed, as an array that skips all-zero weight tiles does not compute them (so a multiplier whose
 ``T[a, 0]`` is not 0 adds nothing for them either): their transformed weights and their gather-table
-rows are zero, and their ``E[0, w]`` parts are left out of the constants. The gather, where an evolved
-multiplier's LUT inference spends its time, then skips them: input channels are taken in runs of
-consecutive channels that keep the same filters (a block of input channels), and each run adds only its
-kept filters' rows, compacted to whole vectors (:func:`dnn.kernels.conv_error_runs`), where that is less
-work than the dense gather (:func:`sparse_work`). The convolution of the exact part stays one dense
-convolution over zeroed weights (several small ones were measured slower than one large one).
+rows are zero, and their ``X[0, w]`` parts are left out of the constants. The gather then skips them:
+input channels are taken in runs of consecutive channels that keep the same filters (a block of input
+channels), and each run adds only its kept filters' rows, compacted to whole vectors
+(:func:`dnn.kernels.conv_gather_runs`), where that is less work than the dense gather
+(:func:`sparse_work`). On the ``"gather"`` path (evolved multipliers) that is all the layer computes, so
+its work follows the kept blocks. The convolution of factor plans (exact and low-rank multipliers)
+stays one dense convolution over zeroed weights: grouped convolutions per block of filters and
+convolutions per run of input channels (with their sums) were measured slower than one large one.
 :func:`reference_acc` skips the same products.
 """
 
@@ -62,6 +67,8 @@ class Plan:
     err_max: np.ndarray  # (G,) max |E| per group
     term_max: np.ndarray  # (G, 255): max over activations of sum_j |tin[a, j]| |v[g, j, w]|
     err_zero: np.ndarray | None = None  # (G, 255) int64 gather plans: E[0, w] (zeros when 0 is not an activation)
+    whole: np.ndarray | None = None  # (G, Da, 255) int64: T[a, w] - T[0, w], whole products (None: 0 is no activation)
+    whole_zero: np.ndarray | None = None  # (G, 255) int64: T[0, w]
 
     @property
     def channels(self) -> int:
@@ -98,6 +105,12 @@ def _plan(digests: tuple[str, ...], a_lo: int, a_hi: int, tables: _Tables) -> Pl
     stacked = errs.transpose(1, 0, 2).reshape(len(a), -1)  # rows: activations; columns: (group, weight)
     f = factor.factorise(stacked, MAX_RANK) if stacked.any() else factor.Factors(
         np.zeros((len(a), 0), np.int64), np.zeros((0, stacked.shape[1]), np.int64))
+    whole: np.ndarray | None = None
+    whole_zero: np.ndarray | None = None
+    if a_lo <= 0 <= a_hi:
+        tabs = errs + exact[None]
+        whole_zero = tabs[:, -a_lo, :].copy()
+        whole = tabs - whole_zero[:, None, :]
     if f is not None:
         tin = np.concatenate([a[:, None], f.u], axis=1)
         v = np.concatenate([np.broadcast_to(w, (len(errs), 1, N_WCODES)),
@@ -105,7 +118,7 @@ def _plan(digests: tuple[str, ...], a_lo: int, a_hi: int, tables: _Tables) -> Pl
         if np.abs(tin).max() < F32_EXACT and np.abs(v).max() < F32_EXACT:
             return Plan(a_lo, a_hi, "factor", f.rank, torch.from_numpy(tin.astype(np.float32)),
                         np.abs(tin).max(axis=0).astype(np.float64), torch.from_numpy(v.astype(np.float32)),
-                        None, err_max, _term_max(tin, v))
+                        None, err_max, _term_max(tin, v), None, whole, whole_zero)
     tin = a[:, None].astype(np.float32)
     v = np.broadcast_to(w.astype(np.float32), (len(errs), 1, N_WCODES)).copy()
     # E[a, w] = E[0, w] + (E[a, w] - E[0, w]): the first part is a constant of each filter (padding feeds 0
@@ -113,7 +126,7 @@ def _plan(digests: tuple[str, ...], a_lo: int, a_hi: int, tables: _Tables) -> Pl
     zero_row = errs[:, -a_lo, :].copy() if a_lo <= 0 <= a_hi else np.zeros((len(errs), N_WCODES), np.int64)
     rest = errs - zero_row[:, None, :]
     return Plan(a_lo, a_hi, "gather", 0, torch.from_numpy(tin), np.abs(tin).max(axis=0).astype(np.float64),
-                torch.from_numpy(v), rest, err_max, _term_max(tin, v), zero_row)
+                torch.from_numpy(v), rest, err_max, _term_max(tin, v), zero_row, whole, whole_zero)
 
 
 def _term_max(tin: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -138,20 +151,29 @@ def _chunks(bound_oc: np.ndarray, limit: float = F32_EXACT) -> int | None:
 @dataclass(frozen=True)
 class Prepared:
     """A layer's weights turned into what :func:`conv2d_apply` / :func:`linear_apply` need; computed once
-    per (weights, multipliers) and reused for every input."""
+    per (weights, multipliers) and reused for every input.
+
+    ``path``: ``"conv"`` (factor plans: one convolution does every product), ``"conv+gather"`` (the
+    exact part convolved, the error part gathered from ``err_table``) or ``"gather"`` (the whole products
+    gathered from ``err_table``, no convolution: gather plans whose ``T[a, w] - T[0, w]`` fit int16)."""
 
     plan: Plan
-    weight: Any  # float32 (O * chunks, C * R / chunks, *k) or float64 (O, C * R, *k) when chunks is None
+    weight: Any  # float32 (O * chunks, C * R / chunks, *k) or float64 (O, C * R, *k) when chunks is None;
+    #              None on the "gather" path
     chunks: int | None  # None: float64 arithmetic
     out: int
     pad_in_conv: bool  # U(0) == 0, so the convolution's own zero padding is right
-    err_table: Any  # gather plans: numpy (K, Da, Op) int16/int32, E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]],
-    #                 filters padded with zero columns to Op = kernels.padded(O)
-    err_acc: Any  # gather plans: numpy accumulator dtype
-    err_const: Any  # gather plans: numpy (Op,) sum over k of E_g(o)[0, w[o, k]], where the accumulators start
-    acc_bound: float  # max |accumulator| over all inputs
-    err_run: int = 1  # gather plans: k summed in the table's dtype before widening (kernels.run_length)
-    sparse_gather: tuple[np.ndarray, ...] | None = None  # block-sparse gather plans: conv_error_runs' arguments
+    err_table: Any  # gathered paths: numpy (K, Da, Op) int16/int32, X_g(o)[a, w[o, k]] - X_g(o)[0, w[o, k]]
+    #                 with X = E ("conv+gather") or T ("gather"), filters padded with zero columns to
+    #                 Op = kernels.padded(O)
+    err_acc: Any  # gathered paths: numpy accumulator dtype
+    err_const: Any  # gathered paths: numpy (Op,) sum over k of X_g(o)[0, w[o, k]], where the accumulators start
+    acc_bound: float  # max |accumulator| over all inputs (decides float32 or float64 results)
+    err_run: int = 1  # "conv+gather": k summed in the table's dtype before widening (kernels.run_length)
+    sparse_gather: tuple[np.ndarray, ...] | None = None  # block-sparse layers: conv_gather_runs' arguments
+    path: str = "conv"
+    kernel: tuple[int, ...] = ()  # (kh, kw) of a convolution, () of a matrix product
+    ptile: int = 256  # output positions per tile of the wide-accumulator kernels (kernels.tile_positions)
 
 
 def channel_runs(kept: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -184,11 +206,57 @@ def _transformed_weights(plan: Plan, w_codes: Any, group: Any) -> tuple[Any, np.
     return wt, bound
 
 
+@dataclass(frozen=True)
+class _Gathered:
+    """One layer's gather table: what :class:`Prepared` holds of it."""
+
+    table: np.ndarray
+    const: np.ndarray
+    acc: Any
+    run: int
+
+
+def _gather_table(rest: np.ndarray, zero: np.ndarray, gi: np.ndarray, wf: np.ndarray,
+                  kept_k: np.ndarray | None) -> _Gathered:
+    """``table[k, a, o] = rest[g(o), a, w[o, k]]`` (dropped pairs: zero rows), its filters padded to whole
+    vectors; the accumulators start at ``sum_k zero[g(o), w[o, k]]`` over kept pairs, and their dtype
+    comes from a bound over the layer's own weights: ``|start| + sum_k max_a |rest[g(o), a, w[o, k]]|``."""
+    from dnn import kernels
+
+    o, k = wf.shape
+    op = kernels.padded(o)
+    entries = rest[gi[None, :, None], np.arange(rest.shape[1])[None, None, :], wf.T[:, :, None]]  # (K, O, Da)
+    if kept_k is not None:
+        entries = entries * kept_k.T[:, :, None]
+    top = np.abs(entries).max(axis=2)  # (K, O)
+    table: np.ndarray = np.zeros((k, rest.shape[1], op), kernels.table_dtype(float(top.max(initial=0))))
+    table[:, :, :o] = entries.transpose(0, 2, 1)
+    zero_part = np.take_along_axis(zero[gi], wf, axis=1)
+    if kept_k is not None:
+        zero_part = zero_part * kept_k
+    const = zero_part.sum(axis=1)
+    acc = kernels.acc_dtype(float((np.abs(const) + top.sum(axis=0)).max(initial=0)))
+    const = np.concatenate([const, np.zeros(op - o, np.int64)]).astype(acc)
+    return _Gathered(table, const, acc, kernels.run_length(table))
+
+
+def _folds(plan: Plan, gi: np.ndarray, wf: np.ndarray) -> bool:
+    """The whole products of this layer's weights fit an int16 gather table (no convolution needed)."""
+    if plan.kind != "gather" or plan.whole is None:
+        return False
+    used = np.zeros(plan.whole.shape[::2], dtype=bool)  # (G, 255)
+    used[gi[:, None], wf] = True
+    top = np.abs(plan.whole).max(axis=1)  # (G, 255)
+    return float(top[used].max(initial=0)) < (1 << 15)
+
+
 def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, a_hi: int,
             kept: np.ndarray | None = None) -> Prepared:
     """Prepare integer weights ``w_codes`` (O, C, kh, kw) or (O, K) for LUT products; ``kept`` (O, C) bool
     names the (filter, input channel) pairs whose products are computed (None: all)."""
     import torch
+
+    from dnn import kernels
 
     plan = plan_for(mults, a_lo, a_hi)
     group = torch.as_tensor(group, dtype=torch.long)
@@ -205,73 +273,94 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
         wt = wt * torch.from_numpy(kept).reshape(*kept.shape, *([1] * (wt.dim() - 2))).to(wt.dtype)
     o, c, r = wt.shape[0], wt.shape[1], wt.shape[2]
     kernel = tuple(wt.shape[3:])
-    err_table: np.ndarray | None = None
-    err_acc: Any = None
-    err_const: np.ndarray | None = None
+    s = int(np.prod(kernel, dtype=np.int64))
+    k = c * s
+    wf = w_codes.reshape(o, -1).long().numpy() + W_MAX  # (O, K)
+    gi = group.numpy()
+    kept_k = None if kept is None else np.repeat(kept, s, axis=1)  # (O, K)
+    path = "conv"
+    gathered: _Gathered | None = None
     err_bound = 0.0
-    err_run = 1
     if plan.kind == "gather":
-        from dnn import kernels
-
-        k = int(np.prod(w_codes.shape[1:]))
-        wf = w_codes.reshape(o, -1).long().numpy() + W_MAX  # (O, K)
-        gi = group.numpy()
-        # table[k, a, o] = E_g(o)[a, w[o, k]] - E_g(o)[0, w[o, k]]; the a = 0 parts sum to err_const
-        op = kernels.padded(o)
-        top = float(np.abs(plan.err).max(initial=0))
-        err_table = np.zeros((k, plan.err.shape[1], op), kernels.table_dtype(top))
-        err_table[:, :, :o] = plan.err[gi[None, :, None], np.arange(plan.err.shape[1])[None, None, :],
-                                       wf.T[:, :, None]].transpose(0, 2, 1)
         assert plan.err_zero is not None
-        zero_part = np.take_along_axis(plan.err_zero[gi], wf, axis=1)
-        if kept is not None:
-            kept_k = np.repeat(kept, k // kept.shape[1], axis=1)  # (O, K)
-            zero_part = zero_part * kept_k
-            err_table[:, :, :o] *= kept_k.T[:, None, :].astype(err_table.dtype)
-        err_run = kernels.run_length(err_table)
-        err_const = zero_part.sum(axis=1)
-        err_bound = float(np.abs(err_const).max(initial=0)) + top * k
-        err_acc = kernels.acc_dtype(err_bound)
-        err_const = np.concatenate([err_const, np.zeros(op - o, np.int64)]).astype(err_acc)
-    chunks = _chunks(bound)
-    flat = wt.reshape(o, c * r, *kernel)
-    if chunks is None:
-        weight = flat.double()
-    elif chunks == 1:
-        weight = flat
-    else:
-        weight = (flat.reshape(o, chunks, c * r // chunks, *kernel).transpose(0, 1)
-                  .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
-    pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
+        # the bound of the result's dtype (float32 or float64) is the one of the exact part convolved and
+        # the error part gathered, whichever path computes it, so that no path changes a result's dtype
+        err_bound = float(np.abs((np.take_along_axis(plan.err_zero[gi], wf, axis=1)
+                                  * (1 if kept_k is None else kept_k)).sum(axis=1)).max(initial=0))
+        err_bound += float(np.abs(plan.err).max(initial=0)) * k
+        if _folds(plan, gi, wf):
+            assert plan.whole is not None and plan.whole_zero is not None
+            path, gathered = "gather", _gather_table(plan.whole, plan.whole_zero, gi, wf, kept_k)
+        else:
+            path, gathered = "conv+gather", _gather_table(plan.err, plan.err_zero, gi, wf, kept_k)
     acc_bound = float(bound.sum(axis=1).max(initial=0.0)) + err_bound
-    gather = None
-    if kept is not None and err_table is not None:
+    pad_ok = bool((plan.tin[a0_index(plan)] == 0).all()) if plan.a_lo <= 0 <= plan.a_hi else False
+    chunks = _chunks(bound)
+    weight: Any = None
+    if path != "gather":
+        flat = wt.reshape(o, c * r, *kernel)
+        if chunks is None:
+            weight = flat.double()
+        elif chunks == 1:
+            weight = flat
+        else:
+            weight = (flat.reshape(o, chunks, c * r // chunks, *kernel).transpose(0, 1)
+                      .reshape(chunks * o, c * r // chunks, *kernel).contiguous())
+    if gathered is None:
+        return Prepared(plan, weight, chunks, o, pad_ok, None, None, None, acc_bound, kernel=kernel)
+    sparse = None
+    if kept is not None:
         runs = channel_runs(kept)
-        s = int(np.prod(kernel, dtype=np.int64))
-        if sparse_work(runs, s) < DENSE_SHARE * err_table.shape[0] * err_table.shape[2]:
-            gather = _sparse_gather(runs, err_table, s)
-    return Prepared(plan, weight, chunks, o, pad_ok, err_table, err_acc, err_const, acc_bound, err_run, gather)
+        if sparse_work(runs, s) < DENSE_SHARE * k * gathered.table.shape[2] / kernels.LANES:
+            sparse = _sparse_gather(runs, gathered.table, s)
+    lanes = gathered.table.shape[2] + (0 if sparse is None else int(sparse[4].max()))
+    ptile = kernels.tile_positions(lanes, np.dtype(gathered.acc).itemsize)
+    return Prepared(plan, weight, chunks, o, pad_ok, gathered.table, gathered.acc, gathered.const, acc_bound,
+                    gathered.run, sparse, path, kernel, ptile)
 
 
 DENSE_SHARE = 0.85  # the sparse gather is taken when its estimated work is below this share of the dense one
+HALF_COST = 1.9  # a half-run vector (two positions' rows, two loads and a shuffle) against a whole one, measured
 
 
 def sparse_work(runs: list[tuple[int, int, np.ndarray]], k_per_c: int) -> float:
-    """Estimated lanes added per output position by the sparse gather: each run's rows over its compacted
-    filters, plus widening and scattering its filters (one lane-vector's worth per filter, as measured)."""
+    """Estimated vector additions per output position of the sparse gather: each run's rows over its
+    compacted filters (a half run's vector costing HALF_COST whole ones, shared by two positions), plus
+    adding its filters into the output (about a vector per segment of consecutive filters)."""
     from dnn import kernels
 
-    return float(sum((c1 - c0) * k_per_c * kernels.run_width(len(f)) + kernels.LANES * len(f)
-                     for c0, c1, f in runs))
+    work = 0.0
+    for c0, c1, f in runs:
+        lanes = kernels.run_width(len(f))
+        per_row = HALF_COST / 2 if lanes == kernels.HALF else lanes / kernels.LANES
+        segments = _segments(f)
+        direct = len(segments) == 1 and segments[0][0] == 0  # (when its lanes are all filters': no adding)
+        work += (c1 - c0) * k_per_c * per_row + (0 if direct else 1 + len(segments))
+    return work
+
+
+def _segments(f: np.ndarray) -> list[tuple[int, int, int]]:
+    """(first filter, count, first lane) of each stretch of consecutive filters in ``f``."""
+    out = []
+    i = 0
+    while i < len(f):
+        j = i
+        while j + 1 < len(f) and f[j + 1] == f[j] + 1:
+            j += 1
+        out.append((int(f[i]), j - i + 1, i))
+        i = j + 1
+    return out
 
 
 def _sparse_gather(runs: list[tuple[int, int, np.ndarray]], err_table: np.ndarray, k_per_c: int
                    ) -> tuple[np.ndarray, ...]:
-    """The arguments of :func:`dnn.kernels.conv_error_runs`: each run's slice of the gather table with its
-    kept filters compacted to whole vectors, concatenated, and where each run's parts start."""
+    """The table arguments of :func:`dnn.kernels.conv_gather_runs`: each run's slice of the gather table
+    with its kept filters compacted to whole vectors, concatenated; where each run's table starts, its
+    reduction range and lanes; its segments of consecutive filters."""
     from dnn import kernels
 
-    parts, toff, k0s, k1s, fps, fidx, foff, lens = [], [0], [], [], [], [], [0], []
+    parts, toff, k0s, k1s, fps = [], [0], [], [], []
+    soff, sfil, slen, slane = [0], [], [], []
     for c0, c1, f in runs:
         sub = err_table[c0 * k_per_c:c1 * k_per_c][:, :, f]
         table = np.zeros((*sub.shape[:2], kernels.run_width(len(f))), err_table.dtype)
@@ -281,12 +370,15 @@ def _sparse_gather(runs: list[tuple[int, int, np.ndarray]], err_table: np.ndarra
         k0s.append(c0 * k_per_c)
         k1s.append(c1 * k_per_c)
         fps.append(table.shape[2])
-        fidx.append(f)
-        foff.append(foff[-1] + len(f))
-        lens.append(kernels.run_length(table))
+        for first, count, lane in _segments(f):
+            sfil.append(first)
+            slen.append(count)
+            slane.append(lane)
+        soff.append(len(sfil))
     i64 = np.int64
     return (np.concatenate(parts), np.array(toff[:-1], i64), np.array(k0s, i64), np.array(k1s, i64),
-            np.array(fps, i64), np.concatenate(fidx).astype(i64), np.array(foff, i64), np.array(lens, i64))
+            np.array(fps, i64), np.array(soff, i64), np.array(sfil, i64), np.array(slen, i64),
+            np.array(slane, i64))
 
 
 def a0_index(plan: Plan) -> int:
@@ -308,6 +400,13 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
     import torch.nn.functional as F
 
     plan = prep.plan
+    if prep.path == "gather":
+        kh, kw = prep.kernel
+        _, _, h, wd = x_codes.shape
+        h, wd = h + 2 * padding, wd + 2 * padding
+        acc = _gathered(prep, _activations(x_codes, plan, padding), kh, kw, stride,
+                        ((h - kh) // stride + 1, (wd - kw) // stride + 1))
+        return _result(acc.permute(0, 3, 1, 2), prep)
     r = plan.channels
     conv_pad = padding
     if padding and not prep.pad_in_conv:
@@ -327,42 +426,47 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
         else:
             out = F.conv2d(xt, prep.weight, stride=stride, padding=conv_pad, groups=prep.chunks)
             acc = out.reshape(n, prep.chunks, prep.out, *out.shape[2:]).sum(dim=1, dtype=torch.float64)
-    if plan.kind == "gather":
-
-        if conv_pad:
-            x_codes = F.pad(x_codes, (padding,) * 4, value=0.0)
-        kh, kw = prep.weight.shape[2:]
-        ho, wo = acc.shape[2:]
-        err = np.empty((n, ho, wo, prep.err_const.shape[0]), dtype=prep.err_acc)
-        err[...] = prep.err_const
-        _gather(prep, _activations(x_codes, plan), kh, kw, stride, err)
-        acc = _add(acc, torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2), prep)
+    if prep.path == "conv+gather":
+        kh, kw = prep.kernel
+        err = _gathered(prep, _activations(x_codes, plan, conv_pad), kh, kw, stride, tuple(acc.shape[2:]))
+        acc = _add(acc, err.permute(0, 3, 1, 2), prep)
     return _result(acc, prep)
 
 
-def _gather(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, err: np.ndarray) -> None:
-    """Add the error-table entries of every computed product into ``err`` (N, Ho, Wo, Op)."""
-    from dnn import kernels
-
-    if prep.sparse_gather is not None:
-        runs: Any = kernels.conv_error_runs
-        runs(x, *prep.sparse_gather, prep.plan.err.shape[1], prep.plan.a_lo, kh, kw, stride,
-                                err, kernels.PTILE)
-    else:
-        kernels.conv_error(x, prep.err_table, prep.plan.a_lo, kh, kw, stride, err, prep.err_run, kernels.PTILE)
-
-
-def _activations(x_codes: Any, plan: Plan) -> np.ndarray:
-    """The activation codes as the contiguous int16 array the gather kernel reads. The kernel indexes its
-    table with them unchecked, so their range is checked here."""
+def _gathered(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, out_hw: tuple[int, ...]) -> Any:
+    """The gathered sums (N, Ho, Wo, O) of activations ``x`` (N, C, H, W) int16, padded: float32 / float64
+    as the result will be, or the integer accumulators of the narrow kernel."""
     import torch
 
-    x = x_codes.to(torch.int16).contiguous()
-    if x.numel():
-        lo, hi = (int(v) for v in torch.aminmax(x))
-        if lo < plan.a_lo or hi > plan.a_hi:
-            raise ValueError(f"activation codes span {lo}..{hi}, outside the plan's {plan.a_lo}..{plan.a_hi}")
-    return x.numpy()
+    from dnn import kernels
+
+    plan = prep.plan
+    if prep.sparse_gather is None and prep.path == "conv+gather":
+        err = np.empty((x.shape[0], *out_hw, prep.err_const.shape[0]), dtype=prep.err_acc)
+        err[...] = prep.err_const
+        kernels.conv_error(x, prep.err_table, plan.a_lo, kh, kw, stride, err, prep.err_run, kernels.PTILE)
+        return torch.from_numpy(err[..., :prep.out])
+    res = np.empty((x.shape[0], *out_hw, prep.out), np.float32 if prep.acc_bound < F32_EXACT else np.float64)
+    if prep.sparse_gather is not None:
+        runs: Any = kernels.conv_gather_runs
+        runs(x, *prep.sparse_gather, plan.a_hi - plan.a_lo + 1, plan.a_lo, kh, kw, stride, prep.err_const, res,
+             prep.ptile)
+    else:
+        kernels.conv_gather(x, prep.err_table, plan.a_lo, kh, kw, stride, prep.err_const, res, prep.ptile)
+    return torch.from_numpy(res)
+
+
+def _activations(x_codes: Any, plan: Plan, pad: int = 0) -> np.ndarray:
+    """The activation codes, zero padded by ``pad``, as the contiguous int16 array the gather kernels read
+    (one pass). The kernels index their tables with them unchecked, so their range is checked here."""
+    from dnn import kernels
+
+    n, c, h, w = x_codes.shape
+    out = np.empty((n, c, h + 2 * pad, w + 2 * pad), np.int16)
+    lo, hi = kernels.codes16(x_codes.detach().numpy(), pad, out)
+    if x_codes.numel() and (lo < plan.a_lo or hi > plan.a_hi):
+        raise ValueError(f"activation codes span {int(lo)}..{int(hi)}, outside the plan's {plan.a_lo}..{plan.a_hi}")
+    return out
 
 
 def _add(acc: Any, err: Any, prep: Prepared) -> Any:
@@ -377,8 +481,11 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
     import torch
 
     plan = prep.plan
-    r = plan.channels
     n, k = x_codes.shape
+    if prep.path == "gather":  # a 1x1 convolution of (N, K, 1, 1)
+        return _result(_gathered(prep, _activations(x_codes.reshape(n, k, 1, 1), plan), 1, 1, 1, (1, 1))[:, 0, 0],
+                       prep)
+    r = plan.channels
     if r == 1:
         xt = x_codes
     else:
@@ -392,12 +499,9 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
         ch = prep.chunks
         ws = prep.weight.reshape(ch, prep.out, -1).transpose(1, 2)  # (chunks, K R / chunks, O)
         acc = torch.bmm(xt.reshape(n, ch, -1).transpose(0, 1), ws).sum(dim=0, dtype=torch.float64)
-    if plan.kind == "gather":
-
-        err = np.empty((n, 1, 1, prep.err_const.shape[0]), dtype=prep.err_acc)
-        err[...] = prep.err_const
-        _gather(prep, _activations(x_codes, plan).reshape(n, k, 1, 1), 1, 1, 1, err)  # a 1x1 convolution
-        acc = _add(acc, torch.from_numpy(err[:, 0, 0, :prep.out]), prep)
+    if prep.path == "conv+gather":
+        acc = _add(acc, _gathered(prep, _activations(x_codes.reshape(n, k, 1, 1), plan), 1, 1, 1, (1, 1))[:, 0, 0],
+                   prep)
     return _result(acc, prep)
 
 

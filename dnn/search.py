@@ -33,10 +33,12 @@ Methods:
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,6 +135,55 @@ class Evaluator:
 
     def exact(self) -> Choice:
         return tuple(0 for _ in self.names)
+
+
+# ------------------------------------------------------------------ the evaluation log (--resume)
+def row(r: Result, ev: Evaluator, candidates: list[Multiplier]) -> dict[str, Any]:
+    """One evaluation as a row of ``evaluations.jsonl`` / the CSV files and reports."""
+    names: list[Any] = []
+    for c in r.choice:
+        if isinstance(c, int):
+            names.append(candidates[c].name)
+        else:
+            counts: dict[str, int] = {}
+            for i in c:
+                counts[candidates[i].name] = counts.get(candidates[i].name, 0) + 1
+            names.append(counts)
+    return {"order": r.order, "method": r.method, "accuracy": r.accuracy, "energy_pj": r.cost.energy_pj,
+            "mult_energy_pj": r.cost.mult_energy_pj, "accel_energy_pj": r.cost.accel_energy_pj,
+            "area": r.cost.area, "time_s": r.cost.time_s,
+            "choice": [list(c) if isinstance(c, tuple) else c for c in r.choice],
+            # the multipliers by identity (the digest of their tables), not by their index in this run's
+            # candidate list, which another --mults re-sorts: what --resume reads back
+            "multipliers": [[candidates[i].digest for i in c] if isinstance(c, tuple) else candidates[c].digest
+                            for c in r.choice],
+            "assignment": dict(zip(ev.names, names))}
+
+
+def reload(ev: Evaluator, path: Path, candidates: list[Multiplier]) -> int:
+    """Resume: earlier evaluations are reused instead of re-run, each mapped to this run's candidates by
+    its multipliers' identity; a row that names a multiplier not among them (or has no identities) is
+    dropped, and so is a line cut short by an interruption. Returns the number of rows reused."""
+    if not path.is_file():
+        return 0
+    index = {m.digest: i for i, m in enumerate(candidates)}
+    reused = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        ids = entry.get("multipliers") if isinstance(entry, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(ev.names):
+            continue
+        try:
+            choice = tuple(tuple(index[d] for d in c) if isinstance(c, list) else index[c] for c in ids)
+        except (KeyError, TypeError):
+            continue  # a multiplier this run does not have
+        ev.results[choice] = Result(choice, entry["accuracy"], ev.cost(choice), entry["method"],
+                                    len(ev.results) + 1)
+        reused += 1
+    return reused
 
 
 def feasible(r: Result, baseline: float, budget: float) -> bool:

@@ -5,7 +5,8 @@
                retraining with the masks fixed, against the dense network.
 ``lut_speed``  LUT inference time of the 50 % block-sparse network against the same network run dense
                (the same masked weights, no block skipped), on the same multiplier, one thread.
-``joint``      ``flow.py dnn --sparsity-ratios 0 0.25 0.5`` on LeNet-5 / MNIST at <= 1 % loss: multiplier
+``joint``      ``flow.py dnn --sparsity-ratios 0 0.25 0.5 0.75`` (uniform ratios, then mixes of layer ratios
+               from the cheapest one) on LeNet-5 / MNIST at <= 1 % loss: multiplier
                energy of the joint answer against the best approximation-only assignment of the same search,
                with accelerator energy and time from ``accel_models``.
 
@@ -28,6 +29,10 @@ CACHE = runs_root() / "dnn" / "models"
 EPOCHS = 3  # retraining epochs per ratio (float, then one QAT epoch; masks fixed)
 RESNET_TRAIN = 3000  # training images of ResNet-20 / Fashion-MNIST: two shared cores
 BLOCK = 8
+REPS = 15  # paired rounds of the LUT timing
+JOINT_RATIOS = (0.0, 0.25, 0.5, 0.75)
+FINETUNE_IN_LOOP = 2  # fine-tunes of the dense search and of each ratio set's (the same search on both)
+FINETUNE_EPOCHS = 1
 
 
 def _sparse(model: Any, ratio: float, block: int = BLOCK) -> Any:
@@ -101,13 +106,14 @@ def table(net: str, data_name: str, base_epochs: int, ratios: tuple[float, ...],
 
 
 def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
-    """Sparse (50 %, zero blocks skipped) against dense LUT inference of the same weights and multiplier."""
+    """Sparse (50 %, zero blocks skipped) against dense LUT inference of the same weights and multiplier:
+    the median of ``REPS`` paired ratios of CPU time (:func:`dnn.bench.paired`), beside the best times."""
     import torch
 
     from core.multrun import latest as latest_multiplier_run
     from dnn import data as dnn_data
     from dnn import fixtures, models, qnn, sparsity, train
-    from dnn.bench import _best_of
+    from dnn.bench import paired
     from dnn.mults import Multiplier, exact, load
 
     kinds = {"exact": exact(True), "rank2": Multiplier("rank2", fixtures.broken_array(2), True),
@@ -145,13 +151,17 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
                     ref = sparse(x[:2])
                     qnn.set_mode(sparse, "lut")
                     same = torch.equal(sparse(x[:2]), ref)
-
-                    t_dense, t_sparse = _best_of([_call(dense, x), _call(sparse, x)], 1 if quick else 5)
-                used = sum(layer._prep[1].sparse_gather is not None for _, layer in qnn.qlayers(sparse))
-                rows.append(row(f"sparsity.lut_time.{net}.{kind}", 1e3 * t_sparse, "ms", 1e3 * t_dense,
-                                f"50 % {BLOCK}x{BLOCK} blocks (first layer dense) skipped vs the same weights "
-                                f"dense; batch {batch}, {inputs}, 1 thread; bit-exact vs the int64 loop skipping "
-                                f"the same products: {'yes' if same else 'NO'}; sparse gather in {used} layers"))
+                    t_dense, t_sparse, ratio = paired(_call(dense, x), _call(sparse, x), 1 if quick else REPS)
+                preps = [layer._prep[1] for _, layer in qnn.qlayers(sparse)]
+                paths = ", ".join(f"{p} {sum(q.path == p for q in preps)}" for p in ("conv", "conv+gather", "gather")
+                                  if any(q.path == p for q in preps))
+                used = sum(q.sparse_gather is not None for q in preps)
+                rows.append(row(f"sparsity.lut_time.{net}.{kind}", ratio, "x", None,
+                                f"median of {1 if quick else REPS} paired ratios sparse/dense of CPU time (best "
+                                f"{1e3 * t_sparse:.1f} ms sparse, {1e3 * t_dense:.1f} ms dense); 50 % {BLOCK}x{BLOCK} "
+                                f"blocks (first layer dense) skipped vs the same weights dense; batch {batch}, "
+                                f"{inputs}, 1 thread; bit-exact vs the int64 loop skipping the same products: "
+                                f"{'yes' if same else 'NO'}; layers by path: {paths}; sparse gather in {used}"))
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -182,8 +192,9 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
             conf = cfg.from_dict(cli.DnnConfig, {
                 "net": "lenet5", "data": "mnist", "mults": tuple(dirs), "method": ("hawx", "nsga2"),
                 "granularity": "layer", "max_acc_loss": 0.01, "run_dir": Path(tmp) / f"run-{cost}",
-                "finetune_epochs": 0, "eval_images": 1000, "representatives": 32, "ig_steps": 16, "threads": 1,
-                "cache_dir": CACHE, "sparsity_ratios": (0.0, 0.25, 0.5), "sparsity_epochs": EPOCHS,
+                "finetune_epochs": FINETUNE_EPOCHS, "finetune_in_loop": FINETUNE_IN_LOOP, "eval_images": 1000,
+                "representatives": 32, "ig_steps": 16, "threads": 1,
+                "cache_dir": CACHE, "sparsity_ratios": JOINT_RATIOS, "sparsity_epochs": EPOCHS,
                 "accel": _accel_config(Path(tmp)) if cost == "accel" else None})
             rep = cli.run(conf, quiet=True)
             keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
@@ -194,10 +205,12 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
             sp = rep["sparsity"]
             ch, ao = sp["chosen"], sp["approximation_only"]
             what = "multiplier energy" if cost == "multiplier" else "accelerator energy (accel_models, 16x16 ws)"
-            note = (f"{what}; joint answer ratio {ch['ratio']:g}, accuracy {ch['accuracy']:.4f} vs dense exact "
+            mix = ", ".join(f"{n} {q:g}" for n, q in (ch or {}).get("layer_ratios", {}).items())
+            note = (f"{what}; joint answer ratio {ch['ratio']:g} ({mix}), accuracy {ch['accuracy']:.4f} vs dense exact "
                     f"{rep['baseline_accuracy']:.4f} on {rep['eval_images']} images; approximation only "
                     f"{ao['energy_reduction']:.2f}x, joint {ch['energy_reduction']:.2f}x vs the dense exact "
-                    f"network; {len(dirs)} {source}; retrained {EPOCHS} float + 1 QAT epochs per ratio") if ch and ao else "none"
+                    f"network; {len(dirs)} {source}; retrained {EPOCHS} float + 1 QAT epochs per ratio set; fine-tuned in the "
+                    f"loop: {FINETUNE_IN_LOOP} assignments of {FINETUNE_EPOCHS} epoch per network") if ch and ao else "none"
             rows.append(row(f"sparsity.joint.lenet5_mnist.{cost}.energy_vs_approximation_only",
                             sp.get("energy_vs_approximation_only") or float("nan"), "x", None, note))
             if cost == "accel" and ch and ch.get("time_s") and ao and ao.get("time_s"):

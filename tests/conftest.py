@@ -138,3 +138,12 @@ def wait_for(proc: subprocess.Popen, done: Callable[[], bool], timeout: float = 
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, f"timed out after {timeout} s"
         time.sleep(0.05)
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (timings and kernels as the benchmarks run them), restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -184,14 +184,14 @@ def test_gather_filter_widths_and_tiles(o):
 
     rng = np.random.default_rng(o)
     m = _mult("biased")
-    x = rng.integers(0, 128, size=(2, 2, 15, 15))
+    x = rng.integers(0, 128, size=(2, 2, 30, 30))
     x[rng.random(x.shape) < 0.5] = 0
     x = torch.from_numpy(x)
     w = torch.from_numpy(rng.integers(-127, 128, size=(o, 2, 3, 3)))
     g = torch.zeros(o, dtype=torch.long)
     prep = lutops.prepare(w, (m,), g, 0, 127)
     assert prep.plan.kind == "gather" and prep.err_table.shape[2] == kernels.padded(o)
-    assert 2 * 13 * 13 > kernels.PTILE
+    assert 2 * 28 * 28 > prep.ptile
     got = lutops.conv2d_apply(prep, x.float().contiguous(memory_format=torch.channels_last))  # a strided input
     ref = lutops.reference_acc(x.numpy(), w.numpy(), (m,), g.numpy(), a_lo=0, a_hi=127)
     assert np.array_equal(got.double().numpy(), ref.astype(np.float64))

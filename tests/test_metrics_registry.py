@@ -114,7 +114,8 @@ class Reports:
         flow("dnn", "--net", "lenet5", "--data", "digits", "--mults", *runs, "--method", "hawx", "nsga2",
              "--generations", "2", "--population", "6", "--epochs", "1", "--qat-epochs", "1", "--eval-images",
              "60", "--representatives", "4", "--threads", "1", "--run-dir", str(out), "--cache-dir",
-             str(self.root / "cache"))
+             str(self.root / "cache"), "--sparsity-ratios", "0", "0.5", "--sparsity-block", "4",
+             "--sparsity-epochs", "1")  # the joint sparsity section too
         return _json(out / "report.json")
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from _dnn_runs import dnn_argv  # noqa: E402
 
 from core import golden  # noqa: E402
 from core.errors import ConfigError  # noqa: E402
@@ -307,27 +310,10 @@ def test_masked_layer_in_exclusion_list_refused():
 
 
 # ------------------------------------------------------------------ flow.py dnn --sparsity-ratios
-def _mult_runs(tmp_path):
-    out = []
-    for k, energy in ((3, 0.9), (6, 0.65)):
-        out.append(str(fixtures.write_run(tmp_path / f"ba{k}", fixtures.broken_array(k), {
-            "area": 1000.0 * energy, "energy_pj": energy, "power_w": energy * 1e-4, "clock_period_ns": 10.0,
-            "exact": {"area": 1000.0, "power_w": 1e-4, "delay_ns": 3.0}})))
-    return out
-
-
-def _dnn_argv(tmp_path, *extra):
-    return ["dnn", "--net", "lenet5", "--data", "digits", "--mults", *_mult_runs(tmp_path), "--method", "hawx",
-            "--epochs", "1", "--qat-epochs", "0", "--eval-images", "60", "--representatives", "4",
-            "--ig-steps", "2", "--threads", "1", "--finetune-epochs", "0", "--train-limit", "300",
-            "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--max-acc-loss", "0.05",
-            *extra]
-
-
 def test_flow_dnn_joint_search(tmp_path):
     import flow
 
-    assert flow.main(_dnn_argv(tmp_path, "--sparsity-ratios", "0", "0.5", "--sparsity-block", "4",
+    assert flow.main(dnn_argv(tmp_path, "--sparsity-ratios", "0", "0.5", "--sparsity-block", "4",
                                "--sparsity-epochs", "1")) == 0
     run = tmp_path / "run"
     rep = json.loads((run / "report.json").read_text())["sparsity"]
@@ -356,7 +342,103 @@ def test_flow_dnn_joint_search(tmp_path):
 def test_flow_dnn_sparsity_bad_input(tmp_path, capsys, extra, message):
     import flow
 
-    assert flow.main(_dnn_argv(tmp_path, *extra)) == 2
+    assert flow.main(dnn_argv(tmp_path, *extra)) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_flow_dnn_per_layer_ratios(tmp_path):
+    """After the uniform ratios, mixes raise one layer at a time from the cheapest uniform set with an
+    answer: each mix differs from the set it grew from in one layer, zeroes other blocks than it (no
+    network retrained twice), and the joint answer is the cheapest of all."""
+    import flow
+
+    assert flow.main(dnn_argv(tmp_path, "--sparsity-ratios", "0", "0.25", "0.5", "0.75", "--sparsity-block", "4",
+                              "--sparsity-epochs", "1")) == 0
+    run = tmp_path / "run"
+    rep = json.loads((run / "report.json").read_text())["sparsity"]
+    uniform = [t for t in rep["table"][1:] if len(set(t["layer_ratios"].values())) == 1
+               and set(t["layer_ratios"].values()) == {t["ratio"]}]
+    assert [t["ratio"] for t in uniform] == [0.25, 0.5, 0.75]
+    mixes = rep["table"][1 + len(uniform):]
+    with_answer = [t for t in uniform if t["best"] is not None]
+    if with_answer:
+        start = min(with_answer, key=lambda t: t["best"]["energy_pj"])
+        previous = start["layer_ratios"]
+        for t in mixes:
+            assert t["ratio"] == start["ratio"]
+            raised = [n for n in t["layer_ratios"] if t["layer_ratios"][n] != previous[n]]
+            assert len(raised) == 1 and t["layer_ratios"][raised[0]] > previous[raised[0]]
+            if t["best"] is not None and t["best"]["energy_pj"] < start["best"]["energy_pj"]:
+                previous = t["layer_ratios"]
+    else:
+        assert mixes == []
+    dirs = [d for d in (run / "sparsity").iterdir() if d.is_dir()]
+    assert len(dirs) == len(rep["table"]) - 1
+    masks = []
+    for d in dirs:
+        with np.load(d / "masks.npz") as m:
+            masks.append({k: m[k].tobytes() for k in m.files})
+    assert len({json.dumps({k: v.hex() for k, v in m.items()}, sort_keys=True) for m in masks}) == len(masks)
+    bests = [t["best"]["energy_pj"] for t in rep["table"] if t["best"] is not None]
+    if rep["chosen"] is not None:
+        assert rep["chosen"]["energy_pj"] == min(bests)
+
+
+def test_per_layer_raises_one_layer_at_a_time_while_cheaper():
+    """The greedy over layer ratios (retraining replaced by an energy of kept MACs, fc1 losing the budget
+    above 0.5): from the cheapest uniform set, layers of most MACs first, a mix that zeroes the same
+    blocks is not retrained (conv2 has 2 blocks: 0.75 zeroes the one 0.5 does), a layer stops at its first
+    dearer or failed mix, and an accepted raise is kept for the next layers."""
+    from types import SimpleNamespace
+
+    from dnn import joint
+
+    model = _lenet()
+    qnn.set_mode(model, "qat")
+    macs = {"conv1": 117600, "conv2": 240000, "fc1": 48000, "fc2": 10080, "fc3": 840}
+
+    def answer(layer_ratios):
+        if layer_ratios.get("fc1", 0) > 0.5:
+            return None
+        energy = sum(m * (1 - layer_ratios.get(n, 0.0)) for n, m in macs.items())
+        return SimpleNamespace(cost=SimpleNamespace(energy_pj=energy, area=1.0), accuracy=0.9)
+
+    class Greedy(joint._Joint):
+        def ratio_set(self, r, layer_ratios):
+            self.calls.append(dict(layer_ratios))
+            b = answer(layer_ratios)
+            row = {"ratio": r, "layer_ratios": dict(layer_ratios)}
+            if b is not None:
+                self.candidates.append(("mix", b, None, row))
+            return b
+
+    conf = SimpleNamespace(sparsity_block=8, sparsity_norm="l2")
+    j = Greedy(conf, model, None, SimpleNamespace(macs=macs), [], 0.9, Path("."), lambda _m: None)
+    j.calls = []
+    names = list(macs)
+    for r in (0.25, 0.5):
+        lr = sparsity.ratios(names, r)
+        j.candidates.append((f"r{r:g}", answer(lr), None, {"ratio": r, "layer_ratios": lr}))
+    joint._per_layer(j, [0.25, 0.5, 0.75])
+    half = sparsity.ratios(names, 0.5)
+    assert j.calls == [{**half, "fc1": 0.75}, {**half, "fc2": 0.75}, {**half, "fc2": 0.75, "fc3": 0.75}]
+
+
+def test_flow_dnn_joint_search_finetunes_in_the_loop(tmp_path):
+    """--finetune-in-loop applies to each ratio's network as to the dense one, and the joint answer and the
+    approximation-only one are judged on the fine-tuned accuracies where there are any."""
+    import flow
+
+    argv = dnn_argv(tmp_path, "--sparsity-ratios", "0", "0.5", "--sparsity-block", "4", "--sparsity-epochs", "1",
+                    "--finetune-in-loop", "2", "--max-acc-loss", "0.01")
+    for opt, value in (("--epochs", "4"), ("--train-limit", "1000"), ("--finetune-epochs", "1")):
+        argv[argv.index(opt) + 1] = value
+    assert flow.main(argv) == 0
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+    sparse = rep["sparsity"]["table"][1]
+    assert 1 <= sparse["finetuned_in_loop"] <= 2 and rep["finetuned_in_loop"] <= 2
+    chosen = rep["sparsity"]["chosen"]
+    if chosen is not None and chosen["ratio"] > 0:
+        assert (tmp_path / "run" / "sparsity" / "masks.npz").is_file()
