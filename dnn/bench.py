@@ -153,7 +153,7 @@ def _library() -> Path | None:
     return found[0].parent if found else None
 
 
-def _candidates(tmp: Path) -> tuple[list[str], str, Path | None]:
+def candidates(tmp: Path) -> tuple[list[str], str, Path | None]:
     """The candidate run directories and where they came from: a library (AXFLOW_DNN_LIBRARY, else
     runs/mul8s/library-*), else multiplier runs (AXFLOW_DNN_MULTS, else runs/mul8s/**), else broken-array
     multipliers characterised here."""
@@ -170,12 +170,6 @@ def _candidates(tmp: Path) -> tuple[list[str], str, Path | None]:
 
     dirs = [str(p) for p in fixtures.characterise(tmp / "mults", (4, 5, 6, 7))]
     return dirs, "broken-array multipliers k=4..7 (Yosys/OpenSTA on OSU018)", None
-
-
-def candidates(tmp: Path) -> tuple[list[str], str]:
-    """The candidate run directories the search benchmarks use, and where they came from (see :func:`_candidates`)."""
-    dirs, source, _ = _candidates(tmp)
-    return dirs, source
 
 
 def _dnn(tmp: Path, name: str, **settings: Any) -> dict[str, Any]:
@@ -221,7 +215,7 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        dirs, source, lib = _candidates(tmp)
+        dirs, source, lib = candidates(tmp)
         accel = {"net": "lenet5", "array": "8x8", "pods": 1, "dataflow": "ws"}
         if os.environ.get("AXFLOW_DNN_ARRAY_RUN"):
             accel["array_run"] = os.environ["AXFLOW_DNN_ARRAY_RUN"]

@@ -187,7 +187,7 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
         return [row("sparsity.joint.lenet5_mnist", float("nan"), "x", None, "not run in quick mode")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        dirs, source = candidates(Path(tmp))
+        dirs, source, _ = candidates(Path(tmp))
         for cost in ("multiplier", "accel"):
             conf = cfg.from_dict(cli.DnnConfig, {
                 "net": "lenet5", "data": "mnist", "mults": tuple(dirs), "method": ("hawx", "nsga2"),
