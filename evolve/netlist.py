@@ -130,6 +130,13 @@ class Netlist(Addresses):
         kernels.simulate_full(self.func, self.in0, self.in1, act, self.first, st, n_chunks, n_addr)
         return act
 
+    def fanout_load(self, order: np.ndarray, pin_cap: np.ndarray, po_cap: float) -> np.ndarray:
+        """The load every address drives (:func:`evolve.kernels.fanout_load`): the input capacitances
+        ``pin_cap[function, slot]`` of the active gates ``order`` reading it, ``po_cap`` per output."""
+        from evolve import kernels
+
+        return kernels.fanout_load(self.func, self.in0, self.in1, self.out, self.first, order, pin_cap, po_cap)
+
     def assess(self, parent: Netlist, weights: np.ndarray, max_depth: int, cost_cap: float, ev: Any,
                dirty: np.ndarray, buf: int, stop_above: int) -> tuple:
         """:func:`evolve.kernels.assess` of this child against ``parent`` in evaluator ``ev``."""
