@@ -46,6 +46,7 @@ class SweepConfig:
                            "weighted errors): 'uniform', a histogram CSV or a flow.py dnn run directory")
     mae_limit: float | None = option(None, help="largest MAE under the operand distribution, as a fraction of N")
     bias_limit: float | None = option(None, help="largest |bias| under the operand distribution, as a fraction of N")
+    mse_limit: float | None = option(None, help="largest MSE under the operand distribution, as a fraction of N^2")
     jobs: int = option(2, help="processes per run")
     seed_arch: str = option("array", choices=SEED_ARCHS,
                             help="architecture of the exact seed of every run (auto: the smallest after mapping)")
@@ -77,7 +78,7 @@ class SweepStage(stage.Stage):
                "eps<EPS>-seed<SEED>/")
     resumable = True
     fingerprint = ("bits", "bits_b", "signed", "seed", "tech", "cost", "seed_arch", "operands", "mae_limit",
-                   "bias_limit")
+                   "bias_limit", "mse_limit")
     results = ("config.json", "sweep.json")  # a sweep directory is never debris: it holds member runs
     renamed = (("--out", "--run-dir"),)
     stored_required = False  # a sweep directory from before config.json: resumed as given
@@ -93,7 +94,7 @@ class SweepStage(stage.Stage):
         settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
                     "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
                     "jobs": cfg.jobs, "seed_arch": cfg.seed_arch, "operands": cfg.operands,
-                    "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit}
+                    "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit, "mse_limit": cfg.mse_limit}
         return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
                 for e in sorted(cfg.eps)]
 

@@ -242,7 +242,7 @@ def test_a_wrong_cell_netlist_fails_the_equivalence(tmp_path):
 def test_bad_function_set_is_a_one_line_error():
     from evolve.job import EvolveConfig
 
-    with pytest.raises(ConfigError, match=r"^COST must be area with --function-set cells"):
+    with pytest.raises(ConfigError, match=r"^COST must be area or power with --function-set cells"):
         EvolveConfig(function_set="cells", cost="transistors")
 
 
