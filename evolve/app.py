@@ -17,7 +17,9 @@ plus the switching energy ``C V^2 / 2`` of that load, where the load is the inpu
 pin reading it plus the STA's output load for each primary output it drives. A generic gate is its smallest
 cell (its largest input capacitance on every input); a cell node is its own cell's output pin, and its
 readers' own pins load it (an adder's two outputs are two nodes, each costed by its own pin, and the pins
-of one adder instance load their drivers once). The cost is the sum over active nodes divided by the
+of one adder instance load their drivers once; an output of an instance that no node uses still switches,
+and its unloaded internal energy is counted with the toggles of the instance's node, as OpenSTA's
+per-instance power has it). The cost is the sum over active nodes divided by the
 transitions: energy per operation, in pJ for a library in pF and V. A clean node's toggle count comes from
 the parent.
 
@@ -99,16 +101,20 @@ def toggles(order, first, dirty, st, n_chunks, n_addr, buf, mask, ptog, ctog):
 
 
 @njit(cache=True)
-def switching_energy(func, order, first, ctog, load, e_loads, e_energy, e_pts, half_v2):
+def switching_energy(func, order, first, ctog, load, idle_node, idle_func, e_loads, e_energy, e_pts, half_v2):
     """Sum over the active nodes of ``order`` of toggles x energy of one toggle at the node's load: the internal
     energy of its function code's output (``e_loads``/``e_energy``, interpolated in the load) plus
-    ``half_v2 * load``."""
+    ``half_v2 * load``; and for each idle output ``idle_func[m]`` (unloaded) the internal energy of its
+    toggles, counted as node ``idle_node[m]``'s."""
     total = 0.0
     for idx in range(order.shape[0]):
         k = order[idx]
         f = func[k]
         c_l = load[first + k]
         total += ctog[k] * (_interp(e_loads[f], e_energy[f], e_pts[f], c_l) + half_v2 * c_l)
+    for m in range(idle_node.shape[0]):
+        f = idle_func[m]
+        total += ctog[idle_node[m]] * _interp(e_loads[f], e_energy[f], e_pts[f], 0.0)
     return total
 
 
@@ -181,10 +187,10 @@ def weighted_sums(out, dirty, st, n_chunks, n_addr, buf, ex, nb, is_signed, wfac
 
 
 @njit(cache=True, inline="always")
-def _stream_energy(func, order, first, dirty, pst, p_chunks, n_addr, buf, mask, load, e_loads, e_energy, e_pts,
-                   half_v2, ptog, ctog):
+def _stream_energy(func, order, first, dirty, pst, p_chunks, n_addr, buf, mask, load, idle_node, idle_func, e_loads,
+                   e_energy, e_pts, half_v2, ptog, ctog):
     toggles(order, first, dirty, pst, p_chunks, n_addr, buf, mask, ptog, ctog)
-    return switching_energy(func, order, first, ctog, load, e_loads, e_energy, e_pts, half_v2)
+    return switching_energy(func, order, first, ctog, load, idle_node, idle_func, e_loads, e_energy, e_pts, half_v2)
 
 
 @njit(cache=True, inline="always")
@@ -211,8 +217,9 @@ def assess(func, in0, in1, out, pfunc, pin0, pin1, first, weights, max_depth, co
     if use_power:
         kernels.simulate(func, in0, in1, first, order, dirty, pst, p_chunks, n_addr, buf)
         load = kernels.fanout_load(func, in0, in1, out, first, order, pin_cap, po_cap)
-        cost = _stream_energy(func, order, first, dirty, pst, p_chunks, n_addr, buf, mask, load, e_loads, e_energy,
-                              e_pts, half_v2, ptog, ctog)
+        none = np.empty(0, np.int32)  # a gate has no idle outputs
+        cost = _stream_energy(func, order, first, dirty, pst, p_chunks, n_addr, buf, mask, load, none,
+                              np.empty(0, np.int8), e_loads, e_energy, e_pts, half_v2, ptog, ctog)
     else:
         cost = kernels.gate_cost(func, act, weights)
     if cost > cost_cap:
@@ -239,9 +246,10 @@ def assess3(func, in0, in1, in2, out, pfunc, pin0, pin1, pin2, first, weights, m
     order = kernels3.mark_dirty(func, in0, in1, in2, first, act, changed, valid, dirty, arity)
     if use_power:
         kernels3.simulate(func, in0, in1, in2, first, order, dirty, pst, p_chunks, n_addr, buf, op, anf)
-        load = kernels3.fanout_load(func, in0, in1, in2, out, first, order, arity, group, gsym, pin_cap, po_cap)
-        cost = _stream_energy(func, order, first, dirty, pst, p_chunks, n_addr, buf, mask, load, e_loads, e_energy,
-                              e_pts, half_v2, ptog, ctog)
+        load, idle_node, idle_func = kernels3.fanout(func, in0, in1, in2, out, first, order, arity, group, gsym,
+                                                     pin_cap, po_cap)
+        cost = _stream_energy(func, order, first, dirty, pst, p_chunks, n_addr, buf, mask, load, idle_node,
+                              idle_func, e_loads, e_energy, e_pts, half_v2, ptog, ctog)
     else:
         cost = kernels3.cost(func, in0, in1, in2, act, first, weights, group, garea, gsym, arity)
     if cost > cost_cap:
@@ -479,9 +487,9 @@ class Objective:
             dirty = np.zeros(s.n_addr, dtype=np.bool_)
             dirty[net.first + order] = True
             toggles(order, net.first, dirty, s.store, s.n_chunks, s.n_addr, 0, self.mask, self.ptog, self.ptog)
-            load = net.fanout_load(order, self.pin_cap, self.po_cap)
-            cost = switching_energy(net.func, order, net.first, self.ptog, load, self.loads, self.energy, self.n_pts,
-                                    self.half_v2) / self.transitions
+            load, idle_node, idle_func = net.fanout(order, self.pin_cap, self.po_cap)
+            cost = switching_energy(net.func, order, net.first, self.ptog, load, idle_node, idle_func, self.loads,
+                                    self.energy, self.n_pts, self.half_v2) / self.transitions
         else:
             cost = net.weighted_cost(weights, act)
         sums = (0.0, 0.0, 0.0)
@@ -577,21 +585,26 @@ def node_values(net: Any, vectors: np.ndarray) -> np.ndarray:
 
 def reference_power_cost(net: Any, energy: NodeEnergy, stream: np.ndarray) -> float:
     """:func:`power_cost` by plain numpy simulation (:func:`node_values`) and the netlist's own view of its
-    instances (a cell netlist's multi-output cells load their input pins once): the independent reference the
-    tests hold the kernels to."""
+    instances (a cell netlist's multi-output cells load their input pins once, and their unused outputs switch
+    with the instance's first node): the independent reference the tests hold the kernels to."""
     act = net.active()
     vals = node_values(net, stream)
     instances = (net._instances() if isinstance(net, CellNetlist)
                  else [[(int(k), int(net.func[k]))] for k in np.flatnonzero(act)])
     load = np.zeros(net.n_addr)
+    idle = 0.0
     for inst in instances:
         k0, f0 = inst[0]
         for s, x in enumerate(net.used_inputs(k0)):
             load[x] += energy.pin_cap[f0, s]
+        if isinstance(net, CellNetlist) and net.tables.group[f0] >= 0:
+            used = {f for _, f in inst}
+            unused = [h for h in range(net.tables.n) if net.tables.group[h] == net.tables.group[f0] and h not in used]
+            idle += int(np.count_nonzero(np.diff(vals[net.first + k0]))) * sum(energy.toggle(h, 0.0) for h in unused)
     for o in net.out:
         load[o] += energy.po_cap
     total = 0.0
     for k in np.flatnonzero(act):
         toggles = int(np.count_nonzero(np.diff(vals[net.first + k])))
         total += toggles * energy.toggle(int(net.func[k]), load[net.first + k])
-    return total / max(len(stream) - 1, 1)
+    return (total + idle) / max(len(stream) - 1, 1)

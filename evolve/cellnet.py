@@ -222,12 +222,13 @@ class CellNetlist(Addresses):
                                self.tables.op, self.tables.anf)
         return act
 
-    def fanout_load(self, order: np.ndarray, pin_cap: np.ndarray, po_cap: float) -> np.ndarray:
-        """The load every address drives (:func:`evolve.kernels3.fanout_load`: a multi-output instance's pins
-        load once)."""
+    def fanout(self, order: np.ndarray, pin_cap: np.ndarray, po_cap: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The load every address drives and the idle outputs of multi-output instances
+        (:func:`evolve.kernels3.fanout`)."""
         t = self.tables
-        return kernels3.fanout_load(self.func, self.in0, self.in1, self.in2, self.out, self.first, order, t.arity,
-                                    t.group, t.gsym, pin_cap, po_cap)
+        return kernels3.fanout(self.func, self.in0, self.in1, self.in2, self.out, self.first, order, t.arity,
+                               t.group, t.gsym, pin_cap, po_cap)
 
     def assess(self, parent: CellNetlist, weights: np.ndarray, max_depth: int, cost_cap: float, ev: Any,
                dirty: np.ndarray, buf: int, stop_above: int) -> tuple:

@@ -839,6 +839,7 @@ def _calibrate(ctx: Context, best: Any, costs: dict[str, Any], ppa: dict[str, di
             v = run.write_text(f"calibration/{module}_{t.name}.v",
                                net.to_cell_verilog(module, f"{module}: calibration circuit"))
             mapped = yosys.cell_area(run, v, module, t, step=f"area_cal{i}")
+            (run.path / f"{v.stem}.stat.json").unlink(missing_ok=True)
         res = characterise.delay_and_power(run, f"cal{i}", mapped, module, t, shape, a, b,
                                            _model_codes(shape, net, None, a, b),
                                            clock_period_ns=periods.clock_period_ns,

@@ -219,15 +219,24 @@ def changed_genes(func, in0, in1, in2, pfunc, pin0, pin1, pin2, arity):
 
 
 @njit(cache=True)
-def fanout_load(func, in0, in1, in2, out, first, order, arity, group, gsym, pin_cap, po_cap):
-    """The load every address drives: the input pins of every active cell reading it (``pin_cap[f, slot]``;
-    the outputs of one multi-output cell reading the same inputs are one instance, whose pins load once),
-    plus ``po_cap`` per primary output."""
-    n_addr = first + func.shape[0]
+def fanout(func, in0, in1, in2, out, first, order, arity, group, gsym, pin_cap, po_cap):
+    """What the active nodes ``order`` drive and leave idle: (load, idle_node, idle_func).
+
+    ``load[address]``: the input pins of every active cell reading it (``pin_cap[f, slot]``; the outputs of
+    one multi-output cell reading the same inputs are one instance, whose pins load once, as the first of its
+    nodes reads them), plus ``po_cap`` per primary output. ``idle_func[m]``: an output of a multi-output
+    instance that no node uses (a half adder used for its sum alone); it still switches, and
+    ``idle_node[m]`` is the instance's node whose toggles it is counted with."""
+    n = func.shape[0]
+    n_addr = first + n
     n_funcs = arity.shape[0]
     load = np.zeros(n_addr)
-    seen = dict()  # instance key -> True; instance key * n_funcs + function -> True: that output is taken
+    seen = dict()  # instance key -> True; -2 - (instance key * n_funcs + function) -> True: that output is used
     seen[np.int64(-1)] = True
+    inst_key = np.empty(n, np.int64)  # the multi-output instances: key, first node, whether a copy
+    inst_node = np.empty(n, np.int32)
+    inst_copy = np.zeros(n, np.bool_)
+    m = 0
     for idx in range(order.shape[0]):
         k = order[idx]
         f = func[k]
@@ -235,18 +244,39 @@ def fanout_load(func, in0, in1, in2, out, first, order, arity, group, gsym, pin_
         if g >= 0:
             key = _group_key(func, in0, in1, in2, k, g, n_addr, gsym, arity[f])
             out_key = -2 - (key * n_funcs + f)
-            if key in seen and out_key not in seen:
-                seen[out_key] = True
-                continue  # another output of an instance whose pins are loaded already
-            if key not in seen:
+            if key in seen:
+                if out_key not in seen:
+                    seen[out_key] = True
+                    continue  # another output of an instance whose pins are loaded already
+                inst_copy[m] = True  # the same output twice, a copy: an instance of its own
+            else:
                 seen[key] = True
                 seen[out_key] = True
-            # else: the same output twice, a copy: an instance of its own
+            inst_key[m] = key
+            inst_node[m] = k
+            m += 1
         for s in range(arity[f]):
             load[_slot(in0, in1, in2, k, s)] += pin_cap[f, s]
     for j in range(out.shape[0]):
         load[out[j]] += po_cap
-    return load
+    count = 0
+    for pass_ in range(2):
+        if pass_ == 1:
+            idle_node = np.empty(count, np.int32)
+            idle_func = np.empty(count, np.int8)
+            count = 0
+        for i in range(m):
+            k = inst_node[i]
+            f = func[k]
+            for h in range(n_funcs):
+                if group[h] != group[f] or h == f:
+                    continue
+                if inst_copy[i] or (-2 - (inst_key[i] * n_funcs + h)) not in seen:
+                    if pass_ == 1:
+                        idle_node[count] = k
+                        idle_func[count] = h
+                    count += 1
+    return load, idle_node, idle_func
 
 
 @njit(cache=True)

@@ -245,7 +245,7 @@ def test_an_adder_instance_loads_its_inputs_once():
     net = cellnet.CellNetlist(2, 2, False, [s, c, c], [2, 3, 2], [3, 2, 4], [4, 4, 5], [6, 7, 8, 0], tb)
     net.check()
     order = np.flatnonzero(net.active()).astype(np.int32)
-    load = net.fanout_load(order, e.pin_cap, e.po_cap)
+    load = net.fanout(order, e.pin_cap, e.po_cap)[0]
     pa, pb, pc = e.pin_cap[s]
     assert load[2] == pytest.approx(pa + pa)  # the first adder's A, the second adder's A
     assert load[3] == pytest.approx(pb)  # the first adder's B (node 7 is its other output: no pins of its own)
@@ -253,6 +253,25 @@ def test_an_adder_instance_loads_its_inputs_once():
     assert load[5] == pytest.approx(pc)
     assert load[6] == load[7] == load[8] == pytest.approx(e.po_cap)
     assert net.cell_counts() == {"FAX1": 2}
+    _, idle_node, idle_func = net.fanout(order, e.pin_cap, e.po_cap)
+    assert list(zip(idle_node, idle_func)) == [(2, s)]  # the second adder's sum is unused, and still switches
+
+
+def test_an_unused_adder_output_still_switches():
+    """A half adder used for its sum alone costs the sum's toggles x (the sum pin's energy at its load + the idle
+    carry pin's internal energy, unloaded), as OpenSTA's power of the instance has it."""
+    from evolve import cellnet
+
+    tb = _cell_tables("osu018")
+    e = app.cell_energy(tech_load("osu018"), tb)
+    fs = [f.name for f in tb.cells.functions]
+    ys, yc = fs.index("HAX1.YS"), fs.index("HAX1.YC")
+    net = cellnet.CellNetlist(2, 2, False, [ys], [2], [4], [0], [6, 0, 0, 0], tb)
+    a, b = np.array([0, 1, 1, 0, 1, 1, 0]), np.array([0, 0, 1, 1, 1, 0, 0])
+    # a0 ^ b0 over the stream: 0 1 0 1 0 1 0: six toggles over six transitions
+    per_toggle = e.toggle(ys, e.po_cap) + e.toggle(yc, 0.0)
+    assert e.toggle(yc, 0.0) > 0
+    assert app.power_cost(net, e, app.stream_vectors(a, b, 2)) == pytest.approx(6 * per_toggle / 6)
 
 
 def test_weighted_metrics_under_a_point_distribution():
