@@ -448,6 +448,7 @@ def test_mse_limit_is_enforced(tmp_path, skewed, free_run):
     assert held["mse_app"] <= mse_limit * n2 and held["mse_limit"] == mse_limit
     assert held["wce"] <= held["wce_limit"] and held["verification"]["passed"]
     assert held["mae_limit"] is None and held["bias_limit"] is None
+    assert "the search held them to mse_limit 0.0002 x N^2" in (tmp_path / "held" / "report.md").read_text()
 
 
 @pytest.mark.tools
