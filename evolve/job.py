@@ -122,9 +122,9 @@ class EvolveConfig:
     mse_limit: float | None = option(None, help="largest MSE under the operand distribution, as a fraction of N^2 "
                                      "(the limit is MSE_LIMIT x N^2): a constraint of the search (up to 16 input "
                                      "bits)")
-    calibrate: int = option(0, help="circuits of the search's trajectory also mapped and powered by OpenSTA, to "
-                            "report the correlation of the power cost with OpenSTA's power (report.json "
-                            "power_cost_correlation)")
+    calibrate: int = option(0, help="circuits of the search's trajectory also shipped (gates mapped by ABC, cells "
+                            "as they are) and powered by OpenSTA, to report the correlation of the power cost with "
+                            "OpenSTA's power (report.json power_cost_correlation)")
     clock_period: float | None = option(None, unit="ns", help=pclock.CLOCK_HELP)
     sim_period: float | None = option(None, unit="ns", help=pclock.SIM_HELP)
     checkpoint_every: float = option(60.0, unit="s", help="seconds between checkpoints")
