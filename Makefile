@@ -20,8 +20,10 @@ JOBS    ?= 2
 COST    ?= area
 MAE_LIMIT  ?=
 BIAS_LIMIT ?=
+MSE_LIMIT  ?=
 # the objective and the application's error limits (issue 14), shared by evolve, sweep and library
-APP_FLAGS = --cost $(COST) $(if $(MAE_LIMIT),--mae-limit $(MAE_LIMIT)) $(if $(BIAS_LIMIT),--bias-limit $(BIAS_LIMIT))
+APP_FLAGS = --cost $(COST) $(if $(MAE_LIMIT),--mae-limit $(MAE_LIMIT)) $(if $(BIAS_LIMIT),--bias-limit $(BIAS_LIMIT)) \
+            $(if $(MSE_LIMIT),--mse-limit $(MSE_LIMIT))
 
 EVOLVE_FLAGS = --eps $(EPS) --bits $(BITS) $(if $(filter 1 yes true,$(SIGNED)),--signed,--no-signed) \
                --seed $(SEED) --budget $(BUDGET) --tech $(TECH) --seed-arch $(SEED_ARCH) $(if $(TAG),--tag $(TAG)) \

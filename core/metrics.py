@@ -77,6 +77,7 @@ _METRICS = [
     Metric("mred_app", "%", "lower", "mean relative error distance under the operand distribution (p != 0)"),
     Metric("mae_limit", "", "", "largest weighted MAE allowed, as a fraction of N (--mae-limit)"),
     Metric("bias_limit", "", "", "largest |weighted mean error| allowed, as a fraction of N (--bias-limit)"),
+    Metric("mse_limit", "", "", "largest weighted MSE allowed, as a fraction of N^2 (--mse-limit)"),
     # implementation costs
     Metric("area", "um^2", "lower", "cell area after mapping onto the technology (Liberty units)"),
     Metric("area_ratio", "", "lower", "area / area of the exact design synthesised by the same flow"),

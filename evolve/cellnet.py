@@ -222,6 +222,14 @@ class CellNetlist(Addresses):
                                self.tables.op, self.tables.anf)
         return act
 
+    def fanout(self, order: np.ndarray, pin_cap: np.ndarray, po_cap: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The load every address drives and the idle outputs of multi-output instances
+        (:func:`evolve.kernels3.fanout`)."""
+        t = self.tables
+        return kernels3.fanout(self.func, self.in0, self.in1, self.in2, self.out, self.first, order, t.arity,
+                               t.group, t.gsym, pin_cap, po_cap)
+
     def assess(self, parent: CellNetlist, weights: np.ndarray, max_depth: int, cost_cap: float, ev: Any,
                dirty: np.ndarray, buf: int, stop_above: int) -> tuple:
         t = self.tables
@@ -273,6 +281,33 @@ class CellNetlist(Addresses):
                 "tech": self.tables.cells.tech, "functions": [f.name for f in fs],
                 "gates": [[fs[int(f)].name, *self.used_inputs(k)] for k, f in enumerate(self.func)],
                 "outputs": [int(x) for x in self.out]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], t: Tables, source: str = "cell netlist") -> CellNetlist:
+        """Read :meth:`to_json`'s form back onto the function set ``t`` (a node's function by its name)."""
+        if not isinstance(data, dict) or data.get("format") != "axflow-cell-netlist":
+            raise ConfigError(f"{source} is not an axflow cell netlist")
+        code = {f.name: i for i, f in enumerate(t.cells.functions)}
+        func: list[int] = []
+        ins: list[list[int]] = [[], [], []]
+        try:
+            for name, *xs in data["gates"]:
+                if name not in code:
+                    raise ConfigError(f"{source}: node function {name!r} is not in the cell function set of "
+                                      f"{t.cells.tech}")
+                func.append(code[name])
+                for s in range(3):
+                    ins[s].append(xs[s] if s < len(xs) else 0)
+            i0, i1, i2 = (np.array(x, dtype=np.int32) for x in ins)
+            net = cls(int(data["wa"]), int(data["wb"]), bool(data["signed"]), np.array(func, dtype=np.int8), i0, i1,
+                      i2, np.array(data["outputs"], dtype=np.int32), t)
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{source} is not a well-formed axflow cell netlist") from None
+        try:
+            net.check()
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        return net
 
     # ------------------------------------------------------------------ views
     def _instances(self) -> list[list[tuple[int, int]]]:

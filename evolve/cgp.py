@@ -49,7 +49,7 @@ class Individual:
         self.act: np.ndarray | None = None
         self.order: np.ndarray | None = None
         self.buf = 0
-        self.app = (0.0, 0.0)  # weighted sums of |error| and error under the operands (evolve.app)
+        self.app = (0.0, 0.0, 0.0)  # weighted sums of |error|, error and error^2 under the operands (evolve.app)
 
     @property
     def cost(self) -> float:

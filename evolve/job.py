@@ -52,6 +52,8 @@ from verify.multiplier import Shape
 
 SEED_SCAN_S = 1800.0  # seconds the exhaustive proof that the exact seed computes a*b may take
 LUT_MAX_BITS = 16  # a full product table up to 16 input bits; wider runs ship the proven netlist and metrics
+# The application's error limits (fractions of N; MSE_LIMIT of N^2), checked alike.
+APP_LIMITS = ("mae_limit", "bias_limit", "mse_limit")
 # Settings that define the search: a checkpoint only resumes a run with the same values.
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
                "migrate", "spare", "samples", "allow_slower", "descent", "uphill", "seed_netlist_sha256")
@@ -117,9 +119,12 @@ class EvolveConfig:
                                      "fraction of N like EPS: a constraint of the search (up to 16 input bits)")
     bias_limit: float | None = option(None, help="largest |mean error| under the operand distribution, as a "
                                       "fraction of N: a constraint of the search (up to 16 input bits)")
-    calibrate: int = option(0, help="circuits of the search's trajectory also mapped and powered by OpenSTA, to "
-                            "report the correlation of the power cost with OpenSTA's power (report.json "
-                            "power_cost_correlation)")
+    mse_limit: float | None = option(None, help="largest MSE under the operand distribution, as a fraction of N^2 "
+                                     "(the limit is MSE_LIMIT x N^2): a constraint of the search (up to 16 input "
+                                     "bits)")
+    calibrate: int = option(0, help="circuits of the search's trajectory also shipped (gates mapped by ABC, cells "
+                            "as they are) and powered by OpenSTA, to report the correlation of the power cost with "
+                            "OpenSTA's power (report.json power_cost_correlation)")
     clock_period: float | None = option(None, unit="ns", help=pclock.CLOCK_HELP)
     sim_period: float | None = option(None, unit="ns", help=pclock.SIM_HELP)
     checkpoint_every: float = option(60.0, unit="s", help="seconds between checkpoints")
@@ -157,17 +162,14 @@ class EvolveConfig:
         if self.checkpoint_every <= 0:
             raise must("CHECKPOINT_EVERY", "> 0 s", self.checkpoint_every)
         check_tag(self.tag)
-        if self.function_set == "cells" and self.cost != "area":
-            raise must("COST", "area with --function-set cells (cells have no transistor counts, and the power "
-                       "cost reads two-input gates only)", self.cost, ("area",))
-        if self.function_set == "cells" and (self.mae_limit is not None or self.bias_limit is not None):
-            raise ConfigError("MAE_LIMIT and BIAS_LIMIT need --function-set gates (the weighted errors read "
-                              "two-input gates only)")
+        if self.function_set == "cells" and self.cost == "transistors":
+            raise must("COST", "area or power with --function-set cells (cells have no transistor counts)",
+                       self.cost, ("area", "power"))
         if self.seed_netlist is not None and self.seed_arch != "array":
             raise ConfigError("SEED_ARCH and SEED_NETLIST cannot both be set")
         if self.overwrite and self.resume:
             raise ConfigError("OVERWRITE and RESUME cannot both be set")
-        for name in ("mae_limit", "bias_limit"):
+        for name in APP_LIMITS:
             value = getattr(self, name)
             if value is not None:
                 check_range(name.upper(), value, 0.0, 1.0, lo_open=True, hi_open=True)
@@ -224,8 +226,9 @@ class Context:
     resynthesis: list[dict[str, Any]] = field(default_factory=list)  # the GP's ABC remappings, this session
     seed_top: str = ""  # the seed's top module
     probs: Any = None  # the operand distribution (None: uniform)
-    objective: app.ObjectiveSpec | None = None  # --cost power, --mae-limit, --bias-limit
-    trajectory: list[tuple[float, Netlist]] = field(default_factory=list)  # bests seen, for --calibrate
+    objective: app.ObjectiveSpec | None = None  # --cost power, --mae-limit, --bias-limit, --mse-limit
+    cell_seed: cellnet.CellNetlist | None = None  # the exact seed mapped onto the cell set (--function-set cells)
+    trajectory: list[tuple[float, Any]] = field(default_factory=list)  # bests seen, for --calibrate
 
     @property
     def periods(self) -> pclock.Periods:
@@ -412,19 +415,21 @@ def _power_stream(ctx: Context, probs: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _objective(ctx: Context) -> app.ObjectiveSpec | None:
-    """What the search measures beyond the gate costs: the switching energy on the power stream
-    (``--cost power``: the very stream OpenSTA's power is measured on) and the errors under the
-    operand distribution (``--mae-limit``, ``--bias-limit``, absolute here: the fraction times N)."""
+    """What the search measures beyond the area costs: the switching energy on the power stream
+    (``--cost power``: the very stream OpenSTA's power is measured on; the energies of the function set's
+    own cells) and the errors under the operand distribution (``--mae-limit``, ``--bias-limit``,
+    ``--mse-limit``, absolute here: the fraction times N, N^2 for the MSE)."""
     cfg = ctx.cfg
-    if cfg.cost != "power" and cfg.mae_limit is None and cfg.bias_limit is None:
+    if cfg.cost != "power" and all(getattr(cfg, k) is None for k in APP_LIMITS):
         return None
     stream = energy = None
     if cfg.cost == "power":
         a, b = _power_stream(ctx, ctx.probs)
-        stream, energy = app.stream_vectors(a, b, cfg.wb), app.gate_energy(ctx.tech)
+        stream, energy = app.stream_vectors(a, b, cfg.wb), app.node_energy(ctx.tech, ctx.cells)
     return app.ObjectiveSpec(cfg.wa, cfg.wb, cfg.signed, stream=stream, energy=energy, probs=ctx.probs,
                              mae_limit=None if cfg.mae_limit is None else cfg.mae_limit * ctx.norm,
-                             bias_limit=None if cfg.bias_limit is None else cfg.bias_limit * ctx.norm)
+                             bias_limit=None if cfg.bias_limit is None else cfg.bias_limit * ctx.norm,
+                             mse_limit=None if cfg.mse_limit is None else cfg.mse_limit * ctx.norm ** 2)
 
 
 def _fingerprint(ctx: Context) -> dict[str, Any]:
@@ -437,8 +442,7 @@ def _fingerprint(ctx: Context) -> dict[str, Any]:
         found["function_set"] = ctx.cells.key
         found["resynthesis"] = ctx.cfg.resynthesis
     if ctx.objective is not None:  # what the search measures itself on (absent from runs without it)
-        found |= {"mae_limit": ctx.cfg.mae_limit, "bias_limit": ctx.cfg.bias_limit,
-                  "objective": ctx.objective.digest}
+        found |= {k: getattr(ctx.cfg, k) for k in APP_LIMITS} | {"objective": ctx.objective.digest}
     return found
 
 
@@ -446,6 +450,7 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
     cfg = ctx.cfg
     ctx.reference = generic_seed if cfg.seed_netlist is None else None
     seed_net: Any = generic_seed if ctx.cells is None else _cell_seed(ctx)
+    ctx.cell_seed = seed_net if ctx.cells is not None else None
     seed_depth = seed_net.depth()
     max_depth = (1 << 30) if cfg.allow_slower else seed_depth
     n_addr = seed_net.n_addr + round(cfg.spare * seed_net.n_gates)
@@ -473,9 +478,9 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
         if ob is not None and spec is not None and spec.app_limits:
             _, _, _, sums = ob.load_parent(seed_net, ctx.weights)
             if not ob.within_app_limits(sums):
-                raise ConfigError(f"the seed netlist has a weighted MAE of {sums[0]:.6g} and mean error "
-                                  f"{sums[1]:.6g} under --operands, beyond --mae-limit/--bias-limit: start from "
-                                  "an exact or more accurate netlist")
+                raise ConfigError(f"the seed netlist has a weighted MAE of {sums[0]:.6g}, mean error {sums[1]:.6g} "
+                                  f"and MSE {sums[2]:.6g} under --operands, beyond --mae-limit/--bias-limit/"
+                                  "--mse-limit: start from an exact or more accurate netlist")
         if problem.proves and cfg.seed_netlist is not None and seed_wce <= ctx.limit:
             # a user's seed: its WCE on all inputs, not only on the vector set
             proof = problem.prove(seed_net, ctx.limit, threads=cfg.jobs)
@@ -504,7 +509,7 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
             start, start_wce, found = d.net, d.wce, d.counterexamples
             rounds: list[dict[str, Any]] = []
             if ctx.cells is not None and cfg.resynthesis and not problem.proves:
-                start, start_wce, rounds = _resynthesise(ctx, start, start_wce, max_depth)
+                start, start_wce, rounds = _resynthesise(ctx, start, start_wce, max_depth, d.cost)
             ctx.run.write_json("descent.json", {"steps": d.steps, "evaluations": d.evaluations, "cost": d.cost,
                                                 "wce": d.wce, "runtime_s": time.monotonic() - t0,
                                                 "proofs": d.proofs, "counterexamples": len(found), "by": by,
@@ -516,8 +521,7 @@ def _evolve(ctx: Context, generic_seed: Netlist, show_progress: bool) -> engine.
         cost = None
         if spec is not None:
             grown = Evaluator(cfg.wa, cfg.wb, cfg.signed, genome.n_addr, vectors=ev.vectors[:1])
-            cost = replace(spec, mae_limit=None, bias_limit=None).build(grown, genome.n_addr, 1).cost_of(
-                genome, ctx.weights)
+            cost = spec.without_limits().build(grown, genome.n_addr, 1).cost_of(genome, ctx.weights)
         state = engine.new_state(genome, cfg.islands, cfg.seed, ctx.weights, start_wce, cost=cost)
         state.add_counterexamples(found)
     bar = _Progress(cfg, ctx.limit, enabled=show_progress)
@@ -547,17 +551,17 @@ def _problem(ctx: Context, n_addr: int, max_depth: int) -> engine.Problem:
 RESYNTHESIS_ROUNDS = 4
 
 
-def _resynthesise(ctx: Context, net: cellnet.CellNetlist, wce: int, max_depth: int
+def _resynthesise(ctx: Context, net: cellnet.CellNetlist, wce: int, max_depth: int, cost: float
                   ) -> tuple[cellnet.CellNetlist, int, list[dict[str, Any]]]:
-    """Alternate ABC and steepest descent from the descended cell seed, while that saves area.
+    """Alternate ABC and steepest descent from the descended cell seed (of search cost ``cost``), while that
+    saves cost.
 
     Each round maps the current netlist's generic view onto the set's cells again (ABC restructures it:
     constants propagated through cells that the set cannot fold, logic shared again), which computes
-    the same function (its WCE is checked to be the same), then descends from there. A round that is
-    deeper than ``max_depth`` or saves nothing ends it. This only prepares the GP's start; what the GP
-    evolves is shipped as it is."""
+    the same function (its WCE is checked to be the same), then descends from there, by the search's own cost
+    and within its application limits. A round that is deeper than ``max_depth`` or saves nothing ends it.
+    This only prepares the GP's start; what the GP evolves is shipped as it is."""
     rounds: list[dict[str, Any]] = []
-    cost = net.weighted_cost(ctx.weights)
     for _ in range(RESYNTHESIS_ROUNDS):
         cand, ev = _remap(ctx, net, wce)
         depth = cand.depth()
@@ -565,13 +569,24 @@ def _resynthesise(ctx: Context, net: cellnet.CellNetlist, wce: int, max_depth: i
         rounds.append(info)
         if depth > max_depth:
             break
-        d = descent.descend(cand, ev, ctx.weights, ctx.limit, max_depth)
-        info.update(area=d.cost, steps=d.steps, wce=d.wce)
+        ob = ctx.objective.build(ev, cand.n_addr, 1) if ctx.objective is not None else None
+        d = descent.descend(cand, ev, ctx.weights, ctx.limit, max_depth, objective=ob)
+        info.update(area=d.net.weighted_cost(ctx.weights), cost=d.cost, steps=d.steps, wce=d.wce)
         if d.cost >= cost - 1e-9:
             break
         net, wce, cost = d.net, d.wce, d.cost
-    ctx.say(f"resynthesis: {len(rounds)} rounds of ABC and descent, start at area {cost:g}")
+    ctx.say(f"resynthesis: {len(rounds)} rounds of ABC and descent, start at {ctx.cfg.cost} {cost:g}")
     return net, wce, rounds
+
+
+def _search_cost(ctx: Context, net: Any) -> float:
+    """What the search minimises of ``net``: its switching energy per operation under ``--cost power``, else its
+    weighted (area) cost."""
+    spec = ctx.objective
+    if spec is not None and spec.power:
+        assert spec.energy is not None and spec.stream is not None
+        return app.power_cost(net, spec.energy, spec.stream)
+    return net.weighted_cost(ctx.weights)
 
 
 def _remap(ctx: Context, net: Any, wce: int) -> tuple[cellnet.CellNetlist, Evaluator]:
@@ -602,8 +617,8 @@ def _resynthesis_hook(ctx: Context, max_depth: int, log: list[dict[str, Any]]) -
         isl = min(state.islands, key=lambda i: i.fitness)
         if isl.fitness[0] != 0:
             return
-        cand, _ = _remap(ctx, isl.net, isl.wce)
-        cost = cand.weighted_cost(ctx.weights)
+        cand, _ = _remap(ctx, isl.net, isl.wce)  # the same function: the same errors, within the same limits
+        cost = _search_cost(ctx, cand)
         spare = isl.net.n_gates - cand.n_gates
         entry = {"generation": state.generation, "before": isl.fitness[1], "after": cost, "taken": False}
         log.append(entry)
@@ -708,8 +723,8 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
     verification = _verify(ctx, rtl, seed_net, best, module, approx_v, exact_map, approx_map, lut,
                            outcome.state.counterexamples)
     ppa = _ppa(ctx, exact_map, approx_map, module, best, lut, probs)
-    power_costs = _power_costs(ctx, best, seed_net)
-    calibration = _calibrate(ctx, best, power_costs, ppa)
+    power_costs = _power_costs(ctx, evolved, seed_net if ctx.cell_seed is None else ctx.cell_seed)
+    calibration = _calibrate(ctx, evolved, power_costs, ppa)
 
     seed_tr = seed_net.cost({f: float(t.transistors(f)) for f in FUNCS})
     best_tr = best.cost({f: float(t.transistors(f)) for f in FUNCS})
@@ -724,7 +739,7 @@ def _finish(ctx: Context, seed_net: Netlist, outcome: engine.Outcome, probs: Any
         **errors,
         "wce_proof": proof.as_report(), "error_metrics": metrics_how,
         "function_set": cfg.function_set,
-        **_app_errors(ctx, lut), "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit,
+        **_app_errors(ctx, lut), **{k: getattr(cfg, k) for k in APP_LIMITS},
         "area": approx_map.area, "area_ratio": approx_map.area / exact_map.area,
         "search_cost": evolved.weighted_cost(ctx.weights),
         "cost_area_correlation": correlation["pearson"], "cost_area": correlation,
@@ -777,26 +792,28 @@ def _app_errors(ctx: Context, lut: np.ndarray | None) -> dict[str, Any]:
                                   ctx.norm)
 
 
-def _power_costs(ctx: Context, best: Netlist, seed_net: Netlist) -> dict[str, Any]:
+def _power_costs(ctx: Context, best: Any, seed_net: Any) -> dict[str, Any]:
     """The evaluator's switching energy per operation (the ``--cost power`` objective) of the result and of
-    the exact seed, on the power stream; None where the Liberty gives no voltage."""
+    the exact seed, on the power stream, both in the search's function set (cells: the result's cells as they
+    ship and the seed mapped onto the cell set); None where the Liberty gives no voltage."""
     if ctx.tech.voltage is None:
         return {"power_cost": None, "power_cost_exact": None, "power_cost_ratio": None}
-    energy = app.gate_energy(ctx.tech)
+    energy = app.node_energy(ctx.tech, ctx.cells)
     a, b = _power_stream(ctx, ctx.probs)
     stream = app.stream_vectors(a, b, ctx.cfg.wb)
     mine, exact = app.power_cost(best, energy, stream), app.power_cost(seed_net, energy, stream)
     return {"power_cost": mine, "power_cost_exact": exact, "power_cost_ratio": mine / exact if exact else None}
 
 
-def _calibrate(ctx: Context, best: Netlist, costs: dict[str, Any], ppa: dict[str, dict[str, float]]
+def _calibrate(ctx: Context, best: Any, costs: dict[str, Any], ppa: dict[str, dict[str, float]]
                ) -> dict[str, Any] | None:
-    """``--calibrate N``: N circuits of the search's trajectory mapped and powered like the result; the
-    Pearson correlation of their power cost with OpenSTA's power, with the exact design and the result."""
+    """``--calibrate N``: N circuits of the search's trajectory shipped (generic gates mapped by ABC; cells as
+    they are) and powered like the result; the Pearson correlation of their power cost with OpenSTA's power,
+    with the exact design and the result."""
     cfg, run, t = ctx.cfg, ctx.run, ctx.tech
     if cfg.calibrate <= 0 or costs["power_cost"] is None:
         return None
-    energy = app.gate_energy(t)
+    energy = app.node_energy(t, ctx.cells)
     a, b = _power_stream(ctx, ctx.probs)
     stream = app.stream_vectors(a, b, cfg.wb)
     shape = Shape(cfg.wa, cfg.wb, cfg.signed)
@@ -814,9 +831,15 @@ def _calibrate(ctx: Context, best: Netlist, costs: dict[str, Any], ppa: dict[str
         module = f"{cfg.design}_cal{i}_{net.digest()}"
         ctx.say(f"calibration circuit {i + 1} of {len(picks)}: mapping and power (OpenSTA)")
         (run.path / "calibration").mkdir(exist_ok=True)
-        v = run.write_text(f"calibration/{module}.v", net.to_verilog(module, f"{module}: calibration circuit"))
-        mapped = yosys.map_to_cells(run, [v], module, t, run.path / "calibration" / f"{module}_{t.name}.v",
-                                    step=f"map_cal{i}")
+        if ctx.cells is None:
+            v = run.write_text(f"calibration/{module}.v", net.to_verilog(module, f"{module}: calibration circuit"))
+            mapped = yosys.map_to_cells(run, [v], module, t, run.path / "calibration" / f"{module}_{t.name}.v",
+                                        step=f"map_cal{i}")
+        else:
+            v = run.write_text(f"calibration/{module}_{t.name}.v",
+                               net.to_cell_verilog(module, f"{module}: calibration circuit"))
+            mapped = yosys.cell_area(run, v, module, t, step=f"area_cal{i}")
+            (run.path / f"{v.stem}.stat.json").unlink(missing_ok=True)
         res = characterise.delay_and_power(run, f"cal{i}", mapped, module, t, shape, a, b,
                                            _model_codes(shape, net, None, a, b),
                                            clock_period_ns=periods.clock_period_ns,

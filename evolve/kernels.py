@@ -43,8 +43,13 @@ def active_mask(func, in0, in1, out, first):
 
 @njit(cache=True)
 def depth(func, in0, in1, out, first):
+    return levels(func, in0, in1, out, first, active_mask(func, in0, in1, out, first))
+
+
+@njit(cache=True)
+def levels(func, in0, in1, out, first, act):
+    """Logic depth in gates of the active gates ``act``."""
     n = func.shape[0]
-    act = active_mask(func, in0, in1, out, first)
     lvl = np.zeros(first + n, np.int32)
     for k in range(n):
         if act[k]:
@@ -277,6 +282,30 @@ def _max_abs_diff(yb, ex, c, nbc, db, tmp):
     return best
 
 
+@njit(cache=True, inline="always")
+def _simulate_chunk(func, in0, in1, first, order, dirty, st, pbase, sbase, ch):
+    """One chunk: the dirty gates of ``order`` into rows ``sbase + address``, clean ones read at ``pbase``."""
+    for idx in range(order.shape[0]):
+        k = order[idx]
+        a = first + k
+        if not dirty[a]:
+            continue
+        i0 = in0[k]
+        i1 = in1[k]
+        r0 = (sbase if dirty[i0] else pbase) + i0
+        r1 = (sbase if dirty[i1] else pbase) + i1
+        _apply(func[k], st, r0, r1, sbase + a, ch)
+
+
+@njit(cache=True)
+def simulate(func, in0, in1, first, order, dirty, st, n_chunks, n_addr, buf):
+    """Simulate the gates in ``order`` that are ``dirty`` into buffer ``buf``, every chunk (clean addresses
+    are read from buffer 0): the value planes that consumers such as :mod:`evolve.app` read."""
+    ch = st.shape[1]
+    for c in range(n_chunks):
+        _simulate_chunk(func, in0, in1, first, order, dirty, st, c * n_addr, (buf * n_chunks + c) * n_addr, ch)
+
+
 @njit(cache=True)
 def evaluate(func, in0, in1, out, first, order, dirty, st, n_chunks, n_addr, buf, ex, nb, is_signed,
              stop_above):
@@ -294,16 +323,7 @@ def evaluate(func, in0, in1, out, first, order, dirty, st, n_chunks, n_addr, buf
     for c in range(n_chunks):
         pbase = c * n_addr
         sbase = (buf * n_chunks + c) * n_addr
-        for idx in range(order.shape[0]):
-            k = order[idx]
-            a = first + k
-            if not dirty[a]:
-                continue
-            i0 = in0[k]
-            i1 = in1[k]
-            r0 = (sbase if dirty[i0] else pbase) + i0
-            r1 = (sbase if dirty[i1] else pbase) + i1
-            _apply(func[k], st, r0, r1, sbase + a, ch)
+        _simulate_chunk(func, in0, in1, first, order, dirty, st, pbase, sbase, ch)
         _gather_outputs(out, dirty, st, pbase, sbase, yb, nb, nbc, is_signed)
         m = _max_abs_diff(yb, ex, c, nbc, db, tmp)
         if m > wce:
@@ -311,6 +331,32 @@ def evaluate(func, in0, in1, out, first, order, dirty, st, n_chunks, n_addr, buf
             if wce > stop_above:
                 return wce
     return wce
+
+
+@njit(cache=True)
+def changed_genes(func, in0, in1, pfunc, pin0, pin1):
+    """changed[k]: gate k's genes differ from the parent's (a NOT's unused ``in1`` does not count)."""
+    n = func.shape[0]
+    changed = np.empty(n, np.bool_)
+    for k in range(n):
+        changed[k] = func[k] != pfunc[k] or in0[k] != pin0[k] or (func[k] != NOT and in1[k] != pin1[k])
+    return changed
+
+
+@njit(cache=True)
+def fanout_load(func, in0, in1, out, first, order, pin_cap, po_cap):
+    """The load every address drives: ``pin_cap[f, slot]`` of each input of an active gate (``order``)
+    reading it, plus ``po_cap`` per primary output."""
+    load = np.zeros(first + func.shape[0])
+    for idx in range(order.shape[0]):
+        k = order[idx]
+        f = func[k]
+        load[in0[k]] += pin_cap[f, 0]
+        if f != NOT:
+            load[in1[k]] += pin_cap[f, 1]
+    for j in range(out.shape[0]):
+        load[out[j]] += po_cap
+    return load
 
 
 @njit(cache=True)
@@ -507,29 +553,15 @@ def assess(func, in0, in1, out, pfunc, pin0, pin1, first, weights, max_depth, co
     Returns (wce, cost, depth, act, order). The child is not simulated when its cost exceeds
     ``cost_cap`` (wce = -2) or its depth exceeds ``max_depth`` (wce = -3): it cannot win.
     """
-    n = func.shape[0]
     act = active_mask(func, in0, in1, out, first)
     cost = gate_cost(func, act, weights)
     empty = np.empty(0, np.int32)
     if cost > cost_cap:
         return -2, cost, 0, act, empty
-    lvl = np.zeros(first + n, np.int32)
-    for k in range(n):
-        if act[k]:
-            d = lvl[in0[k]]
-            if func[k] != NOT and lvl[in1[k]] > d:
-                d = lvl[in1[k]]
-            lvl[first + k] = d + 1
-    dep = 0
-    for i in range(out.shape[0]):
-        if lvl[out[i]] > dep:
-            dep = lvl[out[i]]
+    dep = levels(func, in0, in1, out, first, act)
     if dep > max_depth:
         return -3, cost, dep, act, empty
-    changed = np.empty(n, np.bool_)
-    for k in range(n):
-        changed[k] = func[k] != pfunc[k] or in0[k] != pin0[k] or (func[k] != NOT and in1[k] != pin1[k])
-    order = mark_dirty(func, in0, in1, first, act, changed, valid, dirty)
+    order = mark_dirty(func, in0, in1, first, act, changed_genes(func, in0, in1, pfunc, pin0, pin1), valid, dirty)
     wce = evaluate(func, in0, in1, out, first, order, dirty, st, n_chunks, n_addr, buf, ex, nb, is_signed,
                    stop_above)
     return wce, cost, dep, act, order

@@ -88,8 +88,13 @@ def levels(func, in0, in1, in2, out, first, arity, act):
 
 
 @njit(cache=True)
-def _group_key(func, in0, in1, in2, k, g, n_addr, gsym):
-    a, b, c = in0[k], in1[k], in2[k]
+def _group_key(func, in0, in1, in2, k, g, n_addr, gsym, ar):
+    """Names the instance of multi-output cell ``g`` whose output node ``k`` is: the group and the inputs the
+    node reads (sorted where the cell's outputs are all symmetric; unread slots as 0, as the netlist's view
+    :meth:`evolve.cellnet.CellNetlist._instances` has them)."""
+    a = in0[k]
+    b = in1[k] if ar >= 2 else 0
+    c = in2[k] if ar >= 3 else 0
     if gsym[g]:
         if a > b:
             a, b = b, a
@@ -116,7 +121,7 @@ def cost(func, in0, in1, in2, act, first, weights, group, garea, gsym, arity):
             if g < 0:
                 total += weights[f]
             else:
-                key = _group_key(func, in0, in1, in2, k, g, n_addr, gsym)
+                key = _group_key(func, in0, in1, in2, k, g, n_addr, gsym, arity[f])
                 if key not in seen:
                     seen[key] = True
                     total += garea[g]
@@ -153,6 +158,30 @@ def simulate_full(func, in0, in1, in2, act, first, st, n_chunks, n_addr, op, anf
                 _apply3(func[k], op, anf, st, base + in0[k], base + in1[k], base + in2[k], base + first + k, ch)
 
 
+@njit(cache=True, inline="always")
+def _simulate_chunk(func, in0, in1, in2, first, order, dirty, st, pbase, sbase, ch, op, anf):
+    """One chunk: the dirty nodes of ``order`` into rows ``sbase + address``, clean ones read at ``pbase``."""
+    for idx in range(order.shape[0]):
+        k = order[idx]
+        a = first + k
+        if not dirty[a]:
+            continue
+        i0, i1, i2 = in0[k], in1[k], in2[k]
+        r0 = (sbase if dirty[i0] else pbase) + i0
+        r1 = (sbase if dirty[i1] else pbase) + i1
+        r2 = (sbase if dirty[i2] else pbase) + i2
+        _apply3(func[k], op, anf, st, r0, r1, r2, sbase + a, ch)
+
+
+@njit(cache=True)
+def simulate(func, in0, in1, in2, first, order, dirty, st, n_chunks, n_addr, buf, op, anf):
+    """:func:`evolve.kernels.simulate` for three-input nodes."""
+    ch = st.shape[1]
+    for c in range(n_chunks):
+        _simulate_chunk(func, in0, in1, in2, first, order, dirty, st, c * n_addr, (buf * n_chunks + c) * n_addr, ch,
+                        op, anf)
+
+
 @njit(cache=True)
 def evaluate(func, in0, in1, in2, out, first, order, dirty, st, n_chunks, n_addr, buf, ex, nb, is_signed,
              stop_above, op, anf):
@@ -166,16 +195,7 @@ def evaluate(func, in0, in1, in2, out, first, order, dirty, st, n_chunks, n_addr
     for c in range(n_chunks):
         pbase = c * n_addr
         sbase = (buf * n_chunks + c) * n_addr
-        for idx in range(order.shape[0]):
-            k = order[idx]
-            a = first + k
-            if not dirty[a]:
-                continue
-            i0, i1, i2 = in0[k], in1[k], in2[k]
-            r0 = (sbase if dirty[i0] else pbase) + i0
-            r1 = (sbase if dirty[i1] else pbase) + i1
-            r2 = (sbase if dirty[i2] else pbase) + i2
-            _apply3(func[k], op, anf, st, r0, r1, r2, sbase + a, ch)
+        _simulate_chunk(func, in0, in1, in2, first, order, dirty, st, pbase, sbase, ch, op, anf)
         _gather_outputs(out, dirty, st, pbase, sbase, yb, nb, nbc, is_signed)
         m = _max_abs_diff(yb, ex, c, nbc, db, tmp)
         if m > wce:
@@ -183,6 +203,80 @@ def evaluate(func, in0, in1, in2, out, first, order, dirty, st, n_chunks, n_addr
             if wce > stop_above:
                 return wce
     return wce
+
+
+@njit(cache=True)
+def changed_genes(func, in0, in1, in2, pfunc, pin0, pin1, pin2, arity):
+    """changed[k]: node k's genes differ from the parent's (inputs its function does not read do not count)."""
+    n = func.shape[0]
+    changed = np.empty(n, np.bool_)
+    for k in range(n):
+        f = func[k]
+        ar = arity[f]
+        changed[k] = (f != pfunc[k] or in0[k] != pin0[k] or (ar >= 2 and in1[k] != pin1[k])
+                      or (ar >= 3 and in2[k] != pin2[k]))
+    return changed
+
+
+@njit(cache=True)
+def fanout(func, in0, in1, in2, out, first, order, arity, group, gsym, pin_cap, po_cap):
+    """What the active nodes ``order`` drive and leave idle: (load, idle_node, idle_func).
+
+    ``load[address]``: the input pins of every active cell reading it (``pin_cap[f, slot]``; the outputs of
+    one multi-output cell reading the same inputs are one instance, whose pins load once, as the first of its
+    nodes reads them), plus ``po_cap`` per primary output. ``idle_func[m]``: an output of a multi-output
+    instance that no node uses (a half adder used for its sum alone); it still switches, and
+    ``idle_node[m]`` is the instance's node whose toggles it is counted with."""
+    n = func.shape[0]
+    n_addr = first + n
+    n_funcs = arity.shape[0]
+    load = np.zeros(n_addr)
+    seen = dict()  # instance key -> True; -2 - (instance key * n_funcs + function) -> True: that output is used
+    seen[np.int64(-1)] = True
+    inst_key = np.empty(n, np.int64)  # the multi-output instances: key, first node, whether a copy
+    inst_node = np.empty(n, np.int32)
+    inst_copy = np.zeros(n, np.bool_)
+    m = 0
+    for idx in range(order.shape[0]):
+        k = order[idx]
+        f = func[k]
+        g = group[f]
+        if g >= 0:
+            key = _group_key(func, in0, in1, in2, k, g, n_addr, gsym, arity[f])
+            out_key = -2 - (key * n_funcs + f)
+            if key in seen:
+                if out_key not in seen:
+                    seen[out_key] = True
+                    continue  # another output of an instance whose pins are loaded already
+                inst_copy[m] = True  # the same output twice, a copy: an instance of its own
+            else:
+                seen[key] = True
+                seen[out_key] = True
+            inst_key[m] = key
+            inst_node[m] = k
+            m += 1
+        for s in range(arity[f]):
+            load[_slot(in0, in1, in2, k, s)] += pin_cap[f, s]
+    for j in range(out.shape[0]):
+        load[out[j]] += po_cap
+    count = 0
+    for pass_ in range(2):
+        if pass_ == 1:
+            idle_node = np.empty(count, np.int32)
+            idle_func = np.empty(count, np.int8)
+            count = 0
+        for i in range(m):
+            k = inst_node[i]
+            f = func[k]
+            for h in range(n_funcs):
+                if group[h] != group[f] or h == f:
+                    continue
+                if inst_copy[i] or (-2 - (inst_key[i] * n_funcs + h)) not in seen:
+                    if pass_ == 1:
+                        idle_node[count] = k
+                        idle_func[count] = h
+                    count += 1
+    return load, idle_node, idle_func
 
 
 @njit(cache=True)
@@ -427,7 +521,6 @@ def mutate(func, in0, in1, in2, out, first, act, rng, cum, arity, sym, red_kind,
 def assess(func, in0, in1, in2, out, pfunc, pin0, pin1, pin2, first, weights, max_depth, cost_cap, valid,
            dirty, st, n_chunks, n_addr, buf, ex, nb, is_signed, stop_above, arity, op, anf, group, garea, gsym):
     """:func:`evolve.kernels.assess` for three-input nodes: (wce, cost, depth, act, order)."""
-    n = func.shape[0]
     act = active_mask(func, in0, in1, in2, out, first, arity)
     c = cost(func, in0, in1, in2, act, first, weights, group, garea, gsym, arity)
     empty = np.empty(0, np.int32)
@@ -436,12 +529,7 @@ def assess(func, in0, in1, in2, out, pfunc, pin0, pin1, pin2, first, weights, ma
     dep = levels(func, in0, in1, in2, out, first, arity, act)
     if dep > max_depth:
         return -3, c, dep, act, empty
-    changed = np.empty(n, np.bool_)
-    for k in range(n):
-        f = func[k]
-        ar = arity[f]
-        changed[k] = (f != pfunc[k] or in0[k] != pin0[k] or (ar >= 2 and in1[k] != pin1[k])
-                      or (ar >= 3 and in2[k] != pin2[k]))
+    changed = changed_genes(func, in0, in1, in2, pfunc, pin0, pin1, pin2, arity)
     order = mark_dirty(func, in0, in1, in2, first, act, changed, valid, dirty, arity)
     wce = evaluate(func, in0, in1, in2, out, first, order, dirty, st, n_chunks, n_addr, buf, ex, nb, is_signed,
                    stop_above, op, anf)

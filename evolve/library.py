@@ -13,9 +13,10 @@ already spent taken off its budget), so a member retried after its worker died c
 The catalogue, written atomically, is ``library.json`` and ``library.csv``: one row per member (and per
 ``--reference`` design, characterised by ``flow.py ppa``), with every error metric, area, power, delay,
 energy, how the WCE was proven, whether it is dominated on each Pareto plane (power vs WCE, area vs
-WCE, power vs MAE; ``dominated``: on none of the fronts) and how this build got it (``new``, ``resumed``
-from its checkpoint, ``reused``). The planes are drawn in ``power_vs_mae.png``, ``area_vs_wce.png`` and
-``power_vs_wce.png``.
+WCE, power vs MAE, and with non-uniform ``--operands`` power vs the MAE under them, ``power_mae_app``;
+``dominated``: on none of the fronts) and how this build got it (``new``, ``resumed`` from its checkpoint,
+``reused``). The planes are drawn in ``power_vs_mae.png``, ``area_vs_wce.png``, ``power_vs_wce.png`` and
+``power_vs_mae_app.png``.
 """
 
 from __future__ import annotations
@@ -46,8 +47,16 @@ PPA = ("area", "area_ratio", "power_w", "power_ratio", "delay_ns", "delay_ratio"
        "power_cost_ratio")
 # the Pareto planes: (name, x, y), each metric compared in its registry direction (core.metrics)
 PLANES = (("power_wce", "wce", "power_w"), ("area_wce", "wce", "area"), ("power_mae", "mae", "power_w"))
+# and power against the MAE under the operands, where they are not uniform (else it is power_mae)
+APP_PLANE = ("power_mae_app", "mae_app", "power_w")
 COLUMNS = ("kind", "name", "eps", "seed", "wce_limit", *ERRORS, *ERRORS_APP, *PPA, "wce_proof_method", "wce_proof_time_s",
-           "verified", *(f"dominated_{p}" for p, _, _ in PLANES), "dominated", "generations", "build", "run_dir")
+           "verified", *(f"dominated_{p}" for p, _, _ in (*PLANES, APP_PLANE)), "dominated", "generations", "build",
+           "run_dir")
+
+
+def planes(operands: str) -> tuple[tuple[str, str, str], ...]:
+    """The Pareto planes of a library on ``operands``: :data:`PLANES`, and :data:`APP_PLANE` unless uniform."""
+    return PLANES if operands == "uniform" else (*PLANES, APP_PLANE)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class LibraryConfig:
     mae_limit: float | None = option(None, help="every member's largest MAE under --operands, as a fraction of N")
     bias_limit: float | None = option(None, help="every member's largest |mean error| under --operands, as a "
                                       "fraction of N")
+    mse_limit: float | None = option(None, help="every member's largest MSE under --operands, as a fraction of N^2")
     operands: str = option("uniform", help="operand distribution for power: 'uniform' or a histogram CSV "
                            "(value,count or value,count_a,count_b)")
     budget: float = option(600.0, unit="s", help="evolution time per member; 0 for none (then set --generations)")
@@ -118,7 +128,8 @@ def members(cfg: LibraryConfig) -> list[Any]:
     settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "budget": cfg.budget,
                 "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost, "jobs": cfg.jobs,
                 "epoch": cfg.epoch, "power_vectors": cfg.power_vectors, "operands": cfg.operands,
-                "seed_arch": cfg.seed_arch, "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit}
+                "seed_arch": cfg.seed_arch, "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit,
+                "mse_limit": cfg.mse_limit}
     return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None}
                              | {"eps": e, "seed": s}) for e in sorted(cfg.eps) for s in cfg.seeds]
 
@@ -176,8 +187,9 @@ class LibraryStage(CompositeStage):
     Config = LibraryConfig
     listing = "library.json"
     outputs = ("config.json", "library.json", "library.csv", "power_vs_mae.png", "area_vs_wce.png",
-               "power_vs_wce.png", "members/", "references/")
-    fingerprint = ("bits", "bits_b", "signed", "tech", "cost", "operands", "seed_arch", "power_vectors")
+               "power_vs_wce.png", "power_vs_mae_app.png", "members/", "references/")
+    fingerprint = ("bits", "bits_b", "signed", "tech", "cost", "operands", "seed_arch", "power_vectors", "mae_limit",
+                   "bias_limit", "mse_limit")
     results = ("config.json", *RESULTS)
 
     def prepare(self, cfg: LibraryConfig, progress: bool) -> Plan:
@@ -258,13 +270,14 @@ def dominated(points: Sequence[Sequence[float]], names: Sequence[str] = ("wce", 
     return metrics.dominated([dict(zip(names, p)) for p in points], names)
 
 
-def references_dominated(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def references_dominated(rows: list[dict[str, Any]], drawn: Sequence[tuple[str, str, str]] = PLANES
+                         ) -> dict[str, dict[str, Any]]:
     """For each Pareto plane: how many references some member of the library dominates (no worse on both
     metrics, better on one; references do not count against each other), and which are not."""
     members = [r for r in rows if r["kind"] == "member"]
     refs = [r for r in rows if r["kind"] == "reference"]
     out = {}
-    for plane, x, y in PLANES:
+    for plane, x, y in drawn:
         free = [r["name"] for r in refs if not metrics.dominated([*members, r], (x, y))[-1]]
         out[plane] = {"references": len(refs), "references_dominated": len(refs) - len(free), "not_dominated": free}
     return out
@@ -281,19 +294,20 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, 
     for _, top in refs:
         if top in done:
             rows.append(_row("reference", top, None, done[top], final / "references" / top))
-    for plane, x, y in PLANES:
+    drawn = planes(cfg.operands)
+    for plane, x, y in drawn:
         flags = metrics.dominated(rows, (x, y))
         for r, flag in zip(rows, flags):
             r[f"dominated_{plane}"] = flag
     for r in rows:
-        r["dominated"] = all(r[f"dominated_{p}"] for p, _, _ in PLANES)  # on no front at all
+        r["dominated"] = all(r[f"dominated_{p}"] for p, _, _ in drawn)  # on no front at all
     missing = [member_name(m.eps, m.seed) for m in plan if member_name(m.eps, m.seed) not in done]
     missing += [top for _, top in refs if top not in done]
     catalogue = {"settings": config.to_dict(cfg), "design": plan[0].design, "tech": cfg.tech, "cluster": cluster,
                  "complete": not missing, "not_built": missing, "failed": [f["error"] for f in failures],
-                 "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in PLANES],
+                 "pareto_planes": [{"name": p, "x": x, "y": y} for p, x, y in drawn],
                  "power_cost_correlation": power_cost_correlation(rows),
-                 "references_dominated": references_dominated(rows), "rows": rows}
+                 "references_dominated": references_dominated(rows, drawn), "rows": rows}
     write_json(where / "library.json", catalogue)
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
@@ -301,19 +315,20 @@ def _catalogue(where: Path, final: Path, cfg: LibraryConfig, cluster: dict[str, 
     w.writerows(rows)
     write_text(where / "library.csv", buf.getvalue())
     if rows:
-        _plots(where, rows, plan[0].design, cfg.tech)
+        _plots(where, rows, plan[0].design, cfg.tech, drawn)
     return {**catalogue, "members": [r for r in rows if r["kind"] == "member"],
             "references": [r for r in rows if r["kind"] == "reference"]}
 
 
-def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str) -> None:
+def _plots(where: Path, rows: list[dict[str, Any]], design: str, tech: str,
+           drawn: tuple[tuple[str, str, str], ...] = PLANES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = {"wce": "WCE", "mae": "MAE", "power_w": "power", "area": "area"}
-    for plane, x, y in PLANES:
+    labels = {"wce": "WCE", "mae": "MAE", "mae_app": "MAE under the operands", "power_w": "power", "area": "area"}
+    for plane, x, y in drawn:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for kind, marker in (("member", "o"), ("reference", "s")):
             for front, colour in ((False, "tab:blue" if kind == "member" else "tab:orange"), (True, "lightgrey")):

@@ -35,6 +35,8 @@ _VERILOG_PRIM = ("and", "nand", "or", "nor", "xor", "xnor", "not")
 _BLIF_COVER = {AND: ["11 1"], NAND: ["0- 1", "-0 1"], OR: ["1- 1", "-1 1"], NOR: ["00 1"],
                XOR: ["01 1", "10 1"], XNOR: ["00 1", "11 1"], NOT: ["0 1"]}
 JSON_FORMAT = "axflow-netlist"
+NO_IDLE_NODES = np.zeros(0, dtype=np.int32)  # a gate netlist's idle outputs (:meth:`Netlist.fanout`): none
+NO_IDLE_FUNCS = np.zeros(0, dtype=np.int8)
 
 
 class Addresses:
@@ -129,6 +131,16 @@ class Netlist(Addresses):
         act = self.active()
         kernels.simulate_full(self.func, self.in0, self.in1, act, self.first, st, n_chunks, n_addr)
         return act
+
+    def fanout(self, order: np.ndarray, pin_cap: np.ndarray, po_cap: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The load every address drives (:func:`evolve.kernels.fanout_load`): the input capacitances
+        ``pin_cap[function, slot]`` of the active gates ``order`` reading it, ``po_cap`` per output; and the
+        idle outputs of multi-output cells (none: a gate has one output)."""
+        from evolve import kernels
+
+        return (kernels.fanout_load(self.func, self.in0, self.in1, self.out, self.first, order, pin_cap, po_cap),
+                NO_IDLE_NODES, NO_IDLE_FUNCS)
 
     def assess(self, parent: Netlist, weights: np.ndarray, max_depth: int, cost_cap: float, ev: Any,
                dirty: np.ndarray, buf: int, stop_above: int) -> tuple:

@@ -80,7 +80,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [metrics.row(k, r[k], "") for k in ERROR_KEYS]
     if r.get("mae_app") is not None:
         lines += [metrics.row(k, r[k], "") for k in APP_ERROR_KEYS]
-        limits = [f"{k} {r[k]:g} x N" for k in ("mae_limit", "bias_limit") if r.get(k) is not None]
+        limits = [f"{k} {r[k]:g} x N{'^2' if k == 'mse_limit' else ''}" for k in ("mae_limit", "bias_limit", "mse_limit")
+                  if r.get(k) is not None]
         lines += ["", f"The `_app` figures weigh every input pair by the operand distribution ({r.get('operands')})"
                   + (f"; the search held them to {' and '.join(limits)}" if limits else "") + "."]
     pf = r["wce_proof"]

@@ -48,6 +48,7 @@ class SweepConfig:
                            "weighted errors): 'uniform', a histogram CSV or a flow.py dnn run directory")
     mae_limit: float | None = option(None, help="largest MAE under the operand distribution, as a fraction of N")
     bias_limit: float | None = option(None, help="largest |bias| under the operand distribution, as a fraction of N")
+    mse_limit: float | None = option(None, help="largest MSE under the operand distribution, as a fraction of N^2")
     jobs: int = option(2, help="processes per member (a worker's share of the cores)")
     seed_arch: str = option("array", choices=SEED_ARCHS,
                             help="architecture of the exact seed of every run (auto: the smallest after mapping)")
@@ -83,7 +84,7 @@ class SweepStage(CompositeStage):
     outputs = ("config.json", "sweep.json", "sweep.csv", "sweep.md", "cost_vs_eps.png", "error_vs_eps.png",
                "eps<EPS>-seed<SEED>/")
     fingerprint = ("bits", "bits_b", "signed", "seed", "tech", "cost", "seed_arch", "operands", "mae_limit",
-                   "bias_limit")
+                   "bias_limit", "mse_limit")
     results = ("config.json", "sweep.json")  # a sweep directory is never debris: it holds member runs
 
     def prepare(self, cfg: SweepConfig, progress: bool) -> list[Any]:
@@ -93,7 +94,7 @@ class SweepStage(CompositeStage):
         settings = {"bits": cfg.bits, "bits_b": cfg.bits_b, "signed": cfg.signed, "seed": cfg.seed,
                     "budget": cfg.budget, "generations": cfg.generations, "tech": cfg.tech, "cost": cfg.cost,
                     "jobs": cfg.jobs, "seed_arch": cfg.seed_arch, "operands": cfg.operands,
-                    "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit}
+                    "mae_limit": cfg.mae_limit, "bias_limit": cfg.bias_limit, "mse_limit": cfg.mse_limit}
         return [config.from_dict(EvolveConfig, {k: v for k, v in settings.items() if v is not None} | {"eps": e})
                 for e in sorted(cfg.eps)]
 

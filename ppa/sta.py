@@ -153,7 +153,7 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
             "  foreach pin [get_pins -of_objects $inst] {",
             "    if {[get_property $pin direction] == \"output\"} {",
             "      set net [get_nets -of_objects $pin]",
-            "      if {$net != {}} { set out [get_full_name $net] }",
+            "      if {$net != {} && $net != \"NULL\"} { set out [get_full_name $net] }",  # NULL: unconnected
             "    }",
             "  }",
             "  set p [sta::instance_power $inst [sta::cmd_corner]]",

@@ -89,7 +89,12 @@ class Technology:
         """Internal energy of one output toggle of ``gate``'s cell against its output load (Liberty energy
         units, pJ for a library in pF and V), at the 0.1 ns input transition the flow's STA drives."""
         c = self.gates[gate]
-        return _toggle_energy(self.liberty, c.cell, c.output, _TRANSITION_NS / _time_scale(self.time_unit))
+        return self.output_energy(c.cell, c.output)
+
+    def output_energy(self, cell: str, pin: str) -> EnergyTable:
+        """:meth:`toggle_energy` of output ``pin`` of any combinational ``cell`` of the library (a cell of
+        ``--function-set cells``; each output of a multi-output cell has its own)."""
+        return _toggle_energy(self.liberty, cell, pin, _TRANSITION_NS / _time_scale(self.time_unit))
 
     @property
     def cap_pf(self) -> float:

@@ -44,6 +44,7 @@ class CellFunction:
     table: int  # truth table over three slots (see the module docstring)
     area: float  # the cell's Liberty area
     group: int = -1  # index of the multi-output cell this output belongs to, or -1
+    pin_caps: tuple[float, ...] = ()  # input capacitance of each pin of ``pins`` (Liberty units; 0 if not given)
 
     @property
     def arity(self) -> int:
@@ -150,13 +151,14 @@ def _load(name: str, path: Path) -> CellSet:
     groups: list[str] = []
     for _key, (cell, tables) in sorted(best.items(), key=lambda kv: (kv[0][0], _rank(kv[1][0]))):
         pins = tuple(p.name for p in cell.inputs)
+        caps = tuple(p.capacitance or 0.0 for p in cell.inputs)
         group = -1
         if len(tables) > 1:
             group = len(groups)
             groups.append(cell.name)
         for pin, tt in zip(cell.outputs, tables):
             label = cell.name if len(tables) == 1 else f"{cell.name}.{pin.name}"
-            functions.append(CellFunction(label, cell.name, pin.name, pins, tt, cell.area, group))
+            functions.append(CellFunction(label, cell.name, pin.name, pins, tt, cell.area, group, caps))
     arities = {f.arity for f in functions if f.group < 0}
     if 1 not in arities or 2 not in arities:
         raise ConfigError(f"Liberty {path} must have an inverter and two-input cells for the cell function set, "

@@ -238,11 +238,33 @@ def test_a_wrong_cell_netlist_fails_the_equivalence(tmp_path):
     assert not formal.equivalent(run, [gen_v], "m", [cell_v], "m", step="eq", gate_liberty=t.liberty).proven
 
 
+@pytest.mark.tools
+def test_an_adder_with_an_unused_output_is_powered(tmp_path):
+    """OpenSTA's power of a cell netlist in which a half adder's carry is left unconnected (an output used
+    alone, as the search ships it): every instance is powered by the activity of the net it drives."""
+    need_tools("sta")
+    from ppa import sta
+
+    t = tech.load("osu018")
+    tb = _tables()
+    fs = [f.name for f in tb.cells.functions]
+    net = cellnet.CellNetlist(2, 2, False, [fs.index("HAX1.YS"), fs.index("NAND2X1")], [2, 4], [4, 3], [0, 0],
+                              [6, 7, 0, 0], tb)
+    net.check()
+    run = RunDir.create(tmp_path / "run")
+    v = run.write_text("m_osu018.v", net.to_cell_verilog("m"))
+    assert "HAX1" in v.read_text() and ".YC(" not in v.read_text()
+    res = sta.analyse(run, v, "m", t, clock_period_ns=10, step="sta_ha",
+                      activity={n: (0.5, 0.5) for n in ("n6", "n7", "y[0]", "y[1]", "y[2]", "y[3]")})
+    assert len(res.instances) == 2 and res.instances["u6"][0] == "n6"
+    assert res.power_dynamic_w > 0
+
+
 # ------------------------------------------------------------------ the job
 def test_bad_function_set_is_a_one_line_error():
     from evolve.job import EvolveConfig
 
-    with pytest.raises(ConfigError, match=r"^COST must be area with --function-set cells"):
+    with pytest.raises(ConfigError, match=r"^COST must be area or power with --function-set cells"):
         EvolveConfig(function_set="cells", cost="transistors")
 
 
