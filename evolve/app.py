@@ -280,7 +280,7 @@ def _byte_tables(lanes: np.ndarray) -> np.ndarray:
 
 def lane_tables(ev: Evaluator, probs: tuple[np.ndarray, np.ndarray] | None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(wfac, wtid, wtab) for :func:`evaluate_weighted` on ``ev``'s vectors (exhaustive evaluators only).
+    """(wfac, wtid, wtab) for :func:`weighted_sums` on ``ev``'s vectors (exhaustive evaluators only).
 
     With ``wb >= 6`` the 64 lanes of a word share ``a``, so a word's weights are ``p_a(a)`` times one of
     ``2^(wb-6)`` tables of ``p_b``; otherwise each word has its own table (few words: at most 2^10)."""
