@@ -495,9 +495,9 @@ def test_library_draws_power_against_the_mae_under_non_uniform_operands(tmp_path
     for operands in (str(skewed), "uniform"):
         cfg = library.LibraryConfig(bits=4, seeds=(1,), eps=(0.01, 0.02, 0.05, 0.1), operands=operands)
         plan = library.members(cfg)
-        done = {library.member_name(m.eps, m.seed): ("member", m, {
+        done = {library.member_name(m.eps, m.seed): {
             "wce": 3 + i, "wce_limit": 4 + i, "mae": mae, "mae_app": mae_app, "power_w": p, "area": 100.0 - i,
-            "verification": {"passed": True}, "wce_proof": {"method": "exhaustive"}, "_build": "new"})
+            "verification": {"passed": True}, "wce_proof": {"method": "exhaustive"}, "_build": "new"}
             for i, (m, (mae, mae_app, p)) in enumerate(zip(plan, rows))}
         where = tmp_path / operands.replace("/", "_")
         where.mkdir()
