@@ -33,6 +33,18 @@ def run(quick: bool = False) -> Iterator[dict[str, Any]]:
     yield from target(quick)
 
 
+def best_at_wce(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[str, float]]]:
+    """For each reference (in WCE order): its name, its WCE, and the lowest power and area of a member
+    whose WCE is at most the reference's, each as a ratio to the reference's (NaN: no such member)."""
+    members = [r for r in rows if r["kind"] == "member"]
+    out = []
+    for ref in sorted((r for r in rows if r["kind"] == "reference"), key=lambda r: r["wce"]):
+        under = [m for m in members if m["wce"] <= ref["wce"]]
+        out.append((ref["name"], ref["wce"], {k: min(m[k] for m in under) / ref[k] if under else float("nan")
+                                              for k in ("power_w", "area")}))
+    return out
+
+
 def target(quick: bool = False, budget: float | None = None, out: Path | None = None) -> Iterator[dict[str, Any]]:
     """The issue's library: mul8s on OSU018 for LeNet-5's INT8 operands, ``--cost power``, TARGET_EPS x 2
     seeds on a LocalCluster of 2 workers, timed; with AXFLOW_REFERENCE (a directory of EvoApproxLib's
@@ -60,6 +72,9 @@ def target(quick: bool = False, budget: float | None = None, out: Path | None = 
                   "s", reference=TARGET_S, note="met" if done[TARGET_MEMBERS - 1] <= TARGET_S else "MISSED")
     yield row("library target: wall-clock of the whole build", wall, "s", reference=TARGET_S,
               note=f"{len(result['references'])} references characterised too" if ref else "no AXFLOW_REFERENCE")
+    for name, wce, ratios in best_at_wce(result["rows"]):
+        yield row(f"library target: best member at or under {name}'s WCE {wce:g}, power / its power",
+                  ratios["power_w"], "x", reference=1.0, note=f"area / its area {ratios['area']:.3f}")
     for plane, v in result["references_dominated"].items():
         if v["references"]:
             yield row(f"library target: EvoApproxLib circuits dominated by a member on {plane}",

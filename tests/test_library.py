@@ -225,3 +225,16 @@ def test_references_dominated_counts_members_only():
     got = references_dominated(rows)
     assert got["area_wce"]["not_dominated"] == ["tied", "alone", "by_ref"]
     assert got["power_wce"]["not_dominated"] == ["tied", "alone"]
+
+
+def test_best_member_at_or_under_each_references_wce():
+    from evolve.library_bench import best_at_wce
+
+    rows = [{"kind": "member", "name": "m1", "wce": 10, "area": 80.0, "power_w": 2.0},
+            {"kind": "member", "name": "m2", "wce": 40, "area": 50.0, "power_w": 1.0},
+            {"kind": "reference", "name": "r_hi", "wce": 40, "area": 100.0, "power_w": 4.0},
+            {"kind": "reference", "name": "r_lo", "wce": 5, "area": 100.0, "power_w": 4.0}]
+    got = best_at_wce(rows)
+    assert [g[0] for g in got] == ["r_lo", "r_hi"]
+    assert got[1][2] == {"power_w": 0.25, "area": 0.5}  # m2's WCE 40 counts: at or under
+    assert all(v != v for v in got[0][2].values())  # no member at WCE <= 5: NaN
