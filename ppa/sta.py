@@ -9,7 +9,8 @@ on internal pins (``set_power_activity -pins`` also has a Tcl bug there). Propag
 independent inputs, which reconvergent fan-out in a multiplier violates. So the flow asks OpenSTA
 for each instance's power at unit activity (``set_power_activity -global -activity 1``: one
 transition per clock period on every pin), whose dynamic part is linear in the activity, and scales it
-by the measured activity of the net the instance drives:
+by the measured activity of the net the instance drives (for a cell with several connected outputs, a
+full adder's sum and carry, the mean of their activities):
 
     P = sum_i  alpha_i * (P_internal,i + P_switching,i)|alpha=1  +  P_leakage,i
 
@@ -89,6 +90,7 @@ class StaResult:
     power_dynamic_w: float | None = None
     power_leakage_w: float | None = None
     power_vectorless_w: float | None = None
+    # instance -> (its output nets joined by ",", internal, switching at unit activity, leakage)
     instances: dict[str, tuple[str, float, float, float]] = field(default_factory=dict, repr=False)
     power_clock_w: float | None = None  # clocked designs: the clock-pin part (in power_dynamic_w)
     min_period_ns: float | None = None  # clocked designs: period - worst slack
@@ -153,11 +155,11 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
             "  foreach pin [get_pins -of_objects $inst] {",
             "    if {[get_property $pin direction] == \"output\"} {",
             "      set net [get_nets -of_objects $pin]",
-            "      if {$net != {} && $net != \"NULL\"} { set out [get_full_name $net] }",  # NULL: unconnected
+            "      if {$net != {} && $net != \"NULL\"} { lappend out [get_full_name $net] }",  # NULL: unconnected
             "    }",
             "  }",
             "  set p [sta::instance_power $inst [sta::cmd_corner]]",
-            "  puts \"AXF_INST [get_full_name $inst] $out [lindex $p 0] [lindex $p 1] [lindex $p 2]\"",
+            "  puts \"AXF_INST [get_full_name $inst] [join $out ,] [lindex $p 0] [lindex $p 1] [lindex $p 2]\"",
             "}",
         ]
         if clock_port is not None:
@@ -189,10 +191,12 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
             r"^AXF_INST (\S+) (\S*) (\S+) (\S+) (\S+)$", text, re.M):
         i, s, lk = float(internal), float(switching), float(leak)
         instances[inst] = (net, i, s, lk)
-        net = net.replace("\\", "")
-        if net and net not in activity:
-            unmatched.append(net)
-        alpha = activity.get(net, (0.0, 0.0))[0] if net else 0.0
+        nets = [n.replace("\\", "") for n in net.split(",") if n]
+        unmatched += [n for n in nets if n not in activity]
+        # a cell with several outputs (a full adder's sum and carry): its power at unit activity holds every
+        # output's internal and switching part, each scaled by the mean of the outputs' activities (OpenSTA
+        # 2019 gives an instance's power, not a pin's; exact where the outputs' parts are alike)
+        alpha = sum(activity.get(n, (0.0, 0.0))[0] for n in nets) / len(nets) if nets else 0.0
         fixed = clocked.get(inst, 0.0)
         p_dyn = fixed + alpha * (i + s - fixed)
         per_inst[inst] = p_dyn + lk

@@ -238,6 +238,16 @@ def test_a_wrong_cell_netlist_fails_the_equivalence(tmp_path):
     assert not formal.equivalent(run, [gen_v], "m", [cell_v], "m", step="eq", gate_liberty=t.liberty).proven
 
 
+def _two_node_cell_verilog(tmp_path, funcs, in0, in1, in2):
+    """A 2x2 cell netlist of two nodes (n6, n7) driving y[0], y[1], written as OSU018 cell Verilog."""
+    tb = _tables()
+    fs = [f.name for f in tb.cells.functions]
+    net = cellnet.CellNetlist(2, 2, False, [fs.index(f) for f in funcs], in0, in1, in2, [6, 7, 0, 0], tb)
+    net.check()
+    run = RunDir.create(tmp_path / "run")
+    return run, run.write_text("m_osu018.v", net.to_cell_verilog("m"))
+
+
 @pytest.mark.tools
 def test_an_adder_with_an_unused_output_is_powered(tmp_path):
     """OpenSTA's power of a cell netlist in which a half adder's carry is left unconnected (an output used
@@ -245,19 +255,35 @@ def test_an_adder_with_an_unused_output_is_powered(tmp_path):
     need_tools("sta")
     from ppa import sta
 
-    t = tech.load("osu018")
-    tb = _tables()
-    fs = [f.name for f in tb.cells.functions]
-    net = cellnet.CellNetlist(2, 2, False, [fs.index("HAX1.YS"), fs.index("NAND2X1")], [2, 4], [4, 3], [0, 0],
-                              [6, 7, 0, 0], tb)
-    net.check()
-    run = RunDir.create(tmp_path / "run")
-    v = run.write_text("m_osu018.v", net.to_cell_verilog("m"))
+    run, v = _two_node_cell_verilog(tmp_path, ("HAX1.YS", "NAND2X1"), [2, 4], [4, 3], [0, 0])
     assert "HAX1" in v.read_text() and ".YC(" not in v.read_text()
-    res = sta.analyse(run, v, "m", t, clock_period_ns=10, step="sta_ha",
+    res = sta.analyse(run, v, "m", tech.load("osu018"), clock_period_ns=10, step="sta_ha",
                       activity={n: (0.5, 0.5) for n in ("n6", "n7", "y[0]", "y[1]", "y[2]", "y[3]")})
     assert len(res.instances) == 2 and res.instances["u6"][0] == "n6"
     assert res.power_dynamic_w > 0
+
+
+@pytest.mark.tools
+def test_a_full_adder_is_powered_by_both_outputs(tmp_path):
+    """A cell with two connected outputs (a full adder's sum and carry) is one instance whose power at unit
+    activity holds both outputs' parts: it is scaled by the mean of the two nets' activities, not by
+    whichever output OpenSTA lists last (regression: an idle carry made a busy sum cost nothing)."""
+    need_tools("sta")
+    from ppa import sta
+
+    run, v = _two_node_cell_verilog(tmp_path, ("FAX1.YS", "FAX1.YC"), [2, 2], [3, 3], [4, 4])
+    assert v.read_text().count("FAX1 ") == 1
+    act = {f"y[{i}]": (0.0, 0.5) for i in range(4)}
+    powers = {}
+    for ys, yc in ((0.6, 0.0), (0.0, 0.6), (0.6, 0.6)):
+        res = sta.analyse(run, v, "m", tech.load("osu018"), clock_period_ns=10, step=f"sta_fa_{ys}_{yc}",
+                          activity={**act, "n6": (ys, 0.5), "n7": (yc, 0.5)})
+        (inst, (nets, i, s, leak),), = res.instances.items()
+        assert sorted(nets.split(",")) == ["n6", "n7"]
+        powers[ys, yc] = res.instance_power_w[inst] - leak
+        assert powers[ys, yc] == pytest.approx((ys + yc) / 2 * (i + s))
+    assert powers[0.6, 0.0] > 0 and powers[0.0, 0.6] > 0  # either output alone busy costs power
+    assert powers[0.6, 0.6] == pytest.approx(2 * powers[0.6, 0.0])
 
 
 # ------------------------------------------------------------------ the job
