@@ -193,9 +193,7 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
         instances[inst] = (net, i, s, lk)
         nets = [n.replace("\\", "") for n in net.split(",") if n]
         unmatched += [n for n in nets if n not in activity]
-        # a cell with several outputs (a full adder's sum and carry): its power at unit activity holds every
-        # output's internal and switching part, each scaled by the mean of the outputs' activities (OpenSTA
-        # 2019 gives an instance's power, not a pin's; exact where the outputs' parts are alike)
+        # several outputs: the mean activity (module docstring); OpenSTA 2019 gives no per-pin power
         alpha = sum(activity.get(n, (0.0, 0.0))[0] for n in nets) / len(nets) if nets else 0.0
         fixed = clocked.get(inst, 0.0)
         p_dyn = fixed + alpha * (i + s - fixed)
