@@ -90,8 +90,8 @@ class StaResult:
     power_dynamic_w: float | None = None
     power_leakage_w: float | None = None
     power_vectorless_w: float | None = None
-    # instance -> (its output nets joined by ",", internal, switching at unit activity, leakage)
-    instances: dict[str, tuple[str, float, float, float]] = field(default_factory=dict, repr=False)
+    # instance -> (its connected output nets, internal, switching at unit activity, leakage)
+    instances: dict[str, tuple[tuple[str, ...], float, float, float]] = field(default_factory=dict, repr=False)
     power_clock_w: float | None = None  # clocked designs: the clock-pin part (in power_dynamic_w)
     min_period_ns: float | None = None  # clocked designs: period - worst slack
     instance_power_w: dict[str, float] = field(default_factory=dict, repr=False)  # measured, per instance
@@ -151,15 +151,16 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
         lines += [
             "set_power_activity -global -activity 1.0 -duty 0.5",
             "foreach inst [get_cells *] {",
-            "  set out {}",
-            "  foreach pin [get_pins -of_objects $inst] {",
+            "  foreach pin [get_pins -of_objects $inst] {",  # one line per connected output: any net name
             "    if {[get_property $pin direction] == \"output\"} {",
             "      set net [get_nets -of_objects $pin]",
-            "      if {$net != {} && $net != \"NULL\"} { lappend out [get_full_name $net] }",  # NULL: unconnected
+            "      if {$net != {} && $net != \"NULL\"} {",  # NULL: unconnected
+            "        puts \"AXF_OUT [get_full_name $inst] [get_full_name $net]\"",
+            "      }",
             "    }",
             "  }",
             "  set p [sta::instance_power $inst [sta::cmd_corner]]",
-            "  puts \"AXF_INST [get_full_name $inst] [join $out ,] [lindex $p 0] [lindex $p 1] [lindex $p 2]\"",
+            "  puts \"AXF_INST [get_full_name $inst] [lindex $p 0] [lindex $p 1] [lindex $p 2]\"",
             "}",
         ]
         if clock_port is not None:
@@ -183,15 +184,17 @@ def analyse(run_dir: RunDir, netlist: Path, top: str, tech: Technology, *, clock
     if activity is None:
         return StaResult(delay_ns=delay_ns, clock_period_ns=clock_period_ns, min_period_ns=min_period)
     clocked = {inst: float(i) + float(s) for inst, i, s in re.findall(r"^AXF_CLK (\S+) (\S+) (\S+)$", text, re.M)}
-    instances: dict[str, tuple[str, float, float, float]] = {}
+    outputs: dict[str, list[str]] = {}
+    for inst, net in re.findall(r"^AXF_OUT (\S+) (\S+)$", text, re.M):
+        outputs.setdefault(inst, []).append(net.replace("\\", ""))
+    instances: dict[str, tuple[tuple[str, ...], float, float, float]] = {}
     per_inst: dict[str, float] = {}
     dynamic = leakage = clock = 0.0
     unmatched = []
-    for inst, net, internal, switching, leak in re.findall(
-            r"^AXF_INST (\S+) (\S*) (\S+) (\S+) (\S+)$", text, re.M):
+    for inst, internal, switching, leak in re.findall(r"^AXF_INST (\S+) (\S+) (\S+) (\S+)$", text, re.M):
         i, s, lk = float(internal), float(switching), float(leak)
-        instances[inst] = (net, i, s, lk)
-        nets = [n.replace("\\", "") for n in net.split(",") if n]
+        nets = outputs.get(inst, [])
+        instances[inst] = (tuple(nets), i, s, lk)
         unmatched += [n for n in nets if n not in activity]
         # several outputs: the mean activity (module docstring); OpenSTA 2019 gives no per-pin power
         alpha = sum(activity.get(n, (0.0, 0.0))[0] for n in nets) / len(nets) if nets else 0.0

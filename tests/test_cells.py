@@ -4,6 +4,7 @@ evaluator against a plain reference, mutation, the shipped cell netlist read bac
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -259,7 +260,7 @@ def test_an_adder_with_an_unused_output_is_powered(tmp_path):
     assert "HAX1" in v.read_text() and ".YC(" not in v.read_text()
     res = sta.analyse(run, v, "m", tech.load("osu018"), clock_period_ns=10, step="sta_ha",
                       activity={n: (0.5, 0.5) for n in ("n6", "n7", "y[0]", "y[1]", "y[2]", "y[3]")})
-    assert len(res.instances) == 2 and res.instances["u6"][0] == "n6"
+    assert len(res.instances) == 2 and res.instances["u6"][0] == ("n6",)
     assert res.power_dynamic_w > 0
 
 
@@ -279,11 +280,31 @@ def test_a_full_adder_is_powered_by_both_outputs(tmp_path):
         res = sta.analyse(run, v, "m", tech.load("osu018"), clock_period_ns=10, step=f"sta_fa_{ys}_{yc}",
                           activity={**act, "n6": (ys, 0.5), "n7": (yc, 0.5)})
         (inst, (nets, i, s, leak),), = res.instances.items()
-        assert sorted(nets.split(",")) == ["n6", "n7"]
+        assert sorted(nets) == ["n6", "n7"]
         powers[ys, yc] = res.instance_power_w[inst] - leak
         assert powers[ys, yc] == pytest.approx((ys + yc) / 2 * (i + s))
     assert powers[0.6, 0.0] > 0 and powers[0.0, 0.6] > 0  # either output alone busy costs power
     assert powers[0.6, 0.6] == pytest.approx(2 * powers[0.6, 0.0])
+
+
+@pytest.mark.tools
+def test_an_output_net_named_with_a_comma_is_one_net(tmp_path):
+    """Verilog's escaped identifiers may hold a comma: each connected output is its own line of the STA's
+    report, so a full adder whose sum drives ``\\s,um`` is scaled by that net's activity and its carry's
+    (regression: the nets were joined by commas and split again, into two nets that do not exist)."""
+    need_tools("sta")
+    from ppa import sta
+
+    run, v = _two_node_cell_verilog(tmp_path, ("FAX1.YS", "FAX1.YC"), [2, 2], [3, 3], [4, 4])
+    text = v.read_text()
+    assert re.search(r"\bn6\b", text)
+    v.write_text(re.sub(r"\bn6\b", lambda _: "\\s,um ", text), encoding="utf-8")
+    act = {f"y[{i}]": (0.0, 0.5) for i in range(4)}
+    res = sta.analyse(run, v, "m", tech.load("osu018"), clock_period_ns=10, step="sta_fa_comma",
+                      activity={**act, "s,um": (0.6, 0.5), "n7": (0.2, 0.5)})
+    (inst, (nets, i, s, leak),), = res.instances.items()
+    assert sorted(nets) == ["n7", "s,um"]
+    assert res.instance_power_w[inst] - leak == pytest.approx(0.4 * (i + s))
 
 
 # ------------------------------------------------------------------ the job
