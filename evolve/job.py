@@ -27,6 +27,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,12 @@ APP_LIMITS = ("mae_limit", "bias_limit", "mse_limit")
 FINGERPRINT = ("design", "eps", "eps_start", "eps_tau", "tech", "cost", "seed", "islands", "offspring", "epoch",
                "migrate", "spare", "samples", "allow_slower", "descent", "uphill", "seed_netlist_sha256")
 RESUMABLE = ("budget", "generations", "jobs", "checkpoint_every", "proof_timeout")
+# --uphill by objective, in cheapest gates (under power: half toggles of the cheapest node). An area cost
+# has plateaus (rewirings that keep the same gates cost the same), along which the search drifts; under
+# power every rewiring changes the toggles downstream, so the search needs a wider threshold to drift.
+# Measured: mul8s EPS 0.005, LeNet-5 operands, 90 s, seeds 1-3, OpenSTA power ratio 0.769/0.827/0.825 at 1
+# against 0.710/0.695/0.765 at 16 (README, "Power and the application's operands").
+UPHILL = {"area": 1.0, "transistors": 1.0, "power": 16.0}
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,11 @@ class EvolveConfig:
     resynthesis: bool = option(True, help="with --function-set cells (up to 16 input bits): map the descended "
                                "start and, at every migration, the best parent onto the cell set again with ABC, "
                                "keeping what is cheaper (the same function)")
-    uphill: float = option(1.0, unit="cheapest gates",
-                           help="threshold accepting: a child may cost this much more than its parent and still "
-                                "replace it (0: strict (1+lambda)); the best circuit is kept apart")
+    uphill: float | None = option(None, unit="cheapest gates",
+                                  help="threshold accepting: a child may cost this much more than its parent and "
+                                       "still replace it (0: strict (1+lambda)); the best circuit is kept apart "
+                                       f"(default: {UPHILL['area']:g} under area and transistors, "
+                                       f"{UPHILL['power']:g} under power, whose cost has no plateaus)")
     offspring: int = option(4, help="children per generation (the lambda of the (1+lambda) ES)")
     islands: int = option(2, help="independent (1+lambda) populations; the best migrates between them")
     jobs: int = option(2, help="processes evaluating islands in parallel")
@@ -133,6 +142,11 @@ class EvolveConfig:
     overwrite: bool = option(False, help="replace an existing run directory")
     resume: bool = option(False, help="continue the run in the run directory from its checkpoint")
 
+    @property
+    def uphill_gates(self) -> float:
+        """``--uphill``, or the objective's default (:data:`UPHILL`)."""
+        return UPHILL[self.cost] if self.uphill is None else self.uphill
+
     def __post_init__(self) -> None:
         check_range("EPS", self.eps, 0.0, 1.0, lo_open=True, hi_open=True)
         check_width("BITS", self.bits)
@@ -151,7 +165,7 @@ class EvolveConfig:
                          ("samples", 1024)):
             if getattr(self, name) < lo:
                 raise must(name.upper(), f">= {lo}", getattr(self, name))
-        if self.uphill < 0:
+        if self.uphill is not None and self.uphill < 0:
             raise must("UPHILL", ">= 0 gates", self.uphill)
         if self.migrate < 0:
             raise must("MIGRATE", ">= 0 epochs (0: never)", self.migrate)
@@ -297,8 +311,9 @@ class EvolveStage(stage.Stage):
         cfg, run_dir = ctx.cfg, ctx.run
         jctx = self._context(ctx)
         started = time.time()
-        seed_net = _rtl_and_seed(jctx)
+        _write_rtl(jctx)
         _technology_preflight(jctx, ctx.plan.probs)
+        seed_net = _seed(jctx, ctx.plan.probs)
         outcome = _evolve(jctx, seed_net, ctx.progress)
         report = _finish(jctx, seed_net, outcome, ctx.plan.probs, started)
         ctx.reported = True  # _finish writes report.json before the files it names
@@ -355,13 +370,24 @@ def _check_seed_netlist(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ steps
-def _rtl_and_seed(ctx: Context) -> Netlist:
+def _write_rtl(ctx: Context) -> Path:
+    """The exact multiplier's plain ``a*b`` RTL: the flow's exact reference."""
+    cfg = ctx.cfg
+    rtl = ctx.run.path / f"{cfg.design}.v"
+    rtl.write_text(to_verilog(Multiplier(cfg.wa, cfg.wb, signed_=cfg.signed), cfg.design), encoding="utf-8")
+    return rtl
+
+
+def _seed(ctx: Context, probs: Any) -> Netlist:
+    """The exact seed (after the preflight: under ``--cost power --seed-arch auto`` each architecture is
+    powered at the run's periods on its power stream, as the result will be)."""
     cfg, run = ctx.cfg, ctx.run
     rtl = run.path / f"{cfg.design}.v"
-    rtl.write_text(to_verilog(Multiplier(cfg.wa, cfg.wb, signed_=cfg.signed), cfg.design), encoding="utf-8")
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     if cfg.seed_netlist is None:
-        seeds.synthesise_seed(run, cfg.seed_arch, cfg.design, cfg.wa, cfg.wb, cfg.signed, ctx.tech, rtl, ctx.say)
+        power = _seed_power(ctx, probs) if cfg.cost == "power" else None
+        seeds.synthesise_seed(run, cfg.seed_arch, cfg.design, cfg.wa, cfg.wb, cfg.signed, ctx.tech, rtl, ctx.say,
+                              power=power)
         top, source = cfg.design, "the synthesised seed"
     else:
         top = yosys.read_gates(run, cfg.seed_netlist, seed_json, seed_v)
@@ -370,6 +396,28 @@ def _rtl_and_seed(ctx: Context) -> Netlist:
     data = json.loads(seed_json.read_text())
     return Netlist.from_yosys_json(data, top, cfg.wa, cfg.wb, cfg.signed,
                                    source=source)
+
+
+def _seed_power(ctx: Context, probs: Any) -> Callable[[str, yosys.Mapped], float | None]:
+    """How :func:`seeds.synthesise_seed` powers an architecture's mapped netlist: the timing simulation and
+    OpenSTA power of the result's own measurement (the preflight's periods, the run's power stream); the
+    array architecture is the exact reference, already powered. None for one that does not settle."""
+    cfg, pre = ctx.cfg, ctx.preflight
+    assert pre is not None
+    shape = Shape(cfg.wa, cfg.wb, cfg.signed)
+    a, b = _power_stream(ctx, probs)
+
+    def power(arch: str, mapped: yosys.Mapped) -> float | None:
+        if arch == "array":
+            return float(pre.exact_ppa["power_w"])
+        try:
+            return float(characterise.delay_and_power(
+                ctx.run, f"seed_{arch}", mapped, cfg.design, ctx.tech, shape, a, b, shape.exact_codes(a, b),
+                clock_period_ns=pre.periods.clock_period_ns, sim_period_ns=pre.periods.sim_period_ns,
+                seed=cfg.seed)["power_w"])
+        except VerificationError:  # slower than the run's simulation period: not a candidate
+            return None
+    return power
 
 
 def _cell_seed(ctx: Context) -> cellnet.CellNetlist:
@@ -543,7 +591,7 @@ def _problem(ctx: Context, n_addr: int, max_depth: int) -> engine.Problem:
     unit = (0.5 * spec.energy.cheapest() if spec is not None and spec.energy is not None
             else float(ctx.weights.min()))  # the cheapest gate, toggling every other operation under power
     return engine.Problem(cfg.wa, cfg.wb, cfg.signed, n_addr, tuple(ctx.weights), max_depth, cfg.offspring,
-                          cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill * unit,
+                          cgp.DEFAULT_OPS, cfg.samples, cfg.seed, uphill=cfg.uphill_gates * unit,
                           proof_timeout=cfg.proof_timeout, reference=ctx.reference, objective=spec,
                           function_set="gates" if ctx.cells is None else ctx.cells.key)
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from core.bench import row
+from core.run import read_json
 
 POWER_EPS = (0.005, 0.02, 0.05)
 POWER_TARGET = 0.9
+POWER_SEEDS = {"area": "array", "power": "auto"}  # each objective's seed: the default, and auto by power
 
 
 # the library target's WCE grid (fractions of N = 2^14 for mul8s): one level at or just under each of
@@ -87,6 +89,12 @@ def power_target(quick: bool = False, budget: float | None = None, out: Path | N
     """The OpenSTA power of ``--cost power`` members against ``--cost area`` members at each EPS of
     POWER_EPS, equal budgets, the same seed and operand stream; then the power cost's correlation.
 
+    Each objective starts from the seed it is run with by default for it: ``--cost area`` from the array
+    (the flow's default), ``--cost power`` from ``--seed-arch auto``, which under power starts from the
+    architecture of least measured power. Each row's note has both members' seed, power cost (the
+    search's zero-delay objective, pJ per operation) and generations, so that the search and the seed can
+    be told apart.
+
     The two libraries are built at the same time, one worker each, so that the area and the power member of
     an EPS evolve side by side: on a shared machine a time budget buys what the load leaves, and both get
     the same load."""
@@ -100,21 +108,34 @@ def power_target(quick: bool = False, budget: float | None = None, out: Path | N
     budget = budget if budget is not None else (20.0 if quick else 90.0)
     with tempfile.TemporaryDirectory(prefix="axflow-bench-power-") as tmp:
         cfgs = {cost: LibraryConfig(eps=POWER_EPS, seeds=(1,), bits=8, signed=True, budget=budget, jobs=1, cost=cost,
-                                    operands=str(SHIPPED), workers=1, run_dir=(out or Path(tmp)) / f"cost-{cost}")
+                                    operands=str(SHIPPED), workers=1, seed_arch=POWER_SEEDS[cost],
+                                    run_dir=(out or Path(tmp)) / f"cost-{cost}")
                 for cost in ("area", "power")}
         with ThreadPoolExecutor(len(cfgs)) as pool:
             built = {cost: pool.submit(build, cfg, progress=False) for cost, cfg in cfgs.items()}
             rows = {cost: {r["eps"]: r for r in fut.result()["members"]} for cost, fut in built.items()}
+            seeds = {cost: {r["eps"]: _seed_of(Path(r["run_dir"])) for r in fut.result()["members"]}
+                     for cost, fut in built.items()}
     for eps in POWER_EPS:
         a, p = rows["area"][eps], rows["power"][eps]
         yield row(f"power target, mul8s EPS {eps:g}: OpenSTA power of --cost power / --cost area", p["power_w"] /
                   a["power_w"], "x", reference=POWER_TARGET,
                   note=f"{budget:g} s each, side by side, LeNet-5 operands; power ratio to exact {p['power_ratio']:.4f} vs "
-                       f"{a['power_ratio']:.4f}, area ratio {p['area_ratio']:.4f} vs {a['area_ratio']:.4f}; "
+                       f"{a['power_ratio']:.4f}, area ratio {p['area_ratio']:.4f} vs {a['area_ratio']:.4f}, "
+                       f"power cost {p['power_cost']:.4f} vs {a['power_cost']:.4f} pJ, seed {seeds['power'][eps]} vs "
+                       f"{seeds['area'][eps]}, generations {p['generations']} vs {a['generations']}; "
                        f"{'met' if p['power_w'] <= POWER_TARGET * a['power_w'] else 'MISSED'}")
     pts = np.array([(r["power_cost"], r["power_w"]) for c in rows.values() for r in c.values()], dtype=float)
     yield row("power cost vs OpenSTA power: Pearson correlation over the members",
               float(np.corrcoef(pts[:, 0], pts[:, 1])[0, 1]), "", note=f"{len(pts)} members")
+
+
+def _seed_of(member: Path) -> str:
+    """A member's seed architecture, and how ``auto`` chose it."""
+    from evolve import seeds
+
+    info = read_json(member / seeds.INFO, "seed architecture")
+    return info["arch"] + (f" (auto, least {info.get('by', 'area')})" if info["choice"] == "auto" else "")
 
 
 SPEEDUP_TARGET = 1.8

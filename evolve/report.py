@@ -116,8 +116,11 @@ def markdown(r: dict[str, Any]) -> str:
     sa = r.get("seed_arch")
     if sa:
         others = ", ".join(f"{k} {v:g}" for k, v in sa["mapped_area"].items())
+        powers = ", ".join(f"{k} {'does not settle' if v is None else f'{v * 1e3:.4g} mW'}"
+                           for k, v in sa.get("power_w", {}).items())
         lines += ["", f"Seed: the exact {sa['arch']} multiplier (`--seed-arch {sa['choice']}`"
                   + (f"; mapped areas: {others}" if sa["choice"] == "auto" else "")
+                  + (f"; chosen by power: {powers}" if powers else "")
                   + f"), mapped area {sa['area']:g}; area ratio against it {r['area_ratio_vs_seed']:.3f} "
                   "(the area ratio above is against the exact multiplier synthesised from a*b)."]
     tm = r["timing"]

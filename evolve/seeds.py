@@ -2,8 +2,12 @@
 
 :func:`synthesise_seed` writes the run's ``seed.json``/``seed.v`` (generic gates, top module named after
 the design, as the plain RTL's) from the chosen architecture of :mod:`rtl_gen.architectures`; ``auto``
-synthesises every architecture, maps each onto the technology and keeps the one of least mapped area.
-What was chosen, and each candidate's mapped area, is written to ``seed_arch.json`` for the report. The
+synthesises every architecture, maps each onto the technology and keeps the one that costs least by the
+run's objective: the least mapped area, or under ``--cost power`` the least power as the flow measures it
+(a timing simulation of the mapped seed on the run's power stream, powered by OpenSTA: the glitches of a
+ripple array against a tree are what separate the architectures, and the zero-delay cost does not see
+them). What was chosen, and each candidate's mapped area (and power), is written to ``seed_arch.json`` for
+the report. The
 seed is proven equal to the plain ``a*b`` RTL later in the flow (``formal_rtl_vs_seed``), whichever
 architecture it came from.
 """
@@ -14,8 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import VerificationError
 from core.run import RunDir, read_json
 from ppa import yosys
+from ppa.yosys import Mapped
 from rtl_gen.architectures import ARCHITECTURES, multiplier
 from rtl_gen.multiplier import to_verilog
 
@@ -32,28 +38,53 @@ def _rtl(run: RunDir, arch: str, design: str, wa: int, wb: int, is_signed: bool,
 
 
 def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_signed: bool, tech: Any,
-                    plain_rtl: Path, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Write ``seed.json`` and ``seed.v`` for architecture ``choice`` (or the smallest mapped one under
-    ``auto``) and return what :data:`INFO` records: ``choice``, ``arch`` (the one used), ``rtl`` (its
-    file), ``mapped_area`` (architecture -> area on ``tech``; the chosen one's is left out for ``array``,
-    whose mapping is the flow's exact reference)."""
+                    plain_rtl: Path, say: Callable[[str], None] = lambda _: None,
+                    power: Callable[[str, Mapped], float | None] | None = None) -> dict[str, Any]:
+    """Write ``seed.json`` and ``seed.v`` for architecture ``choice`` (or, under ``auto``, the one of least
+    mapped area, or of least power when ``power`` is given) and return what :data:`INFO` records:
+    ``choice``, ``arch`` (the one used), ``by`` (``area`` or ``power``), ``rtl`` (its file), ``mapped_area``
+    (architecture -> area on ``tech``; the chosen one's is left out for ``array``, whose mapping is the
+    flow's exact reference) and under ``power`` ``power_w`` (architecture -> measured power, None for one
+    whose timing simulation does not settle at the run's period: it is not a candidate).
+
+    ``power(arch, mapped)``: the power of an architecture's mapped netlist, measured the way the run
+    measures its result."""
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     archs = ARCHITECTURES if choice == "auto" else (choice,)
     areas: dict[str, float] = {}
     rtls: dict[str, Path] = {}
+    maps: dict[str, Mapped] = {}
     for arch in archs:
         rtls[arch] = _rtl(run, arch, design, wa, wb, is_signed, plain_rtl)
         if choice == "auto" or arch != "array":
             mapped = yosys.map_to_cells(run, [rtls[arch]], design, tech, run.path / f"exact_{arch}_{tech.name}.v",
                                         step=f"map_seed_{arch}")
             areas[arch] = mapped.area
-    arch = min(archs, key=lambda x: areas[x]) if choice == "auto" else choice
+            maps[arch] = mapped
+    by = "power" if choice == "auto" and power is not None else "area"
+    powers: dict[str, float | None] = {}
+    if by == "power":
+        for x in archs:
+            say(f"seed architecture {x}: timing simulation and power of its mapped netlist on {tech.name}")
+            powers[x] = power(x, maps[x])
+        fits = [x for x in archs if powers[x] is not None]
+        if not fits:
+            raise VerificationError(f"no seed architecture's mapped netlist settles at the run's simulation period "
+                                    f"on {tech.name}: set --seed-arch")
+        arch = min(fits, key=lambda x: powers[x])  # type: ignore[arg-type,return-value]
+    else:
+        arch = min(archs, key=lambda x: areas[x]) if choice == "auto" else choice
     if choice == "auto":
-        say("seed architectures, mapped area on " + tech.name + ": "
-            + ", ".join(f"{x} {areas[x]:g}" for x in archs) + f"; starting from {arch}")
+        say(f"seed architectures on {tech.name}, mapped area" + (" and power" if by == "power" else "") + ": "
+            + ", ".join(f"{x} {areas[x]:g}" + ("" if by == "area" else
+                                              f" {powers[x] * 1e3:.4g} mW" if powers[x] is not None else
+                                              " (does not settle)") for x in archs)
+            + f"; starting from {arch} (least {by})")
     say(f"synthesising {design} ({arch}) to generic gates (the seed)")
     yosys.synth_generic(run, [rtls[arch]], design, seed_json, seed_v)
-    info = {"choice": choice, "arch": arch, "rtl": rtls[arch].name, "mapped_area": areas}
+    info = {"choice": choice, "arch": arch, "by": by, "rtl": rtls[arch].name, "mapped_area": areas}
+    if by == "power":
+        info["power_w"] = powers
     run.write_json(INFO, info)
     return info
 

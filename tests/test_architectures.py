@@ -141,6 +141,29 @@ def test_evolution_from_architecture_verifies(tmp_path, arch):
     assert (info["arch"] == "array") == (info["rtl"] == "mul4s.v") and "module mul4s" in seed_rtl
 
 
+@pytest.mark.tools
+@pytest.mark.sim
+def test_auto_seed_under_power_is_the_least_power_architecture(tmp_path):
+    """--cost power --seed-arch auto powers every architecture's mapped seed as the result is powered (the
+    run's stream and periods) and starts from the least; the array's power is the exact reference's."""
+    need_tools("yosys", "iverilog", "vvp", "sta")
+    d = tmp_path / "mul4s"
+    proc = _flow("evolve", "--bits", "4", "--eps", "0.05", "--generations", "300", "--budget", "0", "--seed", "2",
+                 "--seed-arch", "auto", "--cost", "power", "--run-dir", str(d), *QUICK)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((d / "report.json").read_text())
+    info = r["seed_arch"]
+    assert info["by"] == "power" and set(info["power_w"]) == set(ARCHITECTURES)
+    powers = {k: v for k, v in info["power_w"].items() if v is not None}
+    assert info["arch"] == min(powers, key=powers.get)
+    assert info["power_w"]["array"] == pytest.approx(r["exact"]["power_w"])
+    # every other architecture was powered by its own timing simulation of its mapped netlist
+    for arch in set(ARCHITECTURES) - {"array"}:
+        assert (d / "sim_build" / f"power_seed_{arch}" / "activity.json").is_file()
+    assert "chosen by power" in (d / "report.md").read_text()
+    assert r["verification"]["passed"] and r["wce"] <= r["wce_limit"]
+
+
 def test_rtl_command_writes_the_architecture(tmp_path):
     out = tmp_path / "mul5x3u.v"
     proc = _flow("rtl", "--bits", "5", "--bits-b", "3", "--no-signed", "--arch", "dadda", "--out", str(out))

@@ -362,6 +362,19 @@ def test_bad_limits_are_one_line_errors(tmp_path, args, pattern):
     assert not (tmp_path / "run").exists()
 
 
+def test_uphill_defaults_by_objective_and_a_given_one_wins():
+    """The power cost has no plateaus, so its search drifts with a wider threshold; a given --uphill is kept."""
+    from evolve.job import UPHILL, EvolveConfig
+
+    assert EvolveConfig().uphill_gates == UPHILL["area"] == 1.0
+    assert EvolveConfig(cost="transistors").uphill_gates == 1.0
+    assert EvolveConfig(cost="power").uphill_gates == UPHILL["power"] > 1.0
+    assert EvolveConfig(cost="power", uphill=0.0).uphill_gates == 0.0
+    assert EvolveConfig(uphill=3.0).uphill_gates == 3.0
+    one_line_error(flow("evolve", "--uphill=-1", "--run-dir", "/nonexistent/x"),
+                   r"^error: UPHILL must be >= 0 gates, not -1\.0$")
+
+
 @pytest.mark.parametrize("command, value", [("sweep", "0"), ("library", "1.5")], ids=["sweep", "library"])
 def test_a_bad_mse_limit_of_a_sweep_or_library_is_a_one_line_error(tmp_path, command, value):
     """Every member's configuration is checked before anything runs: nothing is written."""
