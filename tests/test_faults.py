@@ -206,6 +206,15 @@ def evolve_config_json(run: Path, **settings) -> None:
     write_text(run / "config.json", json.dumps({"command": "evolve", "settings": config.to_dict(cfg)}))
 
 
+def library_config_json(run: Path, **settings) -> None:
+    """A config.json as ``flow.py library`` writes it (the composite stage resumes a library that has one)."""
+    from evolve.library import LibraryConfig
+
+    cfg = LibraryConfig(run_dir=run, **settings)
+    run.mkdir(parents=True)
+    write_text(run / "config.json", json.dumps({"command": "library", "settings": config.to_dict(cfg)}))
+
+
 def tools_or_skip() -> None:
     from conftest import need_tools
 
@@ -576,6 +585,8 @@ READ_ONLY_COMMANDS = {
     "evolve-resume": ["evolve", "--resume", "--run-dir", "{ro}/r", "--quiet"],
     "evolve-new": ["evolve", "--run-dir", "{ro}/new", "--quiet"],
     "sweep": ["sweep", "--eps", "0.01", "--run-dir", "{ro}/s", "--quiet"],
+    "library-new": ["library", "--bits", "4", "--eps", "0.05", "--seeds", "1", "--run-dir", "{ro}/new-l", "--quiet"],
+    "library-resume": ["library", "--bits", "4", "--eps", "0.05", "--seeds", "1", "--run-dir", "{ro}/l", "--quiet"],
     "verify": ["verify", "{ro}/m"],
     "rtl": ["rtl", "--out", "{ro}/m.v"],
     "accel": ["accel", "--net", "lenet5", "--array", "8x8", "--run-dir", "{ro}/a"],
@@ -592,6 +603,7 @@ def test_read_only_directory_is_one_line(read_only, capsys, command):
     (ro / "r" / "m.v").write_text("module m (a, b, y);\n input [1:0] a; input [1:0] b; output [3:0] y;\n"
                                   " assign y = a * b;\nendmodule\n")
     _fake_evolve_run(ro / "m")
+    library_config_json(ro / "l", bits=4, eps=(0.05,), seeds=(1,))  # an earlier library the command resumes
     before = digest(ro)
     if command in ("array", "ppa"):
         tools_or_skip()
@@ -639,6 +651,37 @@ def test_full_disk_during_an_overwrite_keeps_the_earlier_run(tmp_path, capsys, m
     assert code == 6 and __import__("re").match(rf"^error: cannot use {tmp_path / 'r'}: No space left on device$",
                                                 line), line
     assert digest(tmp_path / "r") == before and not staging.exists()
+
+
+@pytest.mark.tools
+@pytest.mark.sim
+def test_full_disk_during_calibration_keeps_the_earlier_run(tmp_path, capsys, monkeypatch):
+    """The disk fills late, after the search and the result's PPA, when ``--calibrate`` writes its first
+    trajectory circuit: one line, exit 6, and the run that ``--overwrite`` was replacing is untouched."""
+    import builtins
+    import io
+
+    tools_or_skip()
+    before = earlier_run(tmp_path / "r")
+    calibration = (tmp_path / ".r.staging" / "calibration").resolve()
+    real_open = io.open
+    refused: list[str] = []
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and "w" in mode and Path(file).resolve().is_relative_to(calibration):
+            refused.append(str(file))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", fake_open)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    code, line = run_flow(capsys, "evolve", "--bits", "4", "--eps", "0.1", "--budget", "0", "--generations", "1000",
+                          "--epoch", "100", "--jobs", "1", "--power-vectors", "200", "--calibrate", "2",
+                          "--no-descent", "--overwrite", "--run-dir", tmp_path / "r", "--quiet")
+    assert refused, "the run never reached its calibration"
+    assert code == 6 and __import__("re").match(rf"^error: cannot use {tmp_path / 'r'}\S*: No space left on device$",
+                                                line), line
+    assert digest(tmp_path / "r") == before and not (tmp_path / ".r.staging").exists()
 
 
 def test_full_disk_never_leaves_half_a_file(tmp_path, capsys, monkeypatch):
