@@ -173,6 +173,37 @@ def test_finetune_in_loop_applies_the_budget_to_tuned_networks(tmp_path):
     assert (run / "model_finetuned.pt").is_file()
 
 
+def test_an_interrupted_finetune_in_loop_resumes_to_the_uninterrupted_answer(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the loop fine-tunes (dense network): exit 130, the search's evaluations are kept and no
+    report is written; --resume evaluates nothing again and gives the answer a run without the interruption
+    gives (the fine-tunes are seeded)."""
+    runs = _runs(tmp_path)
+    extra = ("--mults", *runs, "--method", "hawx", "--max-acc-loss", "0.005", "--finetune-in-loop", "2",
+             "--finetune-epochs", "1")
+    argv = _argv(tmp_path, *extra)
+    real = train.finetune
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "finetune", interrupted)
+    assert flow.main(argv) == 130
+    run = tmp_path / "run"
+    assert not (run / "report.json").exists() and not (run / "finetuned.csv").exists()
+    searched = (run / "evaluations.jsonl").read_text().splitlines()
+    assert searched
+    monkeypatch.setattr(train, "finetune", real)
+    assert flow.main([*argv, "--resume"]) == 0
+    assert (run / "evaluations.jsonl").read_text().splitlines() == searched  # nothing evaluated twice
+    plain = [a if a != str(run) else str(tmp_path / "plain") for a in argv]
+    assert flow.main(plain) == 0
+    rep, ref = (json.loads((d / "report.json").read_text()) for d in (run, tmp_path / "plain"))
+    assert rep["finetuned_in_loop"] == ref["finetuned_in_loop"] >= 1
+    assert rep["chosen"]["assignment"] == ref["chosen"]["assignment"]
+    assert rep["chosen"]["accuracy"] == ref["chosen"]["accuracy"]
+    assert (run / "finetuned.csv").read_text() == (tmp_path / "plain" / "finetuned.csv").read_text()
+
+
 def test_accel_points_carry_both_energies(tmp_path):
     pytest.importorskip("accel_models.api")
     runs = _runs(tmp_path)
