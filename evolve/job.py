@@ -312,8 +312,12 @@ class EvolveStage(stage.Stage):
         jctx = self._context(ctx)
         started = time.time()
         _write_rtl(jctx)
-        _technology_preflight(jctx, ctx.plan.probs)
-        seed_net = _seed(jctx, ctx.plan.probs)
+        if _seed_by_power(cfg):  # the architectures are powered at the preflight's periods
+            _technology_preflight(jctx, ctx.plan.probs)
+            seed_net = _seed(jctx, ctx.plan.probs)
+        else:  # a bad seed netlist is refused before the preflight's work
+            seed_net = _seed(jctx, ctx.plan.probs)
+            _technology_preflight(jctx, ctx.plan.probs)
         outcome = _evolve(jctx, seed_net, ctx.progress)
         report = _finish(jctx, seed_net, outcome, ctx.plan.probs, started)
         ctx.reported = True  # _finish writes report.json before the files it names
@@ -378,6 +382,11 @@ def _write_rtl(ctx: Context) -> Path:
     return rtl
 
 
+def _seed_by_power(cfg: EvolveConfig) -> bool:
+    """Whether ``--seed-arch auto`` picks the seed by measured power (``--cost power``)."""
+    return cfg.seed_netlist is None and cfg.seed_arch == "auto" and cfg.cost == "power"
+
+
 def _seed(ctx: Context, probs: Any) -> Netlist:
     """The exact seed (after the preflight: under ``--cost power --seed-arch auto`` each architecture is
     powered at the run's periods on its power stream, as the result will be)."""
@@ -385,7 +394,7 @@ def _seed(ctx: Context, probs: Any) -> Netlist:
     rtl = run.path / f"{cfg.design}.v"
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     if cfg.seed_netlist is None:
-        power = _seed_power(ctx, probs) if cfg.cost == "power" else None
+        power = _seed_power(ctx, probs) if _seed_by_power(cfg) else None
         seeds.synthesise_seed(run, cfg.seed_arch, cfg.design, cfg.wa, cfg.wb, cfg.signed, ctx.tech, rtl, ctx.say,
                               power=power)
         top, source = cfg.design, "the synthesised seed"
