@@ -113,17 +113,16 @@ def power_target(quick: bool = False, budget: float | None = None, out: Path | N
                 for cost in ("area", "power")}
         with ThreadPoolExecutor(len(cfgs)) as pool:
             built = {cost: pool.submit(build, cfg, progress=False) for cost, cfg in cfgs.items()}
-            rows = {cost: {r["eps"]: r for r in fut.result()["members"]} for cost, fut in built.items()}
-            seeds = {cost: {r["eps"]: _seed_of(Path(r["run_dir"])) for r in fut.result()["members"]}
-                     for cost, fut in built.items()}
+            rows = {cost: {r["eps"]: {**r, "seed": _seed_of(Path(r["run_dir"]))} for r in fut.result()["members"]}
+                    for cost, fut in built.items()}
     for eps in POWER_EPS:
         a, p = rows["area"][eps], rows["power"][eps]
         yield row(f"power target, mul8s EPS {eps:g}: OpenSTA power of --cost power / --cost area", p["power_w"] /
                   a["power_w"], "x", reference=POWER_TARGET,
                   note=f"{budget:g} s each, side by side, LeNet-5 operands; power ratio to exact {p['power_ratio']:.4f} vs "
                        f"{a['power_ratio']:.4f}, area ratio {p['area_ratio']:.4f} vs {a['area_ratio']:.4f}, "
-                       f"power cost {p['power_cost']:.4f} vs {a['power_cost']:.4f} pJ, seed {seeds['power'][eps]} vs "
-                       f"{seeds['area'][eps]}, generations {p['generations']} vs {a['generations']}; "
+                       f"power cost {p['power_cost']:.4f} vs {a['power_cost']:.4f} pJ, seed {p['seed']} vs "
+                       f"{a['seed']}, generations {p['generations']} vs {a['generations']}; "
                        f"{'met' if p['power_w'] <= POWER_TARGET * a['power_w'] else 'MISSED'}")
     pts = np.array([(r["power_cost"], r["power_w"]) for c in rows.values() for r in c.values()], dtype=float)
     yield row("power cost vs OpenSTA power: Pearson correlation over the members",

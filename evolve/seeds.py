@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import VerificationError
 from core.run import RunDir, read_json
 from ppa import yosys
 from ppa.yosys import Mapped
@@ -48,7 +47,7 @@ def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_
     whose timing simulation does not settle at the run's period: it is not a candidate).
 
     ``power(arch, mapped)``: the power of an architecture's mapped netlist, measured the way the run
-    measures its result."""
+    measures its result; it must measure at least one (the run's own powers the array, its exact reference)."""
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     archs = ARCHITECTURES if choice == "auto" else (choice,)
     areas: dict[str, float] = {}
@@ -63,23 +62,22 @@ def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_
             maps[arch] = mapped
     by = "power" if choice == "auto" and power is not None else "area"
     powers: dict[str, float | None] = {}
-    if by == "power":
+    if choice == "auto" and power is not None:
         for x in archs:
             say(f"seed architecture {x}: timing simulation and power of its mapped netlist on {tech.name}")
             powers[x] = power(x, maps[x])
-        fits = [x for x in archs if powers[x] is not None]
-        if not fits:
-            raise VerificationError(f"no seed architecture's mapped netlist settles at the run's simulation period "
-                                    f"on {tech.name}: set --seed-arch")
-        arch = min(fits, key=lambda x: powers[x])  # type: ignore[arg-type,return-value]
+        measured = {x: w for x, w in powers.items() if w is not None}  # the array (exact reference) always is
+        arch = min(measured, key=measured.__getitem__)
     else:
         arch = min(archs, key=lambda x: areas[x]) if choice == "auto" else choice
     if choice == "auto":
-        say(f"seed architectures on {tech.name}, mapped area" + (" and power" if by == "power" else "") + ": "
-            + ", ".join(f"{x} {areas[x]:g}" + ("" if by == "area" else
-                                              f" {powers[x] * 1e3:.4g} mW" if powers[x] is not None else
-                                              " (does not settle)") for x in archs)
-            + f"; starting from {arch} (least {by})")
+        def figures(x: str) -> str:
+            if by == "area":
+                return f"{x} {areas[x]:g}"
+            w = powers[x]
+            return f"{x} {areas[x]:g} " + ("(does not settle)" if w is None else f"{w * 1e3:.4g} mW")
+        say(f"seed architectures on {tech.name}, mapped area{' and power' if by == 'power' else ''}: "
+            + ", ".join(map(figures, archs)) + f"; starting from {arch} (least {by})")
     say(f"synthesising {design} ({arch}) to generic gates (the seed)")
     yosys.synth_generic(run, [rtls[arch]], design, seed_json, seed_v)
     info = {"choice": choice, "arch": arch, "by": by, "rtl": rtls[arch].name, "mapped_area": areas}
