@@ -134,7 +134,8 @@ _METRICS = [
     Metric("array_ratio", "", "lower", "the figure of the array with the evolved multiplier / the same figure "
            "with the exact multiplier"),
     Metric("power_cost", "pJ", "lower", "the evaluator's switching energy per operation on the power stream "
-           "(zero-delay toggles x Liberty energy per toggle): the --cost power objective"),
+           "(zero-delay toggles, plus --glitch x the unit-delay glitch toggles, x Liberty energy per toggle): the "
+           "--cost power objective"),
     Metric("power_cost_ratio", "", "lower", "power_cost / power_cost of the exact seed"),
     Metric("power_cost_exact", "pJ", "lower", "power_cost of the exact seed on the same stream"),
     Metric("search_cost", "um^2", "lower", "the search's own cost of the shipped circuit (gates: generic gates "

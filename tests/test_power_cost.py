@@ -86,14 +86,30 @@ SHAPES = [(2, 2, True, 20), (3, 4, False, 60), (5, 5, True, 120), (8, 8, True, 3
 IDS = ["2x2s", "3x4u", "5x5s", "8x8s"]
 
 
+@pytest.mark.parametrize("glitch", [0.0, 0.25], ids=["zero-delay", "glitch"])
 @pytest.mark.parametrize("wa, wb, signed, gates", SHAPES, ids=IDS)
-def test_power_cost_matches_the_numpy_reference(energy, wa, wb, signed, gates):
+def test_power_cost_matches_the_numpy_reference(energy, wa, wb, signed, gates, glitch):
     rng = np.random.default_rng(wa * 10 + wb)
     net = random_netlist(wa, wb, signed, gates, rng)
     a, b = activity.power_stream(wa, wb, 777, seed=5)  # 777: the last word is partly padding
     stream = app.stream_vectors(a, b, wb)
-    assert app.power_cost(net, energy, stream) == pytest.approx(app.reference_power_cost(net, energy, stream),
-                                                                rel=1e-12)
+    assert app.power_cost(net, energy, stream, glitch) == pytest.approx(
+        app.reference_power_cost(net, energy, stream, glitch), rel=1e-12)
+    if glitch:  # the glitch term is there, and counts only transitions beyond the zero-delay ones
+        assert app.power_cost(net, energy, stream, glitch) > app.power_cost(net, energy, stream)
+
+
+def test_unit_delay_glitches_of_a_hand_circuit():
+    """y = a XOR (NOT a) is always 1 at zero delay; under unit delay, when a switches the XOR sees the new a
+    beside the old NOT a for one step: one glitch (two toggles) per switch of a, and NOT a toggles once."""
+    from evolve.netlist import XOR
+    net = Netlist(1, 1, False, np.array([FUNCS.index("NOT"), XOR]), np.array([2, 2]), np.array([2, 4]),
+                  np.array([5, 5]))
+    vals = app.node_values(net, np.array([0, 2, 2, 0, 2], dtype=np.int64))  # a = 0 1 1 0 1: three switches
+    vals[2] = [0, 1, 1, 0, 1]
+    assert np.array_equal(vals[5], [1, 1, 1, 1, 1])
+    g = app.unit_delay_glitches(net, vals)
+    assert g[4] == 0 and g[5] == 6
 
 
 def _random_walk(parent, energy, mutate, steps: int, seed: int, mse: bool = True) -> None:
@@ -107,10 +123,10 @@ def _random_walk(parent, energy, mutate, steps: int, seed: int, mse: bool = True
     probs = (pa / pa.sum(), pb / pb.sum())
     ev = Evaluator(wa, wb, signed, parent.n_addr, children=2, chunk_words=2)
     ob = app.ObjectiveSpec(wa, wb, signed, stream=stream, energy=energy, probs=probs, mae_limit=1e12,
-                           mse_limit=1e18 if mse else None).build(ev, parent.n_addr, 2)
+                           mse_limit=1e18 if mse else None, glitch=0.25).build(ev, parent.n_addr, 2)
     weights = np.ones(len(energy.names))
     _, act, cost, sums = ob.load_parent(parent, weights)
-    assert cost == pytest.approx(app.reference_power_cost(parent, energy, stream), rel=1e-12)
+    assert cost == pytest.approx(app.reference_power_cost(parent, energy, stream, 0.25), rel=1e-12)
     w = app.pair_weights(wa, wb, probs)
     dirty = np.zeros(parent.n_addr, dtype=np.bool_)
     for step in range(steps):
@@ -119,7 +135,7 @@ def _random_walk(parent, energy, mutate, steps: int, seed: int, mse: bool = True
         wce, cost, _, cact, order, sums = ob.assess(child, parent, weights, 1 << 30, np.inf, dirty, 1, 1 << 62)
         d = (reference_outputs(child) - ev.exact).astype(np.float64)
         assert wce == int(np.abs(d).max()), f"step {step}"
-        assert cost == pytest.approx(app.reference_power_cost(child, energy, stream), rel=1e-12), f"step {step}"
+        assert cost == pytest.approx(app.reference_power_cost(child, energy, stream, 0.25), rel=1e-12), f"step {step}"
         vals = app.node_values(child, stream)[child.first + order]
         assert np.array_equal(ob.ctog[1][order], np.count_nonzero(np.diff(vals, axis=1), axis=1)), f"step {step}"
         assert sums[0] == pytest.approx(float(np.dot(w, np.abs(d))), rel=1e-9, abs=1e-12), f"step {step}"
@@ -191,14 +207,15 @@ def _cell_case(name: str, request):
         pytest.skip(str(exc))
 
 
+@pytest.mark.parametrize("glitch", [0.0, 0.25], ids=["zero-delay", "glitch"])
 @pytest.mark.parametrize("name, wa, wb, signed, n, seed", CELL_SHAPES, ids=CELL_IDS)
-def test_cell_power_cost_matches_the_numpy_reference(name, wa, wb, signed, n, seed, request):
+def test_cell_power_cost_matches_the_numpy_reference(name, wa, wb, signed, n, seed, glitch, request):
     t, energy = _cell_case(name, request)
     net = random_cells(wa, wb, signed, n, seed, t)
     a, b = activity.power_stream(wa, wb, 777, seed=5)
     stream = app.stream_vectors(a, b, wb)
-    assert app.power_cost(net, energy, stream) == pytest.approx(app.reference_power_cost(net, energy, stream),
-                                                                rel=1e-12)
+    assert app.power_cost(net, energy, stream, glitch) == pytest.approx(
+        app.reference_power_cost(net, energy, stream, glitch), rel=1e-12)
 
 
 @pytest.mark.parametrize("name, wa, wb, signed, n, seed", CELL_SHAPES, ids=CELL_IDS)
@@ -375,6 +392,20 @@ def test_uphill_defaults_by_objective_and_a_given_one_wins():
                    r"^error: UPHILL must be >= 0 gates, not -1\.0$")
 
 
+def test_glitch_weight_reaches_the_search_only_under_power_and_a_bad_one_is_refused():
+    """--glitch weights the unit-delay glitch energy of the power objective (the digest tells the costs apart,
+    and a zero weight keeps the digest runs had before it); outside [0, 4] it is a one-line error."""
+    from evolve.job import EvolveConfig
+
+    assert EvolveConfig().glitch == app.GLITCH > 0
+    stream = np.arange(10, dtype=np.int64)
+    specs = [app.ObjectiveSpec(2, 2, True, stream=stream, glitch=g) for g in (0.0, 0.25, 0.5)]
+    assert len({s.digest for s in specs}) == 3
+    assert app.ObjectiveSpec(2, 2, True, stream=stream).digest == specs[0].digest
+    one_line_error(flow("evolve", "--glitch=5", "--run-dir", "/nonexistent/x"),
+                   r"^error: GLITCH must be in \[0(\.0)?, 4(\.0)?\], not 5\.0$")
+
+
 @pytest.mark.parametrize("command, value", [("sweep", "0"), ("library", "1.5")], ids=["sweep", "library"])
 def test_a_bad_mse_limit_of_a_sweep_or_library_is_a_one_line_error(tmp_path, command, value):
     """Every member's configuration is checked before anything runs: nothing is written."""
@@ -412,7 +443,7 @@ def test_cost_power_end_to_end(tmp_path, skewed, energy):
     """``--cost power`` on a tiny budget: verified, cheaper in the objective than the exact seed, the power cost
     measured on the very stream OpenSTA's power was (recomputed here from the shipped netlist), and calibrated."""
     # --uphill 1: a strict threshold makes every small gain a new best, so the trajectory has circuits to
-    # calibrate on at this size (under power's default of 16 a 4x4 search finds its best in one step)
+    # calibrate on at this size (under power's default of 4 a 4x4 search finds its best in a step or two)
     r = _evolve(tmp_path / "run", "--cost", "power", "--operands", str(skewed), "--no-descent", "--calibrate", "2",
                 "--uphill", "1")
     assert r["cost_objective"] == "power" and r["verification"]["passed"] and r["wce"] <= r["wce_limit"]
@@ -420,7 +451,8 @@ def test_cost_power_end_to_end(tmp_path, skewed, energy):
     net = Netlist.from_json(json.loads((tmp_path / "run" / "approx.json").read_text()))
     probs = activity.read_histogram(skewed, 4, 4, True)
     a, b = activity.power_stream(4, 4, 200, 3, probs)
-    assert r["power_cost"] == pytest.approx(app.power_cost(net, energy, app.stream_vectors(a, b, 4)), rel=1e-12)
+    assert r["power_cost"] == pytest.approx(app.power_cost(net, energy, app.stream_vectors(a, b, 4), app.GLITCH),
+                                             rel=1e-12)
     cal = r["power_calibration"]
     assert len(cal["circuits"]) == 4 and [c["circuit"] for c in cal["circuits"][:2]] == ["exact", "result"]
     assert r["power_cost_correlation"] == cal["pearson"] and -1.0 <= cal["pearson"] <= 1.0
@@ -478,8 +510,9 @@ def test_cells_with_power_and_limits_end_to_end(tmp_path, skewed):
 
     mae_limit = 0.01
     d = tmp_path / "run"
+    # --uphill 1, as in test_cost_power_end_to_end: a trajectory of new bests to calibrate on at this size
     r = _evolve(d, "--function-set", "cells", "--cost", "power", "--operands", str(skewed), "--calibrate", "4",
-                "--mae-limit", str(mae_limit))
+                "--mae-limit", str(mae_limit), "--uphill", "1")
     assert r["function_set"] == "cells" and r["cost_objective"] == "power" and r["verification"]["passed"]
     assert r["wce"] <= r["wce_limit"] and r["mae_app"] <= mae_limit * r["norm"]
     assert r["power_cost"] < r["power_cost_exact"]
@@ -489,8 +522,8 @@ def test_cells_with_power_and_limits_end_to_end(tmp_path, skewed):
     a, b = activity.power_stream(4, 4, 200, 3, probs)
     stream = app.stream_vectors(a, b, 4)
     energy = app.cell_energy(tech_load("osu018"), tb)
-    assert r["power_cost"] == pytest.approx(app.power_cost(net, energy, stream), rel=1e-12)
-    assert r["power_cost"] == pytest.approx(app.reference_power_cost(net, energy, stream), rel=1e-12)
+    assert r["power_cost"] == pytest.approx(app.power_cost(net, energy, stream, app.GLITCH), rel=1e-12)
+    assert r["power_cost"] == pytest.approx(app.reference_power_cost(net, energy, stream, app.GLITCH), rel=1e-12)
     cal = r["power_calibration"]
     assert [c["circuit"] for c in cal["circuits"][:2]] == ["exact", "result"] and len(cal["circuits"]) >= 4
     assert all((d / "calibration" / f"{c['circuit']}_osu018.v").is_file() for c in cal["circuits"][2:])
