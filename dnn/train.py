@@ -42,6 +42,25 @@ class Recipe:
     calib_images: int = 512
 
 
+class Checkpoint:
+    """The training state of one cached network after its last finished epoch (``<network>.pt.partial``,
+    replaced atomically), so that a killed training continues where it stopped."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.extra: dict[str, Any] = {}
+        self.saved: dict[str, Any] | None = None
+        if path.is_file():  # written whole or not at all (renamed into place)
+            self.saved = torch.load(path, map_location="cpu", weights_only=True)
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        torch.save({**state, **self.extra}, tmp)
+        os.replace(tmp, self.path)
+        self.saved = None  # what this run holds in memory is newer
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
     """Top-1 accuracy in the model's current mode."""
     was = model.training
@@ -56,14 +75,29 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 50
 
 def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, gen: torch.Generator,
             progress: Callable[[str], Any] | None, what: str,
-            after_epoch: Callable[[int], Any] | None = None) -> None:
+            after_epoch: Callable[[int], Any] | None = None,
+            checkpoint: Checkpoint | None = None) -> None:
+    """``epochs`` epochs of Adam under a one-cycle schedule. With ``checkpoint``, the whole training state
+    (weights, optimiser, schedule, the shuffling generator) is saved after every epoch, and a saved state
+    of the same phase is continued from: an interrupted run ends with the weights an uninterrupted one
+    reaches."""
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     n = len(data.x_train)
     steps = max(1, epochs * ((n + batch - 1) // batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    first = 0
+    if checkpoint is not None and checkpoint.saved is not None and checkpoint.saved["phase"] == what:
+        saved = checkpoint.saved
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimiser"])
+        sched.load_state_dict(saved["schedule"])
+        gen.set_state(saved["generator"])
+        first = saved["epoch"]
+        if progress and first:
+            progress(f"{what}: continuing after epoch {first}/{epochs} from {checkpoint.path}")
     model.train()
     freeze_bn = any(layer.mode != "float" for _, layer in qnn.qlayers(model))
-    for epoch in range(epochs):
+    for epoch in range(first, epochs):
         if freeze_bn:
             for mod in model.modules():
                 if isinstance(mod, nn.BatchNorm2d):
@@ -78,6 +112,10 @@ def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, ge
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
+        if checkpoint is not None:
+            checkpoint.save({"phase": what, "epoch": epoch + 1, "model": model.state_dict(),
+                             "optimiser": opt.state_dict(), "schedule": sched.state_dict(),
+                             "generator": gen.get_state()})
         if progress:
             progress(f"{what} epoch {epoch + 1}/{epochs}: loss {total / n:.4f}")
         if after_epoch is not None:
@@ -130,13 +168,20 @@ def trained(recipe: Recipe, data: Data, cache_dir: Path | None,
         qnn.set_mode(model, "qat")
         return model, dict(state["info"], cached=str(path))
     gen = torch.Generator().manual_seed(recipe.seed)
+    checkpoint = Checkpoint(path.with_name(path.name + ".partial")) if path is not None else None
     qnn.set_mode(model, "float")
-    _epochs(model, data, recipe.epochs, recipe.lr, recipe.batch, gen, progress, "float")
-    calibrate(model, data, recipe.calib_images)
-    float_acc = accuracy(model, data.x_test, data.y_test)
+    if checkpoint is not None and checkpoint.saved is not None and checkpoint.saved["phase"] == "QAT":
+        float_acc = checkpoint.saved["float_accuracy"]
+    else:
+        _epochs(model, data, recipe.epochs, recipe.lr, recipe.batch, gen, progress, "float", checkpoint=checkpoint)
+        calibrate(model, data, recipe.calib_images)
+        float_acc = accuracy(model, data.x_test, data.y_test)
     qnn.set_mode(model, "qat")
     if recipe.qat_epochs:
-        _epochs(model, data, recipe.qat_epochs, recipe.lr / 10, recipe.batch, gen, progress, "QAT")
+        if checkpoint is not None:
+            checkpoint.extra = {"float_accuracy": float_acc}
+        _epochs(model, data, recipe.qat_epochs, recipe.lr / 10, recipe.batch, gen, progress, "QAT",
+                checkpoint=checkpoint)
     info = {"float_accuracy": float_acc, "qat_accuracy": accuracy(model, data.x_test, data.y_test),
             "recipe": asdict(recipe), "data": data.name, "data_fingerprint": data.fingerprint}
     if path is not None:
@@ -144,6 +189,8 @@ def trained(recipe: Recipe, data: Data, cache_dir: Path | None,
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         torch.save({"model": model.state_dict(), "info": info}, tmp)
         os.replace(tmp, path)
+        if checkpoint is not None:
+            checkpoint.path.unlink(missing_ok=True)
     return model, info
 
 
