@@ -31,9 +31,15 @@ def option(
     choices: tuple[str, ...] | None = None,
     flag: str | None = None,
     cli: bool = True,
+    before: Any = dataclasses.MISSING,
 ) -> Any:
-    """A dataclass field with what the command line and the docs need to know about it."""
+    """A dataclass field with what the command line and the docs need to know about it.
+
+    ``before``: for a setting added after runs were stored, the value that reproduces what those runs did;
+    a ``--resume`` of a run whose ``config.json`` lacks the setting takes it instead of the default."""
     meta = {"help": help, "unit": unit, "choices": choices, "flag": flag, "cli": cli}
+    if before is not dataclasses.MISSING:
+        meta["before"] = before
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed; use a tuple")
     return dataclasses.field(default=default, metadata=meta)

@@ -212,6 +212,8 @@ class Stage:
         if changed:
             raise ConfigError("RESUME: " + "; ".join(changed))
         kept = {k: v for k, v in stored.items() if k not in self.environment}
+        kept |= {f.name: f.metadata["before"] for f in cfgmod.fields(type(cfg))  # added since the run was made
+                 if "before" in f.metadata and f.name not in stored}
         merged = {**kept, **{k: mine[k] for k in given}, "resume": True, "overwrite": False, "run_dir": str(path)}
         return cfgmod.from_dict(type(cfg), {k: v for k, v in merged.items() if v is not None and k in mine},
                                 source=str(path / "config.json"))

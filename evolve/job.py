@@ -132,7 +132,8 @@ class EvolveConfig:
     mse_limit: float | None = option(None, help="largest MSE under the operand distribution, as a fraction of N^2 "
                                      "(the limit is MSE_LIMIT x N^2): a constraint of the search (up to 16 input "
                                      "bits)")
-    glitch: float = option(app.GLITCH, help="weight of the unit-delay glitch energy in the power cost (the search's "
+    glitch: float = option(app.GLITCH, before=0.0,  # runs made before it existed had no glitch term
+                           help="weight of the unit-delay glitch energy in the power cost (the search's "
                            "objective under --cost power, and every report's power_cost): 0 counts zero-delay "
                            "toggles alone, 1 every output transition while the inputs settle, each node one unit "
                            "of delay")

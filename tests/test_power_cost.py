@@ -462,6 +462,22 @@ def test_cost_power_end_to_end(tmp_path, skewed, energy):
 
 @pytest.mark.tools
 @pytest.mark.sim
+def test_a_power_run_from_before_the_glitch_term_resumes_without_it(tmp_path, skewed):
+    """A run stored before --glitch existed has no GLITCH in its config.json: --resume takes the value it ran
+    with (0, no glitch term), not today's default, whose objective its checkpoint does not belong to."""
+    d = tmp_path / "old"
+    _evolve(d, "--cost", "power", "--operands", str(skewed), "--no-descent", "--glitch", "0", "--generations", "1000")
+    conf = json.loads((d / "config.json").read_text())
+    del conf["settings"]["glitch"]
+    (d / "config.json").write_text(json.dumps(conf))
+    proc = flow("evolve", "--resume", "--generations", "1500", "--run-dir", str(d), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((d / "config.json").read_text())["settings"]["glitch"] == 0.0
+    assert json.loads((d / "report.json").read_text())["generations"] == 1500
+
+
+@pytest.mark.tools
+@pytest.mark.sim
 def test_mae_and_bias_limits_are_enforced(tmp_path, skewed, free_run):
     """The same run with and without --mae-limit/--bias-limit: without them the weighted figures are beyond the
     limits (so the limits bind), with them they are within, while the WCE stays within its own limit."""
