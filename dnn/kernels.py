@@ -17,8 +17,8 @@ table's largest entry (:func:`run_length`), so no narrow accumulator can overflo
 ``conv_gather`` (whole products, which would leave int16 runs of 2): the same loop order into a tile of
 wide (int32) accumulators, each int16 row widened by sign extension as it is added; the finished tile is
 written as the float result. ``conv_gather_runs``: the same for a block-sparse layer, which adds only
-the rows of the filters each run of input channels keeps (compacted to whole vectors, or half vectors
-of two positions), so its work is that of the kept blocks.
+the rows of the filters each run of input channels keeps (compacted to whole vectors, or half vectors),
+so its work is that of the kept blocks.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def _widening(acc: Any, src: Any) -> tuple[int, int] | None:
     return int(acc_type.bitwidth), int(src_type.bitwidth)
 
 
-def _vector_add(context: Any, builder: Any, signature: Any, args: Any, rows: Any) -> Any:
-    """``acc.flat[i:i + LANES] += rows(s, bits)``: ``rows`` loads the source vector from array ``s`` (the
+def _vector_add(context: Any, builder: Any, signature: Any, args: Any, rows: Any, lanes: int = LANES) -> Any:
+    """``acc.flat[i:i + lanes] += rows(s, bits)``: ``rows`` loads the source vector from array ``s`` (the
     third argument) and the fifth and later arguments; it is sign extended to ``acc``'s type and added."""
     acc_bits = int(signature.args[0].dtype.bitwidth)
     src_bits = int(signature.args[2].dtype.bitwidth)
@@ -57,7 +57,7 @@ def _vector_add(context: Any, builder: Any, signature: Any, args: Any, rows: Any
     i_v = context.cast(builder, args[1], signature.args[1], types.intp)
     rest = [context.cast(builder, v, t, types.intp) for v, t in zip(args[3:], signature.args[3:])]
     v = rows(s, src_bits, *rest)
-    va = ir.VectorType(ir.IntType(acc_bits), LANES)
+    va = ir.VectorType(ir.IntType(acc_bits), lanes)
     if acc_bits > src_bits:
         v = builder.sext(v, va)
     pa = builder.bitcast(builder.gep(a.data, [i_v]), va.as_pointer())
@@ -84,25 +84,24 @@ def _add_lanes(typingctx: Any, acc: Any, i: Any, src: Any, j: Any) -> Any:  # pr
 
 
 add_lanes: Any = intrinsic(_add_lanes)
-HALF = LANES // 2  # a run of at most HALF filters: two output positions share one vector
+HALF = LANES // 2  # a run of at most HALF filters adds half vectors
 
 
-def _add_halves(typingctx: Any, acc: Any, i: Any, src: Any, j0: Any, j1: Any) -> Any:  # pragma: no cover
-    """``acc.flat[i:i + LANES] += src.flat[j0:j0 + HALF] ++ src.flat[j1:j1 + HALF]``: two half rows (two
-    output positions of a run of at most HALF filters) in one vector addition, ``src`` widened by sign
-    extension to ``acc``'s signed integer type."""
+def _add_half(typingctx: Any, acc: Any, i: Any, src: Any, j: Any) -> Any:  # pragma: no cover - compiled
+    """``acc.flat[i:i + HALF] += src.flat[j:j + HALF]``: the row of a run of at most HALF filters as one
+    vector of HALF lanes (8 int32 lanes: one AVX2 register, the int16 row widened by one load), ``src``
+    widened by sign extension to ``acc``'s signed integer type. No bounds checks."""
     if _widening(acc, src) is None:
         return None
-    both = ir.Constant(ir.VectorType(ir.IntType(32), LANES), list(range(LANES)))
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return _vector_add(context, builder, signature, args, lambda s, bits, j0, j1: builder.shuffle_vector(
-            _load(builder, s, bits, j0, HALF), _load(builder, s, bits, j1, HALF), both))
+        return _vector_add(context, builder, signature, args,
+                           lambda s, bits, j: _load(builder, s, bits, j, HALF), HALF)
 
-    return types.void(acc, i, src, j0, j1), codegen
+    return types.void(acc, i, src, j), codegen
 
 
-add_halves: Any = intrinsic(_add_halves)
+add_half: Any = intrinsic(_add_half)
 
 
 def _add_first(typingctx: Any, acc: Any, i: Any, src: Any, j: Any, count: Any) -> Any:  # pragma: no cover
@@ -157,10 +156,9 @@ def _add_rows_at(acc, a0, tf, xf, base, pn, off, tk, op):  # pragma: no cover - 
             add_lanes(acc, a0 + q * (4 * LANES) + LANES, tf, r + LANES)
             add_lanes(acc, a0 + q * (4 * LANES) + 2 * LANES, tf, r + 2 * LANES)
             add_lanes(acc, a0 + q * (4 * LANES) + 3 * LANES, tf, r + 3 * LANES)
-    elif op == HALF:  # runs of at most HALF filters: two positions per vector (the tile holds an even count)
-        for q in range(0, pn, 2):
-            add_halves(acc, a0 + q * HALF, tf, tk + xf[np.uint64(base[q] + off)] * HALF,
-                       tk + xf[np.uint64(base[q + 1] + off)] * HALF)
+    elif op == HALF:  # runs of at most HALF filters: a half vector per position
+        for q in range(pn):
+            add_half(acc, a0 + q * HALF, tf, tk + xf[np.uint64(base[q] + off)] * HALF)
     else:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
@@ -320,8 +318,8 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
     """:func:`conv_gather` for a block-sparse layer: the reduction is cut into runs of input positions
     ``k0s[r]..k1s[r]-1`` (whole input channels) that feed the same filters. Run ``r``'s table is
     ``tables[toff[r]:]`` laid out ``(k1s[r] - k0s[r], da, fps[r])``: its kept filters compacted and padded
-    to ``fps[r]`` lanes (``HALF`` for runs of at most HALF filters, whose rows two output positions add in
-    one vector). Its kept filters are the segments ``soff[r]..soff[r+1]-1``: ``slen[s]`` consecutive
+    to ``fps[r]`` lanes (``HALF`` for runs of at most HALF filters, added as half vectors). Its kept filters
+    are the segments ``soff[r]..soff[r+1]-1``: ``slen[s]`` consecutive
     filters from ``sfil[s]`` on, in lanes ``slane[s]..``. Per tile of positions (their receptive fields
     computed once), each run sums its rows into a tile of its compacted lanes, then adds each segment
     into the tile of all filters (one vector addition per LANES filters); filters a run does not keep are
@@ -335,14 +333,12 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
     fmax = 0
     for r in range(nr):
         fmax = max(fmax, fps[r])
-    base = np.empty(ptile + 1, np.int64)
-    acc = np.empty((ptile + 1) * fmax + LANES, const.dtype)  # LANES spare: a segment adds a whole vector
+    base = np.empty(ptile, np.int64)
+    acc = np.empty(ptile * fmax + LANES, const.dtype)  # LANES spare: a segment adds a whole vector
     tile = np.empty(ptile * op + LANES, const.dtype)
     for p0 in range(0, npos, ptile):
         pn = min(npos, p0 + ptile) - p0
         _tile_bases(base, p0, pn, ho, wo, c, h, w, stride)
-        base[pn] = base[pn - 1]  # a half run adds positions in pairs: an odd last one reads its neighbour's
-        pe = pn + pn % 2
         for q in range(pn):
             tile[q * op:(q + 1) * op] = const
         for r in range(nr):
@@ -356,11 +352,11 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
                     _add_rows(tile, tables, xf, base, pn, (ci * h + i) * w + j,
                               toff[r] + ((k - k0s[r]) * da - a_lo) * fp, fp)
                 continue
-            acc[:pe * fp] = 0
+            acc[:pn * fp] = 0
             for k in range(k0s[r], k1s[r]):
                 ci, ij = divmod(k, kh * kw)
                 i, j = divmod(ij, kw)
-                _add_rows(acc, tables, xf, base, pe, (ci * h + i) * w + j,
+                _add_rows(acc, tables, xf, base, pn, (ci * h + i) * w + j,
                           toff[r] + ((k - k0s[r]) * da - a_lo) * fp, fp)
             for q in range(pn):
                 o, a = q * op, q * fp

@@ -320,19 +320,19 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
 
 
 DENSE_SHARE = 0.85  # the sparse gather is taken when its estimated work is below this share of the dense one
-HALF_COST = 1.9  # a half-run vector (two positions' rows, two loads and a shuffle) against a whole one, measured
+HALF_COST = 0.45  # a half-run row (one HALF-lane vector) against a whole LANES-lane one: 0.34-0.42 measured alone
 
 
 def sparse_work(runs: list[tuple[int, int, np.ndarray]], k_per_c: int) -> float:
     """Estimated vector additions per output position of the sparse gather: each run's rows over its
-    compacted filters (a half run's vector costing HALF_COST whole ones, shared by two positions), plus
+    compacted filters (a half run's vector costing HALF_COST whole ones), plus
     adding its filters into the output (about a vector per segment of consecutive filters)."""
     from dnn import kernels
 
     work = 0.0
     for c0, c1, f in runs:
         lanes = kernels.run_width(len(f))
-        per_row = HALF_COST / 2 if lanes == kernels.HALF else lanes / kernels.LANES
+        per_row = HALF_COST if lanes == kernels.HALF else lanes / kernels.LANES
         segments = _segments(f)
         direct = len(segments) == 1 and segments[0][0] == 0  # (when its lanes are all filters': no adding)
         work += (c1 - c0) * k_per_c * per_row + (0 if direct else 1 + len(segments))
