@@ -139,8 +139,9 @@ def _add_rows(acc, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compile
 
 @njit(inline="always", boundscheck=False, error_model="numpy")
 def _add_rows_at(acc, a0, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compiled
-    """:func:`_add_rows` into the rows of ``acc`` from flat offset ``a0`` on. Unrolled for 1, 2 and 4
-    vectors of filters; unsigned indices spare numba's negative-index wraparound."""
+    """:func:`_add_rows` into the rows of ``acc`` from flat offset ``a0`` on. Unrolled for 1 to 4 vectors
+    of filters and the odd multiples of a half vector below 4; unsigned indices spare numba's
+    negative-index wraparound."""
     if op == LANES:
         for q in range(pn):
             add_lanes(acc, a0 + q * LANES, tf, tk + xf[np.uint64(base[q] + off)] * LANES)
@@ -159,11 +160,38 @@ def _add_rows_at(acc, a0, tf, xf, base, pn, off, tk, op):  # pragma: no cover - 
     elif op == HALF:  # runs of at most HALF filters: a half vector per position
         for q in range(pn):
             add_half(acc, a0 + q * HALF, tf, tk + xf[np.uint64(base[q] + off)] * HALF)
-    else:
+    elif op == LANES + HALF:  # the widths of block-sparse runs, unrolled as the dense ones are
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
-            for f0 in range(0, op, LANES):
+            add_lanes(acc, a0 + q * op, tf, r)
+            add_half(acc, a0 + q * op + LANES, tf, r + LANES)
+    elif op == 2 * LANES + HALF:
+        for q in range(pn):
+            r = tk + xf[np.uint64(base[q] + off)] * op
+            add_lanes(acc, a0 + q * op, tf, r)
+            add_lanes(acc, a0 + q * op + LANES, tf, r + LANES)
+            add_half(acc, a0 + q * op + 2 * LANES, tf, r + 2 * LANES)
+    elif op == 3 * LANES:
+        for q in range(pn):
+            r = tk + xf[np.uint64(base[q] + off)] * op
+            add_lanes(acc, a0 + q * op, tf, r)
+            add_lanes(acc, a0 + q * op + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * op + 2 * LANES, tf, r + 2 * LANES)
+    elif op == 3 * LANES + HALF:
+        for q in range(pn):
+            r = tk + xf[np.uint64(base[q] + off)] * op
+            add_lanes(acc, a0 + q * op, tf, r)
+            add_lanes(acc, a0 + q * op + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * op + 2 * LANES, tf, r + 2 * LANES)
+            add_half(acc, a0 + q * op + 3 * LANES, tf, r + 3 * LANES)
+    else:  # whole vectors, and a half vector last where op is an odd multiple of HALF (sparse runs)
+        whole = op - op % LANES
+        for q in range(pn):
+            r = tk + xf[np.uint64(base[q] + off)] * op
+            for f0 in range(0, whole, LANES):
                 add_lanes(acc, a0 + q * op + f0, tf, r + f0)
+            if whole < op:
+                add_half(acc, a0 + q * op + whole, tf, r + whole)
 
 
 @njit(inline="always", boundscheck=False, error_model="numpy")
@@ -219,8 +247,9 @@ def padded(o: int) -> int:
 
 
 def run_width(f: int) -> int:
-    """Lanes of a run of ``f`` kept filters in :func:`conv_error_runs`: HALF, or whole vectors."""
-    return HALF if f <= HALF else padded(f)
+    """Lanes of a run of ``f`` kept filters in :func:`conv_gather_runs`: a multiple of HALF (whole vectors
+    and at most one half vector)."""
+    return -(-f // HALF) * HALF
 
 
 def table_dtype(err_max: float) -> type:
@@ -318,8 +347,8 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
     """:func:`conv_gather` for a block-sparse layer: the reduction is cut into runs of input positions
     ``k0s[r]..k1s[r]-1`` (whole input channels) that feed the same filters. Run ``r``'s table is
     ``tables[toff[r]:]`` laid out ``(k1s[r] - k0s[r], da, fps[r])``: its kept filters compacted and padded
-    to ``fps[r]`` lanes (``HALF`` for runs of at most HALF filters, added as half vectors). Its kept filters
-    are the segments ``soff[r]..soff[r+1]-1``: ``slen[s]`` consecutive
+    to ``fps[r]`` lanes, a multiple of HALF (whole vectors, then a half vector where HALF divides it
+    oddly). Its kept filters are the segments ``soff[r]..soff[r+1]-1``: ``slen[s]`` consecutive
     filters from ``sfil[s]`` on, in lanes ``slane[s]..``. Per tile of positions (their receptive fields
     computed once), each run sums its rows into a tile of its compacted lanes, then adds each segment
     into the tile of all filters (one vector addition per LANES filters); filters a run does not keep are

@@ -325,14 +325,13 @@ HALF_COST = 0.45  # a half-run row (one HALF-lane vector) against a whole LANES-
 
 def sparse_work(runs: list[tuple[int, int, np.ndarray]], k_per_c: int) -> float:
     """Estimated vector additions per output position of the sparse gather: each run's rows over its
-    compacted filters (a half run's vector costing HALF_COST whole ones), plus
-    adding its filters into the output (about a vector per segment of consecutive filters)."""
+    compacted filters (whole vectors, and a half vector costing HALF_COST whole ones), plus adding its filters into the output (about a vector per segment of consecutive filters)."""
     from dnn import kernels
 
     work = 0.0
     for c0, c1, f in runs:
         lanes = kernels.run_width(len(f))
-        per_row = HALF_COST if lanes == kernels.HALF else lanes / kernels.LANES
+        per_row = lanes // kernels.LANES + (HALF_COST if lanes % kernels.LANES else 0.0)
         segments = _segments(f)
         direct = len(segments) == 1 and segments[0][0] == 0  # (when its lanes are all filters': no adding)
         work += (c1 - c0) * k_per_c * per_row + (0 if direct else 1 + len(segments))

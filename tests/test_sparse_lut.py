@@ -161,6 +161,25 @@ def test_sparse_gather_holds_only_kept_products(o, c, block):
     assert kept_pairs == int(kept.sum())
 
 
+@pytest.mark.parametrize("filters", [8, 24, 40, 56])
+def test_a_run_of_an_odd_number_of_half_vectors_is_bit_exact(filters):
+    """A run keeping 8, 24, 40 or 56 filters has that many lanes (whole vectors and one half vector), not
+    whole vectors only, and its sums are the int64 loop's."""
+    o, c = 64, 16
+    kept = np.zeros((o, c), bool)
+    kept[:filters, :8] = True  # input block 0: the first filters; block 1: all of them
+    kept[:, 8:] = True
+    rng = np.random.default_rng(filters)
+    x = rng.integers(0, 128, size=(2, c, 7, 7))
+    w = rng.integers(-127, 128, size=(o, c, 3, 3)) * kept[:, :, None, None]
+    m, g = _mult("evolved"), torch.zeros(o, dtype=torch.long)
+    ref = lutops.reference_acc(x, w, (m,), g.numpy(), a_lo=0, a_hi=127, padding=1, kept=kept)
+    prep = _variants(lutops.prepare(torch.from_numpy(w), (m,), g, 0, 127, kept=kept), kept, 9)[1]
+    assert list(prep.sparse_gather[4]) == [filters, o]
+    got = lutops.conv2d_apply(prep, torch.from_numpy(x).float(), padding=1)
+    assert np.array_equal(got.double().numpy(), ref.astype(np.float64))
+
+
 def test_dense_and_sparse_gather_share_their_rows():
     """The compacted tables are the dense table's rows of the kept filters (nothing recomputed)."""
     o, c = 32, 24
