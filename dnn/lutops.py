@@ -320,7 +320,7 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
 
 
 DENSE_SHARE = 0.85  # the sparse gather is taken when its estimated work is below this share of the dense one
-HALF_COST = 0.45  # a half-run row (one HALF-lane vector) against a whole LANES-lane one: 0.34-0.42 measured alone
+HALF_COST = 0.45  # a half-run row (one HALF-lane vector) against a whole LANES-lane one (0.34-0.42 in a microbenchmark)
 
 
 def sparse_work(runs: list[tuple[int, int, np.ndarray]], k_per_c: int) -> float:

@@ -27,12 +27,31 @@ from core.run import runs_root
 
 CACHE = runs_root() / "dnn" / "models"
 EPOCHS = 3  # retraining epochs per ratio (float, then one QAT epoch; masks fixed)
-RESNET_TRAIN = 3000  # training images of ResNet-20 / Fashion-MNIST: two shared cores
+# ResNet-20 / Fashion-MNIST as `flow.py dnn --net resnet20 --data fashion --train-limit 60000 --epochs 8`
+# trains it (the same cached network: 59,000 training images, 1,000 held out as the validation split)
+RESNET_TRAIN = 60000
+RESNET_EPOCHS = 8
+RESNET_VAL = 1000
+RESNET_RETRAIN = 3  # float epochs of retraining with the masks fixed
 BLOCK = 8
 REPS = 15  # paired rounds of the LUT timing
 JOINT_RATIOS = (0.0, 0.25, 0.5, 0.75)
 FINETUNE_IN_LOOP = 2  # fine-tunes of the dense search and of each ratio set's (the same search on both)
 FINETUNE_EPOCHS = 1
+
+
+def resnet_data() -> Any:
+    """Fashion-MNIST as ``flow.py dnn --data fashion --train-limit 60000`` holds it: 1,000 training images set
+    aside as the validation split."""
+    from dnn import data as dnn_data
+
+    return dnn_data.hold_out(dnn_data.load("fashion", split_seed=0, train_limit=RESNET_TRAIN), RESNET_VAL, seed=0)
+
+
+def resnet_recipe() -> Any:
+    from dnn import train
+
+    return train.Recipe("resnet20", epochs=RESNET_EPOCHS)
 
 
 def _sparse(model: Any, ratio: float, block: int = BLOCK) -> Any:
@@ -65,22 +84,27 @@ def accuracy(quick: bool = False) -> list[dict[str, Any]]:
     if quick:
         return table("lenet5", "mnist", 4, (0.5,), 1)
     return (table("lenet5", "mnist", 4, (0.25, 0.5, 0.75), EPOCHS)
-            + table("resnet20", "fashion", 2, (0.5,), 2, train_limit=RESNET_TRAIN))
+            + table("resnet20", "fashion", RESNET_EPOCHS, (0.5,), RESNET_RETRAIN, train_limit=RESNET_TRAIN,
+                    held_out=RESNET_VAL, threads=2))
 
 
 def table(net: str, data_name: str, base_epochs: int, ratios: tuple[float, ...], epochs: int,
-          train_limit: int = 10000) -> list[dict[str, Any]]:
-    """One network's rows: the dense exact INT8 accuracy, then per ratio the pruned and retrained one."""
+          train_limit: int = 10000, held_out: int = 0, threads: int = 1) -> list[dict[str, Any]]:
+    """One network's rows: the dense exact INT8 accuracy, then per ratio the pruned and retrained one, on the
+    whole test split. ``held_out`` training images are set aside as ``flow.py dnn`` sets aside its validation
+    split, so that both use one cached network; ``threads`` only sets the training's speed."""
     import torch
 
     from dnn import data as dnn_data
     from dnn import qnn, sparsity, train
 
     rows = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    was = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         data = dnn_data.load(data_name, split_seed=0, train_limit=train_limit)
+        if held_out:
+            data = dnn_data.hold_out(data, held_out, seed=0)
         recipe = train.Recipe(net, epochs=base_epochs)
         model, _ = train.trained(recipe, data, CACHE)
         dense = _exact_acc(copy.deepcopy(model), data.x_test, data.y_test)
@@ -101,7 +125,7 @@ def table(net: str, data_name: str, base_epochs: int, ratios: tuple[float, ...],
                             f"retrained {epochs} float + 1 QAT epochs; loss {100 * (dense - after):.2f} points; MACs kept "
                             f"{kept:.3f}"))
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(was)
     return rows
 
 
@@ -128,13 +152,18 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
     try:
         mnist = None if quick else dnn_data.load("mnist")
         for net, batch in (("lenet5", 256), ("resnet20", 64)):
-            if mnist is None or net == "resnet20":  # ResNet-20 untrained: its training takes too long here
+            if mnist is None:
                 torch.manual_seed(0)
-                batch = 8 if mnist is None else batch
+                batch = 8
                 model = models.build(net, 1, 28, 10)
-                x = torch.rand(batch, 1, 28, 28) if mnist is None else mnist.x_test[:batch].float()
+                x = torch.rand(batch, 1, 28, 28)
                 qnn.calibrate(model, [x])
-                inputs = "untrained, random images" if mnist is None else "untrained, MNIST test images"
+                inputs = "untrained, random images"
+            elif net == "resnet20":
+                fashion = resnet_data()
+                model, _ = train.trained(resnet_recipe(), fashion, CACHE)
+                x = fashion.x_test[:batch].float()
+                inputs = "trained (not retrained), Fashion-MNIST test images"
             else:
                 model, _ = train.trained(train.Recipe(net), mnist, CACHE)
                 x = mnist.x_test[:batch].float()
