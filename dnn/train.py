@@ -56,8 +56,11 @@ class Checkpoint:
     def save(self, state: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        torch.save({**state, **self.extra}, tmp)
-        os.replace(tmp, self.path)
+        try:
+            torch.save({**state, **self.extra}, tmp)
+            os.replace(tmp, self.path)
+        finally:  # a full disk leaves the last whole checkpoint and no partial file
+            tmp.unlink(missing_ok=True)
         self.saved = None  # what this run holds in memory is newer
 
 
