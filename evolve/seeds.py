@@ -38,7 +38,8 @@ def _rtl(run: RunDir, arch: str, design: str, wa: int, wb: int, is_signed: bool,
 
 def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_signed: bool, tech: Any,
                     plain_rtl: Path, say: Callable[[str], None] = lambda _: None,
-                    power: Callable[[str, Mapped], float | None] | None = None) -> dict[str, Any]:
+                    power: Callable[[str, Mapped], float | None] | None = None,
+                    stored_powers: dict[str, float | None] | None = None) -> dict[str, Any]:
     """Write ``seed.json`` and ``seed.v`` for architecture ``choice`` (or, under ``auto``, the one of least
     mapped area, or of least power when ``power`` is given) and return what :data:`INFO` records:
     ``choice``, ``arch`` (the one used), ``by`` (``area`` or ``power``), ``rtl`` (its file), ``mapped_area``
@@ -47,7 +48,9 @@ def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_
     whose timing simulation does not settle at the run's period: it is not a candidate).
 
     ``power(arch, mapped)``: the power of an architecture's mapped netlist, measured the way the run
-    measures its result; it must measure at least one (the run's own powers the array, its exact reference)."""
+    measures its result; it must measure at least one (the run's own powers the array, its exact reference).
+    ``stored_powers``: those powers as an earlier execution of the same run measured them (its :data:`INFO`, read on
+    ``--resume``), used instead of measuring again."""
     seed_json, seed_v = run.path / "seed.json", run.path / "seed.v"
     archs = ARCHITECTURES if choice == "auto" else (choice,)
     areas: dict[str, float] = {}
@@ -63,7 +66,12 @@ def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_
     by = "power" if choice == "auto" and power is not None else "area"
     powers: dict[str, float | None] = {}
     if choice == "auto" and power is not None:
+        if stored_powers is not None:
+            say(f"seed architecture powers as this run measured them ({INFO})")
         for x in archs:
+            if stored_powers is not None:
+                powers[x] = stored_powers[x]
+                continue
             say(f"seed architecture {x}: timing simulation and power of its mapped netlist on {tech.name}")
             powers[x] = power(x, maps[x])
         measured = {x: w for x, w in powers.items() if w is not None}  # the array (exact reference) always is

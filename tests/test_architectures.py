@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -162,6 +163,16 @@ def test_auto_seed_under_power_is_the_least_power_architecture(tmp_path):
         assert (d / "sim_build" / f"power_seed_{arch}" / "activity.json").is_file()
     assert "chosen by power" in (d / "report.md").read_text()
     assert r["verification"]["passed"] and r["wce"] <= r["wce_limit"]
+    # --resume takes the architectures' powers from seed_arch.json: no timing simulation runs again
+    before = (d / "seed_arch.json").read_bytes()
+    for arch in set(ARCHITECTURES) - {"array"}:
+        shutil.rmtree(d / "sim_build" / f"power_seed_{arch}")
+    proc = _flow("evolve", "--resume", "--generations", "400", "--run-dir", str(d))
+    assert proc.returncode == 0, proc.stderr
+    assert "as this run measured them" in proc.stderr + proc.stdout
+    assert not any((d / "sim_build" / f"power_seed_{arch}").exists() for arch in ARCHITECTURES)
+    assert (d / "seed_arch.json").read_bytes() == before
+    assert json.loads((d / "report.json").read_text())["generations"] == 400
 
 
 def test_rtl_command_writes_the_architecture(tmp_path):
