@@ -10,7 +10,9 @@
                energy of the joint answer against the best approximation-only assignment of the same search,
                with accelerator energy and time from ``accel_models``.
 
-Retraining runs on the shared CPUs, so epochs are few (``EPOCHS``); the rows say how many.
+Retraining runs on the shared CPUs, so epochs are few (``EPOCHS``, ``RESNET_RETRAIN``); the rows say how
+many. ResNet-20 is the network ``flow.py dnn --net resnet20 --data fashion --train-limit 60000 --epochs 8``
+trains, from the same cache: the full benchmark trains it when it is not cached (23 min on two cores).
 """
 
 from __future__ import annotations
