@@ -3,6 +3,8 @@ with the weights, and the cache entry, of a training that was never stopped."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -58,3 +60,27 @@ def test_a_stopped_training_continues_to_the_same_network(digits, uninterrupted,
     assert info["qat_accuracy"] == want_info["qat_accuracy"]
     assert not list(tmp_path.glob("*.partial"))  # the finished network replaces its checkpoint
     assert len(list(tmp_path.glob("*.pt"))) == 1
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_the_last_whole_one(digits, tmp_path, monkeypatch):
+    """A full disk while the second epoch's checkpoint is written: the error reaches the caller, the first
+    epoch's checkpoint is byte-identical, and no partial file is left."""
+    saves, first = [], []
+    real = torch.save
+
+    def save(obj, path, *a, **k):
+        saves.append(path)
+        if len(saves) == 2:
+            with open(path, "wb") as f:
+                f.write(b"half")
+            raise OSError(28, "No space left on device")
+        real(obj, path, *a, **k)
+        first.append(Path(path).read_bytes())
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(OSError, match="No space left"):
+        train.trained(RECIPE, digits, tmp_path)
+    partial = list(tmp_path.glob("*.partial"))
+    assert len(partial) == 1 and not list(tmp_path.glob("*.tmp"))
+    assert partial[0].read_bytes() == first[0]
+    assert torch.load(partial[0], weights_only=True)["epoch"] == 1
