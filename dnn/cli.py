@@ -14,7 +14,7 @@ approximation-aware, reports accuracies on the full test split, and writes into 
   pareto.json  pareto.csv  pareto.png   the non-dominated set (accuracy, energy, area), fine-tuned accuracies
                                         where an assignment was fine-tuned
   assign.json                           the chosen assignment, as ``flow.py accel --assign`` reads it
-  sensitivity.json                      conductance importance and HAWX scores
+  sensitivity.json                      conductance importance, deviations and HAWX scores
   operands/<layer>.csv, operands/all.csv the INT8 operand histograms (value,count_a,count_b: activations,
                                         weights) per layer and merged, for flow.py library --operands
   nsga2_pareto.json/.csv, nsga2_log.csv (--method nsga2) its own Pareto set and per-generation logbook
@@ -330,10 +330,10 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
             _csv(rd.path / "nsga2_pareto.csv", [search.row(r, ev, candidates) for r in own])
             _csv_plain(rd.path / "nsga2_log.csv", list(book))
         elif method == "xai":
-            qnn.set_mode(model, "qat")
-            importance = sensitivity.conductance(model, xr, yr, conf.ig_steps)
-            sens["conductance"] = importance
-            requested["xai"] = search.xai(ev, importance, baseline, conf.max_acc_loss)
+            xai = sensitivity.xai(model, xr, yr, candidates, conf.ig_steps)
+            sens["conductance"] = xai.importance
+            sens["deviation"] = xai.deviation
+            requested["xai"] = search.xai(ev, xai, baseline, conf.max_acc_loss)
             wall["xai"] = time.perf_counter() - t0
         elif method == "hawx":
             scores = sensitivity.hawx(model, xr, yr, candidates)

@@ -181,8 +181,7 @@ def _searched(conf: Any, net: Any, ev_r: Any, data: Any, seeds: list[Any], basel
         reps = sensitivity.representatives(net, data.x_train, conf.representatives, conf.seed)
         xr, yr = data.x_train[reps], data.y_train[reps]
     if "xai" in methods:
-        qnn.set_mode(net, "qat")
-        found = searching.xai(ev_r, sensitivity.conductance(net, xr, yr, conf.ig_steps), baseline, budget)
+        found = searching.xai(ev_r, sensitivity.xai(net, xr, yr, ev_r.mults, conf.ig_steps), baseline, budget)
         seen += found
         answers.append(searching.best(found, baseline, budget))
     if "hawx" in methods or ("nsga2" in methods and "xai" not in methods):

@@ -9,18 +9,16 @@ actually ran.
 
 Methods:
 
-``xai``         XAI-Gen's threshold-guided search. Layers are normalised by importance (1 = most
-                important). For each multiplier, from the most aggressive to the mildest, a threshold
-                steps down through the importance values: layers less important than the threshold get
-                that multiplier, the rest stay exact; the first threshold that meets the budget is kept
-                (later ones only approximate fewer layers). Then layers left exact are given the
-                mildest multiplier that keeps the budget, least important first. The cheapest
-                configuration found is the answer.
-``hawx``        HAWX's boundary search. Each (layer or filter, multiplier) pair has a score; a threshold
-                T gives the configuration where every layer (filter) takes the cheapest multiplier whose
-                score is <= T (exact otherwise). The configurations at the minimum, median and maximum
-                score are evaluated first, then a binary search over the sorted scores finds the largest
-                T that meets the budget.
+``xai``         XAI-Gen's importance-guided assignment: each (layer, multiplier) is scored by the layer's
+                importance (conductance) x the relative deviation the multiplier causes in that
+                layer's output (:mod:`dnn.sensitivity`); then the boundary search below.
+``hawx``        HAWX's boundary search, at layer or filter granularity, on HAWX's scores (first-order
+                loss estimates that add over layers and filters). For both heuristics the assignments
+                searched are the path along the lower convex hull of (total score, energy) over the
+                separable choices (:func:`upgrades`: the steps that save most energy per unit of score
+                first, each item's energy from the cost model with the rest of the network exact): the
+                most aggressive is evaluated first, then a binary search finds the last that meets the
+                budget.
 ``nsga2``       ALWANN's multi-objective search: NSGA-II (``deap.tools.selNSGA2``) over layer-granularity
                 assignments with objectives accuracy (max), energy (min) and area (min). The first
                 population holds the seeds (the heuristics' answers, the exact and every uniform
@@ -195,91 +193,137 @@ def best(results: Sequence[Result], baseline: float, budget: float) -> Result | 
     return min(ok, key=lambda r: (r.cost.energy_pj, r.cost.area, -r.accuracy)) if ok else None
 
 
-# ------------------------------------------------------------------ XAI-Gen
-def xai(ev: Evaluator, importance: dict[str, float], baseline: float, budget: float) -> list[Result]:
-    names = ev.names
+# ------------------------------------------------------------------ the heuristics' boundary search
+Option = tuple[int, float, float]  # (multiplier index, score, energy) of one choice of one item
+
+
+def upgrades(items: Sequence[Sequence[Option]]) -> list[tuple[int, int]]:
+    """The path along the lower convex hull of (total score, total energy) over the separable choices of
+    ``items`` (each item a layer or filter, each option scored and costed alone): starting from every item
+    at its least-scored option, the (item, multiplier) steps in the order of energy saved per unit of
+    score added, most first. This is the Lagrangian relaxation of "least energy at a total score": each
+    prefix of the path is the best assignment for some price of score, and an item's steps come in its
+    own order because its hull is convex. Options dearer and no less scored than another are never
+    taken."""
+    steps: list[tuple[float, int, int, int]] = []
+    for k, opts in enumerate(items):
+        hull: list[Option] = []
+        for o in sorted(opts, key=lambda o: (o[1], o[2])):
+            if hull and o[2] >= hull[-1][2]:
+                continue  # no cheaper than a less-scored option
+            while len(hull) >= 2:
+                (_, s1, e1), (_, s2, e2) = hull[-2], hull[-1]
+                if (e2 - e1) * (o[1] - s1) >= (o[2] - e1) * (s2 - s1):
+                    hull.pop()  # not below the chord from hull[-2] to o
+                else:
+                    break
+            hull.append(o)
+        for j in range(1, len(hull)):
+            (_, s1, e1), (m, s2, e2) = hull[j - 1], hull[j]
+            rate = math.inf if s2 <= s1 else (e1 - e2) / (s2 - s1)
+            steps.append((-rate, k, j, m))
+    return [(k, m) for _, k, _, m in sorted(steps)]
+
+
+def first_options(items: Sequence[Sequence[Option]]) -> list[int]:
+    """Every item's least-scored option (the cheapest among ties): where :func:`upgrades` begins."""
+    return [min(opts, key=lambda o: (o[1], o[2]))[0] for opts in items]
+
+
+def boundary(ev: Evaluator, path: Sequence[Choice], baseline: float, budget: float, method: str) -> list[Result]:
+    """HAWX's boundary search along ``path`` (assignments from the mildest to the most aggressive):
+    the last one first, then a binary search for the last that keeps the budget, taking accuracy to fall
+    along the path. Returns every result it saw."""
     seen: list[Result] = []
-    approx = list(range(1, len(ev.mults)))  # most aggressive first
-    thresholds = sorted({importance[n] for n in names}, reverse=True)
-    found: list[Result] = []
-    for m in approx:
-        # threshold above every importance: all layers take m; then step down
-        for t in [math.inf, *thresholds]:
-            choice = tuple(m if importance[n] < t else 0 for n in names)
-            if not any(choice):
-                break
-            r = ev(choice, "xai")
-            seen.append(r)
-            if feasible(r, baseline, budget):
-                found.append(r)
-                break
-    start = best(found, baseline, budget)
-    current = start.choice if start is not None else ev.exact()
-    # layers still exact get the cheapest multiplier that keeps the budget, least important first
-    for n in sorted(names, key=lambda k: importance[k]):
-        i = names.index(n)
-        if current[i] != 0:
-            continue
-        for m in approx:
-            trial = (*current[:i], m, *current[i + 1:])
-            r = ev(trial, "xai")
-            seen.append(r)
-            if feasible(r, baseline, budget):
-                current = trial
-                break
+    if not path:
+        return seen
+
+    def ok(i: int) -> bool:
+        r = ev(path[i], method)
+        seen.append(r)
+        return feasible(r, baseline, budget)
+
+    if ok(len(path) - 1):
+        return seen
+    lo, hi = 0, len(path) - 1  # hi: infeasible; lo: feasible (path[0] is taken as the exact network's)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    if lo == 0:
+        ok(0)
     return seen
+
+
+def energies(ev: Evaluator) -> dict[str, list[float]]:
+    """``[layer][mult_index]``: what the cost model charges for the layer on that multiplier, the rest
+    exact, less the exact network's (a layer-separable model of the energy objective)."""
+    exact = ev.exact()
+    e0 = ev.cost(exact).energy_pj
+    out: dict[str, list[float]] = {}
+    for i, name in enumerate(ev.names):
+        out[name] = [ev.cost((*exact[:i], m, *exact[i + 1:])).energy_pj - e0 if m else 0.0
+                     for m in range(len(ev.mults))]
+    return out
+
+
+class HullPath(Sequence[Choice]):
+    """The assignments along :func:`upgrades`: entry i has the first i steps applied to :func:`first_options`,
+    packed into a :data:`Choice` by ``pack``; built on demand (a filter-granularity path is long)."""
+
+    def __init__(self, items: Sequence[Sequence[Option]], pack: Callable[[list[int]], Choice]):
+        self.first = first_options(items)
+        self.steps = upgrades(items)
+        self.pack = pack
+
+    def __len__(self) -> int:
+        return len(self.steps) + 1
+
+    def __getitem__(self, i: Any) -> Any:
+        if not isinstance(i, int) or not -len(self) <= i < len(self):
+            raise IndexError(i)
+        current = list(self.first)
+        for k, m in self.steps[:i % len(self)]:
+            current[k] = m
+        return self.pack(current)
+
+
+def _layer_path(ev: Evaluator, score: Callable[[str, int], float]) -> HullPath:
+    en = energies(ev)
+    return HullPath([[(m, score(n, m) if m else 0.0, en[n][m]) for m in range(len(ev.mults))] for n in ev.names],
+                    tuple)
+
+
+# ------------------------------------------------------------------ XAI-Gen
+def xai(ev: Evaluator, scores: Any, baseline: float, budget: float) -> list[Result]:
+    """XAI-Gen's layer-importance-guided assignment: (layer, multiplier) scored by ``scores`` (a
+    :class:`~dnn.sensitivity.XaiScores`: importance x the relative deviation the multiplier causes in the
+    layer), then the boundary search along the path of
+    :func:`upgrades` (the less important a layer and the milder a multiplier's effect on it, the sooner
+    it takes the multiplier, in the order of energy saved)."""
+    path = _layer_path(ev, scores.score)
+    return boundary(ev, path, baseline, budget, "xai")
 
 
 # ------------------------------------------------------------------ HAWX
 def hawx(ev: Evaluator, scores: Any, baseline: float, budget: float, granularity: str) -> list[Result]:
-    """Boundary search over a score threshold (``scores`` is a :class:`~dnn.sensitivity.HawxScores`)."""
-    names = ev.names
-    approx = list(range(1, len(ev.mults)))
-
-    def config(t: float) -> Choice:
-        out: list[Any] = []
-        for n in names:
-            if granularity == "layer":
-                ok = [m for m in approx if scores.layers[n][m] <= t]
-                out.append(min(ok) if ok else 0)
-            else:
-                f = scores.filters[n]
-                per = []
-                for o in range(len(f[0])):
-                    ok = [m for m in approx if f[m][o] <= t]
-                    per.append(min(ok) if ok else 0)
-                out.append(tuple(per))
-        return tuple(out)
-
+    """HAWX: the scores of ``scores`` (a :class:`~dnn.sensitivity.HawxScores`, loss estimates that add
+    over layers and filters), the boundary search along the path of :func:`upgrades` over layers or
+    over every layer's filters (a filter's energy is its layer's share)."""
     if granularity == "layer":
-        values = sorted({scores.layers[n][m] for n in names for m in approx})
-    else:
-        values = sorted({float(v) for n in names for m in approx for v in scores.filters[n][m]})
-    if not values:
-        return []
-    seen: list[Result] = []
-    ok_at: dict[int, bool] = {}
-    for i in sorted({0, len(values) // 2, len(values) - 1}):  # minimum, median, maximum score
-        r = ev(config(values[i]), "hawx")
-        seen.append(r)
-        ok_at[i] = feasible(r, baseline, budget)
-    # binary search for the largest threshold index that is feasible (accuracy falls as T grows)
-    lo, hi = -1, len(values)  # lo: feasible (or none), hi: infeasible
-    for i in sorted(ok_at):
-        if ok_at[i]:
-            lo = max(lo, i)
-        else:
-            hi = min(hi, i)
-            break
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        r = ev(config(values[mid]), "hawx")
-        seen.append(r)
-        if feasible(r, baseline, budget):
-            lo = mid
-        else:
-            hi = mid
-    return seen
+        return boundary(ev, _layer_path(ev, lambda n, m: scores.layers[n][m]), baseline, budget, "hawx")
+    en = energies(ev)
+    sizes = [ev.filters[n] for n in ev.names]
+    items = [[(m, float(scores.filters[n][m][o]) if m else 0.0, en[n][m] / per) for m in range(len(ev.mults))]
+             for n, per in zip(ev.names, sizes) for o in range(per)]
+    ends = list(itertools.accumulate(sizes))
+
+    def pack(flat: list[int]) -> Choice:
+        return tuple(tuple(flat[e - n:e]) for e, n in zip(ends, sizes))
+
+    return boundary(ev, HullPath(items, pack), baseline, budget, "hawx")
 
 
 # ------------------------------------------------------------------ NSGA-II

@@ -1,21 +1,24 @@
-"""How much each layer (or filter) matters, two ways.
+"""How much each layer (or filter) matters, and how much a candidate multiplier would disturb it.
 
 XAI-Gen importance: the layer conductance of each quantised layer (integrated gradients along the
 straight line from a zero input, captum's ``LayerConductance``), summed in absolute value over the
-layer's neurons and averaged over inputs, normalised so the most important layer has 1.
+layer's neurons and averaged over inputs, normalised so the most important layer has 1. What a
+multiplier does to a layer is its relative deviation: sum |delta out| / sum |out| when only that layer
+uses it (:func:`deviation`); XAI-Gen's score of (layer, multiplier) is importance x deviation.
 
 HAWX scores: for every operation o (an output element of a layer) and every candidate multiplier,
 |dL/do| x |delta out|, where the gradient comes from the exact quantised network and delta out is the
 change of that layer's output when only that layer uses the candidate (its input held at the exact
-network's). Scores are averaged in absolute value to filter level (per output channel) and layer level;
-the model-level score of an assignment is the sum of its layers' scores. They are computed over K
-representative inputs: k-means on the (mean, std) of each input's first-layer activations, taking the
-input nearest each centre.
+network's): the first-order change of the loss. Scores are summed over the operations of a filter
+(output channel) and of a layer, per input (averaged over the inputs), so that the model-level score of
+an assignment, the sum of its layers' (filters') scores, estimates the loss it adds whatever the layers'
+sizes. Both are computed over K representative inputs: k-means on the (mean, std) of each input's
+first-layer activations, taking the input nearest each centre.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,9 +86,12 @@ class HawxScores:
         return float(sum(self.layers[name][i] for name, i in choice.items()))
 
 
-def hawx(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mults: list[Multiplier],
-         progress: Callable[[str], Any] | None = None) -> HawxScores:
-    """HAWX scores of every candidate multiplier in every layer (index 0 is exact: score 0)."""
+def _deltas(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, mults: list[Multiplier]
+            ) -> Iterator[tuple[str, int, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """(layer, multiplier index, |delta out|, out, dL/dout or None) for every quantised layer and every
+    candidate but the exact one (index 0): the change of the layer's output (N, O, ...) when only it uses
+    the candidate, its input held at the exact network's. The gradient (of the summed cross entropy
+    against ``y``) is taken when ``y`` is given."""
     layers = list(qnn.qlayers(model))
     qnn.assign(model, qnn.uniform(model, mults[0]))
     qnn.set_mode(model, "lut")
@@ -96,39 +102,79 @@ def hawx(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mults: list[Multipl
         layer.keep_input = True
 
         def keep(_m: nn.Module, _i: Any, out: torch.Tensor, name: str = name) -> None:
-            out.retain_grad()
+            if out.requires_grad:
+                out.retain_grad()
             outs[name] = out
 
         hooks.append(layer.register_forward_hook(keep))
     try:
-        xr = x.clone().requires_grad_(True)  # makes the LUT layers take the straight-through path
-        loss = F.cross_entropy(model(xr), y, reduction="sum")
-        loss.backward()
+        if y is None:
+            with torch.no_grad():
+                model(x)
+        else:
+            xr = x.clone().requires_grad_(True)  # makes the LUT layers take the straight-through path
+            F.cross_entropy(model(xr), y, reduction="sum").backward()
     finally:
         for h in hooks:
             h.remove()
-    filters: dict[str, list[np.ndarray]] = {}
-    per_layer: dict[str, list[float]] = {}
-    with torch.no_grad():
-        for name, layer in layers:
-            grad = outs[name].grad
-            assert grad is not None and layer.last_input is not None
-            base = outs[name].detach()
-            inp = layer.last_input.detach()
-            fs: list[np.ndarray] = []
-            for m in mults:
-                if m is mults[0]:
-                    fs.append(np.zeros(layer.out_features))
-                    continue
-                layer.assign(m)
-                delta = (layer(inp) - base).abs()
-                score = (grad.abs() * delta).transpose(0, 1).reshape(layer.out_features, -1).mean(1)
-                fs.append(score.double().numpy())
-            layer.assign(mults[0])
+    try:
+        with torch.no_grad():
+            for name, layer in layers:
+                base = outs[name].detach()
+                grad = outs[name].grad if y is not None else None
+                assert layer.last_input is not None
+                inp = layer.last_input.detach()
+                for i, m in enumerate(mults):
+                    if i:
+                        layer.assign(m)
+                        yield name, i, (layer(inp) - base).abs(), base, grad
+                layer.assign(mults[0])
+    finally:
+        for _, layer in layers:
             layer.keep_input = False
             layer.last_input = None
-            filters[name] = fs
-            per_layer[name] = [float(f.mean()) for f in fs]
-            if progress:
-                progress(f"HAWX scores of {name}: " + ", ".join(f"{s:.3g}" for s in per_layer[name]))
+
+
+def deviation(model: nn.Module, x: torch.Tensor, mults: list[Multiplier]) -> dict[str, list[float]]:
+    """``[layer][mult_index]``: sum |delta out| / sum |out| of the layer when only it uses that
+    multiplier (0 for the exact one, index 0), over inputs ``x``."""
+    out: dict[str, list[float]] = {}
+    for name, i, delta, base, _ in _deltas(model, x, None, mults):
+        row = out.setdefault(name, [0.0] * len(mults))
+        row[i] = float(delta.sum() / base.abs().sum().clamp(min=1e-12))
+    return out
+
+
+@dataclass
+class XaiScores:
+    """XAI-Gen: ``importance[layer]`` (conductance, max 1) and ``deviation[layer][mult_index]``."""
+
+    importance: dict[str, float]
+    deviation: dict[str, list[float]]
+
+    def score(self, layer: str, m: int) -> float:
+        return self.importance[layer] * self.deviation[layer][m]
+
+
+def xai(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mults: list[Multiplier], steps: int = 16,
+        progress: Callable[[str], Any] | None = None) -> XaiScores:
+    """XAI-Gen's scores: the conductance (QAT mode, as the network trains) and the deviations (LUT mode)."""
+    qnn.set_mode(model, "qat")
+    importance = conductance(model, x, y, steps, progress)
+    return XaiScores(importance, deviation(model, x, mults))
+
+
+def hawx(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mults: list[Multiplier],
+         progress: Callable[[str], Any] | None = None) -> HawxScores:
+    """HAWX scores of every candidate multiplier in every layer (index 0 is exact: score 0)."""
+    filters: dict[str, list[np.ndarray]] = {}
+    for name, i, delta, _, grad in _deltas(model, x, y, mults):
+        assert grad is not None
+        fs = filters.setdefault(name, [np.zeros(delta.shape[1]) for _ in mults])
+        # summed over each filter's operations, averaged over the inputs
+        fs[i] = (grad.abs() * delta).transpose(0, 1).reshape(delta.shape[1], -1).sum(1).double().numpy() / len(x)
+    per_layer = {name: [float(f.sum()) for f in fs] for name, fs in filters.items()}
+    if progress:
+        for name, per in per_layer.items():
+            progress(f"HAWX scores of {name}: " + ", ".join(f"{v:.3g}" for v in per))
     return HawxScores(filters, per_layer)
