@@ -302,27 +302,69 @@ def codes16(x, pad, out):  # pragma: no cover - compiled
     return lo, hi
 
 
+@njit(cache=True, boundscheck=False, error_model="numpy")
+def quantise16(x, scale, lo, hi, pad, out):  # pragma: no cover - compiled
+    """``out`` (N, C, H + 2 pad, W + 2 pad) int16 = the activation codes of ``x`` (N, C, H, W) float32, any
+    strides, zero padded: clamp(round half to even(x / scale), lo, hi), each step in float32 as
+    ``QLayer.act_codes`` computes it (``scale`` a float32), in one pass."""
+    n, c, h, w = x.shape
+    hp = h + 2 * pad
+    flo, fhi = np.float32(lo), np.float32(hi)
+    for b in range(n):
+        for ci in range(c):
+            for i in range(pad):
+                out[b, ci, i, :] = 0
+                out[b, ci, hp - 1 - i, :] = 0
+            for i in range(h):
+                row = out[b, ci, pad + i]
+                row[:pad] = 0
+                row[pad + w:] = 0
+                src = x[b, ci, i]
+                for j in range(w):
+                    v = np.rint(src[j] / scale)
+                    row[pad + j] = np.int16(min(max(v, flo), fhi))
+
+
 @njit(inline="always", boundscheck=False, error_model="numpy")
-def _tile_out(res, p0, pn, tile, op):  # pragma: no cover - compiled
-    """res rows p0..p0+pn-1 (O filters each) = the tile's accumulators, converted to res's float type."""
-    o = res.shape[3]
+def _tile_out(res, p0, pn, tile, op, mul, add, scaled):  # pragma: no cover - compiled
+    """res (N, O, Ho, Wo), positions p0..p0+pn-1 (N, Ho, Wo order) of every filter = the tile's
+    accumulators, each filter's positions written contiguously. ``scaled`` 0: converted to res's float
+    type; 1: float32(acc) x mul[f] + add[f] in float32; 2: float32(float64(acc) x mul[f]) + add[f] (the
+    scale a layer applies to float32 / float64 accumulators, then its bias, as ``QLayer.forward`` rounds
+    them)."""
+    o = res.shape[1]
+    hw = res.shape[2] * res.shape[3]
     rf = res.reshape(-1)
-    for q in range(pn):
-        d, s0 = (p0 + q) * o, q * op
+    q = 0
+    while q < pn:
+        b, pos = divmod(p0 + q, hw)
+        m = min(pn - q, hw - pos)  # this image's positions in the tile
         for f in range(o):
-            rf[d + f] = tile[s0 + f]
+            d, s = (b * o + f) * hw + pos, q * op + f
+            if scaled == 1:
+                mf, af = np.float32(mul[f]), np.float32(add[f])
+                for t in range(m):
+                    rf[d + t] = np.float32(tile[s + t * op]) * mf + af
+            elif scaled == 2:
+                md, af = np.float64(mul[f]), np.float32(add[f])
+                for t in range(m):
+                    rf[d + t] = np.float32(np.float64(tile[s + t * op]) * md) + af
+            else:
+                for t in range(m):
+                    rf[d + t] = tile[s + t * op]
+        q += m
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
-def conv_gather(x, table, a_lo, kh, kw, stride, const, res, ptile):  # pragma: no cover - compiled
+def conv_gather(x, table, a_lo, kh, kw, stride, const, res, ptile, mul, add, scaled):  # pragma: no cover - compiled
     """:func:`conv_error` without narrow accumulators: per tile of ``ptile`` output positions, a tile of
     accumulators of ``const``'s dtype (int32/int64) starts at ``const`` (Op,), every table row is added
-    to it widened by sign extension, and the finished tile is written to ``res`` (N, Ho, Wo, O) float32 /
-    float64 (exact: the caller's bound says the sums fit). No run length bounds the table's entries, so
+    to it widened by sign extension, and the finished tile is written to ``res`` (N, O, Ho, Wo) float32 /
+    float64 (exact: the caller's bound says the sums fit), or scaled and biased (:func:`_tile_out`). No run length bounds the table's entries, so
     tables of whole products (the exact part folded in, up to 2**15) cost no more than error tables."""
     n, c, h, w = x.shape
     nk, da, op = table.shape
-    ho, wo = res.shape[1], res.shape[2]
+    ho, wo = res.shape[2], res.shape[3]
     npos = n * ho * wo
     tf = table.reshape(-1)
     xf = x.reshape(-1)
@@ -337,13 +379,13 @@ def conv_gather(x, table, a_lo, kh, kw, stride, const, res, ptile):  # pragma: n
             ci, ij = divmod(k, kh * kw)
             i, j = divmod(ij, kw)
             _add_rows(tile, tf, xf, base, pn, (ci * h + i) * w + j, (k * da - a_lo) * op, op)
-        _tile_out(res, p0, pn, tile, op)
+        _tile_out(res, p0, pn, tile, op, mul, add, scaled)
     return res
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da, a_lo, kh, kw, stride,
-                     const, res, ptile):  # pragma: no cover - compiled
+                     const, res, ptile, mul, add, scaled):  # pragma: no cover - compiled
     """:func:`conv_gather` for a block-sparse layer: the reduction is cut into runs of input positions
     ``k0s[r]..k1s[r]-1`` (whole input channels) that feed the same filters. Run ``r``'s table is
     ``tables[toff[r]:]`` laid out ``(k1s[r] - k0s[r], da, fps[r])``: its kept filters compacted and padded
@@ -354,7 +396,7 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
     into the tile of all filters (one vector addition per LANES filters); filters a run does not keep are
     never touched: their products are not computed."""
     n, c, h, w = x.shape
-    ho, wo = res.shape[1], res.shape[2]
+    ho, wo = res.shape[2], res.shape[3]
     op = const.shape[0]
     npos = n * ho * wo
     xf = x.reshape(-1)
@@ -392,5 +434,5 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
                 for s in range(soff[r], soff[r + 1]):
                     for f in range(0, slen[s], LANES):
                         add_first(tile, o + sfil[s] + f, acc, a + slane[s] + f, min(LANES, slen[s] - f))
-        _tile_out(res, p0, pn, tile, op)
+        _tile_out(res, p0, pn, tile, op, mul, add, scaled)
     return res

@@ -405,7 +405,7 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
         h, wd = h + 2 * padding, wd + 2 * padding
         acc = _gathered(prep, _activations(x_codes, plan, padding), kh, kw, stride,
                         ((h - kh) // stride + 1, (wd - kw) // stride + 1))
-        return _result(acc.permute(0, 3, 1, 2), prep)
+        return _result(acc, prep)
     r = plan.channels
     conv_pad = padding
     if padding and not prep.pad_in_conv:
@@ -428,13 +428,41 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
     if prep.path == "conv+gather":
         kh, kw = prep.kernel
         err = _gathered(prep, _activations(x_codes, plan, conv_pad), kh, kw, stride, tuple(acc.shape[2:]))
-        acc = _add(acc, err.permute(0, 3, 1, 2), prep)
+        acc = _add(acc, err, prep)
     return _result(acc, prep)
 
 
-def _gathered(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, out_hw: tuple[int, ...]) -> Any:
-    """The gathered sums (N, Ho, Wo, O) of activations ``x`` (N, C, H, W) int16, padded: float32 / float64
-    as the result will be, or the integer accumulators of the narrow kernel."""
+def conv2d_forward(prep: Prepared, x: Any, act_scale: Any, mul: Any, bias: Any, *, stride: int = 1,
+                   padding: int = 0) -> Any:
+    """The output (N, O, Ho, Wo) of a LUT convolution of float32 activations ``x`` in one pass each way,
+    where the whole products are gathered (path ``gather``; else None): the activations quantised
+    (``act_scale``) into the int16 array the kernels read, and the sums scaled by ``mul`` (O,) (float32
+    or float64: the accumulators' type) plus ``bias`` (O,) float32 or None, as they are written. Bit for
+    bit what ``QLayer.forward`` computes from :func:`conv2d_apply`'s accumulators."""
+    import torch
+
+    from dnn import kernels
+
+    if prep.path != "gather":
+        return None
+    plan = prep.plan
+    kh, kw = prep.kernel
+    n, c, h, wd = x.shape
+    xq = np.empty((n, c, h + 2 * padding, wd + 2 * padding), np.int16)
+    kernels.quantise16(x.detach().numpy(), np.float32(act_scale), plan.a_lo, plan.a_hi, padding, xq)
+    h, wd = h + 2 * padding, wd + 2 * padding
+    wide = prep.acc_bound >= F32_EXACT
+    add = bias.detach().numpy() if bias is not None else np.zeros(prep.out, np.float32)
+    res = _gathered(prep, xq, kh, kw, stride, ((h - kh) // stride + 1, (wd - kw) // stride + 1),
+                    (mul.detach().numpy().astype(np.float64), add.astype(np.float32), 2 if wide else 1))
+    return res if res.dtype == torch.float32 else res.float()
+
+
+def _gathered(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, out_hw: tuple[int, ...],
+              scaled: tuple[np.ndarray, np.ndarray, int] | None = None) -> Any:
+    """The gathered sums (N, O, Ho, Wo) of activations ``x`` (N, C, H, W) int16, padded: float32 / float64
+    as the result will be, or the integer accumulators of the narrow kernel (a view). ``scaled``: (mul,
+    add, mode) of :func:`kernels._tile_out`, applied as they are written (float32)."""
     import torch
 
     from dnn import kernels
@@ -444,15 +472,22 @@ def _gathered(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, out_
         err = np.empty((x.shape[0], *out_hw, prep.err_const.shape[0]), dtype=prep.err_acc)
         err[...] = prep.err_const
         kernels.conv_error(x, prep.err_table, plan.a_lo, kh, kw, stride, err, prep.err_run, kernels.PTILE)
-        return torch.from_numpy(err[..., :prep.out])
-    res = np.empty((x.shape[0], *out_hw, prep.out), np.float32 if prep.acc_bound < F32_EXACT else np.float64)
+        return torch.from_numpy(err[..., :prep.out]).permute(0, 3, 1, 2)
+    mul, add, mode = scaled if scaled is not None else (_ONE, _ZERO, 0)
+    dtype = np.float32 if mode or prep.acc_bound < F32_EXACT else np.float64
+    res = np.empty((x.shape[0], prep.out, *out_hw), dtype)
     if prep.sparse_gather is not None:
         runs: Any = kernels.conv_gather_runs
         runs(x, *prep.sparse_gather, plan.a_hi - plan.a_lo + 1, plan.a_lo, kh, kw, stride, prep.err_const, res,
-             prep.ptile)
+             prep.ptile, mul, add, mode)
     else:
-        kernels.conv_gather(x, prep.err_table, plan.a_lo, kh, kw, stride, prep.err_const, res, prep.ptile)
+        kernels.conv_gather(x, prep.err_table, plan.a_lo, kh, kw, stride, prep.err_const, res, prep.ptile, mul,
+                            add, mode)
     return torch.from_numpy(res)
+
+
+_ONE = np.ones(1, np.float64)  # mul and add of an unscaled result (mode 0 reads neither)
+_ZERO = np.zeros(1, np.float32)
 
 
 def _activations(x_codes: Any, plan: Plan, pad: int = 0) -> np.ndarray:
@@ -482,7 +517,7 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
     plan = prep.plan
     n, k = x_codes.shape
     if prep.path == "gather":  # a 1x1 convolution of (N, K, 1, 1)
-        return _result(_gathered(prep, _activations(x_codes.reshape(n, k, 1, 1), plan), 1, 1, 1, (1, 1))[:, 0, 0],
+        return _result(_gathered(prep, _activations(x_codes.reshape(n, k, 1, 1), plan), 1, 1, 1, (1, 1))[..., 0, 0],
                        prep)
     r = plan.channels
     if r == 1:
@@ -499,7 +534,7 @@ def linear_apply(prep: Prepared, x_codes: Any) -> Any:
         ws = prep.weight.reshape(ch, prep.out, -1).transpose(1, 2)  # (chunks, K R / chunks, O)
         acc = torch.bmm(xt.reshape(n, ch, -1).transpose(0, 1), ws).sum(dim=0, dtype=torch.float64)
     if prep.path == "conv+gather":
-        acc = _add(acc, _gathered(prep, _activations(x_codes.reshape(n, k, 1, 1), plan), 1, 1, 1, (1, 1))[:, 0, 0],
+        acc = _add(acc, _gathered(prep, _activations(x_codes.reshape(n, k, 1, 1), plan), 1, 1, 1, (1, 1))[..., 0, 0],
                    prep)
     return _result(acc, prep)
 

@@ -166,6 +166,12 @@ class QLayer(nn.Module):
     def lut_acc(self, prep: lutops.Prepared, codes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def lut_forward(self, prep: lutops.Prepared, x: torch.Tensor, mul: torch.Tensor,
+                    bias: torch.Tensor | None) -> torch.Tensor | None:
+        """The layer's LUT output in one fused pass where its path has one (else None): what
+        :meth:`forward` computes from :meth:`lut_acc`, bit for bit."""
+        return None
+
     def prepared(self, w: torch.Tensor, scale: torch.Tensor) -> lutops.Prepared:
         """The weights prepared for LUT products, recomputed only when weights or multipliers change."""
         lo, hi = self.act_range()
@@ -202,8 +208,15 @@ class QLayer(nn.Module):
         if self.mode == "qat" or not self.mults:
             y = self.exact_op(self.fake_act(x), self.fake_weight(w, scale))
             return y if b is None else y + b.reshape(shape)
-        codes = self.act_codes(x.detach())
         prep = self.prepared(w, scale)
+        straight_through = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+        if not straight_through and self.backend != "reference":
+            wide = prep.acc_bound >= lutops.F32_EXACT
+            dt = torch.float64 if wide else torch.float32
+            fused = self.lut_forward(prep, x.detach(), self.act_scale().to(dt) * scale.to(dt), b)
+            if fused is not None:
+                return fused
+        codes = self.act_codes(x.detach())
         acc = self.lut_acc(prep, codes)
         y_lut = (acc * (self.act_scale().to(acc.dtype) * scale.to(acc.dtype)).reshape(shape)).float()
         if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
@@ -254,6 +267,12 @@ class QConv2d(QLayer):
             return self.reference(prep, codes, self.weight_codes(w, self.weight_scale(w)), stride=stride,
                                   padding=pad)
         return lutops.conv2d_apply(prep, codes, stride=stride, padding=pad)
+
+    def lut_forward(self, prep: lutops.Prepared, x: torch.Tensor, mul: torch.Tensor,
+                    bias: torch.Tensor | None) -> torch.Tensor | None:
+        padding = self.conv.padding
+        pad = int(padding[0]) if isinstance(padding, tuple) else 0
+        return lutops.conv2d_forward(prep, x, self.act_scale(), mul, bias, stride=self.conv.stride[0], padding=pad)
 
     def macs(self, out_hw: tuple[int, int]) -> int:
         c = self.conv

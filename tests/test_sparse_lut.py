@@ -237,3 +237,36 @@ def test_activation_range_checked_on_the_fused_pass():
     x[0, 1, 2, 2] = -3
     with pytest.raises(ValueError, match=r"^activation codes span -3\.\.0, outside the plan's 0\.\.127$"):
         lutops.conv2d_apply(prep, x, padding=1)
+
+
+@pytest.mark.parametrize(("c", "sparse", "bias", "signed"), [
+    (16, False, True, False), (16, True, True, False), (16, True, False, True),
+    (256, False, True, True),  # sums beyond float32's integers: float64 accumulators, then scaled
+], ids=["dense", "sparse", "sparse-nobias-signed", "wide-sums"])
+def test_fused_forward_equals_the_accumulator_path(c, sparse, bias, signed):
+    """The gather path's one-pass forward (activations quantised as they are converted, sums scaled and
+    biased as they are written) == quantising in torch, the accumulators, then scale and bias in torch:
+    bit for bit, with codes on rounding ties and beyond the range clamped."""
+    torch.manual_seed(5)
+    layer = qnn.QConv2d(c, 24, 3, padding=1, bias=bias)
+    calib = torch.rand(2, c, 6, 6) * (2 if signed else 1) - (1 if signed else 0)
+    qnn.calibrate(layer, [calib])
+    if sparse:
+        layer.set_weight_mask(torch.from_numpy(_kept(24, c, 8, 1)), None, 8)
+    layer.assign(_mult("evolved"))
+    layer.mode = "lut"
+    x = calib * 1.3  # beyond the calibrated range: clamped
+    s = float(layer.act_scale())
+    x[0, 0, 0, :4] = torch.tensor([0.5, 1.5, 2.5, -2.5]) * s  # ties: round half to even
+    w, b = layer.params()
+    scale = layer.weight_scale(w)
+    with torch.no_grad():
+        prep = layer.prepared(w, scale)
+        assert prep.path == "gather" and (prep.sparse_gather is not None) == sparse
+        assert (prep.acc_bound >= lutops.F32_EXACT) == (c == 256)
+        fused = layer(x)
+        acc = layer.lut_acc(prep, layer.act_codes(x))
+        y = (acc * (layer.act_scale().to(acc.dtype) * scale.to(acc.dtype)).reshape(1, -1, 1, 1)).float()
+        y = y if b is None else y + b.reshape(1, -1, 1, 1)
+    assert fused.dtype == torch.float32 and fused.is_contiguous()
+    assert torch.equal(fused, y)
