@@ -133,65 +133,66 @@ add_first: Any = intrinsic(_add_first)
 @njit(inline="always", boundscheck=False, error_model="numpy")
 def _add_rows(acc, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compiled
     """For each position q < pn of the tile: acc row q += table row of activation ``xf[base[q] + off]``
-    (flat table offset ``tk + x * op``)."""
-    _add_rows_at(acc, 0, tf, xf, base, pn, off, tk, op)
+    (flat table offset ``tk + x * op``; the rows of acc ``op`` wide)."""
+    _add_rows_at(acc, 0, op, tf, xf, base, pn, off, tk, op)
 
 
 @njit(inline="always", boundscheck=False, error_model="numpy")
-def _add_rows_at(acc, a0, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compiled
-    """:func:`_add_rows` into the rows of ``acc`` from flat offset ``a0`` on. Unrolled for 1 to 4 vectors
+def _add_rows_at(acc, a0, stride, tf, xf, base, pn, off, tk, op):  # pragma: no cover - compiled
+    """:func:`_add_rows` into the rows of ``acc`` from flat offset ``a0`` on, ``stride`` apart (a run's
+    ``op`` lanes into the tile of all filters, from the run's first filter on). Unrolled for 1 to 4 vectors
     of filters and the odd multiples of a half vector below 4; unsigned indices spare numba's
     negative-index wraparound."""
     if op == LANES:
         for q in range(pn):
-            add_lanes(acc, a0 + q * LANES, tf, tk + xf[np.uint64(base[q] + off)] * LANES)
+            add_lanes(acc, a0 + q * stride, tf, tk + xf[np.uint64(base[q] + off)] * LANES)
     elif op == 2 * LANES:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * (2 * LANES)
-            add_lanes(acc, a0 + q * (2 * LANES), tf, r)
-            add_lanes(acc, a0 + q * (2 * LANES) + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * stride, tf, r)
+            add_lanes(acc, a0 + q * stride + LANES, tf, r + LANES)
     elif op == 4 * LANES:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * (4 * LANES)
-            add_lanes(acc, a0 + q * (4 * LANES), tf, r)
-            add_lanes(acc, a0 + q * (4 * LANES) + LANES, tf, r + LANES)
-            add_lanes(acc, a0 + q * (4 * LANES) + 2 * LANES, tf, r + 2 * LANES)
-            add_lanes(acc, a0 + q * (4 * LANES) + 3 * LANES, tf, r + 3 * LANES)
+            add_lanes(acc, a0 + q * stride, tf, r)
+            add_lanes(acc, a0 + q * stride + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * stride + 2 * LANES, tf, r + 2 * LANES)
+            add_lanes(acc, a0 + q * stride + 3 * LANES, tf, r + 3 * LANES)
     elif op == HALF:  # runs of at most HALF filters: a half vector per position
         for q in range(pn):
-            add_half(acc, a0 + q * HALF, tf, tk + xf[np.uint64(base[q] + off)] * HALF)
+            add_half(acc, a0 + q * stride, tf, tk + xf[np.uint64(base[q] + off)] * HALF)
     elif op == LANES + HALF:  # the widths of block-sparse runs, unrolled as the dense ones are
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
-            add_lanes(acc, a0 + q * op, tf, r)
-            add_half(acc, a0 + q * op + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * stride, tf, r)
+            add_half(acc, a0 + q * stride + LANES, tf, r + LANES)
     elif op == 2 * LANES + HALF:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
-            add_lanes(acc, a0 + q * op, tf, r)
-            add_lanes(acc, a0 + q * op + LANES, tf, r + LANES)
-            add_half(acc, a0 + q * op + 2 * LANES, tf, r + 2 * LANES)
+            add_lanes(acc, a0 + q * stride, tf, r)
+            add_lanes(acc, a0 + q * stride + LANES, tf, r + LANES)
+            add_half(acc, a0 + q * stride + 2 * LANES, tf, r + 2 * LANES)
     elif op == 3 * LANES:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
-            add_lanes(acc, a0 + q * op, tf, r)
-            add_lanes(acc, a0 + q * op + LANES, tf, r + LANES)
-            add_lanes(acc, a0 + q * op + 2 * LANES, tf, r + 2 * LANES)
+            add_lanes(acc, a0 + q * stride, tf, r)
+            add_lanes(acc, a0 + q * stride + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * stride + 2 * LANES, tf, r + 2 * LANES)
     elif op == 3 * LANES + HALF:
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
-            add_lanes(acc, a0 + q * op, tf, r)
-            add_lanes(acc, a0 + q * op + LANES, tf, r + LANES)
-            add_lanes(acc, a0 + q * op + 2 * LANES, tf, r + 2 * LANES)
-            add_half(acc, a0 + q * op + 3 * LANES, tf, r + 3 * LANES)
+            add_lanes(acc, a0 + q * stride, tf, r)
+            add_lanes(acc, a0 + q * stride + LANES, tf, r + LANES)
+            add_lanes(acc, a0 + q * stride + 2 * LANES, tf, r + 2 * LANES)
+            add_half(acc, a0 + q * stride + 3 * LANES, tf, r + 3 * LANES)
     else:  # whole vectors, and a half vector last where op is an odd multiple of HALF (sparse runs)
         whole = op - op % LANES
         for q in range(pn):
             r = tk + xf[np.uint64(base[q] + off)] * op
             for f0 in range(0, whole, LANES):
-                add_lanes(acc, a0 + q * op + f0, tf, r + f0)
+                add_lanes(acc, a0 + q * stride + f0, tf, r + f0)
             if whole < op:
-                add_half(acc, a0 + q * op + whole, tf, r + whole)
+                add_half(acc, a0 + q * stride + whole, tf, r + whole)
 
 
 @njit(inline="always", boundscheck=False, error_model="numpy")
@@ -267,13 +268,16 @@ def run_length(table: np.ndarray) -> int:
     return max(1, int(np.iinfo(table.dtype).max) // max(1, top))
 
 
-def tile_positions(op: int, itemsize: int) -> int:
-    """Output positions per tile of the wide-accumulator kernels: the tile of ``op`` lanes of
-    ``itemsize`` bytes stays within TILE_BYTES (L1), an even count between 32 and 512."""
-    return max(32, min(512, TILE_BYTES // max(1, op * itemsize))) // 2 * 2
+def tile_positions(lanes: int, itemsize: int) -> int:
+    """Output positions per tile of the wide-accumulator kernels: the accumulators the reduction adds
+    into (``lanes`` of ``itemsize`` bytes per position) take at most TILE_BYTES, which leaves the rest of
+    L1 to the table's k-slice; an even count between 32 and 256."""
+    return max(32, min(256, TILE_BYTES // max(1, lanes * itemsize))) // 2 * 2
 
 
-TILE_BYTES = 32768
+# measured on ResNet-20's layers (16, 32 and 64 filters, dense and 50 % block-sparse): the best tile was
+# 256, 192 and 96 positions dense, within a few per cent of this rule sparse; 32 KiB was 4-12 % slower
+TILE_BYTES = 24576
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
@@ -392,9 +396,10 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
     to ``fps[r]`` lanes, a multiple of HALF (whole vectors, then a half vector where HALF divides it
     oddly). Its kept filters are the segments ``soff[r]..soff[r+1]-1``: ``slen[s]`` consecutive
     filters from ``sfil[s]`` on, in lanes ``slane[s]..``. Per tile of positions (their receptive fields
-    computed once), each run sums its rows into a tile of its compacted lanes, then adds each segment
-    into the tile of all filters (one vector addition per LANES filters); filters a run does not keep are
-    never touched: their products are not computed."""
+    computed once), a run of one stretch of filters adds its rows straight into the tile of all filters
+    from its first filter on; any other run sums its rows into a tile of its compacted lanes, then adds
+    each segment into the tile of all filters (one vector addition per LANES filters). Filters a run does
+    not keep are never touched: their products are not computed."""
     n, c, h, w = x.shape
     ho, wo = res.shape[2], res.shape[3]
     op = const.shape[0]
@@ -414,14 +419,16 @@ def conv_gather_runs(x, tables, toff, k0s, k1s, fps, soff, sfil, slen, slane, da
             tile[q * op:(q + 1) * op] = const
         for r in range(nr):
             fp = fps[r]
-            if fp == op and soff[r + 1] - soff[r] == 1 and sfil[soff[r]] == 0:
-                # the run's lanes are the filters themselves (from filter 0 on, unkept lanes zero): its rows go
-                # straight into the tile
+            if soff[r + 1] - soff[r] == 1:
+                # one stretch of consecutive filters: the run's rows go straight into the tile from its first
+                # filter on (lanes past its kept filters are zero in the table: they add nothing to the next
+                # filters, or to the next position's first ones, or to the tile's spare lanes)
+                a0 = sfil[soff[r]]
                 for k in range(k0s[r], k1s[r]):
                     ci, ij = divmod(k, kh * kw)
                     i, j = divmod(ij, kw)
-                    _add_rows(tile, tables, xf, base, pn, (ci * h + i) * w + j,
-                              toff[r] + ((k - k0s[r]) * da - a_lo) * fp, fp)
+                    _add_rows_at(tile, a0, op, tables, xf, base, pn, (ci * h + i) * w + j,
+                                 toff[r] + ((k - k0s[r]) * da - a_lo) * fp, fp)
                 continue
             acc[:pn * fp] = 0
             for k in range(k0s[r], k1s[r]):

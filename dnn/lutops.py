@@ -313,10 +313,20 @@ def prepare(w_codes: Any, mults: tuple[Multiplier, ...], group: Any, a_lo: int, 
         runs = channel_runs(kept)
         if sparse_work(runs, s) < DENSE_SHARE * k * gathered.table.shape[2] / kernels.LANES:
             sparse = _sparse_gather(runs, gathered.table, s)
-    lanes = gathered.table.shape[2] + (0 if sparse is None else int(sparse[4].max()))
-    ptile = kernels.tile_positions(lanes, np.dtype(gathered.acc).itemsize)
+    ptile = kernels.tile_positions(_reduced_lanes(gathered.table.shape[2], sparse), np.dtype(gathered.acc).itemsize)
     return Prepared(plan, weight, chunks, o, pad_ok, gathered.table, gathered.acc, gathered.const, acc_bound,
                     gathered.run, sparse, path, kernel, ptile)
+
+
+def _reduced_lanes(op: int, sparse: tuple[np.ndarray, ...] | None) -> int:
+    """Lanes per position of the accumulators a gather's reduction adds into: the tile of all ``op``
+    filters (dense, and the runs of one stretch of filters, which add into it directly), or a run's
+    compacted lanes (the others: :func:`dnn.kernels.conv_gather_runs`)."""
+    if sparse is None:
+        return op
+    fps, soff = sparse[4], sparse[5]
+    stretches = np.diff(soff)
+    return max(op if (stretches == 1).any() else 0, int(fps[stretches > 1].max(initial=0)))
 
 
 DENSE_SHARE = 0.85  # the sparse gather is taken when its estimated work is below this share of the dense one
