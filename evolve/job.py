@@ -38,7 +38,7 @@ from core import config as cfgmod
 from core import error_metrics, golden, multrun, stage, tools
 from core.config import check_range, check_tag, check_width, option
 from core.errors import ConfigError, VerificationError, must
-from core.run import RunDir, read_json, runs_root
+from core.run import RunDir, runs_root
 from evolve import COSTS, app, cellnet, cgp, descent, engine, kernels, seeds
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
 from evolve.netlist import FUNCS, Netlist
@@ -404,9 +404,7 @@ def _seed(ctx: Context, probs: Any) -> Netlist:
         power = _seed_power(ctx, probs) if _seed_by_power(cfg) else None
         stored = None
         if power is not None and cfg.resume and (run.path / seeds.INFO).is_file():  # powered before: reuse
-            found = read_json(run.path / seeds.INFO, "seed architecture").get("power_w")
-            if isinstance(found, dict) and set(found) == set(seeds.SEED_ARCHS) - {"auto"}:
-                stored = found
+            stored = seeds.stored_powers(run.path / seeds.INFO)
         seeds.synthesise_seed(run, cfg.seed_arch, cfg.design, cfg.wa, cfg.wb, cfg.signed, ctx.tech, rtl, ctx.say,
                               power=power, stored_powers=stored)
         top, source = cfg.design, "the synthesised seed"

@@ -14,10 +14,12 @@ architecture it came from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
 from core.run import RunDir, read_json
 from ppa import yosys
 from ppa.yosys import Mapped
@@ -34,6 +36,29 @@ def _rtl(run: RunDir, arch: str, design: str, wa: int, wb: int, is_signed: bool,
     path = run.path / f"{design}_{arch}.v"
     path.write_text(to_verilog(multiplier(arch, wa, wb, signed_=is_signed), design), encoding="utf-8")
     return path
+
+
+def stored_powers(path: Path) -> dict[str, float | None] | None:
+    """The architectures' powers an earlier execution of a run recorded in its :data:`INFO` (``power_w``),
+    or None where it recorded none (chosen by area, or written before powers were) or recorded them for
+    another set of architectures: then they are measured again. A file that is not that record is a one-line error naming it, never a traceback or a guess."""
+    info = read_json(path, "seed architecture")
+    if not isinstance(info, dict):
+        raise ConfigError(f"seed architecture {path} must be a JSON object, not {type(info).__name__}: "
+                          "a corrupt file (delete it to measure the powers again)")
+    found = info.get("power_w")
+    if found is None:
+        return None
+    if (not isinstance(found, dict) or not found
+            or not all(isinstance(k, str) and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                             and v > 0)) for k, v in found.items())
+            or all(v is None for v in found.values())):
+        raise ConfigError(f"seed architecture {path} must record power_w as watts > 0 or null per architecture "
+                          f"(at least one measured), not {json.dumps(found)[:120]}: a corrupt file (delete it to "
+                          "measure the powers again)")
+    if set(found) != set(ARCHITECTURES):
+        return None  # recorded for another set of architectures: measured again
+    return {k: (None if v is None else float(v)) for k, v in found.items()}
 
 
 def synthesise_seed(run: RunDir, choice: str, design: str, wa: int, wb: int, is_signed: bool, tech: Any,

@@ -180,3 +180,37 @@ def test_rtl_command_writes_the_architecture(tmp_path):
     proc = _flow("rtl", "--bits", "5", "--bits-b", "3", "--no-signed", "--arch", "dadda", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == to_verilog(multiplier("dadda", 5, 3, signed_=False), "mul5x3u")
+
+
+@pytest.mark.parametrize(("text", "stored"), [
+    ('{"arch": "array", "by": "area"}', None),  # chosen by area: nothing to reuse
+    ('{"power_w": {"array": 1e-4}}', None),  # another set of architectures: measured again
+])
+def test_stored_seed_powers_reused_only_when_they_cover_the_architectures(tmp_path, text, stored):
+    from evolve import seeds
+
+    (tmp_path / seeds.INFO).write_text(text)
+    assert seeds.stored_powers(tmp_path / seeds.INFO) == stored
+
+
+def test_stored_seed_powers_of_every_architecture_are_reused(tmp_path):
+    from evolve import seeds
+
+    powers = {a: (None if i else 2e-4) for i, a in enumerate(ARCHITECTURES)}
+    (tmp_path / seeds.INFO).write_text(json.dumps({"power_w": powers}))
+    assert seeds.stored_powers(tmp_path / seeds.INFO) == powers
+
+
+@pytest.mark.parametrize("text", [
+    "{not json", "[1, 2]", '{"power_w": [1]}', '{"power_w": {"array": "fast"}}', '{"power_w": {"array": -1}}',
+    '{"power_w": {"array": true}}', '{"power_w": {"array": null}}', '{"power_w": {}}',
+])
+def test_a_corrupt_seed_architecture_record_is_a_one_line_error(tmp_path, text):
+    """--resume of a power-chosen run reads seed_arch.json: anything but that record is named, not guessed."""
+    from core.errors import ConfigError
+    from evolve import seeds
+
+    (tmp_path / seeds.INFO).write_text(text)
+    with pytest.raises(ConfigError, match=r"^seed architecture .*seed_arch\.json (must|records)") as exc:
+        seeds.stored_powers(tmp_path / seeds.INFO)
+    assert "\n" not in str(exc.value)
