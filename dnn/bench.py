@@ -207,8 +207,10 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     from the multiplier runs): multiplier- and accelerator-energy reductions, evaluations and wall-clock
     time per method, and the chosen network's loss on the full test split.
     ``yardstick`` run: exhaustive search is feasible only on a few candidates (AXFLOW_DNN_YARDSTICK
-    of them, default 3, spread over the candidates' energies) and AXFLOW_DNN_YARDSTICK_IMAGES validation
-    images (default 200): every method's energy next to exhaustive search's, no fine-tuning.
+    of them, default 4: 5^5 = 3,125 assignments, spread over the candidates' energies) and
+    AXFLOW_DNN_YARDSTICK_IMAGES validation images (default 800, as the library run: on 200 a budget of
+    1 point is 2 images, and exhaustive search's answer is the one the noise favours most): every
+    method's energy next to exhaustive search's, no fine-tuning.
     """
     if quick:
         return [row("dnn.search.lenet5_mnist", float("nan"), "x", None, "not run in quick mode")]
@@ -225,11 +227,11 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
         rep = _dnn(tmp, "library", **given, method=("xai", "hawx", "nsga2"), finetune_in_loop=n_tune,
                    accel=tmp / "accel.json")
         rows += _library_rows(rep, source)
-        k = int(os.environ.get("AXFLOW_DNN_YARDSTICK", "3"))
+        k = int(os.environ.get("AXFLOW_DNN_YARDSTICK", "4"))
         by_energy = sorted(dirs, key=_energy)
         picks = [by_energy[round(i * (len(by_energy) - 1) / max(1, k - 1))] for i in range(k)]
         picks = list(dict.fromkeys(picks))
-        images = int(os.environ.get("AXFLOW_DNN_YARDSTICK_IMAGES", "200"))
+        images = int(os.environ.get("AXFLOW_DNN_YARDSTICK_IMAGES", "800"))
         ys = _dnn(tmp, "yardstick", mults=tuple(picks), method=("xai", "hawx", "nsga2", "exhaustive"),
                   finetune_epochs=0, eval_images=images)
         rows += _yardstick_rows(ys, picks)
