@@ -445,7 +445,7 @@ def conv2d_apply(prep: Prepared, x_codes: Any, *, stride: int = 1, padding: int 
 def conv2d_forward(prep: Prepared, x: Any, act_scale: Any, mul: Any, bias: Any, *, stride: int = 1,
                    padding: int = 0) -> Any:
     """The output (N, O, Ho, Wo) of a LUT convolution of float32 activations ``x`` in one pass each way,
-    where the whole products are gathered (path ``gather``; else None): the activations quantised
+    where the whole products are gathered (path ``gather``, float32 ``x``; else None): the activations quantised
     (``act_scale``) into the int16 array the kernels read, and the sums scaled by ``mul`` (O,) (float32
     or float64: the accumulators' type) plus ``bias`` (O,) float32 or None, as they are written. Bit for
     bit what ``QLayer.forward`` computes from :func:`conv2d_apply`'s accumulators."""
@@ -453,7 +453,7 @@ def conv2d_forward(prep: Prepared, x: Any, act_scale: Any, mul: Any, bias: Any, 
 
     from dnn import kernels
 
-    if prep.path != "gather":
+    if prep.path != "gather" or x.dtype != torch.float32:
         return None
     plan = prep.plan
     kh, kw = prep.kernel
@@ -463,9 +463,8 @@ def conv2d_forward(prep: Prepared, x: Any, act_scale: Any, mul: Any, bias: Any, 
     h, wd = h + 2 * padding, wd + 2 * padding
     wide = prep.acc_bound >= F32_EXACT
     add = bias.detach().numpy() if bias is not None else np.zeros(prep.out, np.float32)
-    res = _gathered(prep, xq, kh, kw, stride, ((h - kh) // stride + 1, (wd - kw) // stride + 1),
-                    (mul.detach().numpy().astype(np.float64), add.astype(np.float32), 2 if wide else 1))
-    return res if res.dtype == torch.float32 else res.float()
+    return _gathered(prep, xq, kh, kw, stride, ((h - kh) // stride + 1, (wd - kw) // stride + 1),
+                     (mul.detach().numpy().astype(np.float64), add.astype(np.float32), 2 if wide else 1))
 
 
 def _gathered(prep: Prepared, x: np.ndarray, kh: int, kw: int, stride: int, out_hw: tuple[int, ...],
