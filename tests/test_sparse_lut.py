@@ -270,3 +270,22 @@ def test_fused_forward_equals_the_accumulator_path(c, sparse, bias, signed):
         y = y if b is None else y + b.reshape(1, -1, 1, 1)
     assert fused.dtype == torch.float32 and fused.is_contiguous()
     assert torch.equal(fused, y)
+
+
+def test_tiles_are_sized_by_the_accumulators_the_reduction_adds_into():
+    """Dense and one-stretch runs add into the tile of all filters; other runs into their compacted lanes."""
+    m = _mult("evolved")
+    w = torch.ones((32, 16, 3, 3), dtype=torch.long)
+
+    def prep(kept):
+        return lutops.prepare(w * torch.from_numpy(kept)[:, :, None, None], (m,), torch.zeros(32, dtype=torch.long),
+                              0, 127, kept=kept)
+
+    dense = lutops.prepare(w, (m,), torch.zeros(32, dtype=torch.long), 0, 127)
+    assert dense.ptile == kernels.tile_positions(32, 4) == 192
+    one = np.zeros((32, 16), bool)
+    one[8:16, :] = True  # every input channel keeps filters 8-15: one stretch, added into the tile
+    assert prep(one).sparse_gather is not None and prep(one).ptile == kernels.tile_positions(32, 4)
+    split = np.zeros((32, 16), bool)
+    split[0:8, :] = split[16:24, :] = True  # two stretches: 16 compacted lanes
+    assert prep(split).sparse_gather is not None and prep(split).ptile == kernels.tile_positions(16, 4) == 256
