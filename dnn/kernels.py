@@ -364,8 +364,9 @@ def conv_gather(x, table, a_lo, kh, kw, stride, const, res, ptile, mul, add, sca
     """:func:`conv_error` without narrow accumulators: per tile of ``ptile`` output positions, a tile of
     accumulators of ``const``'s dtype (int32/int64) starts at ``const`` (Op,), every table row is added
     to it widened by sign extension, and the finished tile is written to ``res`` (N, O, Ho, Wo) float32 /
-    float64 (exact: the caller's bound says the sums fit), or scaled and biased (:func:`_tile_out`). No run length bounds the table's entries, so
-    tables of whole products (the exact part folded in, up to 2**15) cost no more than error tables."""
+    float64 (exact: the caller's bound says the sums fit), or scaled and biased (:func:`_tile_out`). No
+    run length bounds the table's entries, so tables of whole products (the exact part folded in, up to
+    2**15) cost no more than error tables."""
     n, c, h, w = x.shape
     nk, da, op = table.shape
     ho, wo = res.shape[2], res.shape[3]

@@ -41,7 +41,8 @@ def _rtl(run: RunDir, arch: str, design: str, wa: int, wb: int, is_signed: bool,
 def stored_powers(path: Path) -> dict[str, float | None] | None:
     """The architectures' powers an earlier execution of a run recorded in its :data:`INFO` (``power_w``),
     or None where it recorded none (chosen by area, or written before powers were) or recorded them for
-    another set of architectures: then they are measured again. A file that is not that record is a one-line error naming it, never a traceback or a guess."""
+    another set of architectures: then they are measured again. A file that is not that record is a
+    one-line error naming it, never a traceback or a guess."""
     info = read_json(path, "seed architecture")
     if not isinstance(info, dict):
         raise ConfigError(f"seed architecture {path} must be a JSON object, not {type(info).__name__}: "
