@@ -57,6 +57,11 @@ class VerificationError(FlowError):
     exit_code = 5
 
 
+class SettleError(VerificationError):
+    """A timing simulation of a mapped netlist did not reproduce its table at the period it was held for:
+    the netlist does not settle in time (a fact about the netlist at that period, not a tool failure)."""
+
+
 class DiskError(FlowError):
     """Reading or writing a file failed in the operating system (read-only, full disk, missing directory)."""
 

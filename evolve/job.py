@@ -37,7 +37,7 @@ import numpy as np
 from core import config as cfgmod
 from core import error_metrics, golden, multrun, stage, tools
 from core.config import check_range, check_tag, check_width, option
-from core.errors import ConfigError, VerificationError, must
+from core.errors import ConfigError, SettleError, VerificationError, must
 from core.run import RunDir, runs_root
 from evolve import COSTS, app, cellnet, cgp, descent, engine, kernels, seeds
 from evolve.evaluator import EXHAUSTIVE_MAX_BITS, Evaluator, search_vectors
@@ -434,8 +434,8 @@ def _seed_power(ctx: Context, probs: Any) -> Callable[[str, yosys.Mapped], float
                 ctx.run, f"seed_{arch}", mapped, cfg.design, ctx.tech, shape, a, b, shape.exact_codes(a, b),
                 clock_period_ns=pre.periods.clock_period_ns, sim_period_ns=pre.periods.sim_period_ns,
                 seed=cfg.seed)["power_w"])
-        except VerificationError:  # slower than the run's simulation period: not a candidate
-            return None
+        except SettleError:  # slower than the run's simulation period: not a candidate (any other failure,
+            return None  # OpenSTA reporting no power say, stops the run)
     return power
 
 

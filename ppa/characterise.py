@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError, ToolError, VerificationError
+from core.errors import ConfigError, SettleError, ToolError, VerificationError
 from core.run import RunDir
 from ppa import activity, sta, yosys
 from ppa import clock as clk
@@ -46,8 +46,8 @@ def delay_and_power(run: RunDir, name: str, mapped: Mapped, top: str, tech: Tech
     res = simulate(run, bench, sources, sim_top, shape, a, b, expected, wce_limit=None,
                    seed=seed, period_ps=sim_ps, vcd=vcd, timing=True)
     if not res.passed:
-        raise VerificationError(f"timing simulation of the {name} netlist at {sim_ps / 1000:g} ns does not "
-                                f"reproduce its table: {res.messages[0] if res.messages else res.log}")
+        raise SettleError(f"timing simulation of the {name} netlist at {sim_ps / 1000:g} ns does not "
+                          f"reproduce its table: {res.messages[0] if res.messages else res.log}")
     act = activity.measure(vcd, scope, len(a), sim_ps)
     settle = clk.settle_time_ns(vcd, "axf_vcd_top.dut.y", len(a), sim_ps)
     inputs = {k: v for k, v in act.items() if k.startswith((f"{ports[0]}[", f"{ports[1]}["))}

@@ -214,3 +214,35 @@ def test_a_corrupt_seed_architecture_record_is_a_one_line_error(tmp_path, text):
     with pytest.raises(ConfigError, match=r"^seed architecture .*seed_arch\.json (must|records)") as exc:
         seeds.stored_powers(tmp_path / seeds.INFO)
     assert "\n" not in str(exc.value)
+
+
+def test_only_a_netlist_that_does_not_settle_is_dropped_from_the_power_choice(tmp_path, monkeypatch):
+    """Under --seed-arch auto --cost power an architecture whose timing simulation does not reproduce its
+    table at the run's period is not a candidate; any other failure (OpenSTA reporting no power) stops
+    the run rather than quietly removing the architecture from the comparison."""
+    from types import SimpleNamespace
+
+    from core.errors import SettleError, VerificationError
+    from evolve import job
+    from ppa import characterise
+
+    cfg = SimpleNamespace(wa=4, wb=4, signed=True, design="mul4s", seed=1, power_vectors=8)
+    pre = SimpleNamespace(exact_ppa={"power_w": 1e-4}, periods=SimpleNamespace(clock_period_ns=10.0,
+                                                                                sim_period_ns=10.0))
+    ctx = SimpleNamespace(cfg=cfg, preflight=pre, run=None, tech=None)
+    failures = {"dadda": SettleError("does not settle"), "wallace": VerificationError("OpenSTA reported no power")}
+
+    def measured(run, name, *args, **kwargs):
+        arch = name.removeprefix("seed_")
+        if arch in failures:
+            raise failures[arch]
+        return {"power_w": 2e-4}
+
+    monkeypatch.setattr(characterise, "delay_and_power", measured)
+    monkeypatch.setattr(job, "_power_stream", lambda ctx, probs: (np.zeros(8, np.int64), np.zeros(8, np.int64)))
+    power = job._seed_power(ctx, None)
+    assert power("array", None) == 1e-4
+    assert power("dadda", None) is None
+    with pytest.raises(VerificationError, match="no power"):
+        power("wallace", None)
+    assert power("booth", None) == 2e-4
