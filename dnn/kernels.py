@@ -280,23 +280,29 @@ def tile_positions(lanes: int, itemsize: int) -> int:
 TILE_BYTES = 24576
 
 
+@njit(inline="always", boundscheck=False, error_model="numpy")
+def _zero_border(out, b, ci, pad, h, w):  # pragma: no cover - compiled
+    """The ``pad`` wide zero border of plane (b, ci) of ``out`` (N, C, h + 2 pad, w + 2 pad)."""
+    for i in range(pad):
+        out[b, ci, i, :] = 0
+        out[b, ci, h + 2 * pad - 1 - i, :] = 0
+    for i in range(pad, pad + h):
+        out[b, ci, i, :pad] = 0
+        out[b, ci, i, pad + w:] = 0
+
+
 @njit(cache=True, boundscheck=False, error_model="numpy")
 def codes16(x, pad, out):  # pragma: no cover - compiled
     """``out`` (N, C, H + 2 pad, W + 2 pad) int16 = ``x`` (N, C, H, W) float, any strides, zero padded, in
     one pass; returns the least and the largest value of ``x`` (the caller checks them against the
     table's range before a kernel indexes it unchecked)."""
     n, c, h, w = x.shape
-    hp = h + 2 * pad
     lo, hi = np.inf, -np.inf
     for b in range(n):
         for ci in range(c):
-            for i in range(pad):
-                out[b, ci, i, :] = 0
-                out[b, ci, hp - 1 - i, :] = 0
+            _zero_border(out, b, ci, pad, h, w)
             for i in range(h):
                 row = out[b, ci, pad + i]
-                row[:pad] = 0
-                row[pad + w:] = 0
                 src = x[b, ci, i]
                 for j in range(w):
                     v = src[j]
@@ -312,17 +318,12 @@ def quantise16(x, scale, lo, hi, pad, out):  # pragma: no cover - compiled
     strides, zero padded: clamp(round half to even(x / scale), lo, hi), each step in float32 as
     ``QLayer.act_codes`` computes it (``scale`` a float32), in one pass."""
     n, c, h, w = x.shape
-    hp = h + 2 * pad
     flo, fhi = np.float32(lo), np.float32(hi)
     for b in range(n):
         for ci in range(c):
-            for i in range(pad):
-                out[b, ci, i, :] = 0
-                out[b, ci, hp - 1 - i, :] = 0
+            _zero_border(out, b, ci, pad, h, w)
             for i in range(h):
                 row = out[b, ci, pad + i]
-                row[:pad] = 0
-                row[pad + w:] = 0
                 src = x[b, ci, i]
                 for j in range(w):
                     v = np.rint(src[j] / scale)

@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dnn import cli, cost, data, fixtures, mults, search, sensitivity, train  # noqa: E402
-from dnn.cost import Cost  # noqa: E402
+from _dnn_runs import small_lenet_and_runs  # noqa: E402
 
-COSTS = {3: (900.0, 0.9), 6: (700.0, 0.65)}
+from dnn import cli, cost, mults, search, sensitivity  # noqa: E402
+from dnn.cost import Cost  # noqa: E402
 
 
 def _totals(items, picks):
@@ -82,12 +82,7 @@ def test_the_boundary_search_finds_the_last_step_within_budget(last_ok):
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     torch.set_num_threads(1)
-    d = data.load("digits")
-    model, _ = train.trained(train.Recipe("lenet5", epochs=2, qat_epochs=1, seed=1), d, None)
-    root = tmp_path_factory.mktemp("mults")
-    runs = [str(fixtures.write_run(root / f"ba{k}", fixtures.broken_array(k), {
-        "area": area, "energy_pj": energy, "power_w": energy * 1e-4, "clock_period_ns": 10.0,
-        "exact": {"area": 1000.0, "power_w": 1e-4, "delay_ns": 3.0}})) for k, (area, energy) in COSTS.items()]
+    model, d, runs = small_lenet_and_runs(tmp_path_factory.mktemp("mults"))
     cands = mults.load_all(runs)
     ev = search.Evaluator(model, d.x_test[:120], d.y_test[:120], cands, cost.MultiplierCost(cands),
                           cli._macs(model, d))

@@ -8,22 +8,18 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("deap")
 
-from dnn import cli, cost, data, fixtures, mults, search, sensitivity, train  # noqa: E402
+from _dnn_runs import small_lenet_and_runs  # noqa: E402
+
+from dnn import cli, cost, mults, search, sensitivity  # noqa: E402
 
 BUDGET = 0.02
-COSTS = {3: (900.0, 0.9), 6: (700.0, 0.65)}
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     """LeNet-5 trained briefly on digits, the fixture multipliers' run directories and 120 test images."""
     torch.set_num_threads(1)
-    d = data.load("digits")
-    model, _ = train.trained(train.Recipe("lenet5", epochs=2, qat_epochs=1, seed=1), d, None)
-    root = tmp_path_factory.mktemp("mults")
-    runs = [str(fixtures.write_run(root / f"ba{k}", fixtures.broken_array(k), {
-        "area": area, "energy_pj": energy, "power_w": energy * 1e-4, "clock_period_ns": 10.0,
-        "exact": {"area": 1000.0, "power_w": 1e-4, "delay_ns": 3.0}})) for k, (area, energy) in COSTS.items()]
+    model, d, runs = small_lenet_and_runs(tmp_path_factory.mktemp("mults"))
     return model, d, runs
 
 
