@@ -181,7 +181,8 @@ def _dnn(tmp: Path, name: str, **settings: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "net": "lenet5", "data": "mnist", "max_acc_loss": 0.01, "run_dir": tmp / name, "epochs": 6,
         "finetune_epochs": 2, "val_images": 800, "eval_images": 800, "representatives": 32, "ig_steps": 16,
-        "threads": 1, "cache_dir": runs_root() / "dnn" / "models", "max_evals": 100000}
+        "threads": 1, "cache_dir": runs_root() / "dnn" / "models", "max_evals": 100000,
+        "confidence": float(os.environ.get("AXFLOW_DNN_CONFIDENCE", "1"))}
     conf = cfg.from_dict(cli.DnnConfig, {**base, **settings})
     rep = cli.run(conf, quiet=True)
     keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
@@ -205,7 +206,9 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     (AXFLOW_DNN_FINETUNE_IN_LOOP fine-tunes of two epochs, default 6) and the whole accelerator (an 8x8 weight-stationary
     array modelled by accel_models; P_pod from the array run in AXFLOW_DNN_ARRAY_RUN when set, else composed
     from the multiplier runs): multiplier- and accelerator-energy reductions, evaluations and wall-clock
-    time per method, and the chosen network's loss on the full test split.
+    time per method, and the chosen network's loss on the full test split. Both runs apply the budget to
+    the loss plus AXFLOW_DNN_CONFIDENCE (default 1) x its paired standard error on the validation images
+    (``--confidence``): 800 images put that error near half a point at the budget's edge.
     ``yardstick`` run: exhaustive search is feasible only on a few candidates (AXFLOW_DNN_YARDSTICK
     of them, default 4: 5^5 = 3,125 assignments, spread over the candidates' energies) and
     AXFLOW_DNN_YARDSTICK_IMAGES validation images (default 800, as the library run: on 200 a budget of
@@ -246,8 +249,8 @@ def _library_rows(rep: dict[str, Any], source: str) -> list[dict[str, Any]]:
         b = m["best"]
         acc = f"accuracy {b['accuracy']:.4f} vs exact INT8 {rep['baseline_accuracy']:.4f}" if b else "none within budget"
         note = (f"{m['evaluations']} {'fine-tunes' if name == 'finetune-in-loop' else 'evaluations'}, "
-                f"{m['wall_s'] or 0:.0f} s; {acc} on {rep['eval_images']} validation images; {n} {source}; "
-                "target >= 4x")
+                f"{m['wall_s'] or 0:.0f} s; {acc} on {rep['eval_images']} validation images (budget on the loss "
+                f"+ {rep['confidence']:g} x its paired standard error); {n} {source}; target >= 4x")
         rows.append(row(f"dnn.search.lenet5_mnist.{name}.mult_energy_reduction",
                         m["mult_energy_reduction"] or float("nan"), "x", None, note))
         rows.append(row(f"dnn.search.lenet5_mnist.{name}.accel_energy_reduction",
@@ -260,7 +263,8 @@ def _library_rows(rep: dict[str, Any], source: str) -> list[dict[str, Any]]:
     if "chosen_accuracy" in t:
         rows.append(row("dnn.search.lenet5_mnist.chosen.test_loss", 100 * t["chosen_loss_vs_exact_int8"], "pts",
                         None, f"full test split ({t['images']} images): float {t['float_accuracy']:.4f}, exact INT8 "
-                        f"{t['exact_int8_accuracy']:.4f}, chosen {t['chosen_accuracy']:.4f}; multiplier-energy "
+                        f"{t['exact_int8_accuracy']:.4f}, chosen {t['chosen_accuracy']:.4f} (paired standard "
+                        f"error {100 * t['chosen_loss_se']:.2f} pts); multiplier-energy "
                         f"reduction {rep['mult_energy_reduction']:.2f}x, whole accelerator "
                         f"{rep['accel_energy_reduction']:.2f}x; budget 1 pt"))
     return rows

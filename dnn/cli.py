@@ -8,8 +8,9 @@ approximation-aware, reports accuracies on the full test split, and writes into 
   config.json  report.json  report.md   settings; the roll-up for machines and for people (float, exact-INT8
                                         and chosen accuracies on the full test split among it)
   splits.json                           image counts of the splits; the validation images' training indices
-  evaluations.csv / evaluations.jsonl   every assignment evaluated (accuracy on the validation images, energy,
-                                        multiplier and accelerator energy, area, method)
+  evaluations.csv / evaluations.jsonl   every assignment evaluated (accuracy on the validation images, lost and
+                                        gained against exact INT8 there and the loss's paired standard error,
+                                        energy, multiplier and accelerator energy, area, method)
   finetuned.csv                         (--finetune-in-loop) the assignments fine-tuned in the loop, before/after
   pareto.json  pareto.csv  pareto.png   the non-dominated set (accuracy, energy, area), fine-tuned accuracies
                                         where an assignment was fine-tuned
@@ -86,6 +87,9 @@ class DnnConfig:
                                  "never on test images")
     eval_images: int = cfg.option(1000, help="validation images (the first of the split) used to evaluate each "
                                   "assignment and to pick fine-tuning checkpoints")
+    confidence: float = cfg.option(0.0, help="Z: an assignment meets the budget when its loss plus Z x the "
+                                   "loss's paired standard error (against exact INT8 on the same images) does; "
+                                   "0 applies the budget to the measured loss")
     representatives: int = cfg.option(32, help="K: representative inputs (k-means) for sensitivity")
     ig_steps: int = cfg.option(16, help="integrated-gradient steps of the conductance")
     max_evals: int = cfg.option(4096, help="largest search space exhaustive search may enumerate")
@@ -111,6 +115,7 @@ class DnnConfig:
 
     def __post_init__(self) -> None:
         cfg.check_range("MAX_ACC_LOSS", self.max_acc_loss, 0.0, 1.0, lo_open=True, hi_open=True)
+        cfg.check_range("CONFIDENCE", self.confidence, 0.0, 10.0)
         if not self.method:
             raise must("METHOD", "at least one search method", "", METHODS)
         for m in self.method:
@@ -286,7 +291,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
                                   "evaluation": len(x_eval), "test": len(data.x_test),
                                   "validation_from": "training images", "validation_index": data.val_index.tolist()})
     macs = _macs(model, data)
-    ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs)
+    ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs, confidence=conf.confidence)
     log_path = rd.path / "evaluations.jsonl"
     search.reload(ev, log_path, candidates)
     bar = None if quiet else tqdm(desc="evaluations", unit="net", leave=False)
@@ -354,8 +359,8 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     tuned: dict[Any, loop.Tuned] = {}
     if conf.finetune_in_loop:
         t0 = time.perf_counter()
-        tuner = loop.Tuner(model, ev, data, x_eval, y_eval, conf.finetune_epochs, conf.lr / 10, conf.batch,
-                           conf.seed, progress=say)
+        tuner = loop.Tuner(model, ev, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
+                           progress=say)
         tuned = {t.result.choice: t for t in loop.run(tuner, all_results, baseline, conf.max_acc_loss,
                                                       conf.finetune_in_loop)}
         wall["finetune-in-loop"] = time.perf_counter() - t0
@@ -392,6 +397,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
                          "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
         "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
         "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
+        "confidence": conf.confidence,
         "eval_split": "validation", "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
         "exact_mult_energy_pj": exact_cost.mult_energy_pj, "exact_accel_energy_pj": exact_cost.accel_energy_pj,
         "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
@@ -399,8 +405,9 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     }
     qnn.assign(model, ev.assignment(ev.exact()))
     qnn.set_mode(model, "lut")
+    exact_right = train.correct(model, data.x_test, data.y_test)
     test = {"images": len(data.x_test), "float_accuracy": info["float_accuracy"],
-            "exact_int8_accuracy": train.accuracy(model, data.x_test, data.y_test)}
+            "exact_int8_accuracy": int(exact_right.sum()) / max(1, len(data.x_test))}
     if conf.sparsity_ratios:
         from dnn import joint
 
@@ -430,13 +437,18 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
                                    x_eval, y_eval, progress=say), "in_loop": False}
         if ft is not None:
             qnn.set_mode(model, "lut")
-            test["chosen_accuracy"] = train.accuracy(model, data.x_test, data.y_test)
+            right = train.correct(model, data.x_test, data.y_test)
+            test["chosen_accuracy"] = int(right.sum()) / max(1, len(data.x_test))
             torch.save(model.state_dict(), rd.path / "model_finetuned.pt")
             report["finetune"] = {**ft, "test_accuracy_before": test["chosen_accuracy_untuned"],
                                   "test_accuracy_after": test["chosen_accuracy"], "test_images": len(data.x_test)}
         else:
+            right = train.correct(model, data.x_test, data.y_test)
             test["chosen_accuracy"] = test["chosen_accuracy_untuned"]
         test["chosen_loss_vs_exact_int8"] = test["exact_int8_accuracy"] - test["chosen_accuracy"]
+        lost, gained = int((exact_right & ~right).sum()), int((~exact_right & right).sum())
+        test |= {"chosen_lost": lost, "chosen_gained": gained,
+                 "chosen_loss_se": search.paired_se(lost, gained, len(data.x_test))}
     else:
         report["chosen"] = None
     report["test"] = test
@@ -526,12 +538,15 @@ def _markdown(rep: dict[str, Any]) -> str:
     lines = [f"# DNN multiplier assignment: {rep['net']} on {rep['data']}", "",
              f"Assignments are evaluated on {rep['eval_images']} validation images held out from the training "
              f"images (exact INT8 accuracy there {100 * rep['baseline_accuracy']:.2f} %); budget: at most "
-             f"{100 * rep['max_acc_loss']:.2f} points lost. Cost model: {rep['cost_model']}"
+             f"{100 * rep['max_acc_loss']:.2f} points lost"
+             + (f" by the loss + {rep['confidence']:g} x its paired standard error"
+                if rep.get("confidence") else "") + f". Cost model: {rep['cost_model']}"
              + (" (the search minimises the whole accelerator's energy)." if accel else "."), "",
              f"On the full test split ({t['images']} images): float {100 * t['float_accuracy']:.2f} %, exact INT8 "
              f"{100 * t['exact_int8_accuracy']:.2f} %"
              + (f", chosen {100 * t['chosen_accuracy']:.2f} % ({100 * t['chosen_loss_vs_exact_int8']:+.2f} points "
-                "lost against exact INT8)." if "chosen_accuracy" in t else ", no assignment chosen."), "",
+                f"lost against exact INT8, paired standard error {100 * t['chosen_loss_se']:.2f})."
+                if "chosen_accuracy" in t else ", no assignment chosen."), "",
              "| method | evaluations | wall (s) | accuracy (%) | energy / exact | multiplier-energy reduction | "
              "whole-accelerator reduction |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

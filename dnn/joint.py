@@ -205,8 +205,8 @@ def _tuned(conf: Any, net: Any, ev_r: Any, data: Any, results: list[Any], baseli
 
     if not conf.finetune_in_loop:
         return {}
-    tuner = loop.Tuner(net, ev_r, data, ev_r.x, ev_r.y, conf.finetune_epochs, conf.lr / 10, conf.batch,
-                       conf.seed, progress=say)
+    tuner = loop.Tuner(net, ev_r, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
+                       progress=say)
     return {t.result.choice: t for t in loop.run(tuner, results, baseline, conf.max_acc_loss,
                                                  conf.finetune_in_loop)}
 
@@ -241,7 +241,9 @@ class _Joint:
         sub = self.root / label
         sub.mkdir(exist_ok=True)
         net, pruned = _network(conf, self.dense, r, layer_ratios, sub, self.data, ev.mults[0], self.say)
-        ev_r = searching.Evaluator(net, ev.x, ev.y, ev.mults, _cost(conf, ev, net, sub), ev.macs)
+        # judged against the dense network's exact INT8, the baseline of the budget
+        ev_r = searching.Evaluator(net, ev.x, ev.y, ev.mults, _cost(conf, ev, net, sub), ev.macs,
+                                   confidence=ev.confidence, reference=ev.exact_correct())
         log = sub / "evaluations.jsonl"
         reused = searching.reload(ev_r, log, ev.mults)
         if reused:

@@ -56,12 +56,13 @@ def promising(results: Sequence[Result], baseline: float, budget: float) -> list
 
 class Tuner:
     """Fine-tunes ``model`` (its state at construction is the start of every fine-tune) for one
-    assignment at a time, on ``data``'s training images, keeping the best checkpoint on ``x_val``."""
+    assignment at a time, on ``data``'s training images, keeping the best checkpoint on the evaluator's
+    images (validation images, never test images): the fine-tuned result is judged on those images, as
+    every evaluation is, with its paired counts against exact INT8 there."""
 
-    def __init__(self, model: nn.Module, ev: Evaluator, data: Data, x_val: Any, y_val: Any, epochs: int,
+    def __init__(self, model: nn.Module, ev: Evaluator, data: Data, epochs: int,
                  lr: float, batch: int, seed: int, progress: Callable[[str], Any] | None = None):
         self.model, self.ev, self.data = model, ev, data
-        self.x_val, self.y_val = x_val, y_val
         self.epochs, self.lr, self.batch, self.seed = epochs, lr, batch, seed
         self.progress = progress
         self.start = copy.deepcopy(model.state_dict())
@@ -74,11 +75,12 @@ class Tuner:
         qnn.set_mode(self.model, "lut")
         try:
             info = train.finetune(self.model, self.data, self.epochs, self.lr, self.batch, self.seed,
-                                  self.x_val, self.y_val, progress=self.progress)
+                                  self.ev.x, self.ev.y, progress=self.progress)
+            right = train.correct(self.model, self.ev.x, self.ev.y)
             state = copy.deepcopy(self.model.state_dict())
         finally:
             self.model.load_state_dict(self.start)
-        res = Result(choice, info["validation_after"], self.ev.cost(choice), "finetune", len(self.done) + 1)
+        res = self.ev.result(choice, right, "finetune", len(self.done) + 1)
         tuned = Tuned(res, before, info, state)
         self.done.append(tuned)
         return tuned

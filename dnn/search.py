@@ -62,9 +62,25 @@ class Result:
     cost: Cost
     method: str
     order: int  # evaluation number (1-based) within the run
+    # paired with exact INT8 on the same images: how many it classifies right and this wrong (lost) and
+    # the other way round (gained); margin = the run's confidence x the loss's paired standard error,
+    # added to the loss before the budget is applied (:func:`feasible`)
+    lost: int = 0
+    gained: int = 0
+    margin: float = 0.0
 
     def loss(self, baseline: float) -> float:
         return baseline - self.accuracy
+
+
+def paired_se(lost: int, gained: int, images: int) -> float:
+    """Standard error of an accuracy difference measured on the same ``images``: the per-image
+    differences are +1 (``lost``), -1 (``gained``) or 0, so the variance of their mean is
+    ((lost + gained) / n - ((lost - gained) / n)^2) / n."""
+    if images <= 0:
+        return 0.0
+    n = float(images)
+    return math.sqrt(max(0.0, (lost + gained) - (lost - gained) ** 2 / n)) / n
 
 
 @dataclass
@@ -80,10 +96,34 @@ class Evaluator:
     results: dict[Choice, Result] = field(default_factory=dict)
     progress: Callable[[Result], Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # z: a result meets the budget when its loss + z x its paired standard error does (--confidence)
+    confidence: float = 0.0
+    # which evaluation images exact INT8 classifies right: what lost/gained are counted against (by
+    # default this network's exact assignment; a block-sparse search passes the dense network's)
+    reference: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.names = [n for n, _ in qnn.qlayers(self.model)]
         self.filters = {n: layer.out_features for n, layer in qnn.qlayers(self.model)}
+
+    def exact_correct(self) -> torch.Tensor:
+        """The reference: per evaluation image, whether exact INT8 classifies it right."""
+        if self.reference is None:
+            qnn.assign(self.model, self.assignment(self.exact()))
+            qnn.set_mode(self.model, "lut")
+            self.reference = train.correct(self.model, self.x, self.y)
+        return self.reference
+
+    def judged(self, choice: Choice, lost: int, gained: int, accuracy: float, method: str,
+               order: int) -> Result:
+        margin = self.confidence * paired_se(lost, gained, len(self.x)) if self.confidence else 0.0
+        return Result(choice, accuracy, self.cost(choice), method, order, lost, gained, margin)
+
+    def result(self, choice: Choice, right: torch.Tensor, method: str, order: int) -> Result:
+        """The result of ``choice`` from which evaluation images the network classified right."""
+        ref = self.exact_correct()
+        lost, gained = int((ref & ~right).sum()), int((~ref & right).sum())
+        return self.judged(choice, lost, gained, int(right.sum()) / max(1, len(self.x)), method, order)
 
     def assignment(self, choice: Choice) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -122,10 +162,14 @@ class Evaluator:
         self.counts[method] = self.counts.get(method, 0) + (choice not in self.results)
         if choice in self.results:
             return self.results[choice]
+        if choice != self.exact():
+            self.exact_correct()  # before this assignment replaces the exact one
         qnn.assign(self.model, self.assignment(choice))
         qnn.set_mode(self.model, "lut")
-        acc = train.accuracy(self.model, self.x, self.y)
-        res = Result(choice, acc, self.cost(choice), method, len(self.results) + 1)
+        right = train.correct(self.model, self.x, self.y)
+        if self.reference is None:
+            self.reference = right
+        res = self.result(choice, right, method, len(self.results) + 1)
         self.results[choice] = res
         if self.progress:
             self.progress(res)
@@ -147,7 +191,8 @@ def row(r: Result, ev: Evaluator, candidates: list[Multiplier]) -> dict[str, Any
             for i in c:
                 counts[candidates[i].name] = counts.get(candidates[i].name, 0) + 1
             names.append(counts)
-    return {"order": r.order, "method": r.method, "accuracy": r.accuracy, "energy_pj": r.cost.energy_pj,
+    return {"order": r.order, "method": r.method, "accuracy": r.accuracy, "lost": r.lost, "gained": r.gained,
+            "loss_se": paired_se(r.lost, r.gained, len(ev.x)), "energy_pj": r.cost.energy_pj,
             "mult_energy_pj": r.cost.mult_energy_pj, "accel_energy_pj": r.cost.accel_energy_pj,
             "area": r.cost.area, "time_s": r.cost.time_s,
             "choice": [list(c) if isinstance(c, tuple) else c for c in r.choice],
@@ -160,8 +205,9 @@ def row(r: Result, ev: Evaluator, candidates: list[Multiplier]) -> dict[str, Any
 
 def reload(ev: Evaluator, path: Path, candidates: list[Multiplier]) -> int:
     """Resume: earlier evaluations are reused instead of re-run, each mapped to this run's candidates by
-    its multipliers' identity; a row that names a multiplier not among them (or has no identities) is
-    dropped, and so is a line cut short by an interruption. Returns the number of rows reused."""
+    its multipliers' identity; a row that names a multiplier not among them (or has no identities or no
+    paired counts) is dropped, and so is a line cut short by an interruption. Returns the number of rows
+    reused."""
     if not path.is_file():
         return 0
     index = {m.digest: i for i, m in enumerate(candidates)}
@@ -178,14 +224,17 @@ def reload(ev: Evaluator, path: Path, candidates: list[Multiplier]) -> int:
             choice = tuple(tuple(index[d] for d in c) if isinstance(c, list) else index[c] for c in ids)
         except (KeyError, TypeError):
             continue  # a multiplier this run does not have
-        ev.results[choice] = Result(choice, entry["accuracy"], ev.cost(choice), entry["method"],
-                                    len(ev.results) + 1)
+        if not all(isinstance(entry.get(k), int) for k in ("lost", "gained")):
+            continue  # a row from before the paired counts were logged: evaluated again
+        ev.results[choice] = ev.judged(choice, entry["lost"], entry["gained"], entry["accuracy"],
+                                       entry["method"], len(ev.results) + 1)
         reused += 1
     return reused
 
 
 def feasible(r: Result, baseline: float, budget: float) -> bool:
-    return baseline - r.accuracy <= budget + 1e-12
+    """Whether ``r`` meets the budget: its loss, plus its confidence margin, at most ``budget``."""
+    return baseline - r.accuracy + r.margin <= budget + 1e-12
 
 
 def best(results: Sequence[Result], baseline: float, budget: float) -> Result | None:

@@ -64,16 +64,21 @@ class Checkpoint:
         self.saved = None  # what this run holds in memory is newer
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
-    """Top-1 accuracy in the model's current mode."""
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    """Which images the model classifies right in its current mode (a bool per image)."""
     was = model.training
     model.eval()
-    correct = 0
+    out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            correct += int((model(x[i:i + batch]).argmax(dim=1) == y[i:i + batch]).sum())
+            out.append(model(x[i:i + batch]).argmax(dim=1) == y[i:i + batch])
     model.train(was)
-    return correct / max(1, len(x))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Top-1 accuracy in the model's current mode."""
+    return int(correct(model, x, y, batch).sum()) / max(1, len(x))
 
 
 def _epochs(model: nn.Module, data: Data, epochs: int, lr: float, batch: int, gen: torch.Generator,

@@ -68,6 +68,12 @@ def test_ctrl_c_mid_search_resumes_to_the_uninterrupted_answer(tmp_path, monkeyp
     import flow
 
     assert flow.main(dnn_argv(tmp_path, *RATIOS, run="whole")) == 0  # the answer without an interruption
+    # a block-sparse network's evaluations are paired with the dense exact INT8, the budget's baseline
+    rep = json.loads((tmp_path / "whole" / "report.json").read_text())
+    n = rep["eval_images"]
+    for line in (tmp_path / "whole" / "sparsity" / "r0.5" / "evaluations.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        assert row["lost"] - row["gained"] == round((rep["baseline_accuracy"] - row["accuracy"]) * n)
     _interrupt_search(monkeypatch, at_call=2, after_rows=2)
     assert flow.main(dnn_argv(tmp_path, *RATIOS)) == 130
     run = tmp_path / "run"
