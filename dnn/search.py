@@ -101,6 +101,7 @@ class Evaluator:
     # which evaluation images exact INT8 classifies right: what lost/gained are counted against (by
     # default this network's exact assignment; a block-sparse search passes the dense network's)
     reference: torch.Tensor | None = None
+    layer_energies: dict[str, list[float]] | None = None  # :func:`energies`, computed once per evaluator
 
     def __post_init__(self) -> None:
         self.names = [n for n, _ in qnn.qlayers(self.model)]
@@ -308,13 +309,17 @@ def boundary(ev: Evaluator, path: Sequence[Choice], baseline: float, budget: flo
 
 def energies(ev: Evaluator) -> dict[str, list[float]]:
     """``[layer][mult_index]``: what the cost model charges for the layer on that multiplier, the rest
-    exact, less the exact network's (a layer-separable model of the energy objective)."""
+    exact, less the exact network's (a layer-separable model of the energy objective). Computed once per
+    evaluator: both heuristics walk paths over it."""
+    if ev.layer_energies is not None:
+        return ev.layer_energies
     exact = ev.exact()
     e0 = ev.cost(exact).energy_pj
     out: dict[str, list[float]] = {}
     for i, name in enumerate(ev.names):
         out[name] = [ev.cost((*exact[:i], m, *exact[i + 1:])).energy_pj - e0 if m else 0.0
                      for m in range(len(ev.mults))]
+    ev.layer_energies = out
     return out
 
 

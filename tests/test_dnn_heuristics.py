@@ -132,3 +132,25 @@ def test_xai_uses_importance_and_deviation(net):
     seen = search.xai(ev, scores, baseline, 0.02)
     best = search.best(seen, baseline, 0.02)
     assert best is not None and best.cost.energy_pj < ev.cost(ev.exact()).energy_pj
+
+
+def test_the_layer_energies_are_costed_once_per_evaluator(net):
+    """XAI-Gen and HAWX both walk paths over :func:`search.energies`: the cost model (accel_models with
+    --accel, seconds a call on a large network) is asked for each layer and multiplier once."""
+    model, d, ev = net
+    calls = []
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+            self.name = inner.name
+
+        def cost(self, usage, assign):
+            calls.append(1)
+            return self.inner.cost(usage, assign)
+
+    counted = search.Evaluator(model, ev.x, ev.y, ev.mults, Counting(ev.costs), ev.macs)
+    first = search.energies(counted)
+    assert len(calls) == 1 + len(ev.names) * (len(ev.mults) - 1)
+    assert search.energies(counted) is first and len(calls) == 1 + len(ev.names) * (len(ev.mults) - 1)
+    assert first == search.energies(ev)
