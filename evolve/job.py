@@ -311,8 +311,11 @@ class EvolveStage(stage.Stage):
         return jctx
 
     def check_resume(self, ctx: stage.Context) -> None:
-        # a refused resume writes nothing: its checkpoint is read before any file is written
+        # a refused resume writes nothing: its checkpoint, and the seed architectures' power record it
+        # will reuse, are read before any file is written
         engine.load_checkpoint(ctx.run.path / "checkpoint.npz", _fingerprint(self._context(ctx)))
+        if _seed_by_power(ctx.cfg) and (ctx.run.path / seeds.INFO).is_file():
+            seeds.stored_powers(ctx.run.path / seeds.INFO)
 
     def run(self, ctx: stage.Context) -> dict[str, Any]:
         cfg, run_dir = ctx.cfg, ctx.run

@@ -173,6 +173,15 @@ def test_auto_seed_under_power_is_the_least_power_architecture(tmp_path):
     assert not any((d / "sim_build" / f"power_seed_{arch}").exists() for arch in ARCHITECTURES)
     assert (d / "seed_arch.json").read_bytes() == before
     assert json.loads((d / "report.json").read_text())["generations"] == 400
+    # a corrupt record refuses the resume in one line and leaves every file of the run as it was
+    (d / "seed_arch.json").write_text("[1, 2]")
+    files = {p: p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+    proc = _flow("evolve", "--resume", "--generations", "500", "--run-dir", str(d))
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: seed architecture") and "seed_arch.json" in last
+    assert "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()} == files
 
 
 def test_rtl_command_writes_the_architecture(tmp_path):
