@@ -40,6 +40,7 @@ from core import config as cfg
 from core import stage
 from core.errors import ConfigError, must
 from core.run import save_figure
+from dnn.cost import OBJECTIVES
 from dnn.export import DEFAULT_FORMATS, FORMATS
 
 NETS = ("lenet5", "vgg", "resnet20")
@@ -66,6 +67,9 @@ class DnnConfig:
     accel: Path | None = cfg.option(
         None, help="accelerator configuration for accel_models (energy and time of the whole array); "
         "without it, multiplier energy only")
+    objective: str = cfg.option("auto", help="what the search minimises: mult (multiplier energy) or accel "
+                                "(the whole accelerator's, needs --accel); auto: accel with --accel, else mult",
+                                choices=("auto", *OBJECTIVES))
     tag: str | None = cfg.option(None, help="run name under runs/dnn/ (default: <net>-<data>)")
     run_dir: Path | None = cfg.option(
         None, help="run directory (default runs/dnn/<tag>)")
@@ -132,6 +136,9 @@ class DnnConfig:
             raise must("POPULATION", "an integer >= 2", self.population)
         if self.generations < 0:
             raise must("GENERATIONS", "zero or a positive integer", self.generations)
+        if self.objective == "accel" and self.accel is None:
+            raise ConfigError("OBJECTIVE accel needs --accel CONFIG (the accelerator whose energy is minimised); "
+                              "without it the objective is mult")
         if self.library is not None and not self.library.is_dir():
             raise must("LIBRARY", "a library directory built by flow.py library", str(self.library))
         for name in ("epochs", "batch", "eval_images", "val_images", "representatives", "ig_steps", "max_evals", "threads",
@@ -208,7 +215,8 @@ class DnnStage(stage.Stage):
         data = datasets.hold_out(data, held, seed=0)
         if conf.accel:
             layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
-            cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names)
+            cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names,
+                                                          "mult" if conf.objective == "mult" else "accel")
         else:
             cost_model = costs.MultiplierCost(candidates)
         # cheapest (most aggressive) first after exact: the order the search methods rely on
@@ -389,13 +397,13 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     _csv(rd.path / "pareto.csv", [search.row(r, ev, candidates) for r in front])
     _csv(rd.path / "evaluations.csv", [search.row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
     _plot(rd.path / "pareto.png", final, front, baseline, conf.max_acc_loss, chosen, exact_cost,
-          "accelerator energy" if cost_model.name == "accel" else "multiply energy")
+          "accelerator energy" if _objective(conf) == "accel" else "multiply energy")
 
     report: dict[str, Any] = {
         "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
         "multipliers": [{"name": m.name, "path": str(m.path) if m.path else "exact", **cost_model.multiplier(m),
                          "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
-        "cost_model": cost_model.name, "float_accuracy": info["float_accuracy"],
+        "cost_model": cost_model.name, "objective": _objective(conf), "float_accuracy": info["float_accuracy"],
         "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
         "confidence": conf.confidence,
         "eval_split": "validation", "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
@@ -457,6 +465,13 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     return report
 
 
+
+
+def _objective(conf: Any) -> str:
+    """What the search minimises (``--objective``; auto: the accelerator's energy where one is given)."""
+    if conf.objective == "auto":
+        return "accel" if conf.accel is not None else "mult"
+    return str(conf.objective)
 
 
 def _reductions(exact: Any, cost: Any) -> dict[str, float | None]:
@@ -534,6 +549,7 @@ def _x(v: float | None) -> str:
 
 def _markdown(rep: dict[str, Any]) -> str:
     accel = rep["cost_model"] == "accel"
+    objective = rep.get("objective", "accel" if accel else "mult")
     t = rep["test"]
     lines = [f"# DNN multiplier assignment: {rep['net']} on {rep['data']}", "",
              f"Assignments are evaluated on {rep['eval_images']} validation images held out from the training "
@@ -541,7 +557,9 @@ def _markdown(rep: dict[str, Any]) -> str:
              f"{100 * rep['max_acc_loss']:.2f} points lost"
              + (f" by the loss + {rep['confidence']:g} x its paired standard error"
                 if rep.get("confidence") else "") + f". Cost model: {rep['cost_model']}"
-             + (" (the search minimises the whole accelerator's energy)." if accel else "."), "",
+             + (" (the search minimises the whole accelerator's energy)." if objective == "accel" else
+                " (the search minimises the multipliers' energy; the whole accelerator's beside it)." if accel
+                else "."), "",
              f"On the full test split ({t['images']} images): float {100 * t['float_accuracy']:.2f} %, exact INT8 "
              f"{100 * t['exact_int8_accuracy']:.2f} %"
              + (f", chosen {100 * t['chosen_accuracy']:.2f} % ({100 * t['chosen_loss_vs_exact_int8']:+.2f} points "

@@ -10,7 +10,9 @@ one performs) to energy and time, and a multiplier to its area and power. Two im
     an array whose processing elements are provisioned in proportion to the work each multiplier does.
 :class:`AccelCost` (``--accel CONFIG``)
     energy and time of the whole accelerator from ``accel_models`` (XAI-Gen's multi-pod systolic model),
-    which must be present in this checkout.
+    which must be present in this checkout, beside the multiplier energy; the search minimises the
+    accelerator's energy, or with ``objective="mult"`` (``--objective mult``) the multipliers' while every
+    point still carries the accelerator's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from core.run import read_json
 from dnn.mults import Multiplier
 
 BITS = 8  # the network's INT8 quantisation
+OBJECTIVES = ("mult", "accel")  # what the search minimises: multiplier or whole-accelerator energy
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,10 @@ class AccelCost:
 
     name = "accel"
 
-    def __init__(self, config: Path, mults: list[Multiplier], layers: list[str]):
+    def __init__(self, config: Path, mults: list[Multiplier], layers: list[str], objective: str = "accel",
+                 multipliers: Any = None):
+        """``multipliers``: the cost model of the multiplier energy beside it (default
+        :class:`MultiplierCost`; a block-sparse network passes its own)."""
         from accel_models import api
 
         if not config.is_file():
@@ -137,12 +143,14 @@ class AccelCost:
         if missing:
             raise ConfigError(f"ACCEL models a network without layer {missing[0]!r}; its layers must be named "
                               "as the DNN level's (the net of the accelerator configuration must match --net)")
-        self.fallback = MultiplierCost(mults)
+        self.fallback = multipliers if multipliers is not None else MultiplierCost(mults)
+        self.objective = objective
 
     def multiplier(self, m: Multiplier) -> dict[str, float | None]:
         return self.fallback.multiplier(m)
 
     def cost(self, usage: Usage, assignment: dict[str, Any] | None = None) -> Cost:
         energy, time_s = self.model.evaluate(assignment or {})
-        mult = self.fallback.cost(usage)
-        return Cost(float(energy), mult.area, float(time_s), mult.energy_pj, float(energy))
+        mult = self.fallback.cost(usage, assignment)
+        target = mult.energy_pj if self.objective == "mult" else float(energy)
+        return Cost(target, mult.area, float(time_s), mult.energy_pj, float(energy))

@@ -227,6 +227,27 @@ def test_accel_points_carry_both_energies(tmp_path):
     assert f"({rep['accel_energy_reduction']:.2f}x less than exact, accel_models)" in md
 
 
+def test_the_multiplier_objective_with_an_accelerator_keeps_both_energies(tmp_path):
+    """--objective mult --accel: the search minimises the multipliers' energy (energy_pj is theirs), and
+    every point still carries the whole accelerator's."""
+    pytest.importorskip("accel_models.api")
+    runs = _runs(tmp_path)
+    conf = tmp_path / "accel.json"
+    conf.write_text(json.dumps({"net": "lenet5", "array": "8x8", "pods": 1, "dataflow": "ws"}))
+    assert flow.main(_argv(tmp_path, "--mults", *runs, "--method", "hawx", "--max-acc-loss", "0.05",
+                           "--finetune-epochs", "0", "--accel", str(conf), "--objective", "mult")) == 0
+    run = tmp_path / "run"
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["objective"] == "mult" and rep["cost_model"] == "accel"
+    with open(run / "evaluations.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        assert float(r["energy_pj"]) == float(r["mult_energy_pj"]) < float(r["accel_energy_pj"])
+    assert rep["energy_reduction"] == pytest.approx(rep["mult_energy_reduction"])
+    assert rep["accel_energy_reduction"] is not None
+    assert "the search minimises the multipliers' energy" in (run / "report.md").read_text()
+
+
 def _array_run(root: Path, wa: int, signed: bool = True) -> Path:
     """An array run directory's report.json, with the keys flow.py array writes (rtl_gen.array_job)."""
     path = root / f"array{wa}"
@@ -252,6 +273,9 @@ BAD = {
                                   r"^error: FINETUNE_IN_LOOP must be zero or a positive integer, not -1$"),
     "no-training-images": (lambda t: ["--finetune-in-loop", "2", "--train-limit", "4"],
                            r"^error: DATA digits must have at least 5 training images .*, not 4$"),
+    "accel-objective-without-accel": (lambda t: ["--objective", "accel"],
+                                      r"^error: OBJECTIVE accel needs --accel CONFIG .*without it the objective is "
+                                      r"mult$"),
 }
 
 

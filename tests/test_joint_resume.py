@@ -126,3 +126,29 @@ def test_ctrl_c_while_retraining_keeps_earlier_results(tmp_path, monkeypatch):
     assert len(retrained) == 1 and retrained[0]["fc1"] < 1.0  # only the new ratio's network
     rep = json.loads((run / "report.json").read_text())["sparsity"]
     assert [t["ratio"] for t in rep["table"]] == [0.0, 0.25, 0.5]
+
+
+def test_with_an_accelerator_skipped_blocks_cost_no_multiplier_energy(tmp_path):
+    """--accel in a joint search: a block-sparse network's points carry the accelerator's energy and the
+    multiplier energy of the products it computes (a skipped block costs nothing), as without --accel."""
+    pytest.importorskip("accel_models.api")
+    import flow
+
+    conf = tmp_path / "accel.json"
+    conf.write_text(json.dumps({"net": "lenet5", "array": "8x8", "pods": 1, "dataflow": "ws"}))
+    two = ("--sparsity-ratios", "0", "0.5", "--sparsity-block", "4", "--sparsity-epochs", "1",
+           "--no-sparsity-per-layer")
+    for name, extra in (("plain", ()), ("accel", ("--accel", str(conf), "--objective", "mult"))):
+        assert flow.main(dnn_argv(tmp_path, *two, *extra, run=name)) == 0
+    rows = {}
+    for name in ("plain", "accel"):
+        log = tmp_path / name / "sparsity" / "r0.5" / "evaluations.jsonl"
+        rows[name] = {json.dumps(r["multipliers"]): r for r in map(json.loads, log.read_text().splitlines())}
+    dense = json.loads((tmp_path / "accel" / "report.json").read_text())["exact_mult_energy_pj"]
+    same = set(rows["plain"]) & set(rows["accel"])
+    assert same
+    for key in same:
+        plain, accel = rows["plain"][key], rows["accel"][key]
+        assert accel["mult_energy_pj"] == pytest.approx(plain["mult_energy_pj"])
+        assert accel["mult_energy_pj"] < dense
+        assert accel["energy_pj"] == accel["mult_energy_pj"] and accel["accel_energy_pj"] > 0
