@@ -206,7 +206,8 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     (AXFLOW_DNN_FINETUNE_IN_LOOP fine-tunes of two epochs, default 6) and the whole accelerator (an 8x8 weight-stationary
     array modelled by accel_models; P_pod from the array run in AXFLOW_DNN_ARRAY_RUN when set, else composed
     from the multiplier runs): multiplier- and accelerator-energy reductions, evaluations and wall-clock
-    time per method, and the chosen network's loss on the full test split. The search minimises the
+    time per method, and the chosen network's loss on the full test split; AXFLOW_DNN_SEEDS="1 2 3" runs it
+    for each training seed (rows ``dnn.search.lenet5_mnist.seedN...``). The search minimises the
     multiplier energy, the target's measure (AXFLOW_DNN_OBJECTIVE=accel: the accelerator's). Both runs apply the budget to
     the loss plus AXFLOW_DNN_CONFIDENCE (default 1) x its paired standard error on the validation images
     (``--confidence``): 800 images put that error near half a point at the budget's edge.
@@ -228,9 +229,12 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
         (tmp / "accel.json").write_text(json.dumps(accel), encoding="utf-8")
         n_tune = int(os.environ.get("AXFLOW_DNN_FINETUNE_IN_LOOP", "6"))
         given: dict[str, Any] = {"library": lib} if lib is not None else {"mults": tuple(dirs)}
-        rep = _dnn(tmp, "library", **given, method=("xai", "hawx", "nsga2"), finetune_in_loop=n_tune,
-                   accel=tmp / "accel.json", objective=os.environ.get("AXFLOW_DNN_OBJECTIVE", "mult"))
-        rows += _library_rows(rep, source)
+        seeds = [int(s) for s in os.environ.get("AXFLOW_DNN_SEEDS", "1").split()]
+        for seed in seeds:  # each seed trains its own network (cached) and searches it
+            rep = _dnn(tmp, "library" if len(seeds) == 1 else f"library-seed{seed}", **given,
+                       method=("xai", "hawx", "nsga2"), finetune_in_loop=n_tune, accel=tmp / "accel.json",
+                       objective=os.environ.get("AXFLOW_DNN_OBJECTIVE", "mult"), seed=seed)
+            rows += _library_rows(rep, source, "lenet5_mnist" if len(seeds) == 1 else f"lenet5_mnist.seed{seed}")
         k = int(os.environ.get("AXFLOW_DNN_YARDSTICK", "4"))
         by_energy = sorted(dirs, key=_energy)
         picks = [by_energy[round(i * (len(by_energy) - 1) / max(1, k - 1))] for i in range(k)]
@@ -242,7 +246,7 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
-def _library_rows(rep: dict[str, Any], source: str) -> list[dict[str, Any]]:
+def _library_rows(rep: dict[str, Any], source: str, label: str = "lenet5_mnist") -> list[dict[str, Any]]:
     rows = []
     n = len(rep["multipliers"]) - 1
     t = rep["test"]
@@ -252,18 +256,18 @@ def _library_rows(rep: dict[str, Any], source: str) -> list[dict[str, Any]]:
         note = (f"{m['evaluations']} {'fine-tunes' if name == 'finetune-in-loop' else 'evaluations'}, "
                 f"{m['wall_s'] or 0:.0f} s; {acc} on {rep['eval_images']} validation images (budget on the loss "
                 f"+ {rep['confidence']:g} x its paired standard error); {n} {source}; target >= 4x")
-        rows.append(row(f"dnn.search.lenet5_mnist.{name}.mult_energy_reduction",
+        rows.append(row(f"dnn.search.{label}.{name}.mult_energy_reduction",
                         m["mult_energy_reduction"] or float("nan"), "x", None, note))
-        rows.append(row(f"dnn.search.lenet5_mnist.{name}.accel_energy_reduction",
+        rows.append(row(f"dnn.search.{label}.{name}.accel_energy_reduction",
                         m["accel_energy_reduction"] or float("nan"), "x", None,
                         f"whole accelerator (accel_models, 8x8 ws array); the search minimised the "
                         f"{'accelerator' if rep['objective'] == 'accel' else 'multiplier'} energy"))
-        rows.append(row(f"dnn.search.lenet5_mnist.{name}.evaluations", float(m["evaluations"]), "nets", None,
+        rows.append(row(f"dnn.search.{label}.{name}.evaluations", float(m["evaluations"]), "nets", None,
                         "networks fine-tuned" if name == "finetune-in-loop" else "distinct networks evaluated"))
-        rows.append(row(f"dnn.search.lenet5_mnist.{name}.wall", float(m["wall_s"] or 0.0), "s", None,
+        rows.append(row(f"dnn.search.{label}.{name}.wall", float(m["wall_s"] or 0.0), "s", None,
                         "wall-clock in this run (evaluations an earlier method made are cached)"))
     if "chosen_accuracy" in t:
-        rows.append(row("dnn.search.lenet5_mnist.chosen.test_loss", 100 * t["chosen_loss_vs_exact_int8"], "pts",
+        rows.append(row(f"dnn.search.{label}.chosen.test_loss", 100 * t["chosen_loss_vs_exact_int8"], "pts",
                         None, f"full test split ({t['images']} images): float {t['float_accuracy']:.4f}, exact INT8 "
                         f"{t['exact_int8_accuracy']:.4f}, chosen {t['chosen_accuracy']:.4f} (paired standard "
                         f"error {100 * t['chosen_loss_se']:.2f} pts); multiplier-energy "
