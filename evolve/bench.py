@@ -215,7 +215,6 @@ def function_set_rows(budget: float, eps: float = 0.005, tech_spec: str = "osu01
 # issue 16's targets, 8x8 signed, 10 minutes on 2 cores: area ratio against the exact a*b multiplier of the
 # same technology at most 0.70 at EPS 0.005, below the array seed's 10-minute figures at the others
 SEED_TARGETS = {0.005: 0.70, 0.01: 0.663, 0.02: 0.602, 0.05: 0.464}
-GF180 = Path(__file__).resolve().parent.parent.parent / "shared" / "tech" / "gf180mcu"
 
 
 def seed_rows(tech_spec: str = "osu018", budget: float = 600.0, jobs: int = 2, seed_arch: str = "auto",
@@ -254,8 +253,10 @@ def quality_suite(quick: bool = False) -> list[dict[str, Any]]:
             rows.append(row(f"transistor ratio, mul8s EPS={eps:g}", r["transistor_ratio"], "", theirs,
                             "reference: CircuitsDNA's reported transistor ratio"))
     rows += seed_rows("osu018", budget)
-    if (GF180 / "gf180mcu_fd_sc_mcu9t5v0__tt_025C_3v30.lib").is_file():  # a user's clone lacks it
-        rows += seed_rows(str(GF180), budget)
+    import tech as techmod
+
+    if techmod.SHARED_GF180_LIBERTY.is_file():  # a user's clone lacks it
+        rows += seed_rows(str(techmod.SHARED_GF180), budget)
     return rows + function_set_rows(budget)
 
 

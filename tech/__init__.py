@@ -35,6 +35,10 @@ from tech import liberty
 from tech.liberty import EnergyTable
 
 _QFLOW = Path("/usr/share/qflow/tech")
+# the GF180MCU library beside a development checkout (../shared/tech/gf180mcu; a user's clone lacks it):
+# what the technology-independence tests and benchmarks run on where it is present
+SHARED_GF180 = Path(__file__).resolve().parent.parent.parent / "shared" / "tech" / "gf180mcu"
+SHARED_GF180_LIBERTY = SHARED_GF180 / "gf180mcu_fd_sc_mcu9t5v0__tt_025C_3v30.lib"
 # name -> (Liberty, cell models), as Debian's qflow-tech-<name> packages install them
 BUILTIN: dict[str, tuple[Path, tuple[Path, ...]]] = {
     "osu018": (_QFLOW / "osu018/osu018_stdcells.lib", (_QFLOW / "osu018/osu018_stdcells.v",)),

@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-GF180_DIR = ROOT.parent / "shared" / "tech" / "gf180mcu"
+import tech  # noqa: E402  (after the path: the project's own package)
+
+GF180_DIR = tech.SHARED_GF180
 NOSKIP = os.environ.get("NOSKIP", "") not in ("", "0")
 DASK = Path(sys.executable).parent / "dask"
 
@@ -50,7 +52,7 @@ def need_tools(*names: str) -> None:
 
 @pytest.fixture
 def gf180_dir() -> Path:
-    if not (GF180_DIR / "gf180mcu_fd_sc_mcu9t5v0__tt_025C_3v30.lib").is_file():
+    if not tech.SHARED_GF180_LIBERTY.is_file():
         pytest.skip(f"GF180MCU library not present at {GF180_DIR}")
     return GF180_DIR
 

@@ -137,7 +137,7 @@ def test_xai_uses_importance_and_deviation(net):
 def test_the_layer_energies_are_costed_once_per_evaluator(net):
     """XAI-Gen and HAWX both walk paths over :func:`search.energies`: the cost model (accel_models with
     --accel, seconds a call on a large network) is asked for each layer and multiplier once."""
-    model, d, ev = net
+    model, _, ev = net
     calls = []
 
     class Counting:
