@@ -196,6 +196,13 @@ _METRICS = [
     Metric("chosen_accuracy_untuned", "", "higher", "accuracy of the chosen assignment before fine-tuning, full "
            "test split"),
     Metric("chosen_loss_vs_exact_int8", "", "lower", "exact INT8 accuracy - chosen accuracy, full test split"),
+    Metric("lost", "", "lower", "evaluation images exact INT8 classifies right and this assignment wrong"),
+    Metric("gained", "", "higher", "evaluation images exact INT8 classifies wrong and this assignment right"),
+    Metric("loss_se", "", "lower", "paired standard error of the accuracy loss against exact INT8 on the same "
+           "images"),
+    Metric("chosen_lost", "", "lower", "test images exact INT8 classifies right and the chosen network wrong"),
+    Metric("chosen_gained", "", "higher", "test images exact INT8 classifies wrong and the chosen network right"),
+    Metric("chosen_loss_se", "", "lower", "paired standard error of the chosen network's test-split loss"),
     Metric("validation_accuracy", "", "higher", "validation accuracy after each fine-tuning epoch (0: the start)"),
     # block sparsity and the joint search (dnn/sparsity.py, dnn/joint.py)
     Metric("ratio", "", "", "block-sparsity ratio: share of a layer's weight blocks zeroed (of a ratio set: its "
@@ -339,7 +346,7 @@ NOT_METRICS: frozenset[str] = frozenset({
     "simd", "lanes_per_layer", "lanes_per_vector", "layers", "access_words", "clock_ns", "m", "k", "n",
     # a DNN run: its budget, image counts, epochs; an assignment's multiplier indices and its rank
     "max_acc_loss", "eval_images", "test_images", "epochs", "choice", "order", "images", "validation_images",
-    "best_epoch", "points",
+    "best_epoch", "points", "confidence",
     # how many designs a catalogue compares
     "references",
     # a joint sparsity search: its block size

@@ -43,12 +43,19 @@ FINETUNE_IN_LOOP = 2  # fine-tunes of the dense search and of each ratio set's (
 FINETUNE_EPOCHS = 1
 
 
+def _data(name: str, train_limit: int, held_out: int) -> Any:
+    """A data set as ``flow.py dnn`` holds it: ``held_out`` training images set aside as the validation split
+    (none: every training image), so that both use one cached network."""
+    from dnn import data as dnn_data
+
+    data = dnn_data.load(name, split_seed=0, train_limit=train_limit)
+    return dnn_data.hold_out(data, held_out, seed=0) if held_out else data
+
+
 def resnet_data() -> Any:
     """Fashion-MNIST as ``flow.py dnn --data fashion --train-limit 60000`` holds it: 1,000 training images set
     aside as the validation split."""
-    from dnn import data as dnn_data
-
-    return dnn_data.hold_out(dnn_data.load("fashion", split_seed=0, train_limit=RESNET_TRAIN), RESNET_VAL, seed=0)
+    return _data("fashion", RESNET_TRAIN, RESNET_VAL)
 
 
 def resnet_recipe() -> Any:
@@ -98,16 +105,13 @@ def table(net: str, data_name: str, base_epochs: int, ratios: tuple[float, ...],
     split, so that both use one cached network; ``threads`` only sets the training's speed."""
     import torch
 
-    from dnn import data as dnn_data
     from dnn import qnn, sparsity, train
 
     rows = []
     was = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        data = dnn_data.load(data_name, split_seed=0, train_limit=train_limit)
-        if held_out:
-            data = dnn_data.hold_out(data, held_out, seed=0)
+        data = _data(data_name, train_limit, held_out)
         recipe = train.Recipe(net, epochs=base_epochs)
         model, _ = train.trained(recipe, data, CACHE)
         dense = _exact_acc(copy.deepcopy(model), data.x_test, data.y_test)

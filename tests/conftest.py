@@ -140,6 +140,18 @@ def wait_for(proc: subprocess.Popen, done: Callable[[], bool], timeout: float = 
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, f"timed out after {timeout} s"
         time.sleep(0.05)
+
+
+def killing_the_worker(address: str, args: tuple[str, ...], checkpoint: Path, key: str, *, start: float = 300,
+                       finish: float = 600) -> tuple[int, str]:
+    """``flow.py ARGS`` in the background on the scheduler at ``address``: once ``checkpoint`` exists (a
+    member's search has started) the worker running task ``key`` is SIGKILLed; the command's return code
+    and stderr when it ends."""
+    with background(*args) as proc:
+        wait_for(proc, checkpoint.is_file, timeout=start)
+        kill_worker_running(address, key)
+        _, err = proc.communicate(timeout=finish)
+    return proc.returncode, err
 @pytest.fixture
 def one_thread():
     """torch on one thread for the test (timings and kernels as the benchmarks run them), restored after."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import background, kill_worker_running, need_tools, wait_for
+from conftest import background, killing_the_worker, need_tools, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--bits", "4", "--seeds", "1", "--generations", "300", "--budget", "0", "--power-vectors", "50",
@@ -156,14 +156,12 @@ def test_killed_worker_member_resumes_from_its_checkpoint(dask_cluster, tmp_path
     from its checkpoint to exactly its generations (none counted twice)."""
     need_tools("yosys", "iverilog", "vvp", "sta")
     lib = tmp_path / "lib"
-    args = ["library", "--eps", "0.05", *TINY, "--generations", "10000", "--run-dir", str(lib),
-            "--scheduler", dask_cluster]
-    with background(*args) as build:
-        # the checkpoint is written as the search starts, before its first epoch
-        wait_for(build, (lib / "members" / "eps0.05-seed1" / "checkpoint.npz").is_file, timeout=180)
-        kill_worker_running(dask_cluster, "member-eps0.05-seed1")
-        _, err = build.communicate(timeout=300)
-    assert build.returncode == 0, err
+    args = ("library", "--eps", "0.05", *TINY, "--generations", "10000", "--run-dir", str(lib),
+            "--scheduler", dask_cluster)
+    # the checkpoint is written as the search starts, before its first epoch
+    rc, err = killing_the_worker(dask_cluster, args, lib / "members" / "eps0.05-seed1" / "checkpoint.npz",
+                                 "member-eps0.05-seed1", start=180, finish=300)
+    assert rc == 0, err
     (row,) = json.loads((lib / "library.json").read_text())["rows"]
     rep = json.loads((lib / "members" / "eps0.05-seed1" / "report.json").read_text())
     assert row["build"] == "resumed" and row["verified"]

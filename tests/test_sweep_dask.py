@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import background, free_port, kill_worker_running, need_tools, wait_for
+from conftest import background, free_port, killing_the_worker, need_tools, wait_for
 from core.run import MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,12 +149,11 @@ def test_killed_worker_member_resumes_from_its_checkpoint(dask_cluster, tmp_path
     need_tools("yosys", "iverilog", "vvp", "sta")
     sw = tmp_path / "sw"
     member = sw / "eps0.05-seed1"
-    with background("sweep", "--eps", "0.05", *TINY, "--generations", "10000", "--run-dir", str(sw),
-                    "--scheduler", dask_cluster) as sweep:
-        wait_for(sweep, (member / "checkpoint.npz").is_file)  # written as the search starts
-        kill_worker_running(dask_cluster, "member-eps0.05-seed1")
-        _, err = sweep.communicate(timeout=600)
-    assert sweep.returncode == 0, err
+    args = ("sweep", "--eps", "0.05", *TINY, "--generations", "10000", "--run-dir", str(sw), "--scheduler",
+            dask_cluster)
+    # the checkpoint is written as the search starts
+    rc, err = killing_the_worker(dask_cluster, args, member / "checkpoint.npz", "member-eps0.05-seed1")
+    assert rc == 0, err
     (row,) = json.loads((sw / "sweep.json").read_text())["runs"]
     rep = report(member)
     assert row["build"] == "resumed" and row["verified"]
