@@ -346,7 +346,7 @@ NOT_METRICS: frozenset[str] = frozenset({
     "simd", "lanes_per_layer", "lanes_per_vector", "layers", "access_words", "clock_ns", "m", "k", "n",
     # a DNN run: its budget, image counts, epochs; an assignment's multiplier indices and its rank
     "max_acc_loss", "eval_images", "test_images", "epochs", "choice", "order", "images", "validation_images",
-    "best_epoch", "points", "confidence",
+    "best_epoch", "points", "confidence", "select_images",
     # how many designs a catalogue compares
     "references",
     # a joint sparsity search: its block size

@@ -183,6 +183,9 @@ def _dnn(tmp: Path, name: str, **settings: Any) -> dict[str, Any]:
         "finetune_epochs": 2, "val_images": 800, "eval_images": 800, "representatives": 32, "ig_steps": 16,
         "threads": 1, "cache_dir": runs_root() / "dnn" / "models", "max_evals": 100000,
         "confidence": float(os.environ.get("AXFLOW_DNN_CONFIDENCE", "1"))}
+    select = int(os.environ.get("AXFLOW_DNN_SELECT_IMAGES", "0"))  # of the 800: checkpoints picked apart
+    if select and settings.get("finetune_epochs", base["finetune_epochs"]):
+        base.update(select_images=select, eval_images=base["val_images"] - select)
     conf = cfg.from_dict(cli.DnnConfig, {**base, **settings})
     rep = cli.run(conf, quiet=True)
     keep = os.environ.get("AXFLOW_DNN_BENCH_KEEP")
@@ -211,6 +214,8 @@ def search(quick: bool = False) -> list[dict[str, Any]]:
     multiplier energy, the target's measure (AXFLOW_DNN_OBJECTIVE=accel: the accelerator's). Both runs apply the budget to
     the loss plus AXFLOW_DNN_CONFIDENCE (default 1) x its paired standard error on the validation images
     (``--confidence``): 800 images put that error near half a point at the budget's edge.
+    AXFLOW_DNN_SELECT_IMAGES=K: the last K of the 800 pick fine-tuning checkpoints (``--select-images``),
+    the first 800 - K evaluate.
     ``yardstick`` run: exhaustive search is feasible only on a few candidates (AXFLOW_DNN_YARDSTICK
     of them, default 4: 5^5 = 3,125 assignments, spread over the candidates' energies) and
     AXFLOW_DNN_YARDSTICK_IMAGES validation images (default 800, as the library run: on 200 a budget of

@@ -91,6 +91,9 @@ class DnnConfig:
                                  "never on test images")
     eval_images: int = cfg.option(1000, help="validation images (the first of the split) used to evaluate each "
                                   "assignment and to pick fine-tuning checkpoints")
+    select_images: int = cfg.option(0, help="K: validation images after the EVAL_IMAGES ones that pick "
+                                    "fine-tuning checkpoints, so that the images judging the budget did not "
+                                    "choose them (0: the evaluation images pick them)")
     confidence: float = cfg.option(0.0, help="Z: an assignment meets the budget when its loss plus Z x the "
                                    "loss's paired standard error (against exact INT8 on the same images) does; "
                                    "0 applies the budget to the measured loss")
@@ -136,6 +139,8 @@ class DnnConfig:
             raise must("POPULATION", "an integer >= 2", self.population)
         if self.generations < 0:
             raise must("GENERATIONS", "zero or a positive integer", self.generations)
+        if self.select_images < 0:
+            raise must("SELECT_IMAGES", "zero or a positive integer", self.select_images)
         if self.objective == "accel" and self.accel is None:
             raise ConfigError("OBJECTIVE accel needs --accel CONFIG (the accelerator whose energy is minimised); "
                               "without it the objective is mult")
@@ -213,6 +218,10 @@ class DnnStage(stage.Stage):
                               f"validation split that evaluates assignments and picks fine-tuning checkpoints), "
                               f"not {len(data.x_train)}")
         data = datasets.hold_out(data, held, seed=0)
+        if conf.select_images and len(data.x_val) < conf.eval_images + conf.select_images:
+            raise ConfigError(f"SELECT_IMAGES {conf.select_images} needs that many validation images after the "
+                              f"EVAL_IMAGES {conf.eval_images}, but the validation split holds {len(data.x_val)}: "
+                              "lower EVAL_IMAGES or SELECT_IMAGES, or raise VAL_IMAGES")
         if conf.accel:
             layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
             cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names,
@@ -295,8 +304,10 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
                               "sees negative inputs; use signed multipliers")
     # never the test images: those give the reported figures
     x_eval, y_eval = data.x_val[:conf.eval_images], data.y_val[:conf.eval_images]
+    select = loop.selection(data, conf.eval_images, conf.select_images)
+    x_sel, y_sel = select if select is not None else (x_eval, y_eval)
     rd.write_json("splits.json", {"train": len(data.x_train), "validation": len(data.x_val),
-                                  "evaluation": len(x_eval), "test": len(data.x_test),
+                                  "evaluation": len(x_eval), "selection": len(x_sel), "test": len(data.x_test),
                                   "validation_from": "training images", "validation_index": data.val_index.tolist()})
     macs = _macs(model, data)
     ev = search.Evaluator(model, x_eval, y_eval, candidates, cost_model, macs, confidence=conf.confidence)
@@ -368,7 +379,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     if conf.finetune_in_loop:
         t0 = time.perf_counter()
         tuner = loop.Tuner(model, ev, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
-                           progress=say)
+                           progress=say, select=select)
         tuned = {t.result.choice: t for t in loop.run(tuner, all_results, baseline, conf.max_acc_loss,
                                                       conf.finetune_in_loop)}
         wall["finetune-in-loop"] = time.perf_counter() - t0
@@ -405,7 +416,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
                          "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
         "cost_model": cost_model.name, "objective": _objective(conf), "float_accuracy": info["float_accuracy"],
         "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
-        "confidence": conf.confidence,
+        "confidence": conf.confidence, "select_images": len(x_sel) if select is not None else 0,
         "eval_split": "validation", "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
         "exact_mult_energy_pj": exact_cost.mult_energy_pj, "exact_accel_energy_pj": exact_cost.accel_energy_pj,
         "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
@@ -442,7 +453,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
             ft = {**t.info, "in_loop": True}
         elif conf.finetune_epochs:
             ft = {**train.finetune(model, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
-                                   x_eval, y_eval, progress=say), "in_loop": False}
+                                   x_sel, y_sel, progress=say), "in_loop": False}
         if ft is not None:
             qnn.set_mode(model, "lut")
             right = train.correct(model, data.x_test, data.y_test)
@@ -556,7 +567,9 @@ def _markdown(rep: dict[str, Any]) -> str:
              f"images (exact INT8 accuracy there {100 * rep['baseline_accuracy']:.2f} %); budget: at most "
              f"{100 * rep['max_acc_loss']:.2f} points lost"
              + (f" by the loss + {rep['confidence']:g} x its paired standard error"
-                if rep.get("confidence") else "") + f". Cost model: {rep['cost_model']}"
+                if rep.get("confidence") else "")
+             + (f"; fine-tuning checkpoints are picked on {rep['select_images']} other validation images"
+                if rep.get("select_images") else "") + f". Cost model: {rep['cost_model']}"
              + (" (the search minimises the whole accelerator's energy)." if objective == "accel" else
                 " (the search minimises the multipliers' energy; the whole accelerator's beside it)." if accel
                 else "."), "",

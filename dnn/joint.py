@@ -207,7 +207,7 @@ def _tuned(conf: Any, net: Any, ev_r: Any, data: Any, results: list[Any], baseli
     if not conf.finetune_in_loop:
         return {}
     tuner = loop.Tuner(net, ev_r, data, conf.finetune_epochs, conf.lr / 10, conf.batch, conf.seed,
-                       progress=say)
+                       progress=say, select=loop.selection(data, conf.eval_images, conf.select_images))
     return {t.result.choice: t for t in loop.run(tuner, results, baseline, conf.max_acc_loss,
                                                  conf.finetune_in_loop)}
 

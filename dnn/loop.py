@@ -56,13 +56,18 @@ def promising(results: Sequence[Result], baseline: float, budget: float) -> list
 
 class Tuner:
     """Fine-tunes ``model`` (its state at construction is the start of every fine-tune) for one
-    assignment at a time, on ``data``'s training images, keeping the best checkpoint on the evaluator's
-    images (validation images, never test images): the fine-tuned result is judged on those images, as
-    every evaluation is, with its paired counts against exact INT8 there."""
+    assignment at a time, on ``data``'s training images, keeping the best checkpoint on validation images
+    (never test images): the evaluator's, or with ``select`` images of their own. The fine-tuned result
+    is judged on the evaluator's images, as every evaluation is, with its paired counts against exact
+    INT8 there; on its own selection images the checkpoint choice does not flatter that judgement."""
 
     def __init__(self, model: nn.Module, ev: Evaluator, data: Data, epochs: int,
-                 lr: float, batch: int, seed: int, progress: Callable[[str], Any] | None = None):
+                 lr: float, batch: int, seed: int, progress: Callable[[str], Any] | None = None,
+                 select: tuple[Any, Any] | None = None):
+        """``select``: the validation images (x, y) that pick the checkpoints, apart from the evaluator's
+        (``--select-images``); None: the evaluator's own."""
         self.model, self.ev, self.data = model, ev, data
+        self.select = select if select is not None else (ev.x, ev.y)
         self.epochs, self.lr, self.batch, self.seed = epochs, lr, batch, seed
         self.progress = progress
         self.start = copy.deepcopy(model.state_dict())
@@ -74,8 +79,9 @@ class Tuner:
         qnn.assign(self.model, self.ev.assignment(choice))
         qnn.set_mode(self.model, "lut")
         try:
+            x_sel, y_sel = self.select
             info = train.finetune(self.model, self.data, self.epochs, self.lr, self.batch, self.seed,
-                                  self.ev.x, self.ev.y, progress=self.progress)
+                                  x_sel, y_sel, progress=self.progress)
             right = train.correct(self.model, self.ev.x, self.ev.y)
             state = copy.deepcopy(self.model.state_dict())
         finally:
@@ -84,6 +90,14 @@ class Tuner:
         tuned = Tuned(res, before, info, state)
         self.done.append(tuned)
         return tuned
+
+
+def selection(data: Data, eval_images: int, select_images: int) -> tuple[Any, Any] | None:
+    """``--select-images K``: the K validation images after the first ``eval_images`` (those evaluate
+    assignments), which pick fine-tuning checkpoints; None for K = 0 (the evaluation images pick them)."""
+    if not select_images:
+        return None
+    return data.x_val[eval_images:eval_images + select_images], data.y_val[eval_images:eval_images + select_images]
 
 
 def run(tune: Callable[[Choice], Tuned], results: Sequence[Result], baseline: float, budget: float,

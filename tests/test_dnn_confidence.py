@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 
 import pytest
 
@@ -130,4 +131,39 @@ def test_a_confidence_outside_its_range_is_one_line(tmp_path, capsys, bad):
     assert flow.main(dnn_argv(tmp_path, "--confidence", bad)) != 0
     err = capsys.readouterr().err.strip()
     assert "CONFIDENCE" in err.upper() and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_selection_images_pick_the_checkpoint_and_the_evaluation_images_judge_it(net):
+    """--select-images: the fine-tune keeps its best checkpoint on images of its own; the result is the
+    tuned network's accuracy on the evaluator's images, paired there."""
+    model, d, _ = net
+    ev = _evaluator(net, z=1.0)
+    ev(ev.exact(), "baseline")
+    sel = (d.x_test[150:230], d.y_test[150:230])
+    tuner = loop.Tuner(model, ev, d, 2, 2e-4, 64, 1, select=sel)
+    t = tuner((2,) * len(ev.names))
+    assert t.info["validation_images"] == 80
+    model.load_state_dict(t.state)
+    right = train.correct(model, ev.x, ev.y)
+    assert train.accuracy(model, *sel) == t.info["validation_after"] == max(t.info["validation_accuracy"])
+    model.load_state_dict(tuner.start)
+    assert t.result.accuracy == int(right.sum()) / len(ev.x)
+
+
+def test_the_selection_split_follows_the_evaluation_images(tmp_path):
+    assert flow.main(dnn_argv(tmp_path, "--select-images", "30", "--finetune-epochs", "1", "--train-limit", "500")) == 0
+    run = tmp_path / "run"
+    splits = json.loads((run / "splits.json").read_text())
+    rep = json.loads((run / "report.json").read_text())
+    assert splits["evaluation"] == 60 and splits["selection"] == 30 and rep["select_images"] == 30
+    assert rep["finetune"]["validation_images"] == 30
+    assert "picked on 30 other validation images" in (run / "report.md").read_text()
+
+
+def test_a_selection_split_larger_than_the_validation_split_is_one_line(tmp_path, capsys):
+    assert flow.main(dnn_argv(tmp_path, "--select-images", "5000")) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.match(r"^error: SELECT_IMAGES 5000 needs that many validation images after the EVAL_IMAGES 60, "
+                    r"but the validation split holds \d+: ", err) and "\n" not in err
     assert not (tmp_path / "run").exists()
