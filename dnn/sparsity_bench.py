@@ -5,6 +5,9 @@
                retraining with the masks fixed, against the dense network.
 ``lut_speed``  LUT inference time of the 50 % block-sparse network against the same network run dense
                (the same masked weights, no block skipped), on the same multiplier, one thread.
+``kernel_speed`` where that time goes: per 3x3 layer of ResNet-20 (one of each width), the dense gather
+               kernel, the same kernel on half the filters (what halving the lanes alone saves) and the
+               block-sparse kernel, on the layer's own tables and inputs.
 ``joint``      ``flow.py dnn --sparsity-ratios 0 0.25 0.5 0.75`` (uniform ratios, then mixes of layer ratios
                from the cheapest one) on LeNet-5 / MNIST at <= 1 % loss: multiplier
                energy of the joint answer against the best approximation-only assignment of the same search,
@@ -203,6 +206,94 @@ def lut_speed(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+KERNEL_LAYERS = ("layer1.0.conv1", "layer2.1.conv1", "layer3.1.conv1")  # 16, 32 and 64 filters, stride 1
+
+
+def kernel_speed(quick: bool = False) -> list[dict[str, Any]]:
+    """The gather kernels of single layers, best of ``REPS`` calls each, one thread: the dense layer
+    (``kernels.conv_gather``), the same kernel on the first half of its filters (its tables and
+    accumulators cut to those lanes) and the 50 % block-sparse layer (``kernels.conv_gather_runs``), each on
+    the layer's prepared tables and its quantised inputs. The network is calibrated but untrained (a
+    kernel's time does not depend on the weights' values, only on which blocks are zero): ResNet-20 needs
+    no training here. Quick mode: LeNet-5's conv2 on 8 images."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from dnn import data as dnn_data
+    from dnn import fixtures, kernels, models, qnn, sparsity
+    from dnn.mults import Multiplier
+
+    def best(kernel: Any, *args: Any) -> float:
+        times = []
+        for _ in range(2 if quick else REPS):
+            t0 = time.perf_counter()
+            kernel(*args)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    net, layers, batch = ("lenet5", ("conv2",), 8) if quick else ("resnet20", KERNEL_LAYERS, 64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        torch.manual_seed(0)
+        images = dnn_data.load("digits" if quick else "fashion", split_seed=0, train_limit=2000)
+        x = images.x_test[:batch].float()
+        model = models.build(net, 1, 28, 10)
+        qnn.calibrate(model, [x])
+        sparse = _sparse(model, 0.5)
+        dense = copy.deepcopy(sparse)
+        sparsity.apply(dense, {}, BLOCK)
+        mult = Multiplier("full-rank", fixtures.lut_error(1, 30), True)
+        inputs: dict[str, Any] = {}
+        hooks = [layer.register_forward_pre_hook(lambda mod, inp, n=n: inputs.__setitem__(n, inp[0].detach()))
+                 for n, layer in qnn.qlayers(dense)]
+        for n_ in (dense, sparse):
+            qnn.assign(n_, qnn.uniform(n_, mult))
+            qnn.set_mode(n_, "lut")
+            n_.eval()
+            with torch.no_grad():
+                n_(x)  # prepares every layer's tables (and, on the dense one, records its inputs)
+            for h in hooks:
+                h.remove()
+            hooks = []
+        for name in layers:
+            ld: Any = dict(qnn.qlayers(dense))[name]
+            ls: Any = dict(qnn.qlayers(sparse))[name]
+            pd, ps = ld._prep[1], ls._prep[1]
+            assert pd.path == "gather" and ps.sparse_gather is not None, name
+            plan, (kh, kw), pad, stride = pd.plan, pd.kernel, ld.conv.padding[0], ld.conv.stride[0]
+            xin = inputs[name]
+            n, c, h, w = xin.shape
+            xq = np.empty((n, c, h + 2 * pad, w + 2 * pad), np.int16)
+            kernels.quantise16(xin.numpy(), np.float32(ld.act_scale()), plan.a_lo, plan.a_hi, pad, xq)
+            ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+            half = pd.err_table.shape[2] // 2
+            mul, add = np.ones(pd.out), np.zeros(pd.out, np.float32)
+            out, out_half = np.empty((n, pd.out, ho, wo), np.float32), np.empty((n, half, ho, wo), np.float32)
+            t_half = np.ascontiguousarray(pd.err_table[:, :, :half])
+            c_half = np.ascontiguousarray(pd.err_const[:half])
+            da = plan.a_hi - plan.a_lo + 1
+            t_dense = best(kernels.conv_gather, xq, pd.err_table, plan.a_lo, kh, kw, stride, pd.err_const, out,
+                           pd.ptile, mul, add, 1)
+            t_lanes = best(kernels.conv_gather, xq, t_half, plan.a_lo, kh, kw, stride, c_half, out_half, pd.ptile,
+                           mul, add, 1)
+            t_sparse = best(kernels.conv_gather_runs, xq, *ps.sparse_gather, da, plan.a_lo, kh, kw, stride,
+                            ps.err_const, out, ps.ptile, mul, add, 1)
+            kept = ps.sparse_gather[4]
+            where = (f"{net} {name}: {pd.out} filters, {c} inputs, batch {batch}; dense {1e3 * t_dense:.2f} ms; "
+                     f"block-sparse runs keep {sorted(set(kept.tolist()))} lanes")
+            rows.append(row(f"sparsity.kernel_time.{net}.{name}.half_lanes", t_lanes, "s", t_dense,
+                            f"the dense kernel on {half} of the filters; {where}"))
+            rows.append(row(f"sparsity.kernel_time.{net}.{name}.sparse", t_sparse, "s", t_dense,
+                            f"50 % {BLOCK}x{BLOCK} blocks skipped; {where}"))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
 def _call(model: Any, x: Any) -> Any:
     return lambda: model(x)
 
@@ -257,13 +348,13 @@ def joint(quick: bool = False) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    return accuracy(quick) + lut_speed(quick) + joint(quick)
+    return accuracy(quick) + lut_speed(quick) + kernel_speed(quick) + joint(quick)
 
 
 if __name__ == "__main__":
     import sys
 
-    parts = {"accuracy": accuracy, "lut_speed": lut_speed, "joint": joint}
+    parts = {"accuracy": accuracy, "lut_speed": lut_speed, "kernel_speed": kernel_speed, "joint": joint}
     chosen = [a for a in sys.argv[1:] if a in parts] or list(parts)
     for name in chosen:
         for r in parts[name](quick="--quick" in sys.argv):

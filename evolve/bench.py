@@ -17,7 +17,8 @@ reference it was measured against in the same run and the ratio. Suites:
   next to the gates' (:func:`function_set_rows`).
 - ``accel`` and ``dnn``: the accelerator-model and DNN suites, when those packages are present.
 - ``sparsity``: block sparsity (``dnn/sparsity_bench.py``): accuracy per ratio of zero 8x8 blocks after
-  retraining, LUT inference time sparse against dense, and the joint sparsity/multiplier search.
+  retraining, LUT inference time sparse against dense (and kernel by kernel, with the dense kernel on half
+  the filters beside it), and the joint sparsity/multiplier search.
 - ``formal``: trusted WCE above 16 input bits. 12x12 signed and unsigned at EPS 0.005 and 0.02: the
   proven run's WCE re-measured by an independent exhaustive simulation of all 2^24 pairs (the evolution's
   own bit-parallel evaluator, chunk by chunk), and its area next to what a search on the sample alone
