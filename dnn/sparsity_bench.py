@@ -213,16 +213,17 @@ def kernel_speed(quick: bool = False) -> list[dict[str, Any]]:
     """The gather kernels of single layers, best of ``REPS`` calls each, one thread: the dense layer
     (``kernels.conv_gather``), the same kernel on the first half of its filters (its tables and
     accumulators cut to those lanes) and the 50 % block-sparse layer (``kernels.conv_gather_runs``), each on
-    the layer's prepared tables and its quantised inputs. The network is calibrated but untrained (a
-    kernel's time does not depend on the weights' values, only on which blocks are zero): ResNet-20 needs
-    no training here. Quick mode: LeNet-5's conv2 on 8 images."""
+    the layer's prepared tables and its quantised inputs. ResNet-20 is the trained network where it is
+    cached (its zero blocks are the ones ``lut_speed`` skips), else calibrated but untrained (a kernel's time
+    depends on which blocks are zero, not on the weights' values), so no training runs here. Quick mode:
+    LeNet-5's conv2 on 8 images."""
     import time
 
     import numpy as np
     import torch
 
     from dnn import data as dnn_data
-    from dnn import fixtures, kernels, models, qnn, sparsity
+    from dnn import fixtures, kernels, models, qnn, sparsity, train
     from dnn.mults import Multiplier
 
     def best(kernel: Any, *args: Any) -> float:
@@ -239,10 +240,15 @@ def kernel_speed(quick: bool = False) -> list[dict[str, Any]]:
     rows = []
     try:
         torch.manual_seed(0)
-        images = dnn_data.load("digits" if quick else "fashion", split_seed=0, train_limit=2000)
+        images = dnn_data.load("digits", split_seed=0) if quick else resnet_data()
         x = images.x_test[:batch].float()
-        model = models.build(net, 1, 28, 10)
-        qnn.calibrate(model, [x])
+        recipe = resnet_recipe()
+        trained = not quick and (CACHE / f"{recipe.net}-{train.key(recipe, images)}.pt").is_file()
+        if trained:
+            model, _ = train.trained(recipe, images, CACHE)
+        else:
+            model = models.build(net, 1, 28, 10)
+            qnn.calibrate(model, [x])
         sparse = _sparse(model, 0.5)
         dense = copy.deepcopy(sparse)
         sparsity.apply(dense, {}, BLOCK)
@@ -283,7 +289,8 @@ def kernel_speed(quick: bool = False) -> list[dict[str, Any]]:
             t_sparse = best(kernels.conv_gather_runs, xq, *ps.sparse_gather, da, plan.a_lo, kh, kw, stride,
                             ps.err_const, out, ps.ptile, mul, add, 1)
             kept = ps.sparse_gather[4]
-            where = (f"{net} {name}: {pd.out} filters, {c} inputs, batch {batch}; dense {1e3 * t_dense:.2f} ms; "
+            where = (f"{net} ({'trained' if trained else 'untrained, calibrated'}) {name}: {pd.out} filters, "
+                     f"{c} inputs, batch {batch}; dense {1e3 * t_dense:.2f} ms; "
                      f"block-sparse runs keep {sorted(set(kept.tolist()))} lanes")
             rows.append(row(f"sparsity.kernel_time.{net}.{name}.half_lanes", t_lanes, "s", t_dense,
                             f"the dense kernel on {half} of the filters; {where}"))
