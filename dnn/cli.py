@@ -41,6 +41,7 @@ from core import stage
 from core.errors import ConfigError, must
 from core.run import save_figure
 from dnn.cost import OBJECTIVES
+from dnn.cost import objective as resolve_objective
 from dnn.export import DEFAULT_FORMATS, FORMATS
 
 NETS = ("lenet5", "vgg", "resnet20")
@@ -225,7 +226,7 @@ class DnnStage(stage.Stage):
         if conf.accel:
             layer_names = [n for n, _ in qnn.qlayers(train.build(train.Recipe(conf.net), data))]
             cost_model: costs.CostModel = costs.AccelCost(conf.accel, candidates, layer_names,
-                                                          "mult" if conf.objective == "mult" else "accel")
+                                                          resolve_objective(conf.objective, conf.accel))
         else:
             cost_model = costs.MultiplierCost(candidates)
         # cheapest (most aggressive) first after exact: the order the search methods rely on
@@ -304,8 +305,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
                               "sees negative inputs; use signed multipliers")
     # never the test images: those give the reported figures
     x_eval, y_eval = data.x_val[:conf.eval_images], data.y_val[:conf.eval_images]
-    select = loop.selection(data, conf.eval_images, conf.select_images)
-    x_sel, y_sel = select if select is not None else (x_eval, y_eval)
+    x_sel, y_sel = select = loop.selection(data, conf.eval_images, conf.select_images)
     rd.write_json("splits.json", {"train": len(data.x_train), "validation": len(data.x_val),
                                   "evaluation": len(x_eval), "selection": len(x_sel), "test": len(data.x_test),
                                   "validation_from": "training images", "validation_index": data.val_index.tolist()})
@@ -392,6 +392,7 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     # what the budget is applied to: each assignment's fine-tuned accuracy where it was fine-tuned
     final = list({**{r.choice: r for r in all_results}, **{c: t.result for c, t in tuned.items()}}.values())
     exact_cost = ev.cost(ev.exact())
+    objective = resolve_objective(conf.objective, conf.accel)
     methods: dict[str, Any] = {}
     if tuned:
         requested["finetune-in-loop"] = final
@@ -408,15 +409,15 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     _csv(rd.path / "pareto.csv", [search.row(r, ev, candidates) for r in front])
     _csv(rd.path / "evaluations.csv", [search.row(r, ev, candidates) for r in sorted(all_results, key=lambda r: r.order)])
     _plot(rd.path / "pareto.png", final, front, baseline, conf.max_acc_loss, chosen, exact_cost,
-          "accelerator energy" if _objective(conf) == "accel" else "multiply energy")
+          "accelerator energy" if objective == "accel" else "multiply energy")
 
     report: dict[str, Any] = {
         "net": conf.net, "data": data.name, "layers": ev.names, "macs": macs,
         "multipliers": [{"name": m.name, "path": str(m.path) if m.path else "exact", **cost_model.multiplier(m),
                          "wce": m.report.get("wce"), "mae": m.report.get("mae")} for m in candidates],
-        "cost_model": cost_model.name, "objective": _objective(conf), "float_accuracy": info["float_accuracy"],
+        "cost_model": cost_model.name, "objective": objective, "float_accuracy": info["float_accuracy"],
         "qat_accuracy": info["qat_accuracy"], "baseline_accuracy": baseline, "eval_images": len(x_eval),
-        "confidence": conf.confidence, "select_images": len(x_sel) if select is not None else 0,
+        "confidence": conf.confidence, "select_images": len(x_sel) if conf.select_images else 0,
         "eval_split": "validation", "max_acc_loss": conf.max_acc_loss, "exact_energy_pj": exact_cost.energy_pj,
         "exact_mult_energy_pj": exact_cost.mult_energy_pj, "exact_accel_energy_pj": exact_cost.accel_energy_pj,
         "exact_area": exact_cost.area, "methods": methods, "evaluations": len(all_results),
@@ -445,7 +446,8 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
         report["exported_luts"] = exported
         qnn.assign(model, assignment)
         qnn.set_mode(model, "lut")
-        test["chosen_accuracy_untuned"] = train.accuracy(model, data.x_test, data.y_test)
+        right = train.correct(model, data.x_test, data.y_test)  # untuned; replaced below when fine-tuned
+        test["chosen_accuracy_untuned"] = int(right.sum()) / max(1, len(data.x_test))
         ft: dict[str, Any] | None = None
         if chosen.choice in tuned:
             t = tuned[chosen.choice]
@@ -462,10 +464,9 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
             report["finetune"] = {**ft, "test_accuracy_before": test["chosen_accuracy_untuned"],
                                   "test_accuracy_after": test["chosen_accuracy"], "test_images": len(data.x_test)}
         else:
-            right = train.correct(model, data.x_test, data.y_test)
             test["chosen_accuracy"] = test["chosen_accuracy_untuned"]
         test["chosen_loss_vs_exact_int8"] = test["exact_int8_accuracy"] - test["chosen_accuracy"]
-        lost, gained = int((exact_right & ~right).sum()), int((~exact_right & right).sum())
+        lost, gained = search.paired(exact_right, right)
         test |= {"chosen_lost": lost, "chosen_gained": gained,
                  "chosen_loss_se": search.paired_se(lost, gained, len(data.x_test))}
     else:
@@ -476,13 +477,6 @@ def _run(ctx: stage.Context) -> dict[str, Any]:
     return report
 
 
-
-
-def _objective(conf: Any) -> str:
-    """What the search minimises (``--objective``; auto: the accelerator's energy where one is given)."""
-    if conf.objective == "auto":
-        return "accel" if conf.accel is not None else "mult"
-    return str(conf.objective)
 
 
 def _reductions(exact: Any, cost: Any) -> dict[str, float | None]:

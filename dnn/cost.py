@@ -29,6 +29,14 @@ BITS = 8  # the network's INT8 quantisation
 OBJECTIVES = ("mult", "accel")  # what the search minimises: multiplier or whole-accelerator energy
 
 
+def objective(chosen: str, accel: Any) -> str:
+    """What the search minimises for ``--objective chosen`` (auto: the accelerator's energy where an
+    accelerator configuration ``accel`` is given, else the multipliers')."""
+    if chosen == "auto":
+        return "accel" if accel is not None else "mult"
+    return chosen
+
+
 @dataclass(frozen=True)
 class Cost:
     """``energy_pj`` is what the search minimises: multiplier energy, or with ``--accel`` the whole

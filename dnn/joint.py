@@ -101,7 +101,7 @@ def _cost(conf: Any, ev: Any, model: Any, sub: Path) -> Any:
     settings.update({"masks": str((sub / "masks.npz").resolve()), "sparsity": 0.0,
                      "sparsity_block": conf.sparsity_block})
     write_json(sub / "accel.json", settings)
-    return costs.AccelCost(sub / "accel.json", ev.mults, ev.names, "mult" if conf.objective == "mult" else "accel",
+    return costs.AccelCost(sub / "accel.json", ev.mults, ev.names, costs.objective(conf.objective, conf.accel),
                            SparseMultiplierCost(ev.mults, sparsity.kept_filters(model), ev.macs))
 
 

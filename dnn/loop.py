@@ -92,12 +92,11 @@ class Tuner:
         return tuned
 
 
-def selection(data: Data, eval_images: int, select_images: int) -> tuple[Any, Any] | None:
-    """``--select-images K``: the K validation images after the first ``eval_images`` (those evaluate
-    assignments), which pick fine-tuning checkpoints; None for K = 0 (the evaluation images pick them)."""
-    if not select_images:
-        return None
-    return data.x_val[eval_images:eval_images + select_images], data.y_val[eval_images:eval_images + select_images]
+def selection(data: Data, eval_images: int, select_images: int) -> tuple[Any, Any]:
+    """The validation images that pick fine-tuning checkpoints: with ``--select-images K`` the K after the
+    first ``eval_images`` (those evaluate assignments), with K = 0 the evaluation images themselves."""
+    lo, hi = (eval_images, eval_images + select_images) if select_images else (0, eval_images)
+    return data.x_val[lo:hi], data.y_val[lo:hi]
 
 
 def run(tune: Callable[[Choice], Tuned], results: Sequence[Result], baseline: float, budget: float,

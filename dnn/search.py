@@ -73,6 +73,12 @@ class Result:
         return baseline - self.accuracy
 
 
+def paired(reference: torch.Tensor, right: torch.Tensor) -> tuple[int, int]:
+    """(lost, gained): images the reference classifies right and ``right`` says wrong, and the other way
+    round (one bool per image each)."""
+    return int((reference & ~right).sum()), int((~reference & right).sum())
+
+
 def paired_se(lost: int, gained: int, images: int) -> float:
     """Standard error of an accuracy difference measured on the same ``images``: the per-image
     differences are +1 (``lost``), -1 (``gained``) or 0, so the variance of their mean is
@@ -122,8 +128,7 @@ class Evaluator:
 
     def result(self, choice: Choice, right: torch.Tensor, method: str, order: int) -> Result:
         """The result of ``choice`` from which evaluation images the network classified right."""
-        ref = self.exact_correct()
-        lost, gained = int((ref & ~right).sum()), int((~ref & right).sum())
+        lost, gained = paired(self.exact_correct(), right)
         return self.judged(choice, lost, gained, int(right.sum()) / max(1, len(self.x)), method, order)
 
     def assignment(self, choice: Choice) -> dict[str, Any]:

@@ -217,22 +217,15 @@ def kernel_speed(quick: bool = False) -> list[dict[str, Any]]:
     cached (its zero blocks are the ones ``lut_speed`` skips), else calibrated but untrained (a kernel's time
     depends on which blocks are zero, not on the weights' values), so no training runs here. Quick mode:
     LeNet-5's conv2 on 8 images."""
-    import time
+    from functools import partial
 
     import numpy as np
     import torch
 
     from dnn import data as dnn_data
     from dnn import fixtures, kernels, models, qnn, sparsity, train
+    from dnn.bench import _best_of
     from dnn.mults import Multiplier
-
-    def best(kernel: Any, *args: Any) -> float:
-        times = []
-        for _ in range(2 if quick else REPS):
-            t0 = time.perf_counter()
-            kernel(*args)
-            times.append(time.perf_counter() - t0)
-        return min(times)
 
     net, layers, batch = ("lenet5", ("conv2",), 8) if quick else ("resnet20", KERNEL_LAYERS, 64)
     threads = torch.get_num_threads()
@@ -282,12 +275,14 @@ def kernel_speed(quick: bool = False) -> list[dict[str, Any]]:
             t_half = np.ascontiguousarray(pd.err_table[:, :, :half])
             c_half = np.ascontiguousarray(pd.err_const[:half])
             da = plan.a_hi - plan.a_lo + 1
-            t_dense = best(kernels.conv_gather, xq, pd.err_table, plan.a_lo, kh, kw, stride, pd.err_const, out,
-                           pd.ptile, mul, add, 1)
-            t_lanes = best(kernels.conv_gather, xq, t_half, plan.a_lo, kh, kw, stride, c_half, out_half, pd.ptile,
-                           mul, add, 1)
-            t_sparse = best(kernels.conv_gather_runs, xq, *ps.sparse_gather, da, plan.a_lo, kh, kw, stride,
-                            ps.err_const, out, ps.ptile, mul, add, 1)
+            runs: Any = kernels.conv_gather_runs  # numba's typing of its signature is not mypy's
+            t_dense, t_lanes, t_sparse = _best_of([
+                partial(kernels.conv_gather, xq, pd.err_table, plan.a_lo, kh, kw, stride, pd.err_const, out,
+                        pd.ptile, mul, add, 1),
+                partial(kernels.conv_gather, xq, t_half, plan.a_lo, kh, kw, stride, c_half, out_half, pd.ptile,
+                        mul, add, 1),
+                partial(runs, xq, *ps.sparse_gather, da, plan.a_lo, kh, kw, stride,
+                        ps.err_const, out, ps.ptile, mul, add, 1)], 2 if quick else REPS)
             kept = ps.sparse_gather[4]
             where = (f"{net} ({'trained' if trained else 'untrained, calibrated'}) {name}: {pd.out} filters, "
                      f"{c} inputs, batch {batch}; dense {1e3 * t_dense:.2f} ms; "
